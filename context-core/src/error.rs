@@ -1,0 +1,242 @@
+//! Why a context is done: the two-valued [`Error`] that code matches on, and the richer
+//! [`Cause`] that says why and where.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::panic::Location;
+use std::sync::Arc;
+
+/// The error a done context reports: Go's `context.Canceled` and `context.DeadlineExceeded`.
+///
+/// It is returned by [`Context::err`](crate::Context::err), [`Context::check`](crate::Context::check),
+/// the [`done`](crate::Context::done) future and the blocking waits. It is `Copy`, so it can be
+/// matched and compared freely; the richer "why and where" lives in [`Cause`].
+///
+/// # Examples
+///
+/// ```
+/// use context_core::{Context, Error};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel();
+/// assert_eq!(ctx.err(), Some(Error::Canceled));
+/// assert_eq!(Error::Canceled.to_string(), "context canceled");
+/// assert!(Error::DeadlineExceeded.is_timeout());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Error {
+    /// The context was cancelled: a [`CancelHandle`](crate::CancelHandle) was used or dropped,
+    /// or an ancestor was cancelled.
+    Canceled,
+    /// The context's deadline (or an ancestor's) passed.
+    DeadlineExceeded,
+}
+
+impl Error {
+    /// Whether this is [`Error::DeadlineExceeded`], like Go's `net.Error.Timeout()`.
+    ///
+    /// ```
+    /// use context_core::Error;
+    /// assert!(Error::DeadlineExceeded.is_timeout());
+    /// assert!(!Error::Canceled.is_timeout());
+    /// ```
+    pub const fn is_timeout(self) -> bool {
+        matches!(self, Error::DeadlineExceeded)
+    }
+
+    /// Go's message for this error: `context canceled` or `context deadline exceeded`.
+    ///
+    /// ```
+    /// use context_core::Error;
+    /// assert_eq!(Error::DeadlineExceeded.as_str(), "context deadline exceeded");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Error::Canceled => "context canceled",
+            Error::DeadlineExceeded => "context deadline exceeded",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl StdError for Error {}
+
+/// `DeadlineExceeded` becomes [`io::ErrorKind::TimedOut`]; `Canceled` becomes
+/// [`io::ErrorKind::Other`], never `Interrupted`, which std retries and would swallow.
+///
+/// ```
+/// use context_core::Error;
+/// use std::io;
+///
+/// let e: io::Error = Error::DeadlineExceeded.into();
+/// assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+/// let e: io::Error = Error::Canceled.into();
+/// assert_eq!(e.kind(), io::ErrorKind::Other);
+/// assert_eq!(e.get_ref().unwrap().downcast_ref::<Error>(), Some(&Error::Canceled));
+/// ```
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match e {
+            Error::DeadlineExceeded => io::ErrorKind::TimedOut,
+            Error::Canceled => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// A shared, boxed error: what a custom cause holds.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+#[derive(Clone)]
+enum Reason {
+    Plain(Error),
+    Custom(Arc<dyn StdError + Send + Sync + 'static>),
+}
+
+/// Why a context is done, and who did it: Go's `context.Cause`, plus the source location.
+///
+/// A cause is the error given to [`CancelHandle::cancel_with_cause`](crate::CancelHandle::cancel_with_cause)
+/// or to [`Context::with_deadline_cause`](crate::Context::with_deadline_cause), or else the plain
+/// [`Error`]. It also records the source location of the `cancel` call (or, for a deadline or a
+/// dropped [`CancelHandle`](crate::CancelHandle), of the call that created the context), so "why
+/// was this cancelled, and by whom" always has an answer. Cloning is cheap (a reference count).
+///
+/// # Examples
+///
+/// ```
+/// use context_core::{Context, Error};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let (child, _child_cancel) = ctx.with_cancel();
+/// cancel.cancel_with_cause("shutting down");
+///
+/// let cause = child.cause().unwrap();
+/// assert_eq!(cause.to_string(), "shutting down");
+/// assert_eq!(child.err(), Some(Error::Canceled));
+/// assert_eq!(cause.location().file(), file!());
+/// ```
+#[derive(Clone)]
+pub struct Cause {
+    reason: Reason,
+    location: &'static Location<'static>,
+}
+
+impl Cause {
+    /// A cause holding `error`, located at the caller.
+    ///
+    /// ```
+    /// use context_core::Cause;
+    /// let cause = Cause::new("disk full");
+    /// assert_eq!(cause.to_string(), "disk full");
+    /// ```
+    #[track_caller]
+    pub fn new(error: impl Into<BoxError>) -> Cause {
+        Cause::with_location(error.into(), Location::caller())
+    }
+
+    pub(crate) fn with_location(error: BoxError, location: &'static Location<'static>) -> Cause {
+        Cause {
+            reason: Reason::Custom(Arc::from(error)),
+            location,
+        }
+    }
+
+    pub(crate) fn plain(error: Error, location: &'static Location<'static>) -> Cause {
+        Cause {
+            reason: Reason::Plain(error),
+            location,
+        }
+    }
+
+    /// The error this cause holds: the custom error, or the plain [`Error`].
+    ///
+    /// ```
+    /// use context_core::Context;
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// cancel.cancel();
+    /// let cause = ctx.cause().unwrap();
+    /// assert_eq!(cause.error().to_string(), "context canceled");
+    /// ```
+    pub fn error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        match &self.reason {
+            Reason::Plain(e) => e,
+            Reason::Custom(e) => &**e,
+        }
+    }
+
+    /// The custom error as type `E`, if the cause holds one of that type (or is the plain
+    /// [`Error`] and `E` is [`Error`]).
+    ///
+    /// ```
+    /// use context_core::{Context, Error};
+    /// use std::io;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// cancel.cancel_with_cause(io::Error::new(io::ErrorKind::BrokenPipe, "peer left"));
+    /// let cause = ctx.cause().unwrap();
+    /// assert_eq!(cause.downcast_ref::<io::Error>().unwrap().kind(), io::ErrorKind::BrokenPipe);
+    /// assert!(cause.downcast_ref::<Error>().is_none());
+    /// ```
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        self.error().downcast_ref::<E>()
+    }
+
+    /// Whether this cause is just the plain error, with no custom error given.
+    ///
+    /// ```
+    /// use context_core::Context;
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// cancel.cancel();
+    /// assert!(ctx.cause().unwrap().is_plain());
+    /// ```
+    pub fn is_plain(&self) -> bool {
+        matches!(self.reason, Reason::Plain(_))
+    }
+
+    /// Where the cancellation came from: the `cancel` call, or for a deadline or a dropped
+    /// handle, the call that created the context.
+    ///
+    /// ```
+    /// use context_core::Context;
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let line = line!() + 1;
+    /// cancel.cancel();
+    /// assert_eq!(ctx.cause().unwrap().location().line(), line);
+    /// ```
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.error(), f)
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Cause");
+        match &self.reason {
+            Reason::Plain(e) => d.field("error", e),
+            Reason::Custom(e) => d.field("error", e),
+        };
+        d.field("location", &format_args!("{}", self.location))
+            .finish()
+    }
+}
+
+impl StdError for Cause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.reason {
+            Reason::Plain(_) => None,
+            Reason::Custom(e) => Some(&**e),
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The context tree: nodes, the links from parents to children, and cancellation.
+//!
+//! Every [`Context`](crate::Context) is an `Arc<Node>`. A node points *up* to its parent
+//! (strongly: values, deadlines and `Debug` walk upwards). Cancellation flows *down*: every
+//! cancellable node (a [`CancelNode`], made by `with_cancel` / `with_deadline`) keeps the list of
+//! its live cancellable descendants that have no other cancellable node in between (its
+//! *children*). A value node or a `without_cancel` node is not cancellable itself: a value node
+//! borrows the signal of its nearest cancellable ancestor (its *scope*), a `without_cancel` node
+//! and the roots have none.
+//!
+//! The *link parent* of a cancel node is the cancellable node its parent's signal comes from:
+//! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
+//!
+//! # Invariants
+//!
+//! 1. A cancel node's `state` moves from `LIVE` to `CANCELED` or `DEADLINE` once, under the
+//!    node's lock, after its `cause` is written, and never changes again. Readers of `state`
+//!    need no lock: `is_done`/`err` are one `Acquire` load.
+//! 2. While a cancel node is live and has a link parent, it is in the link parent's `children`
+//!    at index `slot` (written under the link parent's lock), unless the link parent is done.
+//!    A node leaves that list exactly once: by its own cancellation (`detach`), or when the link
+//!    parent's cancellation takes the whole list.
+//! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s, its link
+//!    parent's `children` and, with a deadline, the timer. Dropping the last handle cancels it,
+//!    and cancellation removes it from its link parent and the timer, so a context nobody
+//!    holds is unlinked at once. Nothing links a node to its children strongly once it is done.
+//! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only
+//!    under the node's lock and only while it is live. Cancellation takes the whole waiter slab
+//!    under that lock, so no waiter is missed and no waiter key is reused after the node is done.
+//! 5. The thread that cancels a node holds that node's lock until every descendant is done. A
+//!    concurrent `cancel` of the same node waits on that lock, so when *any* `cancel` returns, the
+//!    whole subtree reports done (propagation is synchronous, as DESIGN.md requires).
+//! 6. No user code runs while a lock of ours is held: wakers are woken, threads unparked and
+//!    callbacks handed to their pool after every lock is released.
+//! 7. Nothing recurses over the depth or width of the tree: cancellation uses a work list and
+//!    `Node::drop` releases the parent chain in a loop.
+//!
+//! # Lock order
+//!
+//! A node's lock is taken before its descendants' (creation order); nobody takes an ancestor's
+//! lock while holding a descendant's (`detach` releases the node's own lock first). The timer's
+//! lock is a leaf: it may be taken under node locks, and the timer thread never takes a node
+//! lock while holding it.
+
+use std::any::Any;
+use std::time::Instant;
+
+use crate::error::{Cause, Error};
+use crate::slab::Slab;
+use crate::sync::{lock, Arc, AtomicU8, AtomicUsize, Mutex, Ordering};
+use crate::timer;
+use crate::values::ValueNode;
+use crate::waiters::Waiter;
+
+const LIVE: u8 = 0;
+const CANCELED: u8 = 1;
+const DEADLINE: u8 = 2;
+
+/// A node of the context tree; see the module docs.
+pub(crate) struct Node {
+    pub(crate) parent: Option<Arc<Node>>,
+    pub(crate) body: Body,
+}
+
+pub(crate) enum Body {
+    Background,
+    Todo,
+    Cancel(CancelNode),
+    Value(Box<ValueNode<dyn Any + Send + Sync>>),
+    WithoutCancel,
+}
+
+/// The cancellable part of a node.
+pub(crate) struct CancelNode {
+    state: AtomicU8,
+    /// Index in the link parent's `children` (invariant 2).
+    slot: AtomicUsize,
+    /// Live [`CancelHandle`](crate::CancelHandle) clones; the last one cancels on drop.
+    pub(crate) handles: AtomicUsize,
+    pub(crate) deadline: Option<Box<DeadlineInfo>>,
+    inner: Mutex<Inner>,
+}
+
+pub(crate) struct DeadlineInfo {
+    pub(crate) at: Instant,
+    /// The cause reported when the deadline fires.
+    pub(crate) cause: Cause,
+    pub(crate) timer_id: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    cause: Option<Cause>,
+    /// Allocated on the first child or waiter.
+    links: Option<Box<Links>>,
+}
+
+#[derive(Default)]
+struct Links {
+    children: Vec<Arc<Node>>,
+    waiters: Slab<Waiter>,
+}
+
+/// What one cancellation collected, to be acted on once every lock is released (invariant 6).
+#[derive(Default)]
+struct Aftermath {
+    waiters: Vec<Waiter>,
+    timers: Vec<(Instant, u64)>,
+    released: Vec<Arc<Node>>,
+}
+
+impl Node {
+    pub(crate) fn root(body: Body) -> Node {
+        Node { parent: None, body }
+    }
+
+    /// The cancellable node whose state this node reports: itself, its scope, or none.
+    #[inline]
+    pub(crate) fn cancel_node(&self) -> Option<&CancelNode> {
+        match &self.body {
+            Body::Cancel(c) => Some(c),
+            Body::Value(v) => match &v.scope {
+                Some(scope) => scope.cancel_node(),
+                None => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Like [`Node::cancel_node`], as the owning `Arc`.
+    pub(crate) fn signal(self: &Arc<Node>) -> Option<&Arc<Node>> {
+        match &self.body {
+            Body::Cancel(_) => Some(self),
+            Body::Value(v) => v.scope.as_ref(),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn err(&self) -> Option<Error> {
+        self.cancel_node().and_then(CancelNode::err)
+    }
+
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        self.cancel_node().and_then(CancelNode::cause)
+    }
+
+    /// The effective deadline: the nearest deadline node's, up to a root or `without_cancel`.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let mut node = self;
+        loop {
+            match &node.body {
+                Body::Cancel(CancelNode {
+                    deadline: Some(d), ..
+                }) => return Some(d.at),
+                Body::Background | Body::Todo | Body::WithoutCancel => return None,
+                _ => node = node.parent.as_deref()?,
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Invariant 7: release a long chain of parents iteratively, not by recursive drops.
+        let mut next = self.parent.take();
+        while let Some(parent) = next {
+            next = match Arc::into_inner(parent) {
+                Some(mut node) => node.parent.take(),
+                None => None,
+            };
+        }
+    }
+}
+
+impl CancelNode {
+    pub(crate) fn new(deadline: Option<Box<DeadlineInfo>>) -> CancelNode {
+        CancelNode {
+            state: AtomicU8::new(LIVE),
+            slot: AtomicUsize::new(usize::MAX),
+            handles: AtomicUsize::new(1),
+            deadline,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) != LIVE
+    }
+
+    #[inline]
+    pub(crate) fn err(&self) -> Option<Error> {
+        match self.state.load(Ordering::Acquire) {
+            LIVE => None,
+            CANCELED => Some(Error::Canceled),
+            _ => Some(Error::DeadlineExceeded),
+        }
+    }
+
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        if !self.is_done() {
+            return None;
+        }
+        // Invariant 1: the cause was written before the state, under this lock.
+        lock(&self.inner).cause.clone()
+    }
+
+    /// Registers `waiter`, or gives it back with the error if the node is already done.
+    pub(crate) fn register(&self, waiter: Waiter) -> Result<usize, (Waiter, Error)> {
+        let mut inner = lock(&self.inner);
+        if let Some(e) = self.err() {
+            return Err((waiter, e));
+        }
+        Ok(inner
+            .links
+            .get_or_insert_with(Default::default)
+            .waiters
+            .insert(waiter))
+    }
+
+    /// Runs `f` on the waiter registered at `key`, unless the node is done.
+    pub(crate) fn with_waiter<R>(&self, key: usize, f: impl FnOnce(&mut Waiter) -> R) -> Option<R> {
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
+            return None;
+        }
+        inner.links.as_mut()?.waiters.get_mut(key).map(f)
+    }
+
+    /// Removes the waiter at `key`; `None` if the node is done (cancellation took it).
+    pub(crate) fn unregister(&self, key: usize) -> Option<Waiter> {
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
+            return None;
+        }
+        inner.links.as_mut()?.waiters.remove(key)
+    }
+
+    /// Marks the node done (invariant 1) and moves what cancellation must act on into `acc`.
+    /// The caller holds `inner`, the guard of this node's lock.
+    fn finish(
+        &self,
+        inner: &mut Inner,
+        err: Error,
+        cause: &Cause,
+        acc: &mut Aftermath,
+        work: &mut Vec<Arc<Node>>,
+    ) {
+        inner.cause = Some(cause.clone());
+        let state = match err {
+            Error::Canceled => CANCELED,
+            Error::DeadlineExceeded => DEADLINE,
+        };
+        self.state.store(state, Ordering::Release);
+        if let Some(links) = inner.links.take() {
+            let Links { children, waiters } = *links;
+            work.extend(children);
+            acc.waiters.extend(waiters.drain());
+        }
+        if let Some(d) = &self.deadline {
+            acc.timers.push((d.at, d.timer_id));
+        }
+    }
+}
+
+/// Creates a cancel node under `parent`, linked to `parent`'s signal (invariant 2) or born done
+/// with the link parent's error and cause. Arms the timer for `deadline`, or cancels at once if
+/// it has already passed.
+pub(crate) fn new_cancel_node(
+    parent: &Arc<Node>,
+    deadline: Option<Box<DeadlineInfo>>,
+) -> Arc<Node> {
+    let node = Arc::new(Node {
+        parent: Some(Arc::clone(parent)),
+        body: Body::Cancel(CancelNode::new(deadline)),
+    });
+    let Body::Cancel(core) = &node.body else {
+        unreachable!()
+    };
+    if let Some(link) = parent.signal() {
+        let link_core = link.cancel_node().expect("a signal is a cancel node");
+        let mut link_inner = lock(&link_core.inner);
+        match link_core.err() {
+            Some(err) => {
+                // Born done: nobody else can see `node` yet, so taking its lock cannot block.
+                let cause = link_inner.cause.clone().expect("a done node has a cause");
+                drop(link_inner);
+                {
+                    let mut inner = lock(&core.inner);
+                    inner.cause = Some(cause);
+                    core.state.store(
+                        if err == Error::Canceled {
+                            CANCELED
+                        } else {
+                            DEADLINE
+                        },
+                        Ordering::Release,
+                    );
+                }
+                return node;
+            }
+            None => {
+                let links = link_inner.links.get_or_insert_with(Default::default);
+                core.slot.store(links.children.len(), Ordering::Relaxed);
+                links.children.push(Arc::clone(&node));
+            }
+        }
+    }
+    if let Some(d) = &core.deadline {
+        if d.at <= Instant::now() {
+            let cause = d.cause.clone();
+            cancel(&node, Error::DeadlineExceeded, cause);
+        } else {
+            // Under the node's lock, so a concurrent cancellation either sees the entry (and
+            // removes it) or happens first (and we do not arm the timer at all).
+            let _inner = lock(&core.inner);
+            if !core.is_done() {
+                timer::arm(d.at, d.timer_id, Arc::clone(&node));
+            }
+        }
+    }
+    node
+}
+
+/// Cancels `node` (a cancel node) and its whole subtree with `err` and `cause`, unless it is
+/// already done. On return every descendant reports done (invariant 5).
+pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: Cause) {
+    let Body::Cancel(core) = &node.body else {
+        return;
+    };
+    let mut acc = Aftermath::default();
+    {
+        let mut inner = lock(&core.inner);
+        if core.is_done() {
+            // Whoever won held this lock until the subtree was done (invariant 5).
+            return;
+        }
+        let mut work = Vec::new();
+        core.finish(&mut inner, err, &cause, &mut acc, &mut work);
+        // Invariant 5: keep `inner` (this node's lock) until the work list is empty.
+        while let Some(child) = work.pop() {
+            if let Body::Cancel(child_core) = &child.body {
+                let mut child_inner = lock(&child_core.inner);
+                if !child_core.is_done() {
+                    child_core.finish(&mut child_inner, err, &cause, &mut acc, &mut work);
+                }
+            }
+            acc.released.push(child);
+        }
+        drop(inner);
+    }
+    detach(node, core);
+    run_aftermath(acc);
+}
+
+/// Removes a freshly cancelled `node` from its link parent's children (invariant 2).
+fn detach(node: &Arc<Node>, core: &CancelNode) {
+    let Some(link) = node.parent.as_ref().and_then(|p| p.signal()) else {
+        return;
+    };
+    let link_core = link.cancel_node().expect("a signal is a cancel node");
+    let removed = {
+        let mut link_inner = lock(&link_core.inner);
+        if link_core.is_done() {
+            // The link parent's cancellation took (or is about to take) the whole list.
+            return;
+        }
+        let Some(links) = link_inner.links.as_mut() else {
+            unreachable!("a linked child implies its parent has links")
+        };
+        let slot = core.slot.load(Ordering::Relaxed);
+        debug_assert!(Arc::ptr_eq(&links.children[slot], node));
+        let removed = links.children.swap_remove(slot);
+        if let Some(moved) = links.children.get(slot) {
+            if let Body::Cancel(moved_core) = &moved.body {
+                moved_core.slot.store(slot, Ordering::Relaxed);
+            }
+        }
+        if links.children.is_empty() && links.children.capacity() > 16 {
+            links.children = Vec::new();
+        }
+        removed
+    };
+    drop(removed);
+}
+
+fn run_aftermath(acc: Aftermath) {
+    for (at, id) in acc.timers {
+        timer::disarm(at, id);
+    }
+    let mut first_panic = None;
+    for waiter in acc.waiters {
+        // A panicking waker must not stop the others from being woken.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
+        if let Err(payload) = result {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    drop(acc.released);
+    if let Some(payload) = first_panic {
+        if !std::thread::panicking() {
+            std::panic::resume_unwind(payload);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn child_count(node: &Node) -> usize {
+    match node.cancel_node() {
+        Some(core) => lock(&core.inner)
+            .links
+            .as_ref()
+            .map_or(0, |l| l.children.len()),
+        None => 0,
+    }
+}

@@ -1,0 +1,172 @@
+//! Waiting for a context to be done: the [`Done`] future for any executor, and blocking waits
+//! for threads. Both register a [`Waiter`] on the context's cancel node through the same three
+//! calls (`register`, `with_waiter`, `unregister`) and differ only in how they sleep.
+//!
+//! The pattern is "check, register, check again": `register` re-checks the state under the
+//! node's lock, and cancellation takes every waiter under that same lock (tree invariant 4), so
+//! a wake-up can never be lost between the check and the registration.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Instant;
+
+use crate::after_func::Callback;
+use crate::error::Error;
+use crate::sync::{thread, Arc, Thread};
+use crate::Context;
+
+/// Something to notify when a context is done.
+pub(crate) enum Waiter {
+    /// An async task awaiting [`Done`].
+    Task(Waker),
+    /// A thread blocked in [`Context::wait`] and friends.
+    Thread(Thread),
+    /// An [`after_func`](Context::after_func) callback.
+    Callback(Arc<Callback>),
+}
+
+impl Waiter {
+    /// Called with no lock held (tree invariant 6).
+    pub(crate) fn notify(self) {
+        match self {
+            Waiter::Task(waker) => waker.wake(),
+            Waiter::Thread(thread) => thread.unpark(),
+            Waiter::Callback(callback) => callback.fire(),
+        }
+    }
+}
+
+/// A future that resolves with the context's [`Error`] once the context is done: Go's
+/// `<-ctx.Done()`, followed by `ctx.Err()`.
+///
+/// Made by [`Context::done`]. It works on any executor: it only stores the task's [`Waker`].
+/// Dropping it while pending unregisters it, so it leaves nothing behind. For a context that
+/// can never be done (such as [`Context::background`]) it stays pending forever and stores
+/// nothing.
+///
+/// # Cancellation safety
+///
+/// Dropping a `Done` is always safe and loses nothing: a new `done()` future sees the same
+/// state.
+///
+/// # Examples
+///
+/// ```
+/// use context_core::{Context, Error};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let waiter = std::thread::spawn(move || futures_executor::block_on(ctx.done()));
+/// cancel.cancel();
+/// assert_eq!(waiter.join().unwrap(), Error::Canceled);
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct Done {
+    ctx: Context,
+    key: Option<usize>,
+}
+
+impl Done {
+    pub(crate) fn new(ctx: Context) -> Done {
+        Done { ctx, key: None }
+    }
+}
+
+impl Future for Done {
+    type Output = Error;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        let this = self.get_mut();
+        let Some(core) = this.ctx.node.cancel_node() else {
+            return Poll::Pending;
+        };
+        if let Some(err) = core.err() {
+            return Poll::Ready(err);
+        }
+        let result = match this.key {
+            Some(key) => core
+                .with_waiter(key, |w| {
+                    if !matches!(w, Waiter::Task(old) if old.will_wake(cx.waker())) {
+                        *w = Waiter::Task(cx.waker().clone());
+                    }
+                })
+                .map(|()| key),
+            None => core.register(Waiter::Task(cx.waker().clone())).ok(),
+        };
+        match result {
+            Some(key) => {
+                this.key = Some(key);
+                Poll::Pending
+            }
+            // Done in between: the error is set, and the waiter list was taken.
+            None => {
+                this.key = None;
+                Poll::Ready(core.err().expect("a node that refuses waiters is done"))
+            }
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let (Some(key), Some(core)) = (self.key, self.ctx.node.cancel_node()) {
+            drop(core.unregister(key));
+        }
+    }
+}
+
+impl fmt::Debug for Done {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Done")
+            .field("context", &self.ctx)
+            .field("registered", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// Blocks the current thread until `ctx` is done (`Some(error)`) or `until` passes (`None`).
+pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error> {
+    let Some(core) = ctx.node.cancel_node() else {
+        // Never done: just sleep (forever, without a limit).
+        loop {
+            match until {
+                None => thread::park(),
+                Some(t) => {
+                    let now = Instant::now();
+                    if now >= t {
+                        return None;
+                    }
+                    thread::park_timeout(t - now);
+                }
+            }
+        }
+    };
+    if let Some(err) = core.err() {
+        return Some(err);
+    }
+    let key = match core.register(Waiter::Thread(thread::current())) {
+        Ok(key) => key,
+        Err((_, err)) => return Some(err),
+    };
+    loop {
+        if let Some(err) = core.err() {
+            return Some(err);
+        }
+        match until {
+            None => thread::park(),
+            Some(t) => {
+                let now = Instant::now();
+                if now >= t {
+                    break;
+                }
+                thread::park_timeout(t - now);
+            }
+        }
+    }
+    match core.unregister(key) {
+        Some(_) => None,
+        // Done while timing out: report it, as the waiter was taken.
+        None => core.err(),
+    }
+}

@@ -1,0 +1,1 @@
+//! Runnable examples: `cargo run -p context-examples --example tour`.

@@ -1,0 +1,1 @@
+//! Integration tests for the context workspace live in `tests/`.
