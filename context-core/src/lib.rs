@@ -51,5 +51,9 @@ pub use error::{BoxError, Cause, Error};
 pub use handle::CancelHandle;
 pub use waiters::Done;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
 #[cfg(test)]
 mod tests;
