@@ -120,6 +120,6 @@ fn run() {
 }
 
 #[cfg(test)]
-pub(crate) fn armed() -> usize {
-    lock(&timer().state).entries.len()
+pub(crate) fn is_armed(at: Instant, id: u64) -> bool {
+    lock(&timer().state).entries.contains_key(&(at, id))
 }
