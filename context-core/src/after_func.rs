@@ -1,8 +1,10 @@
 //! `after_func`: run a function once a context is done, on a thread of its own.
 //!
-//! Go runs each `AfterFunc` callback in a new goroutine. We run each on a thread from a small
-//! pool that grows whenever every pool thread is busy, so a callback that blocks never delays
-//! another callback nor the canceller, and idle threads exit after a while.
+//! Go runs each `AfterFunc` callback in a new goroutine. We run callbacks on a pool of threads
+//! that grows whenever every pool thread is busy, up to [`MAX_THREADS`], so a callback that
+//! blocks delays neither the canceller nor (up to that many blocked at once) other callbacks.
+//! Idle threads exit after ten seconds. A burst of a million callbacks therefore costs at most
+//! `MAX_THREADS` threads, not a million.
 //!
 //! # Invariants
 //!
@@ -150,9 +152,13 @@ struct Pool {
 struct PoolState {
     jobs: VecDeque<Job>,
     idle: usize,
+    threads: usize,
 }
 
 const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+/// The most callback threads alive at once; beyond that, callbacks queue for a free thread.
+pub(crate) const MAX_THREADS: usize = 64;
 
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
@@ -166,15 +172,21 @@ fn pool_submit(job: Job) {
     let p = pool();
     let mut state = p.state.lock().unwrap_or_else(|e| e.into_inner());
     state.jobs.push_back(job);
-    if state.jobs.len() <= state.idle {
+    if state.jobs.len() <= state.idle || state.threads >= MAX_THREADS {
         p.work.notify_one();
         return;
     }
+    state.threads += 1;
     drop(state);
     let spawned = std::thread::Builder::new()
         .name("context-after-func".into())
         .spawn(pool_worker);
     if spawned.is_err() {
+        pool()
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .threads -= 1;
         // The OS refused a thread: run what is queued here rather than never.
         pool_drain_here();
     }
@@ -205,6 +217,10 @@ fn pool_worker() {
     let mut state = p.state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if let Some(job) = state.jobs.pop_front() {
+            if state.jobs.is_empty() && state.jobs.capacity() > 64 {
+                // Give a burst's queue memory back.
+                state.jobs = VecDeque::new();
+            }
             drop(state);
             run_job(job);
             state = p.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -218,6 +234,7 @@ fn pool_worker() {
         state = next;
         state.idle -= 1;
         if timeout.timed_out() && state.jobs.is_empty() {
+            state.threads -= 1;
             return;
         }
     }

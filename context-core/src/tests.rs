@@ -22,7 +22,10 @@ fn dropping_the_last_handle_unlinks_without_cancel() {
     let handles: Vec<_> = (0..100).map(|_| parent.with_cancel()).collect();
     assert_eq!(tree::child_count(&parent.node), 100);
     // Drop in an order that exercises swap_remove's slot updates.
-    let (evens, odds): (Vec<_>, Vec<_>) = handles.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let (evens, odds): (Vec<_>, Vec<_>) = handles
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
     drop(odds);
     assert_eq!(tree::child_count(&parent.node), 50);
     drop(evens);

@@ -43,28 +43,19 @@ pub(crate) fn lookup<T: Any>(mut node: &Node) -> Option<&T> {
 
 /// `alloc::vec::Vec<my_crate::RequestId>` → `Vec<RequestId>`: type names without paths.
 pub(crate) fn short_type_name(name: &str) -> String {
+    let is_path_char = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
     let mut out = String::with_capacity(name.len());
-    let mut segment_start = 0;
-    for (i, c) in name.char_indices() {
-        match c {
-            ':' => {}
-            _ if c.is_alphanumeric() || c == '_' => {
-                if i > 0 && name[..i].ends_with("::") {
-                    // Drop the path written so far for this segment.
-                    out.truncate(segment_start);
-                }
-            }
-            _ => {}
-        }
-        if c == ':' {
-            continue;
-        }
-        if !(c.is_alphanumeric() || c == '_') {
-            out.push(c);
-            segment_start = out.len();
-        } else {
+    let mut rest = name;
+    while !rest.is_empty() {
+        let end = rest.find(|c| !is_path_char(c)).unwrap_or(rest.len());
+        let (path, tail) = rest.split_at(end);
+        // Keep the last segment of a path run (`a::b::C` → `C`).
+        out.push_str(path.rsplit("::").next().unwrap_or(path));
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
             out.push(c);
         }
+        rest = chars.as_str();
     }
     out
 }

@@ -181,7 +181,10 @@ fn the_effective_deadline_is_the_earliest() {
     let (later_child, _c2) = parent.with_deadline(late);
     assert_eq!(later_child.deadline(), Some(early));
     let (earlier_child, _c3) = parent.with_deadline(now + Duration::from_secs(50));
-    assert_eq!(earlier_child.deadline(), Some(now + Duration::from_secs(50)));
+    assert_eq!(
+        earlier_child.deadline(),
+        Some(now + Duration::from_secs(50))
+    );
     let (plain, _c4) = parent.with_value(1u8).with_cancel();
     assert_eq!(plain.deadline(), Some(early));
     assert_eq!(parent.without_cancel().deadline(), None);
@@ -192,7 +195,10 @@ fn a_later_child_deadline_drops_its_cause_as_in_go() {
     let (parent, _c) = Context::background().with_timeout(Duration::from_millis(20));
     let (child, _c2) = parent.with_timeout_cause(Duration::from_secs(3600), "child cause");
     assert_eq!(child.wait(), Error::DeadlineExceeded);
-    assert!(child.cause().unwrap().is_plain(), "the parent's deadline fired");
+    assert!(
+        child.cause().unwrap().is_plain(),
+        "the parent's deadline fired"
+    );
 }
 
 #[test]
@@ -240,7 +246,10 @@ fn a_deadline_turns_is_done_true_without_any_waiter() {
     });
     let (elapsed, spins, err) = spinner.join().unwrap();
     assert!(elapsed >= timeout, "fired early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(10), "fired far too late: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "fired far too late: {elapsed:?}"
+    );
     assert!(spins > 0);
     assert_eq!(err, Some(Error::DeadlineExceeded));
 }
@@ -321,7 +330,10 @@ fn debug_names_the_chain_root_first() {
         text.starts_with("background.with_cancel.with_deadline(in "),
         "{text}"
     );
-    assert!(text.ends_with(").with_value(RequestId).without_cancel"), "{text}");
+    assert!(
+        text.ends_with(").with_value(RequestId).without_cancel"),
+        "{text}"
+    );
     assert_eq!(
         format!("{:?}", Context::todo().with_value(vec![1u8])),
         "todo.with_value(Vec<u8>)"

@@ -1,0 +1,140 @@
+//! Nothing is kept: live memory returns to its baseline after contexts are dropped, with or
+//! without `cancel()`. A counting global allocator measures it.
+//!
+//! This file is its own test binary with a single test, so no other test allocates concurrently.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::task::{Context as TaskContext, Waker};
+use std::time::Duration;
+
+use context_core::Context;
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's own arguments, so `System`'s
+// guarantees carry over unchanged; the counter is a side effect only.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded from our caller, who upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded from our caller: `ptr` came from this allocator with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::SeqCst)
+}
+
+/// Builds a varied tree under `parent` and returns everything that keeps it alive. Its
+/// `after_func` registrations are stopped before the end (a fired callback runs on a pool
+/// thread whose own bookkeeping would blur the count; `fired_callbacks_keep_nothing` covers
+/// those).
+fn grow(parent: &Context, n: usize) -> (Vec<StopOnDrop>, Vec<Box<dyn std::any::Any>>) {
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let mut stops = Vec::new();
+    for i in 0..n {
+        let (a, ca) = parent.with_cancel();
+        let (b, cb) = a.with_timeout(Duration::from_secs(3600 + i as u64));
+        let c = b.with_value(i).with_value(format!("request {i}"));
+        let (d, cd) = c.with_deadline_cause(
+            std::time::Instant::now() + Duration::from_secs(7200),
+            "too slow",
+        );
+        let stop = d.after_func(|| {});
+        // A registered, then abandoned, done() future.
+        let mut done = d.done();
+        let waker = Waker::noop();
+        assert!(Pin::new(&mut done)
+            .poll(&mut TaskContext::from_waker(waker))
+            .is_pending());
+        stops.push(StopOnDrop(stop));
+        keep.push(Box::new((a, ca, b, cb, c, d, cd, done)));
+    }
+    (stops, keep)
+}
+
+struct StopOnDrop(context_core::AfterFunc);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+#[test]
+fn live_memory_returns_to_baseline() {
+    let (parent, cancel) = Context::background().with_cancel();
+    // Warm up: lazily created statics (timer, thread-locals) and the parent's child list.
+    let (stops, kept) = grow(&parent, 10);
+    drop(stops);
+    drop(kept);
+    std::thread::sleep(Duration::from_millis(1));
+    let baseline = live();
+
+    // Dropped without any cancel().
+    let (stops, kept) = grow(&parent, 10_000);
+    assert!(
+        live() > baseline + 10_000 * 100,
+        "the tree was really built"
+    );
+    drop(stops);
+    drop(kept);
+    assert!(
+        live() <= baseline,
+        "leaked {} bytes after dropping without cancel",
+        live() - baseline
+    );
+
+    // Cancelled through the parent, then dropped.
+    let (sub, cancel_sub) = parent.with_cancel();
+    let (stops, kept) = grow(&sub, 10_000);
+    drop(stops);
+    cancel_sub.cancel();
+    drop(kept);
+    drop((sub, cancel_sub));
+    assert!(
+        live() <= baseline,
+        "leaked {} bytes after cancel and drop",
+        live() - baseline
+    );
+    drop((parent, cancel));
+
+    fired_callbacks_keep_nothing();
+}
+
+/// Fired callbacks release their closure (and what it captured) once they ran.
+fn fired_callbacks_keep_nothing() {
+    let token = std::sync::Arc::new(());
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let registrations: Vec<_> = (0..1000)
+        .map(|_| {
+            let (token, tx) = (token.clone(), tx.clone());
+            ctx.after_func(move || {
+                drop(token);
+                tx.send(()).unwrap();
+            })
+        })
+        .collect();
+    assert_eq!(std::sync::Arc::strong_count(&token), 1001);
+    cancel.cancel();
+    for _ in 0..1000 {
+        rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+    drop(registrations);
+    drop(ctx);
+    assert_eq!(std::sync::Arc::strong_count(&token), 1);
+}
