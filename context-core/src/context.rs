@@ -593,7 +593,10 @@ impl fmt::Debug for Context {
                 Body::Cancel(c) => match &c.deadline {
                     None => f.write_str("with_cancel")?,
                     Some(d) => match d.at.checked_duration_since(now) {
-                        Some(left) => write!(f, "with_deadline(in {left:.1?})")?,
+                        Some(left) if left >= Duration::from_secs(1) => {
+                            write!(f, "with_deadline(in {:.1}s)", left.as_secs_f64())?
+                        }
+                        Some(left) => write!(f, "with_deadline(in {}ms)", left.as_millis())?,
                         None => f.write_str("with_deadline(passed)")?,
                     },
                 },
