@@ -1,0 +1,284 @@
+//! Wake latency, scenarios S6 and S6t of `shared/BENCHMARKS.md`, as percentiles over thousands
+//! of samples (harness = false: criterion reports means and medians of batches, not the
+//! distribution of single events).
+//!
+//! - S6: from just before `cancel()` until the task awaiting `done()` (ours) or `cancelled()`
+//!   (tokio-util) resumes, both on one current-thread tokio runtime: the canceller is the
+//!   `block_on` future, and it awaits the waiting task's `JoinHandle` right after cancelling.
+//! - S6x (extra, no target): the same across threads: the waiting task runs on the single
+//!   worker of a multi-thread runtime, idle (parked) when the main thread cancels.
+//! - S6t: from just before `cancel()` until a thread blocked in `wait()` resumes, against the
+//!   floor: the same hand-off with a flag, `Thread::unpark` and `thread::park`.
+//!
+//! Samples of the compared variants are taken in alternating rounds, so that drift of a noisy
+//! machine hits them alike. Output lines: `RESULT <id> <who> p50=<ns> p90=<ns> p99=<ns> n=<n>`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use context_core::Context;
+use tokio_util::sync::CancellationToken;
+
+/// Alternating rounds per comparison.
+const ROUNDS: usize = 10;
+/// S6 samples per round and variant.
+const S6_PER_ROUND: usize = 2_000;
+/// S6x and S6t samples per round and variant (each takes a settle pause).
+const SLOW_PER_ROUND: usize = 300;
+/// How long the waiting side is left alone before the cancel, so that it is really asleep.
+const SETTLE: Duration = Duration::from_micros(200);
+
+fn report(id: &str, who: &str, mut samples: Vec<Duration>) {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[i].as_nanos()
+    };
+    println!(
+        "RESULT {id} {who} p50={} p90={} p99={} n={}",
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        samples.len()
+    );
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Yields until `flag` is set: the spawned task has reached its first `await`.
+async fn until_set(flag: &AtomicBool) {
+    while !flag.load(Ordering::Acquire) {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// S6, ours: `n` samples on `rt`.
+fn s6_ours(rt: &tokio::runtime::Runtime, parent: &Context, n: usize, out: &mut Vec<Duration>) {
+    rt.block_on(async {
+        for _ in 0..n {
+            let (child, cancel) = parent.with_cancel();
+            let waiting = Arc::new(AtomicBool::new(false));
+            let task = tokio::spawn({
+                let waiting = Arc::clone(&waiting);
+                async move {
+                    waiting.store(true, Ordering::Release);
+                    child.done().await;
+                    Instant::now()
+                }
+            });
+            until_set(&waiting).await;
+            let start = Instant::now();
+            cancel.cancel();
+            let resumed = task.await.expect("waiting task panicked");
+            out.push(resumed - start);
+        }
+    });
+}
+
+/// S6, tokio-util: `n` samples on `rt`.
+fn s6_tokio(
+    rt: &tokio::runtime::Runtime,
+    parent: &CancellationToken,
+    n: usize,
+    out: &mut Vec<Duration>,
+) {
+    rt.block_on(async {
+        for _ in 0..n {
+            let child = parent.child_token();
+            let waiting = Arc::new(AtomicBool::new(false));
+            let task = tokio::spawn({
+                let waiting = Arc::clone(&waiting);
+                let child = child.clone();
+                async move {
+                    waiting.store(true, Ordering::Release);
+                    child.cancelled().await;
+                    Instant::now()
+                }
+            });
+            until_set(&waiting).await;
+            let start = Instant::now();
+            child.cancel();
+            let resumed = task.await.expect("waiting task panicked");
+            out.push(resumed - start);
+        }
+    });
+}
+
+fn s6() {
+    let rt = current_thread_runtime();
+    let (parent, _cancel) = Context::background().with_cancel();
+    let parent_token = CancellationToken::new();
+    // Warm-up: the runtime's queues and the allocator reach their steady state.
+    s6_ours(&rt, &parent, S6_PER_ROUND, &mut Vec::new());
+    s6_tokio(&rt, &parent_token, S6_PER_ROUND, &mut Vec::new());
+    let (mut ours, mut tokio) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        s6_ours(&rt, &parent, S6_PER_ROUND, &mut ours);
+        s6_tokio(&rt, &parent_token, S6_PER_ROUND, &mut tokio);
+    }
+    report("S6", "ours", ours);
+    report("S6", "tokio_util", tokio);
+}
+
+/// S6x: the waiting task on the idle worker of a one-worker multi-thread runtime; `cancel`
+/// from this thread. `wait` is ours or tokio-util's: it makes a pair (a future that resolves
+/// on the cancel, the cancel itself).
+fn s6x_samples<W, F, C>(rt: &tokio::runtime::Runtime, n: usize, out: &mut Vec<Duration>, make: W)
+where
+    W: Fn() -> (F, C),
+    F: std::future::Future<Output = ()> + Send + 'static,
+    C: FnOnce(),
+{
+    for _ in 0..n {
+        let (wait, cancel) = make();
+        let waiting = Arc::new(AtomicBool::new(false));
+        let task = rt.spawn({
+            let waiting = Arc::clone(&waiting);
+            async move {
+                waiting.store(true, Ordering::Release);
+                wait.await;
+                Instant::now()
+            }
+        });
+        while !waiting.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        thread::sleep(SETTLE);
+        let start = Instant::now();
+        cancel();
+        let resumed = rt.block_on(task).expect("waiting task panicked");
+        out.push(resumed - start);
+    }
+}
+
+fn s6x() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("tokio runtime");
+    let (parent, _cancel) = Context::background().with_cancel();
+    let parent_token = CancellationToken::new();
+    let ours = || {
+        let (child, cancel) = parent.with_cancel();
+        (
+            async move {
+                child.done().await;
+            },
+            move || cancel.cancel(),
+        )
+    };
+    let tokio = || {
+        let child = parent_token.child_token();
+        let waited = child.clone();
+        (async move { waited.cancelled().await }, move || {
+            child.cancel()
+        })
+    };
+    s6x_samples(&rt, SLOW_PER_ROUND / 3, &mut Vec::new(), ours);
+    s6x_samples(&rt, SLOW_PER_ROUND / 3, &mut Vec::new(), tokio);
+    let (mut ours_out, mut tokio_out) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        s6x_samples(&rt, SLOW_PER_ROUND, &mut ours_out, ours);
+        s6x_samples(&rt, SLOW_PER_ROUND, &mut tokio_out, tokio);
+    }
+    report("S6x", "ours", ours_out);
+    report("S6x", "tokio_util", tokio_out);
+}
+
+/// What the S6t waiter thread is handed for one sample.
+enum Wait {
+    Ours(Context),
+    Floor(Arc<AtomicBool>),
+}
+
+/// S6t: one waiter thread serves both variants; the main thread cancels.
+fn s6t() {
+    let (to_waiter, jobs) = mpsc::channel::<Wait>();
+    let (done_tx, resumed) = mpsc::channel::<Instant>();
+    let waiting = Arc::new(AtomicBool::new(false));
+    let waiter = thread::spawn({
+        let waiting = Arc::clone(&waiting);
+        move || {
+            for job in jobs {
+                waiting.store(true, Ordering::Release);
+                match job {
+                    Wait::Ours(ctx) => {
+                        ctx.wait();
+                    }
+                    Wait::Floor(flag) => {
+                        while !flag.load(Ordering::Acquire) {
+                            thread::park();
+                        }
+                    }
+                }
+                done_tx.send(Instant::now()).expect("main thread gone");
+            }
+        }
+    });
+    let waiter_thread = waiter.thread().clone();
+    let (parent, _cancel) = Context::background().with_cancel();
+    let hand_off = |job: Wait| {
+        to_waiter.send(job).expect("waiter thread gone");
+        while !waiting.swap(false, Ordering::AcqRel) {
+            std::hint::spin_loop();
+        }
+        thread::sleep(SETTLE);
+    };
+    let ours_sample = || {
+        let (ctx, cancel) = parent.with_cancel();
+        hand_off(Wait::Ours(ctx));
+        let start = Instant::now();
+        cancel.cancel();
+        resumed.recv().expect("waiter thread gone") - start
+    };
+    let floor_sample = || {
+        let flag = Arc::new(AtomicBool::new(false));
+        hand_off(Wait::Floor(Arc::clone(&flag)));
+        let start = Instant::now();
+        flag.store(true, Ordering::Release);
+        waiter_thread.unpark();
+        resumed.recv().expect("waiter thread gone") - start
+    };
+    for _ in 0..SLOW_PER_ROUND / 3 {
+        ours_sample();
+        floor_sample();
+    }
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        for _ in 0..SLOW_PER_ROUND {
+            ours.push(ours_sample());
+        }
+        for _ in 0..SLOW_PER_ROUND {
+            floor.push(floor_sample());
+        }
+    }
+    drop(to_waiter);
+    waiter.join().expect("waiter thread panicked");
+    report("S6t", "ours", ours);
+    report("S6t", "floor", floor);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument picks scenarios by id prefix.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |id: &str| filter.is_empty() || filter.iter().any(|f| id.starts_with(f.as_str()));
+    if wanted("S6") {
+        s6();
+    }
+    if wanted("S6x") {
+        s6x();
+    }
+    if wanted("S6t") {
+        s6t();
+    }
+}

@@ -1,0 +1,475 @@
+//! Criterion benchmarks for scenarios S1, S1p, S2, S2p, S3, S4, S4w, S5 and S7 of
+//! `shared/BENCHMARKS.md`: each scenario is a criterion group in which `ours` (context-core),
+//! `tokio_util` (`CancellationToken`) and, where the table names one, `floor` run side by side in
+//! the same process, so that their ratios are same-run ratios.
+//!
+//! S5m, S6/S6t and S8 live in `deep_chain.rs`, `latency.rs` and `memory.rs` (harness = false).
+//! `scripts/bench.sh` runs everything and prints the table of medians and ratios.
+//!
+//! Scenarios measured per element (S4, S4w, S5) report the time of one whole fan-out or chain in
+//! criterion; the element count is the benchmark's parameter, and the script divides by it.
+
+use std::any::{Any, TypeId};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use context_core::Context;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use tokio_util::sync::CancellationToken;
+
+/// "A long timeout": never fires during a benchmark.
+const HOUR: Duration = Duration::from_secs(3600);
+/// Children of one parent in S4 and S4w.
+const FAN_OUT: usize = 10_000;
+/// Levels of the chain in S5.
+const CHAIN: usize = 10_000;
+
+/// Short defaults so that the whole suite stays within minutes on 2 cores; the command line
+/// (`--warm-up-time`, `--measurement-time`, `--sample-size`) still overrides them.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+}
+
+/// Runs `op` `iters` times on this thread and, at the same time, `iters` times on a second
+/// thread; both start at a barrier. Returns the wall time until both are finished, which is the
+/// time per operation *per thread* once divided by `iters`.
+fn on_two_threads<F: Fn() + Sync>(iters: u64, op: F) -> Duration {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        let helper = s.spawn(|| {
+            barrier.wait();
+            for _ in 0..iters {
+                op();
+            }
+        });
+        barrier.wait();
+        let start = Instant::now();
+        for _ in 0..iters {
+            op();
+        }
+        helper.join().expect("helper thread panicked");
+        start.elapsed()
+    })
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// S1: the hot check on a live child that has a deadline.
+fn s1(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S1_is_done");
+    let (ctx, _cancel) = Context::background().with_timeout(HOUR);
+    g.bench_function("ours", |b| b.iter(|| black_box(&ctx).is_done()));
+    let parent = CancellationToken::new();
+    let token = parent.child_token();
+    g.bench_function("tokio_util", |b| {
+        b.iter(|| black_box(&token).is_cancelled())
+    });
+    let flag = AtomicBool::new(false);
+    g.bench_function("floor", |b| {
+        b.iter(|| black_box(&flag).load(Ordering::Acquire))
+    });
+    g.finish();
+}
+
+/// S1p: S1 on two threads hitting one shared context.
+fn s1p(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S1p_is_done_2threads");
+    let (ctx, _cancel) = Context::background().with_timeout(HOUR);
+    g.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, || {
+                black_box(black_box(&ctx).is_done());
+            })
+        })
+    });
+    let parent = CancellationToken::new();
+    let token = parent.child_token();
+    g.bench_function("tokio_util", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, || {
+                black_box(black_box(&token).is_cancelled());
+            })
+        })
+    });
+    let flag = AtomicBool::new(false);
+    g.bench_function("floor", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, || {
+                black_box(black_box(&flag).load(Ordering::Acquire));
+            })
+        })
+    });
+    g.finish();
+}
+
+fn s2_ours(parent: &Context) {
+    let (child, cancel) = black_box(parent).with_cancel();
+    cancel.cancel();
+    drop(black_box(child));
+    drop(cancel);
+}
+
+fn s2_tokio(parent: &CancellationToken) {
+    let child = black_box(parent).child_token();
+    child.cancel();
+    drop(black_box(child));
+}
+
+/// S2: a child with a cancel, cancelled and dropped, under a live cancellable parent.
+fn s2(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S2_child_cancel_drop");
+    let (parent, _cancel) = Context::background().with_cancel();
+    g.bench_function("ours", |b| b.iter(|| s2_ours(&parent)));
+    let parent = CancellationToken::new();
+    g.bench_function("tokio_util", |b| b.iter(|| s2_tokio(&parent)));
+    g.finish();
+}
+
+/// S2p: S2 on two threads sharing one parent.
+fn s2p(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S2p_child_cancel_drop_2threads");
+    let (parent, _cancel) = Context::background().with_cancel();
+    g.bench_function("ours", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, || s2_ours(&parent)))
+    });
+    let parent = CancellationToken::new();
+    g.bench_function("tokio_util", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, || s2_tokio(&parent)))
+    });
+    g.finish();
+}
+
+/// S3: a child with a one-hour timeout, cancelled and dropped. tokio-util has no deadline of its
+/// own: the honest equivalent is a child token plus a task that sleeps for the timeout and then
+/// cancels it (and ends early when the token is cancelled). The task is awaited, so its whole
+/// life (spawn, first poll that arms the timer, wake-up, completion) is inside the measurement,
+/// as ours arms and disarms its timer entry inside the measurement.
+fn s3(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S3_timeout_child_cancel_drop");
+    let (parent, _cancel) = Context::background().with_cancel();
+    g.bench_function("ours", |b| {
+        b.iter(|| {
+            let (child, cancel) = black_box(&parent).with_timeout(HOUR);
+            cancel.cancel();
+            drop(black_box(child));
+            drop(cancel);
+        })
+    });
+    let parent = CancellationToken::new();
+    let rt = current_thread_runtime();
+    g.bench_function("tokio_util_task", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let child = black_box(&parent).child_token();
+                    let timer = child.clone();
+                    let task = tokio::spawn(async move {
+                        let slept = timer.run_until_cancelled(tokio::time::sleep(HOUR)).await;
+                        if slept.is_some() {
+                            timer.cancel();
+                        }
+                    });
+                    child.cancel();
+                    drop(black_box(child));
+                    task.await.expect("timeout task panicked");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+/// S4: fan-out of `FAN_OUT` children under one parent: the creation of all children, and the
+/// cancellation of the parent, as two measurements (the other phase runs untimed).
+fn s4(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S4_fanout");
+    g.sample_size(10);
+    let n = FAN_OUT;
+    for timed_create in [true, false] {
+        let phase = if timed_create { "create" } else { "cancel" };
+        g.bench_with_input(BenchmarkId::new(format!("ours_{phase}"), n), &n, |b, &n| {
+            let mut kids = Vec::with_capacity(n);
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (parent, cancel) = Context::background().with_cancel();
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        kids.push(parent.with_cancel());
+                    }
+                    let created = start.elapsed();
+                    let start = Instant::now();
+                    cancel.cancel();
+                    let cancelled = start.elapsed();
+                    total += if timed_create { created } else { cancelled };
+                    kids.clear();
+                }
+                total
+            })
+        });
+        g.bench_with_input(
+            BenchmarkId::new(format!("tokio_util_{phase}"), n),
+            &n,
+            |b, &n| {
+                let mut kids = Vec::with_capacity(n);
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let parent = CancellationToken::new();
+                        let start = Instant::now();
+                        for _ in 0..n {
+                            kids.push(parent.child_token());
+                        }
+                        let created = start.elapsed();
+                        let start = Instant::now();
+                        parent.cancel();
+                        let cancelled = start.elapsed();
+                        total += if timed_create { created } else { cancelled };
+                        kids.clear();
+                    }
+                    total
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+/// Counts the tasks of S4w: how many have registered their wait, and how many have woken.
+#[derive(Default)]
+struct Progress {
+    waiting: AtomicUsize,
+    woken: AtomicUsize,
+}
+
+impl Progress {
+    async fn until(counter: &AtomicUsize, n: usize) {
+        while counter.load(Ordering::Acquire) < n {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// S4w: S4 with one task per child awaiting it on a current-thread tokio runtime; measured from
+/// the parent's cancel until every task has resumed.
+fn s4w(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S4w_fanout_wake");
+    g.sample_size(10);
+    let n = FAN_OUT;
+    let rt = current_thread_runtime();
+    g.bench_with_input(BenchmarkId::new("ours", n), &n, |b, &n| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (parent, cancel) = Context::background().with_cancel();
+                    let progress = Arc::new(Progress::default());
+                    let mut handles = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let (child, handle) = parent.with_cancel();
+                        handles.push(handle);
+                        let progress = Arc::clone(&progress);
+                        tokio::spawn(async move {
+                            // The first poll runs on to `done()`'s first poll: registered.
+                            progress.waiting.fetch_add(1, Ordering::Release);
+                            child.done().await;
+                            progress.woken.fetch_add(1, Ordering::Release);
+                        });
+                    }
+                    Progress::until(&progress.waiting, n).await;
+                    let start = Instant::now();
+                    cancel.cancel();
+                    Progress::until(&progress.woken, n).await;
+                    total += start.elapsed();
+                    drop(handles);
+                }
+                total
+            })
+        })
+    });
+    g.bench_with_input(BenchmarkId::new("tokio_util", n), &n, |b, &n| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let parent = CancellationToken::new();
+                    let progress = Arc::new(Progress::default());
+                    for _ in 0..n {
+                        let child = parent.child_token();
+                        let progress = Arc::clone(&progress);
+                        tokio::spawn(async move {
+                            progress.waiting.fetch_add(1, Ordering::Release);
+                            child.cancelled().await;
+                            progress.woken.fetch_add(1, Ordering::Release);
+                        });
+                    }
+                    Progress::until(&progress.waiting, n).await;
+                    let start = Instant::now();
+                    parent.cancel();
+                    Progress::until(&progress.woken, n).await;
+                    total += start.elapsed();
+                }
+                total
+            })
+        })
+    });
+    g.finish();
+}
+
+/// S5: a chain of `CHAIN` nested contexts: the creation of the chain, and the cancellation of its
+/// root, as two measurements (the other phase runs untimed).
+fn s5(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S5_chain");
+    g.sample_size(10);
+    let n = CHAIN;
+    for timed_create in [true, false] {
+        let phase = if timed_create { "create" } else { "cancel" };
+        g.bench_with_input(BenchmarkId::new(format!("ours_{phase}"), n), &n, |b, &n| {
+            let mut chain = Vec::with_capacity(n);
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (root, cancel) = Context::background().with_cancel();
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        let next = chain.last().map_or(&root, |(c, _)| c).with_cancel();
+                        chain.push(next);
+                    }
+                    let created = start.elapsed();
+                    let start = Instant::now();
+                    cancel.cancel();
+                    let cancelled = start.elapsed();
+                    total += if timed_create { created } else { cancelled };
+                    chain.clear();
+                }
+                total
+            })
+        });
+        g.bench_with_input(
+            BenchmarkId::new(format!("tokio_util_{phase}"), n),
+            &n,
+            |b, &n| {
+                let mut chain: Vec<CancellationToken> = Vec::with_capacity(n);
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let root = CancellationToken::new();
+                        let start = Instant::now();
+                        for _ in 0..n {
+                            let next = chain.last().unwrap_or(&root).child_token();
+                            chain.push(next);
+                        }
+                        let created = start.elapsed();
+                        let start = Instant::now();
+                        root.cancel();
+                        let cancelled = start.elapsed();
+                        total += if timed_create { created } else { cancelled };
+                        chain.clear();
+                    }
+                    total
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+/// Ten distinct value types for S7 (`Key<0>` … `Key<9>`); `Key<10>` is never stored.
+#[derive(Debug)]
+struct Key<const N: usize>(#[allow(dead_code)] u64);
+
+/// The S7 floor: a hand-rolled chain of `Arc` nodes, each holding one value and its `TypeId`.
+struct FloorNode {
+    key: TypeId,
+    value: Box<dyn Any + Send + Sync>,
+    parent: Option<Arc<FloorNode>>,
+}
+
+/// Stands for `background` at the top of the floor chain, so both chains have as many nodes.
+struct FloorRoot;
+
+impl FloorNode {
+    fn with<T: Any + Send + Sync>(self: &Arc<Self>, value: T) -> Arc<FloorNode> {
+        Arc::new(FloorNode {
+            key: TypeId::of::<T>(),
+            value: Box::new(value),
+            parent: Some(Arc::clone(self)),
+        })
+    }
+
+    fn value<T: Any>(&self) -> Option<&T> {
+        let key = TypeId::of::<T>();
+        let mut node = self;
+        loop {
+            if node.key == key {
+                return node.value.downcast_ref::<T>();
+            }
+            node = node.parent.as_deref()?;
+        }
+    }
+}
+
+/// S7: `value::<T>()` ten values deep: the deepest value, and a type that is missing.
+fn s7(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S7_value_depth10");
+    let ours = Context::background()
+        .with_value(Key::<0>(0))
+        .with_value(Key::<1>(1))
+        .with_value(Key::<2>(2))
+        .with_value(Key::<3>(3))
+        .with_value(Key::<4>(4))
+        .with_value(Key::<5>(5))
+        .with_value(Key::<6>(6))
+        .with_value(Key::<7>(7))
+        .with_value(Key::<8>(8))
+        .with_value(Key::<9>(9));
+    let root = Arc::new(FloorNode {
+        key: TypeId::of::<FloorRoot>(),
+        value: Box::new(FloorRoot),
+        parent: None,
+    });
+    let floor = root
+        .with(Key::<0>(0))
+        .with(Key::<1>(1))
+        .with(Key::<2>(2))
+        .with(Key::<3>(3))
+        .with(Key::<4>(4))
+        .with(Key::<5>(5))
+        .with(Key::<6>(6))
+        .with(Key::<7>(7))
+        .with(Key::<8>(8))
+        .with(Key::<9>(9));
+    assert!(ours.value::<Key<0>>().is_some() && floor.value::<Key<0>>().is_some());
+    g.bench_function("ours_deepest", |b| {
+        b.iter(|| black_box(&ours).value::<Key<0>>().is_some())
+    });
+    g.bench_function("floor_deepest", |b| {
+        b.iter(|| black_box(&floor).value::<Key<0>>().is_some())
+    });
+    g.bench_function("ours_missing", |b| {
+        b.iter(|| black_box(&ours).value::<Key<10>>().is_some())
+    });
+    g.bench_function("floor_missing", |b| {
+        b.iter(|| black_box(&floor).value::<Key<10>>().is_some())
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = s1, s1p, s2, s2p, s3, s4, s4w, s5, s7
+}
+criterion_main!(benches);
