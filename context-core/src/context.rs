@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::after_func::AfterFunc;
 use crate::ambient::{self, EnterGuard};
-use crate::error::{BoxError, Cause, Error};
+use crate::error::{BoxError, Cause, CauseData, Error};
 use crate::handle::CancelHandle;
 use crate::sync::Arc;
 use crate::timer;
@@ -212,8 +212,8 @@ impl Context {
         let deadline = deadline.filter(|(at, _)| self.deadline().is_none_or(|p| *at <= p));
         let info = deadline.map(|(at, cause)| {
             let cause = match cause {
-                Some(e) => Cause::with_location(e, location),
-                None => Cause::plain(Error::DeadlineExceeded, location),
+                Some(e) => CauseData::custom(e, location),
+                None => CauseData::plain(location),
             };
             Box::new(DeadlineInfo {
                 at,

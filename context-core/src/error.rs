@@ -93,10 +93,12 @@ impl From<Error> for io::Error {
 /// A shared, boxed error: what a custom cause holds.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
+/// What a node stores of a cause (16 bytes): the [`Error`] comes from the node's own state,
+/// which every node a cancellation reaches shares with the cancelled one.
 #[derive(Clone)]
-enum Reason {
-    Plain(Error),
-    Custom(Arc<dyn StdError + Send + Sync + 'static>),
+pub(crate) struct CauseData {
+    location: &'static Location<'static>,
+    custom: Option<Arc<BoxError>>,
 }
 
 /// Why a context is done, and who did it: Go's `context.Cause`, plus the source location.
@@ -118,40 +120,34 @@ enum Reason {
 ///
 /// let cause = child.cause().unwrap();
 /// assert_eq!(cause.to_string(), "shutting down");
-/// assert_eq!(child.err(), Some(Error::Canceled));
+/// assert_eq!(cause.err(), Error::Canceled);
 /// assert_eq!(cause.location().file(), file!());
 /// ```
 #[derive(Clone)]
 pub struct Cause {
-    reason: Reason,
-    location: &'static Location<'static>,
+    err: Error,
+    data: CauseData,
+}
+
+impl CauseData {
+    pub(crate) fn plain(location: &'static Location<'static>) -> CauseData {
+        CauseData {
+            location,
+            custom: None,
+        }
+    }
+
+    pub(crate) fn custom(error: BoxError, location: &'static Location<'static>) -> CauseData {
+        CauseData {
+            location,
+            custom: Some(Arc::new(error)),
+        }
+    }
 }
 
 impl Cause {
-    /// A cause holding `error`, located at the caller.
-    ///
-    /// ```
-    /// use context_core::Cause;
-    /// let cause = Cause::new("disk full");
-    /// assert_eq!(cause.to_string(), "disk full");
-    /// ```
-    #[track_caller]
-    pub fn new(error: impl Into<BoxError>) -> Cause {
-        Cause::with_location(error.into(), Location::caller())
-    }
-
-    pub(crate) fn with_location(error: BoxError, location: &'static Location<'static>) -> Cause {
-        Cause {
-            reason: Reason::Custom(Arc::from(error)),
-            location,
-        }
-    }
-
-    pub(crate) fn plain(error: Error, location: &'static Location<'static>) -> Cause {
-        Cause {
-            reason: Reason::Plain(error),
-            location,
-        }
+    pub(crate) fn from_parts(err: Error, data: CauseData) -> Cause {
+        Cause { err, data }
     }
 
     /// The error this cause holds: the custom error, or the plain [`Error`].
@@ -164,10 +160,23 @@ impl Cause {
     /// assert_eq!(cause.error().to_string(), "context canceled");
     /// ```
     pub fn error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        match &self.reason {
-            Reason::Plain(e) => e,
-            Reason::Custom(e) => &**e,
+        match &self.data.custom {
+            None => &self.err,
+            Some(e) => &***e,
         }
+    }
+
+    /// The [`Error`] the context reported with this cause: what [`Context::err`](crate::Context::err) says.
+    ///
+    /// ```
+    /// use context_core::{Context, Error};
+    /// use std::time::Instant;
+    ///
+    /// let (ctx, _cancel) = Context::background().with_deadline_cause(Instant::now(), "slow");
+    /// assert_eq!(ctx.cause().unwrap().err(), Error::DeadlineExceeded);
+    /// ```
+    pub fn err(&self) -> Error {
+        self.err
     }
 
     /// The custom error as type `E`, if the cause holds one of that type (or is the plain
@@ -196,7 +205,7 @@ impl Cause {
     /// assert!(ctx.cause().unwrap().is_plain());
     /// ```
     pub fn is_plain(&self) -> bool {
-        matches!(self.reason, Reason::Plain(_))
+        self.data.custom.is_none()
     }
 
     /// Where the cancellation came from: the `cancel` call, or for a deadline or a dropped
@@ -210,7 +219,7 @@ impl Cause {
     /// assert_eq!(ctx.cause().unwrap().location().line(), line);
     /// ```
     pub fn location(&self) -> &'static Location<'static> {
-        self.location
+        self.data.location
     }
 }
 
@@ -223,20 +232,20 @@ impl fmt::Display for Cause {
 impl fmt::Debug for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Cause");
-        match &self.reason {
-            Reason::Plain(e) => d.field("error", e),
-            Reason::Custom(e) => d.field("error", e),
-        };
-        d.field("location", &format_args!("{}", self.location))
+        d.field("err", &self.err);
+        if let Some(custom) = &self.data.custom {
+            d.field("error", custom);
+        }
+        d.field("location", &format_args!("{}", self.data.location))
             .finish()
     }
 }
 
 impl StdError for Cause {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.reason {
-            Reason::Plain(_) => None,
-            Reason::Custom(e) => Some(&**e),
+        match &self.data.custom {
+            None => None,
+            Some(e) => Some(&***e),
         }
     }
 }

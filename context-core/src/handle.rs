@@ -3,7 +3,7 @@
 use std::fmt;
 use std::panic::Location;
 
-use crate::error::{BoxError, Cause, Error};
+use crate::error::{BoxError, CauseData, Error};
 use crate::sync::{Arc, Ordering};
 use crate::tree::{self, Node};
 use crate::Context;
@@ -57,7 +57,7 @@ impl CancelHandle {
     /// ```
     #[track_caller]
     pub fn cancel(&self) {
-        let cause = Cause::plain(Error::Canceled, Location::caller());
+        let cause = CauseData::plain(Location::caller());
         tree::cancel(&self.node, Error::Canceled, cause);
     }
 
@@ -74,7 +74,7 @@ impl CancelHandle {
     /// ```
     #[track_caller]
     pub fn cancel_with_cause(&self, cause: impl Into<BoxError>) {
-        let cause = Cause::with_location(cause.into(), Location::caller());
+        let cause = CauseData::custom(cause.into(), Location::caller());
         tree::cancel(&self.node, Error::Canceled, cause);
     }
 
@@ -98,7 +98,10 @@ impl CancelHandle {
 impl Clone for CancelHandle {
     fn clone(&self) -> Self {
         if let Some(core) = self.node.cancel_node() {
-            core.handles.fetch_add(1, Ordering::Relaxed);
+            // As `Arc` does: a count this high can only come from leaked clones.
+            if core.handles.fetch_add(1, Ordering::Relaxed) > u32::MAX / 2 {
+                std::process::abort();
+            }
         }
         CancelHandle {
             node: Arc::clone(&self.node),
@@ -113,7 +116,7 @@ impl Drop for CancelHandle {
             return;
         };
         if core.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let cause = Cause::plain(Error::Canceled, self.origin);
+            let cause = CauseData::plain(self.origin);
             tree::cancel(&self.node, Error::Canceled, cause);
         }
     }

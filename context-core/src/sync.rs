@@ -2,14 +2,14 @@
 //! them for loom's model-checked twins (as tokio-util and crossbeam do).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread::{self, Thread};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]

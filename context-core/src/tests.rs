@@ -83,3 +83,16 @@ fn a_child_born_done_is_not_linked_nor_armed() {
     assert!(!timer::is_armed(d.at, d.timer_id));
     assert_eq!(tree::child_count(&parent.node), 0);
 }
+
+#[test]
+fn node_sizes() {
+    use std::mem::size_of;
+    eprintln!(
+        "Node {} Body {} CancelNode {} Cause {} DeadlineInfo {}",
+        size_of::<tree::Node>(),
+        size_of::<tree::Body>(),
+        size_of::<tree::CancelNode>(),
+        size_of::<crate::Cause>(),
+        size_of::<tree::DeadlineInfo>()
+    );
+}

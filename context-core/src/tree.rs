@@ -45,9 +45,9 @@
 use std::any::Any;
 use std::time::Instant;
 
-use crate::error::{Cause, Error};
+use crate::error::{Cause, CauseData, Error};
 use crate::slab::Slab;
-use crate::sync::{lock, Arc, AtomicU8, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicU32, AtomicU8, Mutex, Ordering};
 use crate::timer;
 use crate::values::ValueNode;
 use crate::waiters::Waiter;
@@ -74,9 +74,9 @@ pub(crate) enum Body {
 pub(crate) struct CancelNode {
     state: AtomicU8,
     /// Index in the link parent's `children` (invariant 2).
-    slot: AtomicUsize,
+    slot: AtomicU32,
     /// Live [`CancelHandle`](crate::CancelHandle) clones; the last one cancels on drop.
-    pub(crate) handles: AtomicUsize,
+    pub(crate) handles: AtomicU32,
     pub(crate) deadline: Option<Box<DeadlineInfo>>,
     inner: Mutex<Inner>,
 }
@@ -84,13 +84,13 @@ pub(crate) struct CancelNode {
 pub(crate) struct DeadlineInfo {
     pub(crate) at: Instant,
     /// The cause reported when the deadline fires.
-    pub(crate) cause: Cause,
+    pub(crate) cause: CauseData,
     pub(crate) timer_id: u64,
 }
 
 #[derive(Default)]
 struct Inner {
-    cause: Option<Cause>,
+    cause: Option<CauseData>,
     /// Allocated on the first child or waiter.
     links: Option<Box<Links>>,
 }
@@ -177,8 +177,8 @@ impl CancelNode {
     pub(crate) fn new(deadline: Option<Box<DeadlineInfo>>) -> CancelNode {
         CancelNode {
             state: AtomicU8::new(LIVE),
-            slot: AtomicUsize::new(usize::MAX),
-            handles: AtomicUsize::new(1),
+            slot: AtomicU32::new(u32::MAX),
+            handles: AtomicU32::new(1),
             deadline,
             inner: Mutex::new(Inner::default()),
         }
@@ -203,7 +203,8 @@ impl CancelNode {
             return None;
         }
         // Invariant 1: the cause was written before the state, under this lock.
-        lock(&self.inner).cause.clone()
+        let data = lock(&self.inner).cause.clone()?;
+        Some(Cause::from_parts(self.err()?, data))
     }
 
     /// Registers `waiter`, or gives it back with the error if the node is already done.
@@ -243,7 +244,7 @@ impl CancelNode {
         &self,
         inner: &mut Inner,
         err: Error,
-        cause: &Cause,
+        cause: &CauseData,
         acc: &mut Aftermath,
         work: &mut Vec<Arc<Node>>,
     ) {
@@ -302,7 +303,8 @@ pub(crate) fn new_cancel_node(
             }
             None => {
                 let links = link_inner.links.get_or_insert_with(Default::default);
-                core.slot.store(links.children.len(), Ordering::Relaxed);
+                let slot = u32::try_from(links.children.len()).expect("fewer than 2^32 children");
+                core.slot.store(slot, Ordering::Relaxed);
                 links.children.push(Arc::clone(&node));
             }
         }
@@ -325,7 +327,7 @@ pub(crate) fn new_cancel_node(
 
 /// Cancels `node` (a cancel node) and its whole subtree with `err` and `cause`, unless it is
 /// already done. On return every descendant reports done (invariant 5).
-pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: Cause) {
+pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
     let Body::Cancel(core) = &node.body else {
         return;
     };
@@ -369,12 +371,12 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
         let Some(links) = link_inner.links.as_mut() else {
             unreachable!("a linked child implies its parent has links")
         };
-        let slot = core.slot.load(Ordering::Relaxed);
+        let slot = core.slot.load(Ordering::Relaxed) as usize;
         debug_assert!(Arc::ptr_eq(&links.children[slot], node));
         let removed = links.children.swap_remove(slot);
         if let Some(moved) = links.children.get(slot) {
             if let Body::Cancel(moved_core) = &moved.body {
-                moved_core.slot.store(slot, Ordering::Relaxed);
+                moved_core.slot.store(slot as u32, Ordering::Relaxed);
             }
         }
         if links.children.is_empty() && links.children.capacity() > 16 {
