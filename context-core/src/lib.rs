@@ -51,6 +51,9 @@ pub use error::{BoxError, Cause, Error};
 pub use handle::CancelHandle;
 pub use waiters::Done;
 
+#[cfg(feature = "macros")]
+pub use context_macros::{cancellable, select_done};
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

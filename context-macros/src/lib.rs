@@ -2,4 +2,239 @@
 //!
 //! Do not depend on this crate directly: use the re-exports in `context-core`, whose
 //! `__private` module the generated code relies on.
+//!
+//! `EXPANSION.md` in this crate shows what each macro writes.
 #![forbid(unsafe_code)]
+
+mod cancellable;
+mod duration;
+mod error;
+mod select;
+
+use proc_macro::TokenStream;
+
+/// Runs the fn body under a child context that stops it at every loop head, at its `.await`s,
+/// and at its deadline: Go's `ctx, cancel := context.WithTimeout(ctx, d); defer cancel()` plus
+/// the `if ctx.Err() != nil { return }` checks, written for you.
+///
+/// ```
+/// use context_core::{cancellable, Context, Error};
+///
+/// #[cancellable(timeout = "50ms")]
+/// fn spin() -> Result<u64, Error> {
+///     let mut n = 0u64;
+///     loop {
+///         // a check goes here: `if done { return Err(err.into()) }`
+///         n = n.wrapping_add(1);
+///     }
+/// }
+///
+/// assert_eq!(spin(), Err(Error::DeadlineExceeded));
+/// ```
+///
+/// # Arguments
+///
+/// | argument | meaning |
+/// |---|---|
+/// | (none) | a child of the parent, cancelled when the call returns |
+/// | `timeout = "2s"` | also a deadline, in Go's `time.ParseDuration` syntax (`300ms`, `1.5h`, `2h45m`, `10us`, `1µs`, `1ns`), checked at compile time: no sign, at most about 2,562,047 h |
+/// | `timeout = <expr>` | a deadline from a `Duration` expression evaluated at each call; it may use the fn's parameters (`timeout = self.limit`) |
+/// | `parent = ctx` | which parameter is the parent, when two have type `Context` |
+/// | `crate = "path"` | where `context_core` is, if it is renamed or re-exported |
+///
+/// # The parent and the child
+///
+/// The parent is the parameter whose type is spelled `Context`, `&Context` or `&mut Context`
+/// (any name), else [`Context::current()`]. The body runs under a child of it (with the
+/// deadline, if any), which is also the current context while the body runs, so a
+/// `#[cancellable]` fn called from the body inherits the deadline without a parameter. Inside
+/// the body the parameter's name is rebound to the child, with the type as written:
+///
+/// ```
+/// use context_core::{cancellable, Context, Error};
+/// use std::time::Duration;
+///
+/// #[cancellable(timeout = "20ms")]
+/// fn wait_long(ctx: &Context) -> Result<(), Error> {
+///     ctx.sleep(Duration::from_secs(3600)) // the child: wakes at the 20 ms deadline
+/// }
+///
+/// #[cancellable]
+/// fn inner() -> Option<u32> {
+///     // no parameter: inherits the caller's deadline through `Context::current()`
+///     assert!(Context::current().deadline().is_some());
+///     Some(1)
+/// }
+///
+/// #[cancellable(timeout = "1h")]
+/// fn outer() -> Option<u32> {
+///     inner()
+/// }
+///
+/// assert_eq!(wait_long(&Context::background()), Err(Error::DeadlineExceeded));
+/// assert_eq!(outer(), Some(1));
+/// ```
+///
+/// # Where it checks
+///
+/// At the head of every `loop`, `while` and `for` body of the fn, at every depth (labeled
+/// loops, `break` with a value, `while let`, loops in `match` arms all keep working), and not
+/// inside closures, `async` blocks, nested fns or items, or other macros' input. A loop whose
+/// own body holds a `select_done!` gets no check: that select is its checkpoint, so its done
+/// branch runs. A sync body is not otherwise interrupted: `ctx.sleep(..)`, `ctx.wait()` or
+/// your own `ctx.check()?` stop it between loop heads.
+///
+/// An `async fn`'s body is also raced against `done()`: on cancellation the body future is
+/// dropped at its current `.await` and the fn returns at once. Rust futures do nothing before
+/// their first poll, so the child context (and the deadline's clock) starts at the first
+/// poll, not when the fn is called.
+///
+/// ```
+/// use context_core::{cancellable, Error};
+/// use std::time::Duration;
+///
+/// #[cancellable(timeout = "10ms")]
+/// async fn slow() -> Result<(), Error> {
+///     tokio::time::sleep(Duration::from_secs(3600)).await; // dropped here at 10 ms
+///     unreachable!()
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(slow().await, Err(Error::DeadlineExceeded));
+/// # }
+/// ```
+///
+/// # What it returns on cancellation
+///
+/// | return type | on cancellation |
+/// |---|---|
+/// | `Result<T, E>` with `E: From<context_core::Error>` (also aliases: `io::Result<T>`, `anyhow::Result<T>`) | `Err(err.into())` (`io::Error` has kind `TimedOut` for a deadline) |
+/// | `Option<T>` | `None` |
+/// | `()` | `()` |
+///
+/// `impl Trait` works inside these (`Option<impl Iterator<Item = u8>>`); a bare
+/// `-> impl Trait`, or any other type, is a compile error on the return type.
+///
+/// # Equivalent code
+///
+/// `#[cancellable(timeout = "2s")] fn work(ctx: &Context) -> Result<u32, Error> { loop { … } }`
+/// is, in effect:
+///
+/// ```
+/// # use context_core::{Context, Error};
+/// # use std::time::Duration;
+/// fn work(parent: &Context) -> Result<u32, Error> {
+///     let (ctx, _cancel) = parent.with_timeout(Duration::from_secs(2));
+///     let _current = ctx.enter();
+///     let ctx = &ctx;
+///     loop {
+///         if let Some(err) = ctx.err() {
+///             return Err(err.into());
+///         }
+///         # return Ok(1);
+///         // …
+///     }
+/// }
+/// # assert_eq!(work(&Context::background()), Ok(1));
+/// ```
+///
+/// # Limits
+///
+/// - A value borrowed from the rebound `ctx` (such as `ctx.value::<T>()`) cannot be returned
+///   from the fn: the child lives inside the call.
+/// - A sync body is checked only at loop heads: a long blocking call between them is not
+///   interrupted (use `ctx.sleep`, `ctx.wait_timeout`, or check inside it).
+/// - Not on `const fn`s or fns without a body; put it on trait methods' default bodies or on
+///   their implementations.
+/// - With other attribute macros such as `#[tokio::test]`, put `#[cancellable]` first (outermost), so it
+///   sees the `async fn` before they rewrite it.
+///
+/// [`Context::current()`]: https://docs.rs/context-core/latest/context_core/struct.Context.html#method.current
+#[proc_macro_attribute]
+pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
+    cancellable::cancellable(args.into(), item.into()).into()
+}
+
+/// Go's `select` with a `case <-ctx.Done():`: run the done branch if the context is done,
+/// else another branch.
+///
+/// ```
+/// use context_core::{select_done, Context};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let mut rounds = 0;
+/// loop {
+///     select_done! {
+///         done(&ctx) => break,
+///         default => {
+///             rounds += 1;
+///             if rounds == 3 {
+///                 cancel.cancel();
+///             }
+///         }
+///     }
+/// }
+/// assert_eq!(rounds, 3);
+/// ```
+///
+/// # Syntax
+///
+/// | branch | Go | meaning |
+/// |---|---|---|
+/// | `done => body` | `case <-ctx.Done():` | the current context ([`Context::current()`]) is done |
+/// | `done(ctx) => body` | `case <-ctx.Done():` | `ctx` (a `Context` or `&Context`) is done |
+/// | `err = done => body`, `err = done(ctx) => body` | `case <-ctx.Done(): err := ctx.Err()` | the same, binding the `context_core::Error` |
+/// | `pattern = future => body` | `case v := <-ch:` | `future` completed with a value matching the (irrefutable) `pattern` |
+/// | `default => body` | `default:` | nothing else is ready |
+///
+/// Branches are separated by `,`; a `{ … }` body needs none, as in `match`. Exactly one done
+/// branch is required.
+///
+/// **Sync form**: a done branch and a `default` branch. It is an expression (one atomic load,
+/// no `.await`), so it works in threads and in async code alike: the loop body of Go's
+/// `for { select { case <-ctx.Done(): return; default: work() } }`.
+///
+/// **Async form**: a done branch and one or more future branches, with an optional `default`.
+/// It `.await`s, so it belongs in async code. Each time it is polled, it polls the done future
+/// first, then each future in written order; the first ready one wins, so the done branch wins
+/// whenever the context is done. With `default`, every future is polled once before `default`
+/// runs (as Go's select looks at every case). The futures that lose are dropped before the
+/// winning body runs.
+///
+/// ```
+/// use context_core::{select_done, Context, Error};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+/// let outcome = select_done! {
+///     err = done(&ctx) => Err(err),
+///     n = async { tokio::time::sleep(Duration::from_secs(3600)).await; 7 } => Ok(n),
+/// };
+/// assert_eq!(outcome, Err(Error::DeadlineExceeded));
+///
+/// let ready = select_done! {
+///     done(&Context::background()) => 0,
+///     n = async { 7 } => n,
+///     default => -1,
+/// };
+/// assert_eq!(ready, 7);
+/// # }
+/// ```
+///
+/// # Differences from Go
+///
+/// - Go picks at random among ready cases; `select_done!` is deterministic: done first, then
+///   the futures in written order (like `tokio::select!` with `biased;`).
+/// - A future branch's pattern must be irrefutable; match inside the body for more.
+/// - A select with only a done branch is `ctx.wait()` (threads) or `ctx.done().await`; the
+///   macro asks you to write that instead.
+/// - Generated code names `::context_core`; the crate must be reachable under that name.
+///
+/// [`Context::current()`]: https://docs.rs/context-core/latest/context_core/struct.Context.html#method.current
+#[proc_macro]
+pub fn select_done(input: TokenStream) -> TokenStream {
+    select::select_done(input.into()).into()
+}

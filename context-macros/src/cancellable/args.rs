@@ -1,0 +1,192 @@
+//! The arguments of `#[cancellable(...)]`: one setter per key (tokio-macros style), each
+//! rejecting a repeat and keeping the span of what it parsed. Every mistake is collected, so
+//! one build reports all of them.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+
+use crate::duration;
+use crate::error::{format_err, Errors};
+
+/// The keys, spelled once.
+const TIMEOUT: &str = "timeout";
+const PARENT: &str = "parent";
+const CRATE: &str = "crate";
+
+/// Every accepted form, for error messages.
+const VALID: &str = "expected one of: `timeout = \"2s\"`, `timeout = <expr of type Duration>`, \
+                     `parent = <parameter name>`, `crate = \"path::to::context_core\"`";
+
+/// `timeout = …`: a literal parsed now, or an expression evaluated at call time.
+pub(crate) enum Timeout {
+    /// `timeout = "2s"`, parsed at expansion time; `span` is the literal's.
+    Literal { duration: Duration, span: Span },
+    /// `timeout = <expr>`: a `Duration` computed when the fn is called (it may use the params).
+    Expr(Box<Expr>),
+}
+
+/// The parsed arguments.
+#[derive(Default)]
+pub(crate) struct Args {
+    pub(crate) timeout: Option<Timeout>,
+    /// `parent = ctx`: which parameter is the parent context, when two are `Context`s.
+    pub(crate) parent: Option<syn::Ident>,
+    /// `crate = "path"`: the root every generated path goes through.
+    pub(crate) krate: Option<syn::Path>,
+}
+
+impl Args {
+    /// Parses the attribute's tokens; `Err` combines every mistake found.
+    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated
+            .parse2(tokens)
+            .map_err(|err| syn::Error::new(err.span(), format!("{err}; {VALID}")))?;
+        let mut args = Args::default();
+        let mut errors = Errors::default();
+        for meta in metas {
+            let result = match meta.path().get_ident().map(|key| key.to_string()).as_deref() {
+                Some(TIMEOUT) => args.set_timeout(&meta),
+                Some(PARENT) => args.set_parent(&meta),
+                Some(CRATE) => args.set_crate(&meta),
+                _ => Err(format_err!(
+                    meta.path(),
+                    "unknown argument `{}` for #[cancellable]; {VALID}",
+                    quote::ToTokens::to_token_stream(meta.path()).to_string().replace(' ', "")
+                )),
+            };
+            errors.take(result);
+        }
+        errors.finish()?;
+        Ok(args)
+    }
+
+    fn set_timeout(&mut self, meta: &Meta) -> syn::Result<()> {
+        if self.timeout.is_some() {
+            return Err(format_err!(
+                meta.path(),
+                "`timeout` is set more than once; keep a single `timeout = …`"
+            ));
+        }
+        let value = name_value(meta, "timeout = \"2s\"` or `timeout = <expr of type Duration>")?;
+        self.timeout = Some(match value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => Timeout::Literal {
+                duration: parse_duration(lit)?,
+                span: lit.span(),
+            },
+            Expr::Lit(ExprLit {
+                lit: lit @ (Lit::Int(_) | Lit::Float(_)),
+                ..
+            }) => {
+                return Err(format_err!(
+                    lit,
+                    "a bare number has no unit: write `timeout = \"{}s\"`; {}",
+                    lit.to_token_stream_string(),
+                    duration::ACCEPTED
+                ))
+            }
+            other => Timeout::Expr(Box::new(other.clone())),
+        });
+        Ok(())
+    }
+
+    fn set_parent(&mut self, meta: &Meta) -> syn::Result<()> {
+        if self.parent.is_some() {
+            return Err(format_err!(
+                meta.path(),
+                "`parent` is set more than once; keep a single `parent = …`"
+            ));
+        }
+        let value = name_value(meta, "parent = ctx")?;
+        match value {
+            Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
+                self.parent = path.path.get_ident().cloned();
+                Ok(())
+            }
+            other => Err(format_err!(
+                other,
+                "`parent` takes the name of a parameter, e.g. `parent = ctx`"
+            )),
+        }
+    }
+
+    fn set_crate(&mut self, meta: &Meta) -> syn::Result<()> {
+        if self.krate.is_some() {
+            return Err(format_err!(
+                meta.path(),
+                "`crate` is set more than once; keep a single `crate = \"…\"`"
+            ));
+        }
+        let value = name_value(meta, "crate = \"path::to::context_core\"")?;
+        let path = match value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => lit.parse::<syn::Path>().map_err(|_| {
+                format_err!(
+                    lit,
+                    "`crate` must name the path of context-core, e.g. `crate = \"my_context\"` or `crate = \"::deps::context_core\"`"
+                )
+            })?,
+            Expr::Path(path) if path.qself.is_none() => path.path.clone(),
+            other => {
+                return Err(format_err!(
+                    other,
+                    "`crate` must name the path of context-core as a string, e.g. `crate = \"my_context\"`"
+                ))
+            }
+        };
+        self.krate = Some(path);
+        Ok(())
+    }
+}
+
+/// The value of `key = value`; for `key` or `key(...)` an error showing `form`.
+fn name_value<'a>(meta: &'a Meta, form: &str) -> syn::Result<&'a Expr> {
+    match meta {
+        Meta::NameValue(nv) => Ok(&nv.value),
+        Meta::Path(path) => Err(format_err!(path, "this argument needs a value: write `{form}`")),
+        Meta::List(list) => Err(format_err!(list, "use `=`, not parentheses: write `{form}`")),
+    }
+}
+
+/// `"2s"` → 2 s, with the error spanned on the literal.
+fn parse_duration(lit: &LitStr) -> syn::Result<Duration> {
+    duration::parse(&lit.value()).map_err(|err| {
+        format_err!(
+            lit,
+            "failed to parse `timeout` as a duration: {err}; {}",
+            duration::ACCEPTED
+        )
+    })
+}
+
+/// Token text of a literal, for messages.
+trait LitText {
+    fn to_token_stream_string(&self) -> String;
+}
+
+impl LitText for Lit {
+    fn to_token_stream_string(&self) -> String {
+        match self {
+            Lit::Int(int) => int.base10_digits().to_owned(),
+            Lit::Float(float) => float.base10_digits().to_owned(),
+            other => quote::ToTokens::to_token_stream(other).to_string(),
+        }
+    }
+}
+
+impl Timeout {
+    /// Where the timeout was written.
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            Timeout::Literal { span, .. } => *span,
+            Timeout::Expr(expr) => expr.span(),
+        }
+    }
+}

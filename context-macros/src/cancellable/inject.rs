@@ -1,0 +1,125 @@
+//! The loop-head checks: `check` goes first in the body of every `loop`, `while` and `for` of
+//! the fn, at every depth, and nowhere else.
+//!
+//! Input:
+//! ```text
+//! 'outer: for item in items {
+//!     while let Some(x) = queue.pop() { work(x) }
+//!     let f = || loop { spin() };
+//! }
+//! ```
+//! Output:
+//! ```text
+//! 'outer: for item in items {
+//!     <check>
+//!     while let Some(x) = queue.pop() { <check> work(x) }
+//!     let f = || loop { spin() };          // closures are left alone
+//! }
+//! ```
+//!
+//! The visitor does not enter closures, `async` blocks, `const` blocks, nested items, types,
+//! array-repeat lengths (all const or not run by this call) or macro calls (their input is not
+//! Rust syntax yet). A loop whose own body holds a `select_done!` (outside nested loops,
+//! closures and items) gets no check: that select is its checkpoint, and its done branch must
+//! run.
+
+use proc_macro2::TokenStream;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Block, Expr, Item, Macro, Stmt, Type};
+
+
+/// Injects `check` into the statements of a fn body.
+pub(crate) fn inject_into_stmts(stmts: &mut [Stmt], check: &TokenStream) {
+    let mut injector = Injector { check };
+    for stmt in stmts {
+        injector.visit_stmt_mut(stmt);
+    }
+}
+
+struct Injector<'a> {
+    check: &'a TokenStream,
+}
+
+impl Injector<'_> {
+    fn add_check(&self, body: &mut Block) {
+        if has_select_done(&mut body.stmts) {
+            return;
+        }
+        body.stmts
+            .insert(0, Stmt::Expr(Expr::Verbatim(self.check.clone()), None));
+    }
+}
+
+impl VisitMut for Injector<'_> {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match expr {
+            // Not run by this call, or not ours to rewrite.
+            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) | Expr::Macro(_) => {}
+            // The length is a const expression.
+            Expr::Repeat(repeat) => self.visit_expr_mut(&mut repeat.expr),
+            Expr::Loop(l) => {
+                visit_mut::visit_expr_loop_mut(self, l);
+                self.add_check(&mut l.body);
+            }
+            Expr::While(w) => {
+                visit_mut::visit_expr_while_mut(self, w);
+                self.add_check(&mut w.body);
+            }
+            Expr::ForLoop(f) => {
+                visit_mut::visit_expr_for_loop_mut(self, f);
+                self.add_check(&mut f.body);
+            }
+            other => visit_mut::visit_expr_mut(self, other),
+        }
+    }
+
+    fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_type_mut(&mut self, _: &mut Type) {}
+
+    fn visit_macro_mut(&mut self, _: &mut Macro) {}
+}
+
+/// Whether `stmts` call `select_done!`, looking through blocks, `if`, `match` and the like but
+/// not into nested loops, closures, `async` blocks or items.
+fn has_select_done(stmts: &mut [Stmt]) -> bool {
+    let mut finder = FindSelect { found: false };
+    for stmt in stmts {
+        finder.visit_stmt_mut(stmt);
+    }
+    finder.found
+}
+
+struct FindSelect {
+    found: bool,
+}
+
+/// Reads only; `VisitMut` because syn is built without its `visit` feature.
+impl VisitMut for FindSelect {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Closure(_)
+            | Expr::Async(_)
+            | Expr::Const(_)
+            | Expr::Loop(_)
+            | Expr::While(_)
+            | Expr::ForLoop(_) => {}
+            other => visit_mut::visit_expr_mut(self, other),
+        }
+    }
+
+    fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_type_mut(&mut self, _: &mut Type) {}
+
+    fn visit_macro_mut(&mut self, mac: &mut Macro) {
+        if mac
+            .path
+            .segments
+            .last()
+            .is_some_and(|seg| seg.ident == "select_done")
+        {
+            self.found = true;
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! `select_done!`: parse → check → expand, in one module (it is small).
+//!
+//! Grammar (branches are separated by `,`; a `{ … }` body needs no comma, as in `match`):
+//! ```text
+//! branch := [pat =] done [( ctx )] => body   // Go: case <-ctx.Done():
+//!         | pat = future => body              // Go: case v := <-ch:   (async form only)
+//!         | default => body                   // Go: default:
+//! ```
+//! With only `done` and `default` branches it is the sync form: an expression with no
+//! `.await`. With one or more future branches it is the async form: an expression that
+//! `.await`s, usable only in async code.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{token, Expr, Pat, Token};
+
+use crate::error::Errors;
+
+/// The forms, for error messages.
+const FORMS: &str = "expected `done => …`, `err = done => …`, `done(ctx) => …`, \
+                     `pattern = future => …` or `default => …`";
+
+/// The entry point: expansion, or the errors (there is no item to recover here).
+pub(crate) fn select_done(input: TokenStream) -> TokenStream {
+    syn::parse2::<Select>(input)
+        .and_then(|select| select.check())
+        .map(|checked| checked.expand())
+        .unwrap_or_else(syn::Error::into_compile_error)
+}
+
+struct Select {
+    branches: Vec<Branch>,
+}
+
+struct Branch {
+    kind: Kind,
+    /// The branch head, for errors.
+    span: Span,
+    body: Expr,
+}
+
+enum Kind {
+    Done { pat: Option<Pat>, ctx: Option<Expr> },
+    Future { pat: Pat, future: Expr },
+    Default,
+}
+
+impl Parse for Select {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut branches = Vec::new();
+        while !input.is_empty() {
+            branches.push(input.parse()?);
+        }
+        Ok(Select { branches })
+    }
+}
+
+impl Parse for Branch {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let span = input.span();
+        let unknown = || syn::Error::new(span, format!("unknown select_done! branch; {FORMS}"));
+        let kind = if input.peek(Token![default]) && input.peek2(Token![=>]) {
+            input.parse::<Token![default]>()?;
+            Kind::Default
+        } else if let Some(ctx) = parse_done(input)? {
+            Kind::Done { pat: None, ctx }
+        } else {
+            let pat = Pat::parse_single(input).map_err(|_| unknown())?;
+            if !input.peek(Token![=]) || input.peek(Token![=>]) {
+                return Err(unknown());
+            }
+            input.parse::<Token![=]>()?;
+            match parse_done(input)? {
+                Some(ctx) => Kind::Done {
+                    pat: Some(pat),
+                    ctx,
+                },
+                None => Kind::Future {
+                    pat,
+                    future: input.parse()?,
+                },
+            }
+        };
+        input.parse::<Token![=>]>().map_err(|err| {
+            syn::Error::new(err.span(), format!("expected `=>` after the branch head; {FORMS}"))
+        })?;
+        let body = if input.peek(token::Brace) {
+            let block: syn::ExprBlock = input.parse()?;
+            if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+            }
+            Expr::Block(block)
+        } else {
+            let body: Expr = input.parse()?;
+            if !input.is_empty() {
+                input.parse::<Token![,]>().map_err(|err| {
+                    syn::Error::new(
+                        err.span(),
+                        "expected `,` after this branch's body (or wrap it in `{ … }`)",
+                    )
+                })?;
+            }
+            body
+        };
+        Ok(Branch { kind, span, body })
+    }
+}
+
+/// `done` or `done(ctx)` followed by `=>`: `Some(ctx)`; anything else: `None`, consuming
+/// nothing.
+fn parse_done(input: ParseStream<'_>) -> syn::Result<Option<Option<Expr>>> {
+    let fork = input.fork();
+    match fork.parse::<Ident>() {
+        Ok(ident) if ident == "done" => {}
+        _ => return Ok(None),
+    }
+    let ctx = if fork.peek(token::Paren) {
+        let content;
+        syn::parenthesized!(content in fork);
+        if !fork.peek(Token![=>]) {
+            return Ok(None);
+        }
+        Some(content.parse::<Expr>()?)
+    } else {
+        None
+    };
+    if !fork.peek(Token![=>]) {
+        return Ok(None);
+    }
+    use syn::parse::discouraged::Speculative;
+    input.advance_to(&fork);
+    Ok(Some(ctx))
+}
+
+/// A select with exactly one done branch, at most one default, and something else.
+struct Checked {
+    done_pat: Option<Pat>,
+    done_ctx: Option<Expr>,
+    done_body: Expr,
+    futures: Vec<(Pat, Expr, Expr)>,
+    default: Option<Expr>,
+}
+
+impl Select {
+    fn check(self) -> syn::Result<Checked> {
+        if self.branches.is_empty() {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "select_done! needs branches: a `done => …` branch plus a `default => …` branch \
+                 (sync) or `pattern = future => …` branches (async), e.g. \
+                 `select_done! { done => return, default => work() }`",
+            ));
+        }
+        let mut errors = Errors::default();
+        let mut done = None;
+        let mut default = None;
+        let mut futures = Vec::new();
+        for branch in self.branches {
+            match branch.kind {
+                Kind::Done { pat, ctx } => {
+                    if done.is_some() {
+                        errors.push(syn::Error::new(
+                            branch.span,
+                            "select_done! takes one `done` branch; merge the two bodies",
+                        ));
+                    }
+                    done = Some((pat, ctx, branch.body));
+                }
+                Kind::Default => {
+                    if default.is_some() {
+                        errors.push(syn::Error::new(
+                            branch.span,
+                            "select_done! takes one `default` branch; merge the two bodies",
+                        ));
+                    }
+                    default = Some(branch.body);
+                }
+                Kind::Future { pat, future } => futures.push((pat, future, branch.body)),
+            }
+        }
+        let Some((done_pat, done_ctx, done_body)) = done else {
+            errors.push(syn::Error::new(
+                Span::call_site(),
+                "select_done! needs a `done => …` branch (Go's `case <-ctx.Done():`); add one, \
+                 e.g. `done => return,` or `err = done(ctx) => return Err(err.into()),`",
+            ));
+            return Err(errors.finish().err().unwrap_or_else(|| {
+                syn::Error::new(Span::call_site(), "select_done! needs a `done` branch")
+            }));
+        };
+        if default.is_none() && futures.is_empty() {
+            errors.push(syn::Error::new(
+                done_body.span(),
+                "a select_done! with only a `done` branch just waits: write `ctx.wait()` on a \
+                 thread or `ctx.done().await` in async code, or add a `default => …` branch",
+            ));
+        }
+        errors.finish()?;
+        Ok(Checked {
+            done_pat,
+            done_ctx,
+            done_body,
+            futures,
+            default,
+        })
+    }
+}
+
+impl Checked {
+    fn expand(self) -> TokenStream {
+        let private = quote!(::context_core::__private);
+        let mixed = Span::mixed_site();
+        let err = Ident::new("__context_err", mixed);
+        let done_pat = match &self.done_pat {
+            Some(pat) => quote!(#pat),
+            None => quote!(_),
+        };
+        let done_body = &self.done_body;
+        let ctx_ref = match &self.done_ctx {
+            Some(ctx) => quote_spanned! {ctx.span()=> #private::AsContext::as_context(&(#ctx)) },
+            None => quote!(&#private::Context::current()),
+        };
+        if self.futures.is_empty() {
+            // Sync form: one atomic load, then one branch.
+            let default = self.default.as_ref().map(|body| quote!(#body));
+            return quote! {
+                match #private::Context::err(#ctx_ref) {
+                    ::core::option::Option::Some(#err) => match #err { #done_pat => #done_body },
+                    ::core::option::Option::None => #default,
+                }
+            };
+        }
+        // Async form: done first, then every future in written order, then default.
+        let out = Ident::new("__ContextSelect", mixed);
+        let done = Ident::new("__context_done", mixed);
+        let cx = Ident::new("__context_cx", mixed);
+        let value = Ident::new("__context_value", mixed);
+        let n = self.futures.len();
+        let vars: Vec<Ident> = (0..n)
+            .map(|i| Ident::new(&format!("__context_future{i}"), mixed))
+            .collect();
+        let variants: Vec<Ident> = (0..n)
+            .map(|i| {
+                let mut v = format_ident!("Branch{}", i);
+                v.set_span(mixed);
+                v
+            })
+            .collect();
+        let params: Vec<Ident> = (0..n)
+            .map(|i| Ident::new(&format!("__T{i}"), mixed))
+            .collect();
+        let futures = self.futures.iter().map(|(_, fut, _)| fut);
+        let arms = self.futures.iter().zip(&variants).map(|((pat, _, body), v)| {
+            quote! { #out::#v(#value) => match #value { #pat => #body }, }
+        });
+        let (default_variant, default_poll, default_arm) = match &self.default {
+            Some(body) => (
+                quote!(Default,),
+                quote!(::core::task::Poll::Ready(#out::Default)),
+                quote!(#out::Default => #body,),
+            ),
+            None => (quote!(), quote!(::core::task::Poll::Pending), quote!()),
+        };
+        let d = Ident::new("__D", mixed);
+        let chosen = Ident::new("__context_chosen", mixed);
+        // The futures are dropped before the chosen body runs, so it may use what they borrowed.
+        quote! {{
+            #[allow(clippy::large_enum_variant)]
+            enum #out<#d, #(#params),*> { Done(#d), #(#variants(#params),)* #default_variant }
+            let #chosen = {
+                let mut #done = #private::Context::done(#ctx_ref);
+                #(
+                    let mut #vars = ::core::pin::pin!(::core::future::IntoFuture::into_future(#futures));
+                )*
+                ::core::future::poll_fn(|#cx| {
+                if let ::core::task::Poll::Ready(#err) =
+                    ::core::future::Future::poll(::core::pin::Pin::new(&mut #done), #cx)
+                {
+                    return ::core::task::Poll::Ready(#out::Done(#err));
+                }
+                #(
+                    if let ::core::task::Poll::Ready(#value) =
+                        ::core::future::Future::poll(::core::pin::Pin::as_mut(&mut #vars), #cx)
+                    {
+                        return ::core::task::Poll::Ready(#out::#variants(#value));
+                    }
+                )*
+                #default_poll
+                })
+                .await
+            };
+            match #chosen {
+                #out::Done(#err) => match #err { #done_pat => #done_body },
+                #(#arms)*
+                #default_arm
+            }
+        }}
+    }
+}

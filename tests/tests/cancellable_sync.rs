@@ -1,0 +1,480 @@
+//! `#[cancellable]` on sync fns, under threads.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use context_core::{cancellable, select_done, Context, Error};
+
+/// Generous bound for "returned promptly" on a loaded 2-core machine.
+const PROMPT: Duration = Duration::from_secs(10);
+
+#[cancellable(timeout = "50ms")]
+fn spin_until_deadline(counter: &AtomicU64) -> Result<u64, Error> {
+    loop {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn deadline_fires_in_a_loop_that_never_checks() {
+    let counter = AtomicU64::new(0);
+    let start = Instant::now();
+    assert_eq!(spin_until_deadline(&counter), Err(Error::DeadlineExceeded));
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    assert!(start.elapsed() < PROMPT);
+    assert!(counter.load(Ordering::Relaxed) > 0);
+}
+
+#[cancellable]
+fn work_until_cancelled(ctx: &Context, started: mpsc::Sender<()>) -> Result<u64, Error> {
+    let _ = ctx;
+    let mut rounds = 0;
+    while rounds < u64::MAX {
+        if rounds == 0 {
+            started.send(()).unwrap();
+        }
+        rounds += 1;
+        std::hint::spin_loop();
+    }
+    Ok(rounds)
+}
+
+#[test]
+fn cancelling_the_parent_parameter_stops_the_loop() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || work_until_cancelled(&ctx, tx));
+    rx.recv().unwrap();
+    let start = Instant::now();
+    cancel.cancel();
+    assert_eq!(worker.join().unwrap(), Err(Error::Canceled));
+    assert!(start.elapsed() < PROMPT);
+}
+
+#[cancellable]
+fn inner_spin() -> Option<u64> {
+    let mut n = 0u64;
+    loop {
+        n = n.wrapping_add(1);
+    }
+}
+
+#[cancellable]
+fn inner_deadline() -> Option<Instant> {
+    Context::current().deadline()
+}
+
+#[cancellable(timeout = "1h")]
+fn outer_reports_inner_deadline(ctx: &Context) -> Option<(Instant, Instant)> {
+    Some((ctx.deadline()?, inner_deadline()?))
+}
+
+#[cancellable(timeout = "30ms")]
+fn outer_runs_inner_spin() -> Option<u64> {
+    let got = inner_spin();
+    assert_eq!(got, None, "the inner fn stopped at the outer deadline");
+    Some(1)
+}
+
+#[test]
+fn nested_fns_inherit_the_deadline() {
+    let (outer, inner) = outer_reports_inner_deadline(&Context::background()).unwrap();
+    assert_eq!(outer, inner);
+    assert!(outer > Instant::now() + Duration::from_secs(1800));
+    // The inner fn returns None at the deadline; the outer fn's own check is never reached
+    // because it has no loop, so it returns its value.
+    assert_eq!(outer_runs_inner_spin(), Some(1));
+}
+
+#[test]
+fn the_current_context_is_restored_after_the_call() {
+    let before = format!("{:?}", Context::current());
+    let _ = outer_reports_inner_deadline(&Context::background());
+    assert_eq!(format!("{:?}", Context::current()), before);
+    assert_eq!(before, "background");
+}
+
+#[cancellable(timeout = "1h")]
+fn give_back_the_child(ctx: Context) -> Option<Context> {
+    assert!(ctx.deadline().is_some(), "the parameter is rebound to the child");
+    Some(ctx)
+}
+
+#[cancellable]
+fn reports_done(ctx: &Context) -> Option<bool> {
+    Some(ctx.is_done())
+}
+
+#[cancellable]
+fn rebinds_mut(mut ctx: Context) -> Option<bool> {
+    let had_deadline = ctx.deadline().is_some();
+    ctx = Context::background();
+    Some(had_deadline || ctx.is_done())
+}
+
+#[test]
+fn the_parameter_is_rebound_to_a_child_cancelled_on_return() {
+    let child = give_back_the_child(Context::background()).unwrap();
+    assert_eq!(child.err(), Some(Error::Canceled));
+    let (parent, cancel) = Context::background().with_cancel();
+    assert_eq!(reports_done(&parent), Some(false));
+    cancel.cancel();
+    assert_eq!(reports_done(&parent), Some(true), "a child of a done parent is done");
+    assert_eq!(rebinds_mut(Context::background()), Some(false));
+}
+
+#[derive(Debug, PartialEq)]
+enum AppError {
+    Context(Error),
+    Parse,
+}
+
+impl From<Error> for AppError {
+    fn from(err: Error) -> Self {
+        AppError::Context(err)
+    }
+}
+
+#[cancellable]
+fn sum_parsed(ctx: &Context, items: &[&str]) -> Result<u32, AppError> {
+    let _ = ctx;
+    let mut total = 0;
+    for item in items {
+        if item.is_empty() {
+            return Ok(total);
+        }
+        total += item.parse::<u32>().map_err(|_| AppError::Parse)?;
+    }
+    Ok(total)
+}
+
+#[test]
+fn question_mark_and_early_returns_work() {
+    let bg = Context::background();
+    assert_eq!(sum_parsed(&bg, &["1", "2", "3"]), Ok(6));
+    assert_eq!(sum_parsed(&bg, &["1", "x", "3"]), Err(AppError::Parse));
+    assert_eq!(sum_parsed(&bg, &["1", "", "3"]), Ok(1));
+    let (done, cancel) = bg.with_cancel();
+    cancel.cancel();
+    assert_eq!(
+        sum_parsed(&done, &["1"]),
+        Err(AppError::Context(Error::Canceled))
+    );
+}
+
+#[cancellable(timeout = "10ms")]
+fn io_work() -> io::Result<()> {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn io_result_alias_gets_a_timed_out_error() {
+    let err = io_work().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(err.to_string(), "context deadline exceeded");
+}
+
+#[cancellable]
+fn control_flow(ctx: &Context) -> Option<Vec<u32>> {
+    let _ = ctx;
+    let mut out = Vec::new();
+    // labeled loops with break-with-value and continue
+    let found = 'outer: loop {
+        for i in 0.. {
+            if i % 2 == 0 {
+                continue;
+            }
+            if i > 5 {
+                break 'outer i;
+            }
+        }
+    };
+    out.push(found);
+    // while let
+    let mut stack = vec![1, 2, 3];
+    while let Some(top) = stack.pop() {
+        out.push(top);
+    }
+    // loops inside match arms
+    for n in [1u32, 2, 3] {
+        match n {
+            1 => {
+                let mut k = 0;
+                while k < 3 {
+                    k += 1;
+                }
+                out.push(k);
+            }
+            other => out.push(loop {
+                break other * 10;
+            }),
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn labeled_loops_break_values_while_let_and_match_arms_keep_working() {
+    assert_eq!(
+        control_flow(&Context::background()),
+        Some(vec![7, 3, 2, 1, 3, 20, 30])
+    );
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(control_flow(&done), None, "the first loop head returns");
+}
+
+#[cancellable]
+fn closures_and_macros_are_not_rewritten(ctx: &Context) -> Option<u32> {
+    assert!(ctx.is_done());
+    let in_closure = || {
+        let mut n = 0;
+        for i in 0..10 {
+            n += i;
+        }
+        n
+    };
+    assert_eq!(
+        {
+            let mut n = 0;
+            for i in 0..3 {
+                n += i;
+            }
+            n
+        },
+        3
+    );
+    fn nested(limit: u32) -> u32 {
+        let mut n = 0;
+        while n < limit {
+            n += 1;
+        }
+        n
+    }
+    Some(in_closure() + nested(5))
+}
+
+#[test]
+fn closures_nested_fns_and_macro_input_get_no_checks() {
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(closures_and_macros_are_not_rewritten(&done), Some(50));
+}
+
+#[cancellable]
+fn loop_with_select(ctx: &Context) -> Option<&'static str> {
+    let _ = ctx;
+    loop {
+        select_done! {
+            done => return Some("done branch ran"),
+            default => {}
+        }
+    }
+}
+
+#[test]
+fn a_loop_with_its_own_select_done_gets_no_injected_check() {
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(loop_with_select(&done), Some("done branch ran"));
+}
+
+struct Worker {
+    limit: Duration,
+    rounds: u64,
+}
+
+impl Worker {
+    #[cancellable(timeout = self.limit)]
+    fn spin(&self) -> Result<u64, Error> {
+        let mut n = 0;
+        loop {
+            n += 1;
+            if n == u64::MAX {
+                return Ok(n + self.rounds);
+            }
+        }
+    }
+
+    #[cancellable]
+    fn count(&mut self, ctx: &Context, upto: u64) -> Result<u64, Error> {
+        let _ = ctx;
+        for _ in 0..upto {
+            self.rounds += 1;
+        }
+        Ok(self.rounds)
+    }
+
+    #[cancellable]
+    fn into_rounds(self) -> Option<u64> {
+        Some(self.rounds)
+    }
+}
+
+#[test]
+fn methods_with_self_ref_mut_and_value() {
+    let mut worker = Worker {
+        limit: Duration::from_millis(20),
+        rounds: 0,
+    };
+    assert_eq!(worker.spin(), Err(Error::DeadlineExceeded));
+    assert_eq!(worker.count(&Context::background(), 4), Ok(4));
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(worker.count(&done, 4), Err(Error::Canceled));
+    assert_eq!(worker.into_rounds(), Some(4));
+}
+
+#[cancellable]
+fn generic_sum<'a, T, I>(ctx: &'a Context, items: I) -> Option<u64>
+where
+    T: Into<u64> + Copy + 'a,
+    I: IntoIterator<Item = &'a T>,
+{
+    let _ = ctx;
+    let mut total = 0;
+    for item in items {
+        total += (*item).into();
+    }
+    Some(total)
+}
+
+#[cancellable]
+fn evens(limit: u8) -> Option<impl Iterator<Item = u8>> {
+    let mut v = Vec::new();
+    for i in 0..limit {
+        v.push(i * 2);
+    }
+    Some(v.into_iter())
+}
+
+#[test]
+fn generics_where_clauses_and_impl_trait_inside_option() {
+    assert_eq!(
+        generic_sum(&Context::background(), &[1u8, 2, 3]),
+        Some(6)
+    );
+    assert_eq!(
+        evens(3).map(|it| it.collect::<Vec<_>>()),
+        Some(vec![0, 2, 4])
+    );
+}
+
+trait Job {
+    fn size(&self) -> u32;
+
+    #[cancellable]
+    fn run(&self, ctx: &Context) -> Result<u32, Error> {
+        let _ = ctx;
+        let mut done = 0;
+        while done < self.size() {
+            done += 1;
+        }
+        Ok(done)
+    }
+}
+
+struct Three;
+
+impl Job for Three {
+    fn size(&self) -> u32 {
+        3
+    }
+}
+
+#[test]
+fn trait_default_methods() {
+    assert_eq!(Three.run(&Context::background()), Ok(3));
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(Three.run(&done), Err(Error::Canceled));
+}
+
+#[cancellable]
+fn unit_loop(ctx: &Context, rounds: &AtomicU64) {
+    let _ = ctx;
+    loop {
+        rounds.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn unit_fns_return_on_cancellation() {
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let rounds = AtomicU64::new(0);
+    unit_loop(&done, &rounds);
+    assert_eq!(rounds.load(Ordering::Relaxed), 0);
+}
+
+#[cancellable]
+fn wildcard_parent(_: &Context) -> Option<bool> {
+    Some(Context::current().is_done())
+}
+
+#[cancellable(parent = b)]
+fn two_contexts(a: &Context, b: &Context) -> Option<(bool, bool)> {
+    Some((a.is_done(), b.is_done()))
+}
+
+#[test]
+fn unnamed_and_chosen_parents() {
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(wildcard_parent(&done), Some(true));
+    assert_eq!(wildcard_parent(&Context::background()), Some(false));
+    // `b` is the parent and is rebound; `a` is left as passed.
+    assert_eq!(
+        two_contexts(&Context::background(), &done),
+        Some((false, true))
+    );
+    assert_eq!(
+        two_contexts(&done, &Context::background()),
+        Some((true, false))
+    );
+}
+
+mod reexport {
+    pub use context_core::*;
+}
+
+#[cancellable(crate = "crate::reexport", timeout = "5ms")]
+fn through_renamed_crate() -> Result<(), Error> {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn crate_path_is_used_for_generated_paths() {
+    assert_eq!(through_renamed_crate(), Err(Error::DeadlineExceeded));
+}
+
+#[cancellable(timeout = "1h")]
+fn panics(ctx: &Context) -> Option<()> {
+    let _ = ctx;
+    panic!("boom");
+}
+
+#[test]
+fn panics_propagate_and_the_current_context_is_restored() {
+    let result = std::panic::catch_unwind(|| panics(&Context::background()));
+    assert!(result.is_err());
+    assert_eq!(format!("{:?}", Context::current()), "background");
+}
+
+#[cancellable(timeout = "1.5h")]
+fn fractional_timeout(ctx: &Context) -> Option<Duration> {
+    Some(ctx.deadline()?.saturating_duration_since(Instant::now()))
+}
+
+#[test]
+fn literal_timeouts_use_go_syntax() {
+    let left = fractional_timeout(&Context::background()).unwrap();
+    assert!(left <= Duration::from_secs(5400));
+    assert!(left > Duration::from_secs(5400) - PROMPT);
+}
