@@ -22,7 +22,8 @@ const UNITS: &[(&str, u128)] = &[
 ];
 
 /// What to write, appended to every error.
-pub(crate) const ACCEPTED: &str = "expected a number followed by a unit, one of `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`; \
+pub(crate) const ACCEPTED: &str =
+    "expected a number followed by a unit, one of `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`; \
      e.g. \"300ms\", \"1.5h\", \"2h45m\"";
 
 /// Go's `time.ParseDuration` limit: `i64::MAX` nanoseconds.
@@ -72,7 +73,8 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
         let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
             return Err(format!("unknown unit `{unit}` in `{number}{unit}`"));
         };
-        let overflow = || format!("`{text}` is out of range: the longest timeout is 2562047h47m16.854775807s");
+        let overflow =
+            || format!("`{text}` is out of range: the longest timeout is 2562047h47m16.854775807s");
         // Integer part, exactly; anything above the limit is an overflow.
         let mut value: u128 = 0;
         for d in int_part.bytes() {
@@ -134,8 +136,21 @@ mod tests {
     #[test]
     fn go_rejections() {
         for bad in [
-            "", "-1s", "+1s", "1", "s", ".s", "1x", "1.5", "1sec", "2562048h", "9223372036854775808ns",
-            "99999999999999999999999999999999999999999h", "3000000h", "1h 2m", "1S",
+            "",
+            "-1s",
+            "+1s",
+            "1",
+            "s",
+            ".s",
+            "1x",
+            "1.5",
+            "1sec",
+            "2562048h",
+            "9223372036854775808ns",
+            "99999999999999999999999999999999999999999h",
+            "3000000h",
+            "1h 2m",
+            "1S",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -84,7 +84,10 @@ impl Parse for Branch {
             }
         };
         input.parse::<Token![=>]>().map_err(|err| {
-            syn::Error::new(err.span(), format!("expected `=>` after the branch head; {FORMS}"))
+            syn::Error::new(
+                err.span(),
+                format!("expected `=>` after the branch head; {FORMS}"),
+            )
         })?;
         let body = if input.peek(token::Brace) {
             let block: syn::ExprBlock = input.parse()?;
@@ -252,9 +255,13 @@ impl Checked {
             .map(|i| Ident::new(&format!("__T{i}"), mixed))
             .collect();
         let futures = self.futures.iter().map(|(_, fut, _)| fut);
-        let arms = self.futures.iter().zip(&variants).map(|((pat, _, body), v)| {
-            quote! { #out::#v(#value) => match #value { #pat => #body }, }
-        });
+        let arms = self
+            .futures
+            .iter()
+            .zip(&variants)
+            .map(|((pat, _, body), v)| {
+                quote! { #out::#v(#value) => match #value { #pat => #body }, }
+            });
         let (default_variant, default_poll, default_arm) = match &self.default {
             Some(body) => (
                 quote!(Default,),

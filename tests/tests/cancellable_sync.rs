@@ -98,7 +98,10 @@ fn the_current_context_is_restored_after_the_call() {
 
 #[cancellable(timeout = "1h")]
 fn give_back_the_child(ctx: Context) -> Option<Context> {
-    assert!(ctx.deadline().is_some(), "the parameter is rebound to the child");
+    assert!(
+        ctx.deadline().is_some(),
+        "the parameter is rebound to the child"
+    );
     Some(ctx)
 }
 
@@ -121,7 +124,11 @@ fn the_parameter_is_rebound_to_a_child_cancelled_on_return() {
     let (parent, cancel) = Context::background().with_cancel();
     assert_eq!(reports_done(&parent), Some(false));
     cancel.cancel();
-    assert_eq!(reports_done(&parent), Some(true), "a child of a done parent is done");
+    assert_eq!(
+        reports_done(&parent),
+        Some(true),
+        "a child of a done parent is done"
+    );
     assert_eq!(rebinds_mut(Context::background()), Some(false));
 }
 
@@ -354,10 +361,7 @@ fn evens(limit: u8) -> Option<impl Iterator<Item = u8>> {
 
 #[test]
 fn generics_where_clauses_and_impl_trait_inside_option() {
-    assert_eq!(
-        generic_sum(&Context::background(), &[1u8, 2, 3]),
-        Some(6)
-    );
+    assert_eq!(generic_sum(&Context::background(), &[1u8, 2, 3]), Some(6));
     assert_eq!(
         evens(3).map(|it| it.collect::<Vec<_>>()),
         Some(vec![0, 2, 4])

@@ -49,14 +49,21 @@ impl Args {
         let mut args = Args::default();
         let mut errors = Errors::default();
         for meta in metas {
-            let result = match meta.path().get_ident().map(|key| key.to_string()).as_deref() {
+            let result = match meta
+                .path()
+                .get_ident()
+                .map(|key| key.to_string())
+                .as_deref()
+            {
                 Some(TIMEOUT) => args.set_timeout(&meta),
                 Some(PARENT) => args.set_parent(&meta),
                 Some(CRATE) => args.set_crate(&meta),
                 _ => Err(format_err!(
                     meta.path(),
                     "unknown argument `{}` for #[cancellable]; {VALID}",
-                    quote::ToTokens::to_token_stream(meta.path()).to_string().replace(' ', "")
+                    quote::ToTokens::to_token_stream(meta.path())
+                        .to_string()
+                        .replace(' ', "")
                 )),
             };
             errors.take(result);
@@ -72,7 +79,10 @@ impl Args {
                 "`timeout` is set more than once; keep a single `timeout = …`"
             ));
         }
-        let value = name_value(meta, "timeout = \"2s\"` or `timeout = <expr of type Duration>")?;
+        let value = name_value(
+            meta,
+            "timeout = \"2s\"` or `timeout = <expr of type Duration>",
+        )?;
         self.timeout = Some(match value {
             Expr::Lit(ExprLit {
                 lit: Lit::Str(lit), ..
@@ -150,8 +160,14 @@ impl Args {
 fn name_value<'a>(meta: &'a Meta, form: &str) -> syn::Result<&'a Expr> {
     match meta {
         Meta::NameValue(nv) => Ok(&nv.value),
-        Meta::Path(path) => Err(format_err!(path, "this argument needs a value: write `{form}`")),
-        Meta::List(list) => Err(format_err!(list, "use `=`, not parentheses: write `{form}`")),
+        Meta::Path(path) => Err(format_err!(
+            path,
+            "this argument needs a value: write `{form}`"
+        )),
+        Meta::List(list) => Err(format_err!(
+            list,
+            "use `=`, not parentheses: write `{form}`"
+        )),
     }
 }
 

@@ -101,10 +101,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
         let name = &r.name;
         let mutability = r.mutable.then(|| quote!(mut));
         let (ty, init) = match &r.kind {
-            ParamKind::Owned(ty) => (
-                quote!(#ty),
-                quote!(::core::clone::Clone::clone(#ctx)),
-            ),
+            ParamKind::Owned(ty) => (quote!(#ty), quote!(::core::clone::Clone::clone(#ctx))),
             ParamKind::Ref(elem) => (quote!(&#elem), quote!(#ctx)),
             ParamKind::RefMut(elem) => (
                 quote!(&mut #elem),

@@ -27,7 +27,6 @@ use proc_macro2::TokenStream;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Block, Expr, Item, Macro, Stmt, Type};
 
-
 /// Injects `check` into the statements of a fn body.
 pub(crate) fn inject_into_stmts(stmts: &mut [Stmt], check: &TokenStream) {
     let mut injector = Injector { check };
