@@ -15,7 +15,7 @@ use crate::error::{BoxError, Cause, CauseData, Error};
 use crate::handle::CancelHandle;
 use crate::sync::Arc;
 use crate::timer;
-use crate::tree::{self, Body, CancelNode, DeadlineInfo, Node};
+use crate::tree::{self, Body, CancelNode, Node};
 use crate::values;
 use crate::waiters::{self, Done};
 
@@ -210,18 +210,15 @@ impl Context {
     ) -> (Context, CancelHandle) {
         // As in Go: a parent deadline strictly earlier than ours makes ours moot.
         let deadline = deadline.filter(|(at, _)| self.deadline().is_none_or(|p| *at <= p));
-        let info = deadline.map(|(at, cause)| {
+        // A deadline too far away to represent (about 292 years) is no deadline.
+        let deadline = deadline.and_then(|(at, cause)| {
             let cause = match cause {
                 Some(e) => CauseData::custom(e, location),
                 None => CauseData::plain(location),
             };
-            Box::new(DeadlineInfo {
-                at,
-                cause,
-                timer_id: timer::next_id(),
-            })
+            Some((timer::ticks(at)?, cause))
         });
-        let node = tree::new_cancel_node(&self.node, info);
+        let node = tree::new_cancel_node(&self.node, deadline);
         let handle = CancelHandle::new(Arc::clone(&node), location);
         (Context { node }, handle)
     }
@@ -590,16 +587,18 @@ impl fmt::Debug for Context {
                 Body::Todo => f.write_str("todo")?,
                 Body::WithoutCancel => f.write_str("without_cancel")?,
                 Body::Value(v) => write!(f, "with_value({})", values::short_type_name(v.name))?,
-                Body::Cancel(c) => match &c.deadline {
-                    None => f.write_str("with_cancel")?,
-                    Some(d) => match d.at.checked_duration_since(now) {
-                        Some(left) if left >= Duration::from_secs(1) => {
-                            write!(f, "with_deadline(in {:.1}s)", left.as_secs_f64())?
-                        }
-                        Some(left) => write!(f, "with_deadline(in {}ms)", left.as_millis())?,
-                        None => f.write_str("with_deadline(passed)")?,
-                    },
-                },
+                Body::Cancel(c) => {
+                    match (c.deadline != timer::NEVER).then(|| timer::instant(c.deadline)) {
+                        None => f.write_str("with_cancel")?,
+                        Some(at) => match at.checked_duration_since(now) {
+                            Some(left) if left >= Duration::from_secs(1) => {
+                                write!(f, "with_deadline(in {:.1}s)", left.as_secs_f64())?
+                            }
+                            Some(left) => write!(f, "with_deadline(in {}ms)", left.as_millis())?,
+                            None => f.write_str("with_deadline(passed)")?,
+                        },
+                    }
+                }
             }
         }
         Ok(())

@@ -2,8 +2,12 @@
 //!
 //! A single background thread (started on the first deadline) sleeps until the earliest
 //! deadline and cancels the contexts whose deadline has passed. Arming and disarming are a
-//! `BTreeMap` insert/remove under one lock, keyed by `(deadline, unique id)` so a stale key can
-//! never remove somebody else's entry.
+//! `BTreeMap` insert/remove under one lock.
+//!
+//! Deadlines are stored as [`Ticks`]: signed nanoseconds from a process-wide epoch, 8 bytes in
+//! every cancel node instead of a boxed `Instant`. An entry is keyed by `(ticks, node address)`:
+//! the entry holds the node, so the address stays unique while the entry exists and a stale
+//! key can never remove somebody else's entry.
 //!
 //! # Invariants
 //!
@@ -16,23 +20,66 @@
 //!    not.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
-use crate::error::Error;
-use crate::sync::{lock, Arc, Condvar, Mutex, Ordering};
-use crate::tree::{self, Body, Node};
+use crate::error::{CauseData, Error};
+use crate::sync::Arc;
+use crate::tree::{self, Node};
+
+/// A deadline: nanoseconds since [`epoch`] (negative before it). [`NEVER`] means none.
+pub(crate) type Ticks = i64;
+
+/// "No deadline".
+pub(crate) const NEVER: Ticks = i64::MIN;
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `at` as ticks; `None` if it is too far from now to represent (about 292 years), which the
+/// caller treats as "no deadline".
+pub(crate) fn ticks(at: Instant) -> Option<Ticks> {
+    let e = epoch();
+    match at.checked_duration_since(e) {
+        Some(after) => i64::try_from(after.as_nanos()).ok(),
+        None => i64::try_from((e - at).as_nanos())
+            .ok()
+            .map(|n| -n)
+            .filter(|t| *t != NEVER),
+    }
+}
+
+/// The instant `t` stands for (`t` is not [`NEVER`]).
+pub(crate) fn instant(t: Ticks) -> Instant {
+    let e = epoch();
+    if t >= 0 {
+        e + Duration::from_nanos(t as u64)
+    } else {
+        e - Duration::from_nanos(t.unsigned_abs())
+    }
+}
+
+pub(crate) fn now() -> Ticks {
+    ticks(Instant::now()).expect("the clock is within 292 years of the epoch")
+}
 
 struct Timer {
     state: Mutex<State>,
     wake: Condvar,
 }
 
+struct Entry {
+    node: Arc<Node>,
+    /// What the context reports as its cause when this fires.
+    cause: CauseData,
+}
+
 #[derive(Default)]
 struct State {
-    entries: BTreeMap<(Instant, u64), Arc<Node>>,
-    wake_at: Option<Instant>,
+    entries: BTreeMap<(Ticks, usize), Entry>,
+    wake_at: Option<Ticks>,
     running: bool,
 }
 
@@ -44,41 +91,48 @@ fn timer() -> &'static Timer {
     })
 }
 
-/// A process-unique id for a new deadline entry.
-pub(crate) fn next_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+fn lock(t: &Timer) -> MutexGuard<'_, State> {
+    // No user code runs under this lock: poison can only be a bug here, and the map stays valid.
+    t.state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Arms the timer to cancel `node` with `DeadlineExceeded` at `at`.
-pub(crate) fn arm(at: Instant, id: u64, node: Arc<Node>) {
+fn key(at: Ticks, node: &Arc<Node>) -> (Ticks, usize) {
+    (at, Arc::as_ptr(node) as usize)
+}
+
+/// Arms the timer to cancel `node` with `DeadlineExceeded` and `cause` at `at`.
+pub(crate) fn arm(at: Ticks, node: &Arc<Node>, cause: CauseData) {
     let t = timer();
-    let mut state = lock(&t.state);
-    state.entries.insert((at, id), node);
+    let mut state = lock(t);
+    let entry = Entry {
+        node: Arc::clone(node),
+        cause,
+    };
+    state.entries.insert(key(at, node), entry);
     if !state.running {
         state.running = true;
-        // If the OS refuses a thread, deadlines cannot fire; say so loudly rather than hang.
+        // Without this thread no deadline could ever fire: fail loudly rather than hang.
         std::thread::Builder::new()
             .name("context-timer".into())
             .spawn(run)
-            .expect("context-core: failed to start the timer thread");
+            .expect("context-core: the OS refused to start the timer thread");
     } else if state.wake_at.is_none_or(|w| at < w) {
         t.wake.notify_one();
     }
 }
 
-/// Removes the entry armed with `(at, id)`, if it has not fired yet.
-pub(crate) fn disarm(at: Instant, id: u64) {
-    let removed = lock(&timer().state).entries.remove(&(at, id));
+/// Removes `node`'s entry armed for `at`, if it has not fired yet.
+pub(crate) fn disarm(at: Ticks, node: &Arc<Node>) {
+    let removed = lock(timer()).entries.remove(&key(at, node));
     // Drop the node outside the timer lock.
     drop(removed);
 }
 
 fn run() {
     let t = timer();
-    let mut state = lock(&t.state);
+    let mut state = lock(t);
     loop {
-        let now = Instant::now();
+        let now = now();
         let mut due = Vec::new();
         while let Some(entry) = state.entries.first_entry() {
             if entry.key().0 > now {
@@ -88,14 +142,10 @@ fn run() {
         }
         if !due.is_empty() {
             drop(state);
-            for node in due {
-                if let Body::Cancel(core) = &node.body {
-                    if let Some(d) = &core.deadline {
-                        tree::cancel(&node, Error::DeadlineExceeded, d.cause.clone());
-                    }
-                }
+            for Entry { node, cause } in due {
+                tree::cancel(&node, Error::DeadlineExceeded, cause);
             }
-            state = lock(&t.state);
+            state = lock(t);
             continue;
         }
         // Keep an earlier planned wake-up that is still ahead (invariant 1): re-planning it away
@@ -110,8 +160,9 @@ fn run() {
         state = match target {
             None => t.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
             Some(at) => {
+                let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
                 t.wake
-                    .wait_timeout(state, at.saturating_duration_since(now))
+                    .wait_timeout(state, timeout)
                     .unwrap_or_else(|p| p.into_inner())
                     .0
             }
@@ -120,6 +171,34 @@ fn run() {
 }
 
 #[cfg(test)]
-pub(crate) fn is_armed(at: Instant, id: u64) -> bool {
-    lock(&timer().state).entries.contains_key(&(at, id))
+pub(crate) fn is_armed(node: &Arc<Node>) -> bool {
+    lock(timer())
+        .entries
+        .keys()
+        .any(|&(_, addr)| addr == Arc::as_ptr(node) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_round_trip_exactly() {
+        let now = Instant::now();
+        for at in [
+            now,
+            now + Duration::from_nanos(1),
+            now + Duration::from_secs(3600 * 24 * 365),
+            epoch(),
+        ] {
+            assert_eq!(instant(ticks(at).unwrap()), at);
+        }
+        if let Some(past) = epoch().checked_sub(Duration::from_millis(5)) {
+            assert_eq!(instant(ticks(past).unwrap()), past);
+        }
+        let far = now.checked_add(Duration::from_secs(400 * 365 * 24 * 3600));
+        if let Some(far) = far {
+            assert_eq!(ticks(far), None, "too far to represent: no deadline");
+        }
+    }
 }

@@ -48,7 +48,7 @@ use std::time::Instant;
 use crate::error::{Cause, CauseData, Error};
 use crate::slab::Slab;
 use crate::sync::{lock, Arc, AtomicU32, AtomicU8, Mutex, Ordering};
-use crate::timer;
+use crate::timer::{self, Ticks, NEVER};
 use crate::values::ValueNode;
 use crate::waiters::Waiter;
 
@@ -77,15 +77,10 @@ pub(crate) struct CancelNode {
     slot: AtomicU32,
     /// Live [`CancelHandle`](crate::CancelHandle) clones; the last one cancels on drop.
     pub(crate) handles: AtomicU32,
-    pub(crate) deadline: Option<Box<DeadlineInfo>>,
+    /// This node's own deadline, or [`timer::NEVER`]. (Its deadline cause lives in the timer
+    /// entry: it is needed only when the timer fires.)
+    pub(crate) deadline: Ticks,
     inner: Mutex<Inner>,
-}
-
-pub(crate) struct DeadlineInfo {
-    pub(crate) at: Instant,
-    /// The cause reported when the deadline fires.
-    pub(crate) cause: CauseData,
-    pub(crate) timer_id: u64,
 }
 
 #[derive(Default)]
@@ -105,7 +100,8 @@ struct Links {
 #[derive(Default)]
 struct Aftermath {
     waiters: Vec<Waiter>,
-    timers: Vec<(Instant, u64)>,
+    /// Timer entries to disarm.
+    timers: Vec<(Ticks, Arc<Node>)>,
     released: Vec<Arc<Node>>,
 }
 
@@ -150,9 +146,7 @@ impl Node {
         let mut node = self;
         loop {
             match &node.body {
-                Body::Cancel(CancelNode {
-                    deadline: Some(d), ..
-                }) => return Some(d.at),
+                Body::Cancel(c) if c.deadline != NEVER => return Some(timer::instant(c.deadline)),
                 Body::Background | Body::Todo | Body::WithoutCancel => return None,
                 _ => node = node.parent.as_deref()?,
             }
@@ -174,7 +168,7 @@ impl Drop for Node {
 }
 
 impl CancelNode {
-    pub(crate) fn new(deadline: Option<Box<DeadlineInfo>>) -> CancelNode {
+    pub(crate) fn new(deadline: Ticks) -> CancelNode {
         CancelNode {
             state: AtomicU8::new(LIVE),
             slot: AtomicU32::new(u32::MAX),
@@ -242,6 +236,7 @@ impl CancelNode {
     /// The caller holds `inner`, the guard of this node's lock.
     fn finish(
         &self,
+        node: &Arc<Node>,
         inner: &mut Inner,
         err: Error,
         cause: &CauseData,
@@ -259,8 +254,8 @@ impl CancelNode {
             work.extend(children);
             acc.waiters.extend(waiters.drain());
         }
-        if let Some(d) = &self.deadline {
-            acc.timers.push((d.at, d.timer_id));
+        if self.deadline != NEVER {
+            acc.timers.push((self.deadline, Arc::clone(node)));
         }
     }
 }
@@ -270,11 +265,11 @@ impl CancelNode {
 /// it has already passed.
 pub(crate) fn new_cancel_node(
     parent: &Arc<Node>,
-    deadline: Option<Box<DeadlineInfo>>,
+    deadline: Option<(Ticks, CauseData)>,
 ) -> Arc<Node> {
     let node = Arc::new(Node {
         parent: Some(Arc::clone(parent)),
-        body: Body::Cancel(CancelNode::new(deadline)),
+        body: Body::Cancel(CancelNode::new(deadline.as_ref().map_or(NEVER, |d| d.0))),
     });
     let Body::Cancel(core) = &node.body else {
         unreachable!()
@@ -309,16 +304,15 @@ pub(crate) fn new_cancel_node(
             }
         }
     }
-    if let Some(d) = &core.deadline {
-        if d.at <= Instant::now() {
-            let cause = d.cause.clone();
+    if let Some((at, cause)) = deadline {
+        if at <= timer::now() {
             cancel(&node, Error::DeadlineExceeded, cause);
         } else {
             // Under the node's lock, so a concurrent cancellation either sees the entry (and
             // removes it) or happens first (and we do not arm the timer at all).
             let _inner = lock(&core.inner);
             if !core.is_done() {
-                timer::arm(d.at, d.timer_id, Arc::clone(&node));
+                timer::arm(at, &node, cause);
             }
         }
     }
@@ -339,13 +333,13 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
             return;
         }
         let mut work = Vec::new();
-        core.finish(&mut inner, err, &cause, &mut acc, &mut work);
+        core.finish(node, &mut inner, err, &cause, &mut acc, &mut work);
         // Invariant 5: keep `inner` (this node's lock) until the work list is empty.
         while let Some(child) = work.pop() {
             if let Body::Cancel(child_core) = &child.body {
                 let mut child_inner = lock(&child_core.inner);
                 if !child_core.is_done() {
-                    child_core.finish(&mut child_inner, err, &cause, &mut acc, &mut work);
+                    child_core.finish(&child, &mut child_inner, err, &cause, &mut acc, &mut work);
                 }
             }
             acc.released.push(child);
@@ -388,8 +382,8 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
 }
 
 fn run_aftermath(acc: Aftermath) {
-    for (at, id) in acc.timers {
-        timer::disarm(at, id);
+    for (at, node) in acc.timers {
+        timer::disarm(at, &node);
     }
     let mut first_panic = None;
     for waiter in acc.waiters {
