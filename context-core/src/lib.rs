@@ -36,6 +36,8 @@ mod after_func;
 mod ambient;
 mod context;
 mod error;
+mod go;
+mod group;
 mod handle;
 mod slab;
 mod sync;
@@ -48,11 +50,13 @@ pub use after_func::AfterFunc;
 pub use ambient::EnterGuard;
 pub use context::Context;
 pub use error::{BoxError, Cause, Error};
+pub use go::{GoHandle, JoinError, SpawnError};
+pub use group::{Group, GroupWait, MemberFailed};
 pub use handle::CancelHandle;
 pub use waiters::Done;
 
 #[cfg(feature = "macros")]
-pub use context_macros::{cancellable, select_done};
+pub use context_macros::{cancellable, go, select_done};
 
 #[doc(hidden)]
 #[path = "private.rs"]

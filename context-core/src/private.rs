@@ -14,6 +14,8 @@ use std::future::{Future, IntoFuture};
 use crate::EnterGuard;
 pub use crate::{CancelHandle, Context, Error};
 pub use core::time::Duration;
+#[doc(hidden)]
+pub use crate::go::__support::*;
 
 /// Makes the child context of a `#[cancellable]` call: with a deadline `timeout` from now if
 /// given, else a plain cancellable child. The handle cancels the child when the call ends.

@@ -9,6 +9,7 @@
 mod cancellable;
 mod duration;
 mod error;
+mod go;
 mod select;
 
 use proc_macro::TokenStream;
@@ -237,4 +238,105 @@ pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn select_done(input: TokenStream) -> TokenStream {
     select::select_done(input.into()).into()
+}
+
+/// Go's `go` statement: spawns work under a new child context and returns a
+/// [`GoHandle`](https://docs.rs/context-core/latest/context_core/struct.GoHandle.html) to
+/// cancel or join it.
+///
+/// ```
+/// use context_core::{go, Context};
+///
+/// fn sum(xs: Vec<u64>) -> u64 {
+///     xs.iter().sum()
+/// }
+///
+/// let xs = vec![1, 2, 3];
+/// let handle = go!(sum(xs)); // like Go's `go sum(xs)`; `xs` is moved into the work
+/// assert_eq!(handle.join().unwrap(), 6);
+/// ```
+///
+/// # Forms
+///
+/// | form | runs under | for |
+/// |---|---|---|
+/// | `go!(f(args))`, `go!(obj.m(args))` | a new child of `Context::current()`, made current | code that uses the ambient context (`#[cancellable]` fns) |
+/// | `go!(in parent, f(args))` | a new child of `parent` (`Context` or `&Context`) | a context other than the current one |
+/// | `go!(\|ctx\| f(ctx, args))` | the child, also handed over as `ctx: Context` | fns that take a `Context` parameter |
+/// | `go!(group => f(args))` | the group's context, as a member of a `Group` | fan-out with first-error cancellation |
+///
+/// The forms combine: `go!(in parent, |ctx| f(ctx))`, `go!(group => |ctx| f(ctx))`. They
+/// cannot be confused: an expression never starts with `in` or holds a bare `=>`, and a
+/// closure is never the work itself (it would not run), so `|ctx|` always means "hand me the
+/// child context".
+///
+/// # What runs where
+///
+/// Like Go's `go f(x)`, the callee, the receiver and the arguments of a call are evaluated on
+/// the caller, then moved into the spawned work, where the call runs. Whether the call is
+/// blocking or async is decided by its **type**, not its spelling:
+///
+/// - if it returns a future (anything `IntoFuture`), the future runs as a task on the
+///   caller's tokio runtime (feature `tokio`), with the child current across its `.await`s.
+///   Outside a runtime this panics with a message saying what to do
+///   (`GoHandle::try_spawn` returns a `Result` instead);
+/// - otherwise the call runs on a new OS thread, with the child current on it. This holds
+///   inside a runtime too (the thread enters the runtime, so futures it spawns land there).
+///
+/// `async { .. }` blocks, `{ .. }` blocks and macro calls run whole in the spawned work.
+/// Any other expression (a variable, a field) is evaluated on the caller and must be a
+/// future.
+///
+/// ```
+/// use context_core::{go, Context, Error};
+/// use std::time::Duration;
+///
+/// async fn fetch(id: u32) -> u32 {
+///     tokio::time::sleep(Duration::from_millis(1)).await;
+///     id * 10
+/// }
+/// fn crunch(ctx: Context) -> Result<(), Error> {
+///     loop {
+///         ctx.sleep(Duration::from_millis(1))?;
+///     }
+/// }
+///
+/// # #[tokio::main]
+/// # async fn main() {
+/// let (parent, cancel) = Context::background().with_cancel();
+/// let task = go!(fetch(4)); // a future: a tokio task
+/// let thread = go!(in parent, |ctx| crunch(ctx)); // blocking: an OS thread
+/// assert_eq!(task.await.unwrap(), 40);
+/// cancel.cancel(); // reaches the child `ctx` of the thread
+/// assert_eq!(thread.await.unwrap(), Err(Error::Canceled));
+/// # }
+/// ```
+///
+/// # Joining, cancelling, detaching
+///
+/// The handle's `cancel()` cancels the child (cooperatively: the work sees it through its
+/// context). `handle.join()` blocks, `handle.await` waits asynchronously; both give the value
+/// or a `JoinError` whose `into_panic()` hands back the panic payload. Dropping the handle
+/// detaches the work, as Go's `go` does: it runs on until its context is done.
+///
+/// ```
+/// use context_core::{go, Context, Error, Group};
+///
+/// let group: Group<Error> = Group::new(&Context::background());
+/// for i in 0..3 {
+///     go!(group => |ctx| {
+///         if i == 1 {
+///             return Err(Error::DeadlineExceeded); // cancels the other members
+///         }
+///         ctx.wait();
+///         Ok(())
+///     });
+/// }
+/// assert_eq!(group.wait(), Err(Error::DeadlineExceeded));
+/// ```
+///
+/// Generated code names `::context_core`; the crate must be reachable under that name.
+#[proc_macro]
+pub fn go(input: TokenStream) -> TokenStream {
+    go::expand(input.into()).into()
 }

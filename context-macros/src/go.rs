@@ -1,0 +1,295 @@
+//! `go!`: parse, check, expand.
+//!
+//! ```text
+//! go!( [in <parent>,] <work> )     a new child of <parent> (default: Context::current())
+//! go!( <group> => <work> )         a member of a context_core::Group
+//!
+//! <work> := [move] [async] |<pat>[: Context]| <expr>   the child context handed over
+//!         | <callee>(<args>)  | <receiver>.<method>(<args>)
+//!                                 Go's `go f(x)`: callee, receiver and args evaluated here
+//!         | async { .. } | { .. } | <macro>!(..)       run entirely in the spawned work
+//!         | <any other expression>                      evaluated here; must be a future
+//! ```
+//!
+//! No two forms overlap: an expression never starts with the keyword `in`, never contains a
+//! top-level `=>`, and a closure is never itself the work (it would not run), so a closure
+//! always means "hand me the child context".
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprClosure, Pat, Token, Type};
+
+/// Where the work goes.
+enum Target {
+    /// A child of `Context::current()`.
+    Current,
+    /// `in <expr>,`: a child of this context.
+    Parent(Expr),
+    /// `<expr> =>`: a member of this group.
+    Group(Expr),
+}
+
+struct GoInput {
+    target: Target,
+    work: Expr,
+}
+
+const FORMS: &str = "write `go!(f(args))`, `go!(in parent_ctx, f(args))`, \
+                     `go!(|ctx| f(ctx, args))` or `go!(group => f(args))`";
+
+impl Parse for GoInput {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.is_empty() {
+            return Err(input.error(format!("`go!` needs the work to spawn: {FORMS}")));
+        }
+        let target = if input.peek(Token![in]) {
+            let in_token: Token![in] = input.parse()?;
+            if input.is_empty() || input.peek(Token![,]) {
+                return Err(syn::Error::new(
+                    in_token.span,
+                    "`in` needs the parent context: write `go!(in parent_ctx, f(args))`",
+                ));
+            }
+            let parent: Expr = input.parse()?;
+            if !input.peek(Token![,]) {
+                return Err(input.error(
+                    "expected `,` after the parent context: write `go!(in parent_ctx, f(args))`",
+                ));
+            }
+            input.parse::<Token![,]>()?;
+            Target::Parent(parent)
+        } else {
+            let first: Expr = input.parse()?;
+            if input.peek(Token![=>]) {
+                let arrow: Token![=>] = input.parse()?;
+                if let Expr::Closure(c) = &first {
+                    return Err(syn::Error::new(
+                        c.span(),
+                        "the group goes before `=>` and the work after it: write `go!(group => |ctx| f(ctx))`",
+                    ));
+                }
+                if input.is_empty() {
+                    return Err(syn::Error::new_spanned(
+                        arrow,
+                        "`=>` needs the work to spawn into the group: write `go!(group => f(args))`",
+                    ));
+                }
+                Target::Group(first)
+            } else {
+                finish(input)?;
+                return Ok(GoInput {
+                    target: Target::Current,
+                    work: first,
+                });
+            }
+        };
+        if input.is_empty() {
+            return Err(input.error(format!(
+                "`go!` needs the work to spawn after the target: {FORMS}"
+            )));
+        }
+        if input.peek(Token![in]) {
+            return Err(input.error(
+                "`in` comes first, and a group already has its context: write `go!(in ctx, f())` or `go!(group => f())`",
+            ));
+        }
+        let work: Expr = input.parse()?;
+        if matches!(target, Target::Parent(_)) && input.peek(Token![=>]) {
+            return Err(input.error(
+                "a group carries its own context, so it takes no `in`: write `go!(group => f(args))`",
+            ));
+        }
+        finish(input)?;
+        Ok(GoInput { target, work })
+    }
+}
+
+/// Accepts an optional trailing comma, then nothing.
+fn finish(input: ParseStream<'_>) -> syn::Result<()> {
+    if input.peek(Token![,]) {
+        input.parse::<Token![,]>()?;
+        if input.is_empty() {
+            return Ok(());
+        }
+        return Err(input.error(
+            "`go!` spawns one piece of work: use one `go!` per call, or spawn a block: `go!(async move { a().await; b().await })`",
+        ));
+    }
+    if input.is_empty() {
+        Ok(())
+    } else {
+        Err(input.error(format!("unexpected tokens after the work: {FORMS}")))
+    }
+}
+
+/// Strips parentheses and invisible groups (from `macro_rules!` fragments) around `e`.
+fn peel(mut e: Expr) -> Expr {
+    loop {
+        e = match e {
+            Expr::Paren(p) => *p.expr,
+            Expr::Group(g) => *g.expr,
+            other => return other,
+        }
+    }
+}
+
+/// The expansion of `go!(<input>)`.
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    match syn::parse2::<GoInput>(input).and_then(generate) {
+        Ok(tokens) => tokens,
+        Err(e) => e.into_compile_error(),
+    }
+}
+
+fn generate(input: GoInput) -> syn::Result<TokenStream> {
+    let private = quote!(::context_core::__private);
+    let work = peel(input.work);
+    let span = work.span();
+    let site = Span::mixed_site();
+    let work_var = format_ident!("__go_work", span = site);
+
+    // Input:  go!(f(a, b))
+    // Output: let __go_arg0 = a; let __go_arg1 = b;
+    //         let __go_work = move |_: Context| f(__go_arg0, __go_arg1);
+    let (prelude, closure) = match work {
+        Expr::Closure(c) => (TokenStream::new(), explicit(c, &private)?),
+        Expr::Call(call) => {
+            let mut prelude = TokenStream::new();
+            let func = match peel((*call.func).clone()) {
+                Expr::Path(p) => quote!(#p),
+                other => {
+                    let f = format_ident!("__go_fn", span = site);
+                    prelude.extend(quote_spanned!(other.span()=> let #f = #other;));
+                    quote!(#f)
+                }
+            };
+            let args = temporaries(call.args.iter(), &mut prelude);
+            let closure = quote_spanned! {span=>
+                move |_: #private::Context| #func(#(#args),*)
+            };
+            (prelude, closure)
+        }
+        Expr::MethodCall(call) => {
+            let mut prelude = TokenStream::new();
+            let recv = format_ident!("__go_recv", span = site);
+            let receiver = &call.receiver;
+            prelude.extend(quote_spanned!(receiver.span()=> let #recv = #receiver;));
+            let args = temporaries(call.args.iter(), &mut prelude);
+            let method = &call.method;
+            let turbofish = &call.turbofish;
+            let closure = quote_spanned! {span=>
+                move |_: #private::Context| #recv.#method #turbofish (#(#args),*)
+            };
+            (prelude, closure)
+        }
+        Expr::Await(a) => {
+            return Err(syn::Error::new_spanned(
+                &a,
+                "`.await` would wait for the future here, on the caller; spawn the future itself: drop the `.await` (`go!(f(args))`)",
+            ));
+        }
+        deferred @ (Expr::Async(_) | Expr::Block(_) | Expr::Macro(_) | Expr::Unsafe(_)) => {
+            let closure = quote_spanned! {span=> move |_: #private::Context| #deferred };
+            (TokenStream::new(), closure)
+        }
+        value => {
+            let v = format_ident!("__go_value", span = site);
+            let prelude = quote_spanned! {span=> let #v = #private::go_value(#value); };
+            let closure = quote_spanned! {span=> move |_: #private::Context| #v };
+            (prelude, closure)
+        }
+    };
+
+    let spawn = match &input.target {
+        Target::Current => quote_spanned! {span=>
+            .spawn(&#private::Context::current(), #work_var)
+        },
+        Target::Parent(parent) => quote_spanned! {span=>
+            .spawn(#private::go_parent(&(#parent)), #work_var)
+        },
+        Target::Group(group) => quote_spanned! {span=>
+            .spawn_in(#private::go_group(&(#group)), #work_var)
+        },
+    };
+    Ok(quote_spanned! {span=>
+        {
+            #[allow(unused_imports)]
+            use #private::{GoBlockingKind as _, GoFutureKind as _};
+            #prelude
+            let #work_var = #closure;
+            (&&#private::go_marker(&#work_var)).__go_kind() #spawn
+        }
+    })
+}
+
+/// `let __go_argN = <arg>;` for each argument, evaluated on the caller in order.
+fn temporaries<'a>(
+    args: impl Iterator<Item = &'a Expr>,
+    prelude: &mut TokenStream,
+) -> Vec<proc_macro2::Ident> {
+    args.enumerate()
+        .map(|(i, arg)| {
+            let name = format_ident!("__go_arg{}", i, span = Span::mixed_site());
+            prelude.extend(quote_spanned!(arg.span()=> let #name = #arg;));
+            name
+        })
+        .collect()
+}
+
+// Input:  go!(|ctx| f(ctx, x))          go!(async |ctx| f(ctx).await)
+// Output: move |ctx: Context| f(ctx, x)   move |ctx: Context| async move { f(ctx).await }
+fn explicit(c: ExprClosure, private: &TokenStream) -> syn::Result<TokenStream> {
+    let span = c.span();
+    if c.inputs.is_empty() {
+        return Err(syn::Error::new(
+            c.or1_token.span,
+            "`go!` runs the work itself, so a closure must take the child context: write `go!(|ctx| f(ctx))`, or `go!(f())` without a closure",
+        ));
+    }
+    if c.inputs.len() > 1 {
+        return Err(syn::Error::new_spanned(
+            &c.inputs,
+            "the closure given to `go!` takes one parameter, the child context: write `go!(|ctx| f(ctx))`",
+        ));
+    }
+    if let Some(kw) = &c.constness {
+        return Err(syn::Error::new_spanned(
+            kw,
+            "a `const` closure cannot be spawned: write `go!(|ctx| f(ctx))`",
+        ));
+    }
+    if let Some(kw) = &c.movability {
+        return Err(syn::Error::new_spanned(
+            kw,
+            "a `static` closure cannot be spawned: write `go!(|ctx| f(ctx))`",
+        ));
+    }
+    let param = match &c.inputs[0] {
+        Pat::Type(t) => {
+            if let Type::Reference(r) = &*t.ty {
+                return Err(syn::Error::new_spanned(
+                    r,
+                    "the child context is handed over by value: write `|ctx| ...` or `|ctx: Context| ...`",
+                ));
+            }
+            quote!(#t)
+        }
+        pat => quote!(#pat: #private::Context),
+    };
+    let ret = &c.output;
+    let body = &c.body;
+    let attrs = &c.attrs;
+    Ok(if c.asyncness.is_some() {
+        if !matches!(ret, syn::ReturnType::Default) {
+            return Err(syn::Error::new_spanned(
+                ret,
+                "give the return type inside instead: `go!(|ctx| async move { ... })`",
+            ));
+        }
+        quote_spanned!(span=> #(#attrs)* move |#param| async move { #body })
+    } else {
+        quote_spanned!(span=> #(#attrs)* move |#param| #ret #body)
+    })
+}
