@@ -1,0 +1,245 @@
+//! `#[cancellable]` on `async fn`s, under tokio.
+
+use std::future::pending;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use context_core::{cancellable, Context, Error};
+use tokio::sync::oneshot;
+
+const PROMPT: Duration = Duration::from_secs(10);
+
+/// Sets its flag when dropped.
+struct DropGuard(Arc<AtomicBool>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cancellable]
+async fn parked(
+    ctx: &Context,
+    dropped: Arc<AtomicBool>,
+    started: oneshot::Sender<()>,
+) -> Result<(), Error> {
+    let _ = ctx;
+    let _guard = DropGuard(dropped);
+    started.send(()).unwrap();
+    pending::<()>().await;
+    unreachable!("never completes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_is_dropped_at_its_await_on_cancel() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn({
+        let dropped = dropped.clone();
+        async move { parked(&ctx, dropped, tx).await }
+    });
+    rx.await.unwrap();
+    assert!(!dropped.load(Ordering::SeqCst));
+    cancel.cancel();
+    let result = tokio::time::timeout(PROMPT, task).await.unwrap().unwrap();
+    assert_eq!(result, Err(Error::Canceled));
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the body future was dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_done_parent_means_the_body_is_never_polled() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = oneshot::channel();
+    assert_eq!(
+        parked(&ctx, dropped.clone(), tx).await,
+        Err(Error::Canceled)
+    );
+    assert!(rx.await.is_err(), "the body never ran to its send");
+}
+
+#[cancellable(timeout = "20ms")]
+async fn sleeps_an_hour() -> Result<u32, Error> {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Ok(1)
+}
+
+#[tokio::test]
+async fn the_deadline_stops_an_await() {
+    let start = Instant::now();
+    assert_eq!(sleeps_an_hour().await, Err(Error::DeadlineExceeded));
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    assert!(start.elapsed() < PROMPT);
+}
+
+#[cancellable]
+fn sync_inner_deadline() -> Option<Instant> {
+    Context::current().deadline()
+}
+
+#[cancellable]
+async fn async_inner_deadline() -> Option<Instant> {
+    tokio::task::yield_now().await;
+    Context::current().deadline()
+}
+
+#[cancellable(timeout = "1h")]
+async fn outer(ctx: Context) -> Option<[Instant; 4]> {
+    let own = ctx.deadline()?;
+    tokio::task::yield_now().await;
+    let current = Context::current().deadline()?;
+    let sync_inner = sync_inner_deadline()?;
+    let async_inner = async_inner_deadline().await?;
+    Some([own, current, sync_inner, async_inner])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_child_is_current_across_awaits_and_nested_fns_inherit() {
+    // Spawned: the future of a #[cancellable] async fn is Send.
+    let all = tokio::spawn(outer(Context::background()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(all.iter().all(|d| *d == all[0]), "{all:?}");
+    assert!(all[0] > Instant::now() + Duration::from_secs(1800));
+    assert_eq!(format!("{:?}", Context::current()), "background");
+}
+
+#[cancellable(timeout = "20ms")]
+async fn cpu_loop(rounds: &AtomicU64) -> Option<u64> {
+    loop {
+        rounds.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test]
+async fn loops_in_async_bodies_are_checked_too() {
+    let rounds = AtomicU64::new(0);
+    assert_eq!(cpu_loop(&rounds).await, None);
+    assert!(rounds.load(Ordering::Relaxed) > 0);
+}
+
+#[derive(Debug, PartialEq)]
+enum FetchError {
+    Context(Error),
+    NotFound(u32),
+}
+
+impl From<Error> for FetchError {
+    fn from(err: Error) -> Self {
+        FetchError::Context(err)
+    }
+}
+
+async fn lookup(id: u32) -> Result<u32, FetchError> {
+    tokio::task::yield_now().await;
+    if id == 0 {
+        Err(FetchError::NotFound(id))
+    } else {
+        Ok(id * 10)
+    }
+}
+
+struct Client {
+    base: u32,
+    calls: u32,
+}
+
+impl Client {
+    #[cancellable]
+    async fn fetch(&self, ctx: &Context, id: u32) -> Result<u32, FetchError> {
+        let _ = ctx;
+        if id == 99 {
+            return Ok(self.base);
+        }
+        let value = lookup(id).await?;
+        Ok(self.base + value)
+    }
+
+    #[cancellable]
+    async fn fetch_all<I>(&mut self, ids: I) -> Result<Vec<u32>, FetchError>
+    where
+        I: IntoIterator<Item = u32>,
+    {
+        let mut out = Vec::new();
+        for id in ids {
+            self.calls += 1;
+            out.push(lookup(id).await?);
+        }
+        Ok(out)
+    }
+}
+
+#[tokio::test]
+async fn methods_generics_question_mark_and_early_return() {
+    let mut client = Client { base: 1, calls: 0 };
+    let bg = Context::background();
+    assert_eq!(client.fetch(&bg, 2).await, Ok(21));
+    assert_eq!(client.fetch(&bg, 0).await, Err(FetchError::NotFound(0)));
+    assert_eq!(client.fetch(&bg, 99).await, Ok(1));
+    assert_eq!(client.fetch_all([1, 2]).await, Ok(vec![10, 20]));
+    assert_eq!(client.calls, 2);
+    let (done, cancel) = bg.with_cancel();
+    cancel.cancel();
+    assert_eq!(
+        client.fetch(&done, 2).await,
+        Err(FetchError::Context(Error::Canceled))
+    );
+    let _current = done.enter();
+    assert_eq!(
+        client.fetch_all([1]).await,
+        Err(FetchError::Context(Error::Canceled))
+    );
+    assert_eq!(client.calls, 2, "the body was never polled");
+}
+
+#[cancellable(timeout = "10ms")]
+async fn io_wait() -> std::io::Result<()> {
+    pending::<()>().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn io_result_alias_in_async_fns() {
+    let err = io_wait().await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+}
+
+trait Service {
+    #[cancellable]
+    async fn call(&self, ctx: &Context) -> Option<bool> {
+        tokio::task::yield_now().await;
+        Some(ctx.deadline().is_some())
+    }
+}
+
+struct Echo;
+
+impl Service for Echo {}
+
+#[tokio::test]
+async fn async_trait_default_methods() {
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    assert_eq!(Echo.call(&ctx).await, Some(true));
+    assert_eq!(Echo.call(&Context::background()).await, Some(false));
+}
+
+#[cancellable(timeout = "1h")]
+async fn unit_body(flag: &AtomicBool) {
+    tokio::task::yield_now().await;
+    flag.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn async_fns_run_on_any_executor() {
+    let flag = AtomicBool::new(false);
+    futures_executor::block_on(unit_body(&flag));
+    assert!(flag.load(Ordering::SeqCst));
+}
