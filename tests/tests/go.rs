@@ -1,0 +1,318 @@
+//! `go!` and `GoHandle`: where work runs, which context it sees, cancellation, joins, panics.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use context_core::{go, Context, Error, GoHandle, JoinError};
+
+/// Generous bound for "this must happen", on a loaded 2-core machine.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn current_chain() -> String {
+    format!("{:?}", Context::current())
+}
+
+/// Blocks until the current context is done.
+fn wait_current() -> Error {
+    Context::current().wait()
+}
+
+fn wait_param(ctx: Context) -> Error {
+    ctx.wait()
+}
+
+async fn wait_current_async() -> Error {
+    Context::current().done().await
+}
+
+async fn wait_param_async(ctx: Context) -> Error {
+    ctx.done().await
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+// ===== threads =====
+
+#[test]
+fn blocking_call_runs_on_another_thread_and_returns_its_value() {
+    fn whoami(n: u32) -> (ThreadId, u32) {
+        (thread::current().id(), n * 2)
+    }
+    let (id, n) = go!(whoami(21)).join().unwrap();
+    assert_ne!(id, thread::current().id());
+    assert_eq!(n, 42);
+}
+
+#[test]
+fn arguments_and_receiver_are_evaluated_on_the_caller_in_order() {
+    struct Probe(Vec<&'static str>);
+    impl Probe {
+        fn record(
+            mut self,
+            a: (ThreadId, &'static str),
+            b: (ThreadId, &'static str),
+        ) -> Vec<(ThreadId, &'static str)> {
+            self.0.push("body");
+            vec![a, b, (thread::current().id(), "body")]
+        }
+    }
+    let order = std::sync::Mutex::new(Vec::new());
+    let eval = |name: &'static str| {
+        order.lock().unwrap().push(name);
+        (thread::current().id(), name)
+    };
+    let me = thread::current().id();
+    let handle = go!(Probe({
+        order.lock().unwrap().push("receiver");
+        Vec::new()
+    })
+    .record(eval("a"), eval("b")));
+    // Evaluated before go! returned, on this thread, in order.
+    assert_eq!(*order.lock().unwrap(), ["receiver", "a", "b"]);
+    let seen = handle.join().unwrap();
+    assert_eq!(seen[0], (me, "a"));
+    assert_eq!(seen[1], (me, "b"));
+    assert_ne!(seen[2].0, me, "the body runs on the spawned thread");
+}
+
+#[test]
+fn blocking_work_runs_under_a_child_of_the_current_context() {
+    let (parent, _cancel) = Context::background().with_cancel();
+    let _guard = parent.enter();
+    let chain = go!(current_chain()).join().unwrap();
+    assert_eq!(chain, "background.with_cancel.with_cancel");
+    // The explicit form hands over the same child it installs.
+    let same = go!(|ctx| format!("{ctx:?}") == current_chain())
+        .join()
+        .unwrap();
+    assert!(same);
+}
+
+#[test]
+fn parent_cancel_reaches_blocking_work_in_every_form() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let ambient = {
+        let _guard = parent.enter();
+        go!(wait_current())
+    };
+    let named = go!(in parent, wait_current());
+    let explicit = go!(in &parent, |ctx| wait_param(ctx));
+    cancel.cancel_with_cause("shutting down");
+    for handle in [ambient, named, explicit] {
+        let child = handle.context().clone();
+        assert_eq!(handle.join().unwrap(), Error::Canceled);
+        assert_eq!(child.cause().unwrap().to_string(), "shutting down");
+    }
+}
+
+#[test]
+fn handle_cancel_reaches_ambient_and_explicit_blocking_work() {
+    let (parent, _cancel) = Context::background().with_cancel();
+    let ambient = go!(in parent, wait_current());
+    let explicit = go!(|ctx| wait_param(ctx));
+    ambient.cancel();
+    explicit.cancel();
+    assert_eq!(ambient.join().unwrap(), Error::Canceled);
+    assert_eq!(explicit.join().unwrap(), Error::Canceled);
+    assert!(
+        !parent.is_done(),
+        "cancelling a handle does not reach the parent"
+    );
+}
+
+#[test]
+fn join_gives_back_a_panic_payload_that_can_be_re_raised() {
+    #[derive(Debug, PartialEq)]
+    struct Oops(u32);
+    fn fails(n: u32) -> u32 {
+        panic::panic_any(Oops(n))
+    }
+    let err: JoinError = go!(fails(3)).join().unwrap_err();
+    assert!(err.is_panic());
+    assert!(!err.is_cancelled());
+    let payload = err.into_panic();
+    let again =
+        panic::catch_unwind(AssertUnwindSafe(|| panic::resume_unwind(payload))).unwrap_err();
+    assert_eq!(again.downcast_ref::<Oops>(), Some(&Oops(3)));
+}
+
+#[test]
+fn panic_message_and_display() {
+    fn fails() -> u8 {
+        panic!("disk {} is gone", 2)
+    }
+    let err = go!(fails()).join().unwrap_err();
+    assert_eq!(err.panic_message().as_deref(), Some("disk 2 is gone"));
+    assert_eq!(err.to_string(), "spawned work panicked: disk 2 is gone");
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+    assert!(boxed.to_string().contains("disk 2"));
+}
+
+#[test]
+fn dropping_the_handle_detaches_the_work_under_a_live_context() {
+    let (go_on, wait_for_go) = mpsc::channel::<()>();
+    let (report, reports) = mpsc::channel::<bool>();
+    let handle = go!(|ctx| {
+        wait_for_go.recv().unwrap();
+        report.send(ctx.is_done()).unwrap();
+    });
+    let child = handle.context().clone();
+    drop(handle);
+    go_on.send(()).unwrap();
+    assert!(
+        !reports.recv_timeout(PATIENCE).unwrap(),
+        "detached work still has a live context"
+    );
+    // Once the work has returned and nobody holds the handle, the context is released.
+    assert_eq!(child.wait_timeout(PATIENCE), Some(Error::Canceled));
+}
+
+#[test]
+fn join_waits_for_the_thread_to_exit() {
+    struct OnExit(mpsc::Sender<()>);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    let (tx, rx) = mpsc::channel();
+    let handle = go!(|_ctx| ON_EXIT.with(|f| *f.borrow_mut() = Some(OnExit(tx))));
+    handle.join().unwrap();
+    // Thread-local destructors run as the thread exits: join returned after them.
+    assert_eq!(rx.try_recv(), Ok(()));
+}
+
+#[test]
+fn outside_a_runtime_spawning_a_future_is_a_clear_panic_or_error() {
+    async fn work() -> u8 {
+        1
+    }
+    let caught = panic::catch_unwind(|| go!(work())).unwrap_err();
+    let msg = panic_message(&*caught);
+    assert!(msg.contains("needs a tokio runtime"), "{msg}");
+    assert!(msg.contains("#[tokio::main]"), "{msg}");
+    let err = GoHandle::try_spawn(&Context::background(), |_| work()).unwrap_err();
+    assert_eq!(err.to_string(), msg);
+}
+
+#[test]
+fn blocks_and_macro_calls_run_whole_in_the_work() {
+    let me = thread::current().id();
+    let there = go!({ thread::current().id() }).join().unwrap();
+    assert_ne!(there, me);
+    let text = go!(format!("{:?}", thread::current().id())).join().unwrap();
+    assert_ne!(text, format!("{me:?}"));
+}
+
+// ===== tokio tasks =====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_becomes_a_task_with_the_child_current_across_awaits() {
+    async fn chain_after_yield() -> String {
+        tokio::task::yield_now().await;
+        current_chain()
+    }
+    let (parent, _cancel) = Context::background().with_cancel();
+    let handle = parent.scope(async { go!(chain_after_yield()) }).await;
+    assert_eq!(handle.await.unwrap(), "background.with_cancel.with_cancel");
+    let id = go!(async { tokio::task::try_id() }).await.unwrap();
+    assert!(id.is_some(), "ran as a tokio task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parent_cancel_reaches_tasks_in_every_form() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let ambient = parent.scope(async { go!(wait_current_async()) }).await;
+    let named = go!(in parent, wait_current_async());
+    let explicit = go!(in parent, |ctx| wait_param_async(ctx));
+    let closure_async = go!(in parent, async move |ctx| ctx.done().await);
+    cancel.cancel();
+    for handle in [ambient, named, explicit, closure_async] {
+        assert_eq!(handle.await.unwrap(), Error::Canceled);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handle_cancel_reaches_ambient_and_explicit_tasks() {
+    let ambient = go!(wait_current_async());
+    let explicit = go!(|ctx| wait_param_async(ctx));
+    ambient.cancel();
+    explicit.cancel_with_cause("stop");
+    assert_eq!(ambient.await.unwrap(), Error::Canceled);
+    assert_eq!(explicit.context().cause().unwrap().to_string(), "stop");
+    assert_eq!(explicit.await.unwrap(), Error::Canceled);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn task_panic_comes_back_from_await() {
+    async fn fails() -> u8 {
+        tokio::task::yield_now().await;
+        panic!("task failed")
+    }
+    let err = go!(fails()).await.unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(panic_message(&*err.into_panic()), "task failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_future_value_is_spawned_and_awaiting_a_thread_handle_works() {
+    async fn seven() -> u8 {
+        7
+    }
+    let fut = seven();
+    assert_eq!(go!(fut).await.unwrap(), 7);
+    fn blocking(n: u8) -> u8 {
+        n + 1
+    }
+    // A blocking call inside a runtime still runs on its own OS thread; the handle awaits.
+    assert_eq!(go!(blocking(1)).await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_work_inside_a_runtime_can_spawn_tasks_on_it() {
+    async fn double(n: u32) -> u32 {
+        n * 2
+    }
+    fn fan_out(n: u32) -> u32 {
+        assert!(tokio::task::try_id().is_none(), "runs on a plain thread");
+        // The thread entered the caller's runtime: go! on a future works, and join may block.
+        go!(double(n)).join().unwrap()
+    }
+    assert_eq!(go!(fan_out(21)).await.unwrap(), 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_join_inside_a_task_panics_instead_of_deadlocking() {
+    let inner = tokio::spawn(async {
+        let handle = go!(async { 1 });
+        handle.cancel();
+        panic::catch_unwind(AssertUnwindSafe(move || handle.join())).unwrap_err()
+    });
+    let payload = inner.await.unwrap();
+    assert!(panic_message(&*payload).contains("handle.await"));
+}
+
+#[test]
+fn a_task_dropped_by_its_runtime_joins_as_cancelled() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let handle = rt.block_on(async { go!(tokio::time::sleep(Duration::from_secs(3600))) });
+    drop(rt);
+    let err = handle.join().unwrap_err();
+    assert!(err.is_cancelled());
+    assert!(err.to_string().contains("runtime shut down"));
+}
