@@ -1,0 +1,3 @@
+module contextbench
+
+go 1.19

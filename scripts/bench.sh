@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Runs every benchmark of context-core (the criterion scenarios and the harness=false binaries
+# for S5m, S6/S6t and S8), plus the Go twins when a Go toolchain is found (BENCH_GO=0 skips
+# them), then prints a markdown table of medians and same-run ratios against the targets of
+# BENCHMARKS.md. Every figure comes from this run's output; nothing is hard-coded.
+#
+# Usage: scripts/bench.sh [criterion args, e.g. --measurement-time 5]
+# Honours CARGO_TARGET_DIR; raw outputs go to $CARGO_TARGET_DIR/bench-out.
+# About 6-8 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+target="${CARGO_TARGET_DIR:-$root/target}"
+export CRITERION_HOME="$target/criterion"
+out="$target/bench-out"
+rm -rf "$CRITERION_HOME" "$out"
+mkdir -p "$out"
+
+load_before="$(uptime | sed 's/.*load average: //')"
+started="$(date -u '+%Y-%m-%d %H:%M UTC')"
+
+cargo bench -p context-core --bench scenarios -- --noplot "$@" | tee "$out/scenarios.txt"
+for bin in latency memory deep_chain; do
+  cargo bench -p context-core --bench "$bin" | tee "$out/$bin.txt"
+done
+if [ "${BENCH_GO:-1}" != 0 ]; then
+  "$root/scripts/bench-go.sh" | tee "$out/go.txt"
+fi
+load_after="$(uptime | sed 's/.*load average: //')"
+
+python3 - "$CRITERION_HOME" "$out" "$started" "$load_before" "$load_after" \
+  "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- context-core/src || echo '+dirty')" \
+  "$(rustc --version)" <<'PY'
+import json, os, re, sys
+
+crit, out, started, load_before, load_after, commit, rustc = sys.argv[1:8]
+
+# Criterion medians in ns; per-element benches (a numeric parameter) divided by it.
+med = {}
+for dirpath, _, files in os.walk(crit):
+    if "benchmark.json" in files and os.path.basename(dirpath) == "new":
+        with open(os.path.join(dirpath, "benchmark.json")) as f:
+            b = json.load(f)
+        with open(os.path.join(dirpath, "estimates.json")) as f:
+            e = json.load(f)
+        ns = e["median"]["point_estimate"]
+        if b.get("value_str"):
+            ns /= float(b["value_str"])
+        med[(b["group_id"], b["function_id"])] = ns
+
+def result_lines(name):
+    rows = {}
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return rows
+    for line in open(path):
+        if line.startswith("RESULT "):
+            parts = line.split()
+            rows[(parts[1], parts[2])] = {k: float(v) for k, v in (p.split("=") for p in parts[3:])}
+    return rows
+
+lat = result_lines("latency.txt")
+mem = result_lines("memory.txt")
+deep = result_lines("deep_chain.txt")
+
+go = {}
+gopath = os.path.join(out, "go.txt")
+if os.path.exists(gopath):
+    for line in open(gopath):
+        m = re.match(r"^Benchmark(\S+?)(-\d+)?\s+\d+\s+(.*)$", line)
+        if not m:
+            continue
+        vals = re.findall(r"([\d.]+) (\S+)", m.group(3))
+        go[m.group(1)] = {unit: float(v) for v, unit in vals}
+
+def c(group, fn):
+    return med.get((group, fn))
+
+def g(name, unit="ns/op"):
+    return go.get(name, {}).get(unit)
+
+def fmt_ns(ns):
+    if ns is None:
+        return "—"
+    if ns >= 1e6:
+        return f"{ns/1e6:.3g} ms"
+    if ns >= 1e3:
+        return f"{ns/1e3:.3g} µs"
+    return f"{ns:.3g} ns"
+
+def fmt_b(b):
+    return "—" if b is None else f"{b:.0f} B"
+
+rows = []
+
+def row(id_, scenario, ours, peer, floor, gov, num, den, limit, against, fmt=fmt_ns, extra=""):
+    ratio = None if num is None or den is None else num / den
+    if ratio is None:
+        verdict, rtxt = "not measured", "—"
+    else:
+        rtxt = f"{ratio:.2f}× {against}"
+        verdict = "met" if ratio <= limit + 1e-9 else "**missed**"
+    rows.append((id_, scenario, fmt(ours), fmt(peer), fmt(floor), fmt(gov), rtxt,
+                 f"≤ {limit}× {against}{extra}", verdict))
+
+o, t, f = c("S1_is_done", "ours"), c("S1_is_done", "tokio_util"), c("S1_is_done", "floor")
+row("S1", "`is_done()`, live child with a deadline", o, t, f, g("S1"), o, f, 1.6, "floor")
+o, t, f = (c("S1p_is_done_2threads", x) for x in ("ours", "tokio_util", "floor"))
+row("S1p", "S1 on 2 threads, one context (per thread)", o, t, f, g("S1p"), o, f, 1.6, "floor")
+o, t = c("S2_child_cancel_drop", "ours"), c("S2_child_cancel_drop", "tokio_util")
+row("S2", "child `with_cancel` + cancel + drop", o, t, None, g("S2"), o, t, 0.7, "tokio-util")
+o, t = c("S2p_child_cancel_drop_2threads", "ours"), c("S2p_child_cancel_drop_2threads", "tokio_util")
+row("S2p", "S2 on 2 threads, one parent (per thread)", o, t, None, g("S2p"), o, t, 0.5, "tokio-util")
+o, t = c("S3_timeout_child_cancel_drop", "ours"), c("S3_timeout_child_cancel_drop", "tokio_util_task")
+row("S3", "child `with_timeout(1h)` + cancel + drop (tokio-util: child token + sleeping task)",
+    o, t, None, g("S3"), o, g("S3"), 0.3, "Go")
+for phase in ("create", "cancel"):
+    o, t = c("S4_fanout", f"ours_{phase}"), c("S4_fanout", f"tokio_util_{phase}")
+    row(f"S4 {phase}", f"fan-out of 10,000: {phase} (per child)", o, t, None,
+        g(f"S4{phase.capitalize()}", "ns/child"), o, t, 1.0, "tokio-util")
+o, t = c("S4w_fanout_wake", "ours"), c("S4w_fanout_wake", "tokio_util")
+row("S4w", "fan-out, a task awaiting each child: cancel until all woken (per child)", o, t, None,
+    g("S4w", "ns/child"), o, t, 0.8, "tokio-util")
+for phase in ("create", "cancel"):
+    o, t = c("S5_chain", f"ours_{phase}"), c("S5_chain", f"tokio_util_{phase}")
+    row(f"S5 {phase}", f"chain of 10,000: {phase} (per level)", o, t, None,
+        g(f"S5{phase.capitalize()}", "ns/level"), o, t, 1.0, "tokio-util")
+do, dt = deep.get(("S5m", "ours")), deep.get(("S5m", "tokio_util"))
+o = do and do["total_ms"] * 1e6
+t = dt and dt["total_ms"] * 1e6
+row("S5m", "chain of 1,000,000 on a 2 MiB stack: create + cancel + drop, once", o, t, None,
+    g("S5m"), o, t, 1.0, "tokio-util", extra=" (works)" )
+lo, lt = lat.get(("S6", "ours")), lat.get(("S6", "tokio_util"))
+row("S6", "wake latency, cancel → awaiting task resumes (p50, same thread)",
+    lo and lo["p50"], lt and lt["p50"], None, None, lo and lo["p50"], lt and lt["p50"], 1.0, "tokio-util")
+lo, lf = lat.get(("S6t", "ours")), lat.get(("S6t", "floor"))
+row("S6t", "wake latency, cancel → thread blocked in `wait()` resumes (p50)",
+    lo and lo["p50"], None, lf and lf["p50"], g("S6t", "p50-ns"), lo and lo["p50"], lf and lf["p50"], 1.1, "floor")
+for kind in ("deepest", "missing"):
+    o, f = c("S7_value_depth10", f"ours_{kind}"), c("S7_value_depth10", f"floor_{kind}")
+    row(f"S7 {kind}", f"`value::<T>()` at depth 10, {kind}", o, None, f,
+        g(f"S7{kind.capitalize()}"), o, f, 1.5, "floor")
+
+def mem_row(id_, scenario, ours, peer, gokey, limit):
+    mo, mp = mem.get(ours), mem.get(peer)
+    ob = mo and mo["bytes"]
+    verdict = "not measured" if ob is None else ("met" if ob <= limit else "**missed**")
+    def both(m):
+        return "—" if m is None else f"{m['bytes']:.0f} B, {m['allocs']:.2g} allocs"
+    gov = go.get(gokey)
+    gtxt = "—" if gov is None else f"{gov['B/child']:.0f} B, {gov['allocs/child']:.2g} allocs"
+    rows.append((id_, scenario, both(mo), both(mp), "—", gtxt, "—", f"≤ {limit} B", verdict))
+
+mem_row("S8", "memory per live child, 1,000,000 children", ("S8", "ours"), ("S8", "tokio_util"), "S8", 96)
+mem_row("S8t", "same, timeout children (tokio-util: + sleeping task)", ("S8t", "ours"),
+        ("S8t", "tokio_util_task"), "S8t", 128)
+
+print()
+print(f"Run: {started}, commit {commit}, {rustc}.")
+print(f"Load average (1/5/15 min) before: {load_before}; after: {load_after}.")
+print()
+print("| id | scenario | ours | tokio-util | floor | Go | ratio | target | verdict |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
+
+def opline(id_, label):
+    parts = []
+    for who in ("ours", "tokio_util", "tokio_util_task"):
+        m = mem.get((id_, who))
+        if m:
+            parts.append(f"{who} {m['bytes']:.0f} B in {m['allocs']:.2g} allocs")
+    gov = go.get(id_.split("_")[0])
+    if gov and "allocs/op" in gov:
+        parts.append(f"Go {gov['B/op']:.0f} B in {gov['allocs/op']:.2g} allocs")
+    if parts:
+        print(f"- {label}: " + "; ".join(parts) + ".")
+
+print()
+print("Allocations per operation (bytes requested):")
+opline("S2_op", "S2 (target: 1 alloc)")
+opline("S3_op", "S3")
+for who in ("ours", "tokio_util"):
+    m = lat.get(("S6", who))
+    if m:
+        print(f"- S6 {who}: p50 {m['p50']:.0f} ns, p90 {m['p90']:.0f} ns, p99 {m['p99']:.0f} ns ({m['n']:.0f} samples).")
+for who in ("ours", "tokio_util"):
+    m = lat.get(("S6x", who))
+    if m:
+        print(f"- S6x (no target; cancel from another thread, task on an idle worker) {who}: p50 {m['p50']:.0f} ns, p90 {m['p90']:.0f} ns, p99 {m['p99']:.0f} ns.")
+for who in ("ours", "floor"):
+    m = lat.get(("S6t", who))
+    if m:
+        print(f"- S6t {who}: p50 {m['p50']:.0f} ns, p90 {m['p90']:.0f} ns, p99 {m['p99']:.0f} ns ({m['n']:.0f} samples).")
+for who in ("ours", "tokio_util"):
+    m = deep.get(("S5m", who))
+    if m:
+        print(f"- S5m {who}: create {m['create_ms']:.0f} ms, cancel {m['cancel_ms']:.0f} ms, drop {m['drop_ms']:.0f} ms.")
+PY
