@@ -4,18 +4,18 @@
 //!
 //! What each macro needs:
 //! - `#[cancellable]` on a sync fn: [`SyncScope`] (child context, entered as current),
-//!   [`cancelled`] at each loop head, [`assert_cancel_return`] in the fake-return guard.
+//!   [`cancelled`] at each loop head and in the fake-return guard.
 //! - `#[cancellable]` on an `async fn`: [`AsyncScope`] and [`run`].
 //! - `select_done!`: [`AsContext`], `Context::err`, `Context::done` and `Poll`-level
 //!   plumbing from `core`.
 
 use std::future::{Future, IntoFuture};
 
+#[doc(hidden)]
+pub use crate::go::__support::*;
 use crate::EnterGuard;
 pub use crate::{CancelHandle, Context, Error};
 pub use core::time::Duration;
-#[doc(hidden)]
-pub use crate::go::__support::*;
 
 /// Makes the child context of a `#[cancellable]` call: with a deadline `timeout` from now if
 /// given, else a plain cancellable child. The handle cancels the child when the call ends.
@@ -172,11 +172,6 @@ impl CancelReturn for () {
 pub fn cancelled<R: CancelReturn>(err: Error) -> R {
     R::cancelled(err)
 }
-
-/// Compile-time check, in the fake-return guard, that the fn's return type has a
-/// cancellation value. Never called at run time.
-#[inline]
-pub fn assert_cancel_return<R: CancelReturn>(_: &R) {}
 
 #[cfg(test)]
 mod tests {

@@ -111,8 +111,9 @@ fn find_parent(func: &mut ItemFn, args: Option<&Args>) -> syn::Result<Option<Par
             return Err(format_err!(
                 pat_ty,
                 "#[cancellable] found two `Context` parameters ({first_name} and {}) and cannot \
-                 tell which one is the parent; name it: `#[cancellable(parent = {first_name})]`",
-                param_name(arg)
+                 tell which one is the parent; name it: `#[cancellable(parent = {})]`",
+                param_name(arg),
+                first_name.trim_matches('`')
             ));
         }
         found = Some((i, kind));

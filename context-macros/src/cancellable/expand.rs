@@ -33,13 +33,30 @@
 //! Generated locals are `__context_*` with `Span::mixed_site()` hygiene, so user code can
 //! neither see nor shadow them; user tokens keep their spans.
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::{AttrStyle, Attribute};
 
 use super::args::{Args, Timeout};
 use super::check::{Checked, ParamKind};
 use super::inject::inject_into_stmts;
+
+/// `tokens` with every span (groups included) set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut new = Group::new(group.delimiter(), respan(group.stream(), span));
+                new.set_span(span);
+                tree = TokenTree::Group(new);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
 
 /// Lints the fake-return guard trips on purpose.
 fn guard_allows() -> TokenStream {
@@ -114,17 +131,25 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
         }
     });
 
-    // Cancellation values: spanned at the return type, so an unsupported type is reported
-    // there (once: rustc merges identical diagnostics).
-    let cancelled = quote_spanned! {ret_span=> #private::cancelled(#err) };
-    let assert_ret = quote_spanned! {ret_span=> #private::assert_cancel_return(&#fake) };
+    // Cancellation values: located at the return type (resolved at the call site), so an
+    // unsupported type is reported there, once: every site writes the same call with the same
+    // spans, and rustc merges identical diagnostics.
+    let at_ret = Span::call_site().located_at(ret_span);
+    let private_at_ret = respan(private.clone(), at_ret);
+    let cancelled = quote_spanned! {at_ret=> #private_at_ret::cancelled(#err) };
     let allows = guard_allows();
+    // The fake return pins inference to the declared type (as tracing-attributes does); the
+    // second block checks that the type has a cancellation value even without loops.
     let fake_return = quote! {
         #allows
         if false {
             let #fake: #erased_ret = loop {};
-            #assert_ret;
             return #fake;
+        }
+        #allows
+        if false {
+            let #err = #private::Error::Canceled;
+            return #cancelled;
         }
     };
     let check = quote! {

@@ -1,0 +1,10 @@
+use context_core::cancellable;
+
+#[cancellable]
+const fn answer() -> Option<u32> {
+    Some(42)
+}
+
+fn main() {
+    let _ = answer();
+}

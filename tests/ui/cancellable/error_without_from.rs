@@ -1,0 +1,13 @@
+use context_core::cancellable;
+
+#[derive(Debug)]
+struct MyError;
+
+#[cancellable]
+fn work() -> Result<(), MyError> {
+    Ok(())
+}
+
+fn main() {
+    let _ = work();
+}

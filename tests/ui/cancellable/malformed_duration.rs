@@ -1,0 +1,10 @@
+use context_core::{cancellable, Error};
+
+#[cancellable(timeout = "2 seconds")]
+fn work() -> Result<(), Error> {
+    Ok(())
+}
+
+fn main() {
+    let _ = work();
+}

@@ -1,0 +1,10 @@
+use context_core::cancellable;
+
+#[cancellable]
+struct Worker {
+    rounds: u32,
+}
+
+fn main() {
+    let _ = Worker { rounds: 1 }.rounds;
+}

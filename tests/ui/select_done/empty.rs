@@ -1,0 +1,5 @@
+use context_core::select_done;
+
+fn main() {
+    let _: () = select_done! {};
+}

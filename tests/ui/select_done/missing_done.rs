@@ -1,0 +1,7 @@
+use context_core::select_done;
+
+fn main() {
+    let _ = select_done! {
+        default => 1,
+    };
+}
