@@ -33,8 +33,9 @@ use crate::{BoxError, CancelHandle, Context};
 /// - [`set_limit(n)`](Group::set_limit): never more than `n` members in flight. Members
 ///   started beyond the limit wait in a queue (the call does not block, so it is safe in async
 ///   code) and start as others finish; [`try_go`](Group::try_go) starts only if a slot is free.
-///   Queued members that have not started when the group's context is done are dropped
-///   unstarted: they would only have seen a done context.
+///   After a member has failed, members not yet started are dropped unstarted (`wait`
+///   returns that failure anyway); a plain cancellation of the parent does not drop them, so
+///   `Ok` from `wait` always means that every member ran and returned `Ok`.
 ///
 /// # Errors
 ///
@@ -121,15 +122,20 @@ impl<E> Shared<E> {
         st.running == 0 && st.queued.is_empty()
     }
 
-    /// Starts `starter` now if a slot is free; else queues it (`queue`) or gives it back.
-    fn admit(&self, starter: Starter, queue: bool) -> Result<(), Starter> {
+    /// Starts `starter` now if a slot is free, and says whether it did. Otherwise queues it if
+    /// `queue` (it starts later), or drops it. After a failure, drops it: `wait` returns that
+    /// failure, and the member would only see a cancelled context.
+    fn admit(&self, starter: Starter, queue: bool) -> bool {
         let mut st = self.lock();
-        if st.limit.is_some_and(|n| st.running >= n) {
-            if !queue {
-                return Err(starter);
-            }
+        let full = st.limit.is_some_and(|n| st.running >= n);
+        if st.failed || (full && !queue) {
+            drop(st);
+            drop(starter); // user code (the closure's drop) runs outside the lock
+            return false;
+        }
+        if full {
             st.queued.push_back(starter);
-            return Ok(());
+            return false;
         }
         st.running += 1;
         // Started under the lock, so the member cannot finish (and `wait` cannot return)
@@ -137,7 +143,7 @@ impl<E> Shared<E> {
         if let Some(thread) = starter() {
             st.threads.push(thread);
         }
-        Ok(())
+        true
     }
 
     /// Records how a member ended. The cause is set before the member stops counting as
@@ -185,7 +191,7 @@ impl<E> Shared<E> {
         let waker = {
             let mut st = self.lock();
             st.running -= 1;
-            if self.ctx.is_done() {
+            if st.failed {
                 skipped.extend(st.queued.drain(..));
             } else {
                 while st.limit.is_none_or(|n| st.running < n) {
@@ -375,11 +381,12 @@ where
         F: FnOnce(Context) -> Result<(), E> + Send + 'static,
     {
         let starter = self.thread_starter(f, Location::caller());
-        let _ = self.shared.admit(starter, true);
+        self.shared.admit(starter, true);
     }
 
-    /// Like [`go`](Group::go), but starts `f` only if a slot is free under the limit, and
-    /// reports whether it did (Go's `TryGo`). If not, `f` is dropped without running.
+    /// Like [`go`](Group::go), but starts `f` only if a slot is free under the limit (and no
+    /// member has failed), and reports whether it did (Go's `TryGo`). If not, `f` is dropped
+    /// without running.
     ///
     /// ```
     /// use context_core::{Context, Group};
@@ -396,7 +403,7 @@ where
         F: FnOnce(Context) -> Result<(), E> + Send + 'static,
     {
         let starter = self.thread_starter(f, Location::caller());
-        self.shared.admit(starter, false).is_ok()
+        self.shared.admit(starter, false)
     }
 
     fn thread_starter<F>(&self, f: F, site: &'static Location<'static>) -> Starter
@@ -541,7 +548,7 @@ where
         Fut::IntoFuture: Send + 'static,
     {
         let starter = self.task_starter(f, Location::caller());
-        let _ = self.shared.admit(starter, true);
+        self.shared.admit(starter, true);
     }
 
     /// Like [`go_async`](Group::go_async), but starts only if a slot is free, and reports
@@ -567,7 +574,7 @@ where
         Fut::IntoFuture: Send + 'static,
     {
         let starter = self.task_starter(f, Location::caller());
-        self.shared.admit(starter, false).is_ok()
+        self.shared.admit(starter, false)
     }
 
     #[track_caller]

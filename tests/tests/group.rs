@@ -1,0 +1,472 @@
+//! `Group`: Go's errgroup with threads and tokio tasks: first error wins and is the cause,
+//! limits hold, panics come back, nothing outlives `wait`.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use context_core::{go, Context, Error, Group, MemberFailed};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, PartialEq)]
+enum FetchError {
+    NotFound(u32),
+    Cancelled(Error),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::NotFound(id) => write!(f, "item {id} not found"),
+            FetchError::Cancelled(e) => write!(f, "cancelled: {e}"),
+        }
+    }
+}
+
+impl From<Error> for FetchError {
+    fn from(e: Error) -> Self {
+        FetchError::Cancelled(e)
+    }
+}
+
+/// A gate the test opens: members block on it, so overlap is forced, not hoped for.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Gate {
+    fn pass(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.cond.wait(open).unwrap();
+        }
+    }
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+}
+
+/// Counts members in flight and the most ever seen at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+    started: AtomicUsize,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        // `started` first: once `now` reads n, all n have counted themselves as started.
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+    /// Spins (yielding) until `n` members are in flight.
+    fn wait_for(&self, n: usize) {
+        let start = std::time::Instant::now();
+        while self.now.load(Ordering::SeqCst) < n {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "members never reached {n} in flight"
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+// ===== first error wins, as the cause =====
+
+#[test]
+fn threads_first_error_wins_and_is_the_cause_siblings_see() {
+    let group: Group<FetchError> = Group::new(&Context::background());
+    let ctx = group.context().clone();
+    let (seen_tx, seen_rx) = mpsc::channel();
+    for id in 0..4u32 {
+        let seen_tx = seen_tx.clone();
+        if id == 2 {
+            group.go(move |_| Err(FetchError::NotFound(id)));
+        } else {
+            group.go(move |ctx| {
+                let err = ctx.wait();
+                let cause = ctx.cause().unwrap();
+                let failed = cause.downcast_ref::<MemberFailed>().unwrap().clone();
+                seen_tx.send(failed).unwrap();
+                // A later error does not replace the first.
+                Err(err.into())
+            });
+        }
+    }
+    drop(seen_tx);
+    assert_eq!(group.wait(), Err(FetchError::NotFound(2)));
+    let seen: Vec<MemberFailed> = seen_rx.iter().collect();
+    assert_eq!(seen.len(), 3);
+    for failed in seen {
+        assert_eq!(failed.message(), "item 2 not found");
+        assert!(!failed.is_panic());
+        assert_eq!(failed.location().file(), file!());
+    }
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+    assert_eq!(ctx.cause().unwrap().to_string(), "item 2 not found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_first_error_wins_and_is_the_cause_siblings_see() {
+    async fn member(ctx: Context, id: u32) -> Result<(), FetchError> {
+        if id == 1 {
+            return Err(FetchError::NotFound(id));
+        }
+        ctx.done().await;
+        let cause = ctx.cause().unwrap();
+        assert_eq!(cause.to_string(), "item 1 not found");
+        Err(FetchError::NotFound(100 + id))
+    }
+    let group = Group::new(&Context::background());
+    let ctx = group.context().clone();
+    for id in 0..5 {
+        go!(group => |ctx| member(ctx, id));
+    }
+    assert_eq!(group.await, Err(FetchError::NotFound(1)));
+    assert!(ctx.is_done());
+}
+
+#[test]
+fn wait_without_errors_returns_ok_and_the_context_is_done_afterwards() {
+    let group: Group = Group::new(&Context::background());
+    let ctx = group.context().clone();
+    for _ in 0..3 {
+        group.go(|ctx| {
+            assert!(!ctx.is_done());
+            Ok(())
+        });
+    }
+    assert!(group.wait().is_ok());
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+}
+
+#[test]
+fn parent_cancel_reaches_every_member() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let group: Group<Error> = Group::new(&parent);
+    let started = Arc::new(InFlight::default());
+    for _ in 0..3 {
+        let started = Arc::clone(&started);
+        group.go(move |ctx| {
+            started.enter();
+            Err(ctx.wait())
+        });
+    }
+    started.wait_for(3);
+    cancel.cancel_with_cause("shutdown");
+    assert_eq!(group.wait(), Err(Error::Canceled));
+}
+
+// ===== limits =====
+
+#[test]
+fn thread_limit_is_never_exceeded_and_is_reached() {
+    const LIMIT: usize = 3;
+    let group: Group = Group::new(&Context::background());
+    group.set_limit(LIMIT);
+    let flight = Arc::new(InFlight::default());
+    let gate = Arc::new(Gate::default());
+    for _ in 0..12 {
+        let (flight, gate) = (Arc::clone(&flight), Arc::clone(&gate));
+        group.go(move |_| {
+            flight.enter();
+            gate.pass();
+            flight.leave();
+            Ok(())
+        });
+    }
+    // Three run and hold the gate; the rest are queued, not started.
+    flight.wait_for(LIMIT);
+    assert_eq!(flight.started.load(Ordering::SeqCst), LIMIT);
+    gate.open();
+    group.wait().unwrap();
+    assert_eq!(flight.started.load(Ordering::SeqCst), 12);
+    assert_eq!(flight.max.load(Ordering::SeqCst), LIMIT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_limit_is_never_exceeded_and_is_reached() {
+    const LIMIT: usize = 2;
+    let group: Group = Group::new(&Context::background());
+    group.set_limit(LIMIT);
+    let flight = Arc::new(InFlight::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    for _ in 0..10 {
+        let (flight, gate) = (Arc::clone(&flight), Arc::clone(&gate));
+        group.go_async(move |_| async move {
+            flight.enter();
+            gate.acquire().await.unwrap().forget();
+            flight.leave();
+            Ok(())
+        });
+    }
+    while flight.now.load(Ordering::SeqCst) < LIMIT {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(flight.started.load(Ordering::SeqCst), LIMIT);
+    gate.add_permits(10);
+    group.await.unwrap();
+    assert_eq!(flight.started.load(Ordering::SeqCst), 10);
+    assert_eq!(flight.max.load(Ordering::SeqCst), LIMIT);
+}
+
+#[test]
+fn try_go_starts_only_under_the_limit() {
+    let group: Group = Group::new(&Context::background());
+    group.set_limit(2);
+    let gate = Arc::new(Gate::default());
+    let mut started = 0;
+    for _ in 0..5 {
+        let gate = Arc::clone(&gate);
+        if group.try_go(move |_| {
+            gate.pass();
+            Ok(())
+        }) {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 2);
+    gate.open();
+    group.wait().unwrap();
+}
+
+#[test]
+fn queued_members_do_not_start_after_a_failure() {
+    let group: Group<FetchError> = Group::new(&Context::background());
+    group.set_limit(1);
+    let ran = Arc::new(AtomicUsize::new(0));
+    group.go(|_| Err(FetchError::NotFound(0)));
+    for _ in 0..5 {
+        let ran = Arc::clone(&ran);
+        group.go(move |_| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+    }
+    assert_eq!(group.wait(), Err(FetchError::NotFound(0)));
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn after_a_parent_cancel_queued_members_still_run_and_report() {
+    // Only a member's failure drops unstarted members (`wait` returns that failure). A parent
+    // cancel does not: every member runs and sees the done context, so an `Ok` from `wait`
+    // always means that every member ran and returned `Ok`.
+    let (parent, cancel) = Context::background().with_cancel();
+    let group: Group<Error> = Group::new(&parent);
+    group.set_limit(1);
+    cancel.cancel();
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..4 {
+        let ran = Arc::clone(&ran);
+        group.go(move |ctx| {
+            assert_eq!(ctx.err(), Some(Error::Canceled));
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+    }
+    assert_eq!(group.wait(), Ok(()));
+    assert_eq!(ran.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+#[should_panic(expected = "set the limit before the first `go`")]
+fn changing_the_limit_while_members_run_panics() {
+    let group: Group = Group::new(&Context::background());
+    group.go(|ctx| {
+        ctx.wait();
+        Ok(())
+    });
+    group.set_limit(4);
+}
+
+// ===== panics =====
+
+#[test]
+fn a_thread_panic_cancels_the_group_and_wait_re_raises_it() {
+    #[derive(Debug, PartialEq)]
+    struct Boom(u8);
+    let group: Group = Group::new(&Context::background());
+    let ctx = group.context().clone();
+    let (saw, saw_rx) = mpsc::channel();
+    group.go(move |ctx| {
+        saw.send(ctx.wait()).unwrap();
+        Ok(())
+    });
+    group.go(|_| panic::panic_any(Boom(9)));
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
+    assert_eq!(payload.downcast_ref::<Boom>(), Some(&Boom(9)));
+    assert_eq!(saw_rx.recv_timeout(PATIENCE), Ok(Error::Canceled));
+    let cause = ctx.cause().unwrap();
+    let failed = cause.downcast_ref::<MemberFailed>().unwrap();
+    assert!(failed.is_panic());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_panic_cancels_the_group_and_wait_re_raises_it() {
+    async fn member(ctx: Context, id: u32) -> Result<(), Error> {
+        if id == 0 {
+            tokio::task::yield_now().await;
+            panic!("member {id} broke");
+        }
+        Err(ctx.done().await)
+    }
+    let group: Group<Error> = Group::new(&Context::background());
+    let ctx = group.context().clone();
+    for id in 0..3 {
+        go!(group => |ctx| member(ctx, id));
+    }
+    // Re-raised by the wait future: catch it where a task would.
+    let joined = tokio::spawn(group.wait_async()).await;
+    let payload = joined.unwrap_err().into_panic();
+    assert_eq!(payload.downcast_ref::<String>().unwrap(), "member 0 broke");
+    assert_eq!(
+        ctx.cause().unwrap().to_string(),
+        "group member panicked: member 0 broke"
+    );
+}
+
+// ===== nothing outlives wait; drop =====
+
+#[test]
+fn no_member_thread_outlives_a_waited_group() {
+    struct OnExit(Arc<AtomicUsize>);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    let exited = Arc::new(AtomicUsize::new(0));
+    let held = Arc::new(());
+    let group: Group = Group::new(&Context::background());
+    group.set_limit(3);
+    for _ in 0..8 {
+        let (exited, held) = (Arc::clone(&exited), Arc::clone(&held));
+        group.go(move |_| {
+            let _held = held;
+            ON_EXIT.with(|f| *f.borrow_mut() = Some(OnExit(exited)));
+            Ok(())
+        });
+    }
+    group.wait().unwrap();
+    assert_eq!(
+        Arc::strong_count(&held),
+        1,
+        "every member's captures are gone"
+    );
+    assert_eq!(
+        exited.load(Ordering::SeqCst),
+        8,
+        "every member thread has exited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_member_task_outlives_a_waited_group() {
+    let held = Arc::new(());
+    let group: Group = Group::new(&Context::background());
+    for i in 0..16 {
+        let held = Arc::clone(&held);
+        group.go_async(move |_| async move {
+            for _ in 0..i % 4 {
+                tokio::task::yield_now().await;
+            }
+            drop(held);
+            Ok(())
+        });
+    }
+    let held_late = Arc::clone(&held);
+    group.go_async(move |_| async move {
+        let _keep = held_late; // dropped inside the task, at its end
+        tokio::task::yield_now().await;
+        Ok(())
+    });
+    group.await.unwrap();
+    assert_eq!(Arc::strong_count(&held), 1);
+}
+
+#[test]
+fn dropping_a_group_cancels_its_context_without_waiting() {
+    let (release, released) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel();
+    let group: Group = Group::new(&Context::background());
+    let ctx = group.context().clone();
+    let line = line!() - 2;
+    group.go(move |ctx| {
+        let err = ctx.wait();
+        released.recv().unwrap(); // still running after the drop returned
+        done_tx.send(err).unwrap();
+        Ok(())
+    });
+    drop(group); // returns at once: the member is blocked on `released`
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+    assert_eq!(ctx.cause().unwrap().location().line(), line);
+    release.send(()).unwrap();
+    assert_eq!(done_rx.recv_timeout(PATIENCE), Ok(Error::Canceled));
+}
+
+#[test]
+fn members_run_with_the_group_context_current() {
+    let group: Group = Group::new(&Context::background());
+    let expected = format!("{:?}", group.context());
+    let (tx, rx) = mpsc::channel();
+    group.go(move |_| {
+        tx.send(format!("{:?}", Context::current())).unwrap();
+        Ok(())
+    });
+    group.wait().unwrap();
+    assert_eq!(rx.recv().unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_macro_sends_blocking_calls_to_threads_and_futures_to_tasks() {
+    fn blocking(kind: Arc<Mutex<Vec<&'static str>>>) -> Result<(), Error> {
+        let on_task = tokio::task::try_id().is_some();
+        kind.lock()
+            .unwrap()
+            .push(if on_task { "task" } else { "thread" });
+        Ok(())
+    }
+    async fn non_blocking(kind: Arc<Mutex<Vec<&'static str>>>) -> Result<(), Error> {
+        let on_task = tokio::task::try_id().is_some();
+        kind.lock()
+            .unwrap()
+            .push(if on_task { "task" } else { "thread" });
+        Ok(())
+    }
+    let kinds = Arc::new(Mutex::new(Vec::new()));
+    let group: Group<Error> = Group::new(&Context::background());
+    go!(group => blocking(kinds.clone()));
+    group.wait_async().await.unwrap();
+    let group: Group<Error> = Group::new(&Context::background());
+    go!(&group => non_blocking(kinds.clone()));
+    group.await.unwrap();
+    assert_eq!(*kinds.lock().unwrap(), ["thread", "task"]);
+}
+
+#[test]
+fn go_async_outside_a_runtime_panics_with_a_clear_message() {
+    let group: Group = Group::new(&Context::background());
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+        group.go_async(|_| async { Ok(()) });
+    }))
+    .unwrap_err();
+    let msg = caught.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("needs a tokio runtime"), "{msg}");
+    group.wait().unwrap();
+}
