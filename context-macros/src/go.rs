@@ -42,7 +42,10 @@ const FORMS: &str = "write `go!(f(args))`, `go!(in parent_ctx, f(args))`, \
 impl Parse for GoInput {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.is_empty() {
-            return Err(input.error(format!("`go!` needs the work to spawn: {FORMS}")));
+            return Err(syn::Error::new(
+                Span::call_site(),
+                format!("`go!` needs the work to spawn: {FORMS}"),
+            ));
         }
         let target = if input.peek(Token![in]) {
             let in_token: Token![in] = input.parse()?;

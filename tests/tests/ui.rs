@@ -8,5 +8,6 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("ui/cancellable/*.rs");
     t.compile_fail("ui/select_done/*.rs");
+    t.compile_fail("ui/go/*.rs");
     t.pass("ui/pass/*.rs");
 }

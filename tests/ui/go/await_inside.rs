@@ -1,0 +1,13 @@
+use context_core::go;
+
+async fn fetch() -> u32 {
+    1
+}
+
+async fn caller() {
+    let _handle = go!(fetch().await);
+}
+
+fn main() {
+    let _ = caller();
+}

@@ -1,0 +1,9 @@
+use context_core::go;
+
+fn work() -> u32 {
+    1
+}
+
+fn main() {
+    let _handle = go!(work);
+}

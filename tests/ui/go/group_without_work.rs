@@ -1,0 +1,6 @@
+use context_core::{go, Context, Group};
+
+fn main() {
+    let group: Group = Group::new(&Context::background());
+    go!(group =>);
+}

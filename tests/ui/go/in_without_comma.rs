@@ -1,0 +1,8 @@
+use context_core::{go, Context};
+
+fn work() {}
+
+fn main() {
+    let ctx = Context::background();
+    let _handle = go!(in ctx work());
+}

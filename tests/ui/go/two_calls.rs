@@ -1,0 +1,8 @@
+use context_core::go;
+
+fn a() {}
+fn b() {}
+
+fn main() {
+    let _handle = go!(a(), b());
+}
