@@ -64,3 +64,6 @@ pub mod __private;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

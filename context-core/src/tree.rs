@@ -27,9 +27,15 @@
 //! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only
 //!    under the node's lock and only while it is live. Cancellation takes the whole waiter slab
 //!    under that lock, so no waiter is missed and no waiter key is reused after the node is done.
-//! 5. The thread that cancels a node holds that node's lock until every descendant is done. A
-//!    concurrent `cancel` of the same node waits on that lock, so when *any* `cancel` returns, the
-//!    whole subtree reports done (propagation is synchronous, as DESIGN.md requires).
+//! 5. The thread that cancels a node (the *origin* of that cancellation) holds the origin's lock
+//!    until every descendant is done, then marks every node it made done (and every done node it
+//!    met) `settled`. A concurrent `cancel` that finds its node already done returns only once
+//!    the node is settled or, failing that, after taking (and releasing) the lock of every done
+//!    link ancestor in turn up to the first live one: the origin is among them, since a
+//!    cancellation makes a node done only after every link ancestor between it and the origin.
+//!    So when *any* `cancel` returns, the whole subtree reports done (propagation is
+//!    synchronous, as DESIGN.md requires), even if another thread's cancellation of an ancestor
+//!    is still walking it.
 //! 6. No user code runs while a lock of ours is held: wakers are woken, threads unparked and
 //!    callbacks handed to their pool after every lock is released.
 //! 7. Nothing recurses over the depth or width of the tree: cancellation uses a work list and
@@ -47,7 +53,7 @@ use std::time::Instant;
 
 use crate::error::{Cause, CauseData, Error};
 use crate::slab::Slab;
-use crate::sync::{lock, Arc, AtomicU32, AtomicU8, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU32, AtomicU8, Mutex, Ordering};
 use crate::timer::{self, Ticks, NEVER};
 use crate::values::ValueNode;
 use crate::waiters::Waiter;
@@ -73,6 +79,8 @@ pub(crate) enum Body {
 /// The cancellable part of a node.
 pub(crate) struct CancelNode {
     state: AtomicU8,
+    /// Set once this node and its whole subtree report done (invariant 5).
+    settled: AtomicBool,
     /// Index in the link parent's `children` (invariant 2).
     slot: AtomicU32,
     /// Live [`CancelHandle`](crate::CancelHandle) clones; the last one cancels on drop.
@@ -171,6 +179,7 @@ impl CancelNode {
     pub(crate) fn new(deadline: Ticks) -> CancelNode {
         CancelNode {
             state: AtomicU8::new(LIVE),
+            settled: AtomicBool::new(false),
             slot: AtomicU32::new(u32::MAX),
             handles: AtomicU32::new(1),
             deadline,
@@ -293,6 +302,8 @@ pub(crate) fn new_cancel_node(
                         },
                         Ordering::Release,
                     );
+                    // No children: its subtree is done too (invariant 5).
+                    core.settled.store(true, Ordering::Release);
                 }
                 return node;
             }
@@ -329,7 +340,9 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
     {
         let mut inner = lock(&core.inner);
         if core.is_done() {
-            // Whoever won held this lock until the subtree was done (invariant 5).
+            // Another cancellation got here first; it may still be walking the subtree.
+            drop(inner);
+            wait_settled(node);
             return;
         }
         let mut work = Vec::new();
@@ -344,10 +357,37 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
             }
             acc.released.push(child);
         }
+        // Invariant 5: every node this call made done, or met done, has its subtree done now.
+        core.settled.store(true, Ordering::Release);
+        for child in &acc.released {
+            if let Body::Cancel(child_core) = &child.body {
+                child_core.settled.store(true, Ordering::Release);
+            }
+        }
         drop(inner);
     }
     detach(node, core);
     run_aftermath(acc);
+}
+
+/// Returns once the subtree of `node`, a done cancel node, is all done (invariant 5): at once if
+/// it is settled, else after the cancellation that made it done has let go of its origin's lock.
+/// Takes one lock at a time, climbing towards the root: no lock-order issue.
+fn wait_settled(node: &Arc<Node>) {
+    let mut cur = node;
+    while let Body::Cancel(core) = &cur.body {
+        if core.settled.load(Ordering::Acquire) {
+            return;
+        }
+        // If `cur` is the origin, its lock is held until the subtree is done.
+        drop(lock(&core.inner));
+        match cur.parent.as_ref().and_then(|p| p.signal()) {
+            // A done link parent may be the origin, or lie below it.
+            Some(link) if link.cancel_node().is_some_and(CancelNode::is_done) => cur = link,
+            // A live (or no) link parent: `cur` was cancelled by itself, and is finished.
+            _ => return,
+        }
+    }
 }
 
 /// Removes a freshly cancelled `node` from its link parent's children (invariant 2).

@@ -1,0 +1,400 @@
+//! loom model tests: every interleaving (up to `LOOM_MAX_PREEMPTIONS` preemptions) of the races
+//! that matter for the tree. Run them with
+//!
+//! ```text
+//! LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+//!     cargo test -p context-core --release --lib loom_
+//! ```
+//!
+//! Under `--cfg loom` the node locks, the state atomics and the parking of blocked threads are
+//! loom's (see `sync.rs`); `Arc` stays std's, so each model checks for leaks itself with
+//! [`Weak`]s. Timers stay out of the models (the timer thread lives outside them), and
+//! `after_func` callbacks run on the notifying thread once its locks are released.
+//!
+//! A lost wake-up shows as a loom deadlock ("every thread is blocked"), a lock taken in the
+//! wrong order as a deadlock too, and a broken invariant as a failed assertion in some
+//! interleaving, which loom prints.
+
+use std::future::Future;
+use std::sync::{Mutex as StdMutex, Weak};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::thread;
+
+use crate::sync::Arc;
+use crate::tree::{self, Node};
+use crate::{Context, Error};
+
+/// A fresh, cancellable root: nothing from other models is shared.
+fn root() -> (Context, crate::CancelHandle) {
+    Context::background().with_cancel()
+}
+
+fn weak(ctx: &Context) -> Weak<Node> {
+    Arc::downgrade(&ctx.node)
+}
+
+fn children(ctx: &Context) -> usize {
+    tree::child_count(&ctx.node)
+}
+
+fn cause_text(ctx: &Context) -> Option<String> {
+    ctx.cause().map(|c| c.to_string())
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        // Bounded by default so the whole module runs in minutes on 2 cores; set
+        // LOOM_MAX_PREEMPTIONS to search deeper.
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(f);
+}
+
+// ===== cancel racing derive =====
+
+/// A child derived while its parent is being cancelled is either linked (and then reached by the
+/// cancellation) or born done: never left live under a done parent, never left in the list.
+#[test]
+fn loom_cancel_races_derive() {
+    model(|| {
+        let (parent, cancel) = root();
+        let p = parent.clone();
+        let deriver = thread::spawn(move || {
+            let parent_was_done = p.is_done();
+            let (child, child_cancel) = p.with_cancel();
+            // Through a value node: links to the same cancel node.
+            let (grand, grand_cancel) = child.with_value(7u32).with_cancel();
+            if parent_was_done {
+                // Born done. (A parent seen done only *after* the derive may still be walking
+                // its subtree: only the return of `cancel` promises the whole subtree is done.)
+                assert!(child.is_done() && grand.is_done());
+            }
+            (child, child_cancel, grand, grand_cancel)
+        });
+        cancel.cancel();
+        // Every descendant that exists now reports done (propagation is synchronous).
+        let (child, child_cancel, grand, grand_cancel) = deriver.join().unwrap();
+        assert!(parent.is_done());
+        assert_eq!(child.err(), Some(Error::Canceled));
+        assert_eq!(grand.err(), Some(Error::Canceled));
+        assert_eq!(children(&parent), 0, "a done parent keeps no children");
+        assert_eq!(children(&child), 0);
+        let weak_child = weak(&child);
+        let weak_grand = weak(&grand);
+        drop((child, child_cancel, grand, grand_cancel));
+        assert!(weak_child.upgrade().is_none(), "child leaked");
+        assert!(weak_grand.upgrade().is_none(), "grandchild leaked");
+    });
+}
+
+/// Two threads derive from the same live parent at once, then one of them is cancelled: the
+/// parent's list stays consistent (swap_remove slots) and ends up holding exactly the live child.
+#[test]
+fn loom_concurrent_derive_and_detach() {
+    model(|| {
+        let (parent, _cancel) = root();
+        let (first, first_cancel) = parent.with_cancel();
+        let p = parent.clone();
+        let deriver = thread::spawn(move || p.with_cancel());
+        // Detaching `first` races the other thread's push onto the same list.
+        first_cancel.cancel();
+        let (second, second_cancel) = deriver.join().unwrap();
+        assert!(first.is_done());
+        assert!(!second.is_done());
+        assert_eq!(children(&parent), 1);
+        drop(second_cancel);
+        assert!(second.is_done());
+        assert_eq!(children(&parent), 0);
+    });
+}
+
+// ===== cancel racing drop =====
+
+/// The parent's cancellation races the drop of the child's last handle (which cancels and
+/// unlinks the child): no use after unlink, nothing left in the parent's list, nothing leaked.
+#[test]
+fn loom_cancel_races_drop_of_child() {
+    model(|| {
+        let (parent, cancel) = root();
+        let (child, child_cancel) = parent.with_cancel();
+        let (grand, grand_cancel) = child.with_cancel();
+        let weak_child = weak(&child);
+        let weak_grand = weak(&grand);
+        drop(child);
+        let dropper = thread::spawn(move || {
+            drop(child_cancel);
+            // The drop of the last handle cancels synchronously, whoever wins.
+            assert!(grand.is_done());
+            grand
+        });
+        cancel.cancel();
+        let grand = dropper.join().unwrap();
+        assert_eq!(children(&parent), 0);
+        drop(grand_cancel);
+        drop(grand);
+        assert!(weak_child.upgrade().is_none(), "child leaked");
+        assert!(weak_grand.upgrade().is_none(), "grandchild leaked");
+    });
+}
+
+/// Two clones of one handle dropped on two threads at once: exactly one drop is the last one
+/// and cancels; the node leaves its parent's list and is freed.
+#[test]
+fn loom_last_handle_dropped_on_two_threads() {
+    model(|| {
+        let (parent, _cancel) = root();
+        let (child, handle) = parent.with_cancel();
+        let other = handle.clone();
+        let weak_child = weak(&child);
+        let t = thread::spawn(move || drop(other));
+        drop(handle);
+        t.join().unwrap();
+        assert_eq!(child.err(), Some(Error::Canceled));
+        assert_eq!(children(&parent), 0);
+        drop(child);
+        assert!(weak_child.upgrade().is_none(), "child leaked");
+    });
+}
+
+/// The synchronous-propagation rule when two cancellations overlap: the parent's cancellation
+/// is walking the subtree when the child's own `cancel()` (or the drop of its last handle) finds
+/// the child already done. When that call returns, the grandchild must already report done.
+#[test]
+fn loom_overlapping_cancels_return_only_when_the_subtree_is_done() {
+    model(|| {
+        let (parent, cancel) = root();
+        let (child, child_cancel) = parent.with_cancel();
+        let (grand, _grand_cancel) = child.with_cancel();
+        let (great, _great_cancel) = grand.with_cancel();
+        let t = thread::spawn(move || {
+            child_cancel.cancel();
+            assert!(child.is_done());
+            assert!(
+                grand.is_done(),
+                "cancel() returned before the grandchild was done"
+            );
+            assert!(
+                great.is_done(),
+                "cancel() returned before the subtree was done"
+            );
+        });
+        cancel.cancel();
+        t.join().unwrap();
+    });
+}
+
+// ===== cancel racing a waiter's registration =====
+
+/// A task awaiting `done()` while another thread cancels: it is always woken (a lost wake-up
+/// would leave loom with every thread blocked).
+#[test]
+fn loom_cancel_races_async_waiter() {
+    model(|| {
+        let (parent, cancel) = root();
+        let child = parent.with_value("through a value node");
+        let waiter = thread::spawn(move || loom::future::block_on(child.done()));
+        cancel.cancel();
+        assert_eq!(waiter.join().unwrap(), Error::Canceled);
+    });
+}
+
+/// A thread blocked in `wait()` while another thread cancels: always unparked.
+#[test]
+fn loom_cancel_races_blocking_wait() {
+    model(|| {
+        let (parent, cancel) = root();
+        let (child, _child_cancel) = parent.with_cancel();
+        let waiter = thread::spawn(move || child.wait());
+        cancel.cancel();
+        assert_eq!(waiter.join().unwrap(), Error::Canceled);
+    });
+}
+
+/// `wait_timeout(0)` never parks: it reports the state at that moment, and is consistent with
+/// the error afterwards.
+#[test]
+fn loom_cancel_races_zero_timeout_wait() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let c = ctx.clone();
+        let waiter = thread::spawn(move || {
+            let seen = c.wait_timeout(std::time::Duration::ZERO);
+            if let Some(e) = seen {
+                assert_eq!(c.err(), Some(e));
+            }
+            seen
+        });
+        cancel.cancel();
+        let seen = waiter.join().unwrap();
+        assert!(matches!(seen, None | Some(Error::Canceled)));
+    });
+}
+
+/// A waker that counts its wake-ups; its strong count shows whether a waiter entry still
+/// holds it.
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A `done()` future polled once and then dropped while another thread cancels: it is woken at
+/// most once, and afterwards no waiter entry keeps its waker (the registration is removed by the
+/// drop or taken by the cancellation, never both, never neither).
+#[test]
+fn loom_cancel_races_done_future_drop() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(std::sync::Arc::clone(&counter));
+        let c = ctx.clone();
+        let poller = thread::spawn(move || {
+            let mut done = c.done();
+            let mut cx = TaskContext::from_waker(&waker);
+            let first = std::pin::Pin::new(&mut done).poll(&mut cx);
+            drop(done);
+            drop(waker);
+            first
+        });
+        cancel.cancel();
+        let first = poller.join().unwrap();
+        let wakes = counter.0.load(Ordering::SeqCst);
+        match first {
+            Poll::Ready(e) => {
+                assert_eq!(e, Error::Canceled);
+                assert_eq!(wakes, 0);
+            }
+            Poll::Pending => assert!(wakes <= 1),
+        }
+        assert_eq!(
+            std::sync::Arc::strong_count(&counter),
+            1,
+            "a waker is still registered"
+        );
+        assert_eq!(ctx.err(), Some(Error::Canceled));
+    });
+}
+
+// ===== two cancels, two causes =====
+
+/// Two threads cancel one context with different causes: exactly one cause wins, and every
+/// descendant (direct, through a value node, deeper) reports that same cause from the moment
+/// either `cancel_with_cause` returns.
+#[test]
+fn loom_two_causes_one_winner() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let (child, _child_cancel) = ctx.with_value(1u8).with_cancel();
+        let (grand, _grand_cancel) = child.with_cancel();
+        let other = cancel.clone();
+        let g = grand.clone();
+        let t = thread::spawn(move || {
+            other.cancel_with_cause("b");
+            cause_text(&g).expect("done after cancel returns")
+        });
+        cancel.cancel_with_cause("a");
+        let seen_here = cause_text(&grand).expect("done after cancel returns");
+        let seen_there = t.join().unwrap();
+        let winner = cause_text(&ctx).unwrap();
+        assert!(winner == "a" || winner == "b");
+        assert_eq!(seen_here, winner);
+        assert_eq!(seen_there, winner);
+        assert_eq!(cause_text(&child).unwrap(), winner);
+        assert_eq!(ctx.err(), Some(Error::Canceled));
+    });
+}
+
+/// A child cancelled with its own cause while its parent is cancelled with another: the child
+/// keeps whichever reached it first, and its subtree agrees with it.
+#[test]
+fn loom_parent_and_child_causes() {
+    model(|| {
+        let (parent, cancel) = root();
+        let (child, child_cancel) = parent.with_cancel();
+        let (grand, _grand_cancel) = child.with_cancel();
+        let t = thread::spawn(move || child_cancel.cancel_with_cause("child"));
+        cancel.cancel_with_cause("parent");
+        t.join().unwrap();
+        assert_eq!(cause_text(&parent).unwrap(), "parent");
+        let c = cause_text(&child).unwrap();
+        assert!(c == "parent" || c == "child");
+        assert_eq!(cause_text(&grand).unwrap(), c);
+    });
+}
+
+// ===== after_func racing stop =====
+
+/// `stop()` racing the cancellation: the callback runs exactly when `stop` returned false.
+#[test]
+fn loom_after_func_races_stop() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let ran = std::sync::Arc::new(AtomicBool::new(false));
+        let r = std::sync::Arc::clone(&ran);
+        let registration = ctx.after_func(move || {
+            assert!(!r.swap(true, Ordering::SeqCst), "the callback ran twice");
+        });
+        let t = thread::spawn(move || cancel.cancel());
+        let stopped = registration.stop();
+        t.join().unwrap();
+        // Under loom the callback runs inline on the cancelling thread, so it has run by now.
+        assert_eq!(ran.load(Ordering::SeqCst), !stopped);
+        assert!(!registration.stop(), "only the first stop can stop it");
+    });
+}
+
+/// Registering a callback while the context is being cancelled: it runs exactly once (either
+/// taken by the cancellation or run at registration on a done context), unless stopped first.
+#[test]
+fn loom_after_func_registration_races_cancel() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let runs = std::sync::Arc::new(AtomicUsize::new(0));
+        let r = std::sync::Arc::clone(&runs);
+        let c = ctx.clone();
+        let t = thread::spawn(move || {
+            let registration = c.after_func(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            });
+            // Keep the registration alive past the cancel.
+            registration
+        });
+        cancel.cancel();
+        let registration = t.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(!registration.stop());
+    });
+}
+
+// ===== cancel racing a callback that derives and cancels =====
+
+/// An `after_func` callback that derives from and cancels other contexts while another thread
+/// cancels them too: no deadlock (callbacks never run under our locks) and a consistent tree.
+#[test]
+fn loom_callback_that_cancels_races_cancel() {
+    model(|| {
+        let (a, cancel_a) = root();
+        let (b, cancel_b) = root();
+        let cancel_b2 = cancel_b.clone();
+        let derived = std::sync::Arc::new(StdMutex::new(None));
+        let d = std::sync::Arc::clone(&derived);
+        let b2 = b.clone();
+        let _registration = a.after_func(move || {
+            let pair = b2.with_cancel();
+            cancel_b2.cancel_with_cause("from the callback");
+            *d.lock().unwrap() = Some(pair);
+        });
+        let t = thread::spawn(move || cancel_b.cancel_with_cause("from the thread"));
+        cancel_a.cancel();
+        t.join().unwrap();
+        let (child, _child_cancel) = derived.lock().unwrap().take().unwrap();
+        assert!(child.is_done());
+        assert_eq!(cause_text(&child), cause_text(&b));
+        assert_eq!(children(&b), 0);
+    });
+}
