@@ -216,9 +216,15 @@ fn control_flow(ctx: &Context) -> Option<Vec<u32>> {
                 }
                 out.push(k);
             }
-            other => out.push(loop {
-                break other * 10;
-            }),
+            other => {
+                let mut k = other;
+                out.push(loop {
+                    k *= 10;
+                    if k >= 20 {
+                        break k;
+                    }
+                })
+            }
         }
     }
     Some(out)
