@@ -119,25 +119,26 @@ use proc_macro::TokenStream;
 ///
 /// # Equivalent code
 ///
-/// `#[cancellable(timeout = "2s")] fn work(ctx: &Context) -> Result<u32, Error> { loop { … } }`
-/// is, in effect:
+/// `#[cancellable(timeout = "2s")] fn sum(ctx: &Context, items: &[u32]) -> Result<u32, Error>`
+/// with a `for item in items { … }` loop is, in effect (`EXPANSION.md` has the exact code):
 ///
 /// ```
 /// # use context_core::{Context, Error};
 /// # use std::time::Duration;
-/// fn work(parent: &Context) -> Result<u32, Error> {
-///     let (ctx, _cancel) = parent.with_timeout(Duration::from_secs(2));
-///     let _current = ctx.enter();
-///     let ctx = &ctx;
-///     loop {
+/// fn sum(parent: &Context, items: &[u32]) -> Result<u32, Error> {
+///     let (ctx, _cancel) = parent.with_timeout(Duration::from_secs(2)); // cancelled on return
+///     let _current = ctx.enter(); // the current context for nested calls
+///     let ctx = &ctx; // the parameter's name, rebound to the child
+///     let mut total = 0;
+///     for item in items {
 ///         if let Some(err) = ctx.err() {
 ///             return Err(err.into());
 ///         }
-///         # return Ok(1);
-///         // …
+///         total += item;
 ///     }
+///     Ok(total)
 /// }
-/// # assert_eq!(work(&Context::background()), Ok(1));
+/// assert_eq!(sum(&Context::background(), &[1, 2]), Ok(3));
 /// ```
 ///
 /// # Limits

@@ -243,3 +243,16 @@ fn async_fns_run_on_any_executor() {
     futures_executor::block_on(unit_body(&flag));
     assert!(flag.load(Ordering::SeqCst));
 }
+
+#[cancellable(timeout = "1h")]
+async fn own_deadline() -> Option<Instant> {
+    Context::current().deadline()
+}
+
+#[tokio::test]
+async fn the_child_and_its_deadline_are_made_at_the_first_poll() {
+    let fut = own_deadline();
+    let created = Instant::now();
+    let deadline = fut.await.unwrap();
+    assert!(deadline >= created + Duration::from_secs(3600));
+}

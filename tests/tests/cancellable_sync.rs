@@ -268,14 +268,21 @@ fn closures_and_macros_are_not_rewritten(ctx: &Context) -> Option<u32> {
         }
         n
     }
-    Some(in_closure() + nested(5))
+    let in_async_block = futures_executor::block_on(async {
+        let mut n = 0;
+        for i in 0..4 {
+            n += i;
+        }
+        n
+    });
+    Some(in_closure() + nested(5) + in_async_block)
 }
 
 #[test]
-fn closures_nested_fns_and_macro_input_get_no_checks() {
+fn closures_async_blocks_nested_fns_and_macro_input_get_no_checks() {
     let (done, cancel) = Context::background().with_cancel();
     cancel.cancel();
-    assert_eq!(closures_and_macros_are_not_rewritten(&done), Some(50));
+    assert_eq!(closures_and_macros_are_not_rewritten(&done), Some(56));
 }
 
 #[cancellable]
