@@ -160,3 +160,70 @@ mod tests {
         assert!(parse("5").unwrap_err().contains("missing unit"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Go's `time.Duration.String()`: `0s`, `1ns`, `1.5µs`, `300ms`, `2h45m0s`, `1m0.5s`.
+    fn go_format(nanos: u64) -> String {
+        fn fixed(value: u64, scale: u64, digits: usize) -> String {
+            let (int, frac) = (value / scale, value % scale);
+            if frac == 0 {
+                return int.to_string();
+            }
+            let frac = format!("{frac:0digits$}");
+            format!("{int}.{}", frac.trim_end_matches('0'))
+        }
+        match nanos {
+            0 => "0s".to_owned(),
+            1..=999 => format!("{nanos}ns"),
+            1_000..=999_999 => format!("{}\u{b5}s", fixed(nanos, 1_000, 3)),
+            1_000_000..=999_999_999 => format!("{}ms", fixed(nanos, 1_000_000, 6)),
+            _ => {
+                let secs = nanos / 1_000_000_000;
+                let (h, m) = (secs / 3600, secs / 60 % 60);
+                let s = fixed(
+                    secs % 60 * 1_000_000_000 + nanos % 1_000_000_000,
+                    1_000_000_000,
+                    9,
+                );
+                match (h, m) {
+                    (0, 0) => format!("{s}s"),
+                    (0, m) => format!("{m}m{s}s"),
+                    (h, m) => format!("{h}h{m}m{s}s"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn go_format_matches_go() {
+        assert_eq!(go_format(5400 * 1_000_000_000), "1h30m0s");
+        assert_eq!(go_format(1_500), "1.5\u{b5}s");
+        assert_eq!(go_format(60_500_000_000), "1m0.5s");
+        assert_eq!(go_format(i64::MAX as u64), "2562047h47m16.854775807s");
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_gives_a_value_or_an_error(s in "\\PC{0,24}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn duration_like_strings_never_panic(s in "[-+]?([0-9]{0,22}(\\.[0-9]{0,25})?(ns|us|\u{b5}s|ms|s|m|h|x|)){1,4}") {
+            if let Ok(d) = parse(&s) {
+                prop_assert!(d.as_nanos() <= MAX_NANOS);
+            }
+        }
+
+        #[test]
+        fn round_trips_go_formatting(nanos in 0..=i64::MAX as u64) {
+            let text = go_format(nanos);
+            let parsed = parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(parsed.as_nanos(), u128::from(nanos), "{}", text);
+        }
+    }
+}

@@ -230,7 +230,7 @@ impl Checked {
             let default = self.default.as_ref().map(|body| quote!(#body));
             return quote! {
                 match #private::Context::err(#ctx_ref) {
-                    ::core::option::Option::Some(#err) => match #err { #done_pat => #done_body },
+                    ::core::option::Option::Some(#err) => { let #done_pat = #err; #done_body }
                     ::core::option::Option::None => #default,
                 }
             };
@@ -260,7 +260,7 @@ impl Checked {
             .iter()
             .zip(&variants)
             .map(|((pat, _, body), v)| {
-                quote! { #out::#v(#value) => match #value { #pat => #body }, }
+                quote! { #out::#v(#value) => { let #pat = #value; #body } }
             });
         let (default_variant, default_poll, default_arm) = match &self.default {
             Some(body) => (
@@ -299,7 +299,7 @@ impl Checked {
                 .await
             };
             match #chosen {
-                #out::Done(#err) => match #err { #done_pat => #done_body },
+                #out::Done(#err) => { let #done_pat = #err; #done_body }
                 #(#arms)*
                 #default_arm
             }
