@@ -3,6 +3,11 @@
 //! for tokio-util (harness = false). A stack overflow aborts the process, so "works" means the
 //! line was printed.
 //!
+//! Each variant runs in a child process of its own (this binary re-executed with the variant's
+//! name): the allocator's heap grows once per process, and a variant run second in the same
+//! process would reuse the heap the first one grew (page faults and `mprotect` calls that show
+//! up as time) and look faster than it is.
+//!
 //! Output lines:
 //! `RESULT S5m <who> create_ms=<ms> cancel_ms=<ms> drop_ms=<ms> total_ms=<ms> depth=<n>`.
 
@@ -76,6 +81,19 @@ fn tokio_util() {
 }
 
 fn main() {
-    on_small_stack(ours);
-    on_small_stack(tokio_util);
+    let variant = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    match variant.as_deref() {
+        Some("ours") => on_small_stack(ours),
+        Some("tokio_util") => on_small_stack(tokio_util),
+        _ => {
+            let me = std::env::current_exe().expect("path of this benchmark");
+            for variant in ["ours", "tokio_util"] {
+                let status = std::process::Command::new(&me)
+                    .arg(variant)
+                    .status()
+                    .expect("run a variant");
+                assert!(status.success(), "S5m {variant} failed: {status}");
+            }
+        }
+    }
 }
