@@ -231,6 +231,8 @@ pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - Go picks at random among ready cases; `select_done!` is deterministic: done first, then
 ///   the futures in written order (like `tokio::select!` with `biased;`).
 /// - A future branch's pattern must be irrefutable; match inside the body for more.
+/// - `done` and `done(…)` in a branch head always mean the done branch; to select on your own
+///   future called `done`, wrap it: `v = (done) => …`.
 /// - A select with only a done branch is `ctx.wait()` (threads) or `ctx.done().await`; the
 ///   macro asks you to write that instead.
 /// - Generated code names `::context_core`; the crate must be reachable under that name.
