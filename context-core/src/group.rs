@@ -155,7 +155,7 @@ impl<E> Shared<E> {
         let cause = {
             let mut st = self.lock();
             let first = !st.failed;
-            let cause = match outcome {
+            match outcome {
                 Outcome::Returned(Ok(())) => None,
                 Outcome::Returned(Err(e)) => {
                     st.failed = true;
@@ -173,8 +173,7 @@ impl<E> Shared<E> {
                     }
                     cause
                 }
-            };
-            cause
+            }
         };
         if let Some(cause) = cause {
             let handle = self

@@ -224,7 +224,10 @@ async fn future_becomes_a_task_with_the_child_current_across_awaits() {
         current_chain()
     }
     let (parent, _cancel) = Context::background().with_cancel();
-    let handle = parent.scope(async { go!(chain_after_yield()) }).await;
+    let handle = {
+        let _current = parent.enter(); // not held across an .await
+        go!(chain_after_yield())
+    };
     assert_eq!(handle.await.unwrap(), "background.with_cancel.with_cancel");
     let id = go!(async { tokio::task::try_id() }).await.unwrap();
     assert!(id.is_some(), "ran as a tokio task");
@@ -233,7 +236,10 @@ async fn future_becomes_a_task_with_the_child_current_across_awaits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parent_cancel_reaches_tasks_in_every_form() {
     let (parent, cancel) = Context::background().with_cancel();
-    let ambient = parent.scope(async { go!(wait_current_async()) }).await;
+    let ambient = {
+        let _current = parent.enter();
+        go!(wait_current_async())
+    };
     let named = go!(in parent, wait_current_async());
     let explicit = go!(in parent, |ctx| wait_param_async(ctx));
     let closure_async = go!(in parent, async move |ctx| ctx.done().await);
@@ -310,7 +316,10 @@ fn a_task_dropped_by_its_runtime_joins_as_cancelled() {
         .enable_time()
         .build()
         .unwrap();
-    let handle = rt.block_on(async { go!(tokio::time::sleep(Duration::from_secs(3600))) });
+    let handle = {
+        let _runtime = rt.enter();
+        go!(tokio::time::sleep(Duration::from_secs(3600)))
+    };
     drop(rt);
     let err = handle.join().unwrap_err();
     assert!(err.is_cancelled());
