@@ -67,6 +67,9 @@ impl Parse for Branch {
         } else if let Some(ctx) = parse_done(input)? {
             Kind::Done { pat: None, ctx }
         } else {
+            if let Some(err) = go_style_done(input) {
+                return Err(err);
+            }
             let pat = Pat::parse_single(input).map_err(|_| unknown())?;
             if !input.peek(Token![=]) || input.peek(Token![=>]) {
                 return Err(unknown());
@@ -108,6 +111,26 @@ impl Parse for Branch {
             body
         };
         Ok(Branch { kind, span, body })
+    }
+}
+
+/// `ctx.done() => …`, as Go's `case <-ctx.Done():` reads: an error that shows the spelling.
+fn go_style_done(input: ParseStream<'_>) -> Option<syn::Error> {
+    let fork = input.fork();
+    match fork.parse::<Expr>() {
+        Ok(Expr::MethodCall(call))
+            if call.method == "done" && call.args.is_empty() && fork.peek(Token![=>]) =>
+        {
+            let receiver = quote::ToTokens::to_token_stream(&call.receiver).to_string();
+            Some(syn::Error::new_spanned(
+                &call,
+                format!(
+                    "select_done! spells Go's `case <-ctx.Done():` as `done({receiver}) => …` \
+                     (or `err = done({receiver}) => …` to bind the error)"
+                ),
+            ))
+        }
+        _ => None,
     }
 }
 

@@ -1,9 +1,8 @@
-use context_core::{select_done, Context};
+use context_core::select_done;
 
 fn main() {
-    let ctx = Context::background();
     let _ = select_done! {
-        ctx.done() => 0,
-        default => 1,
+        done => 0,
+        case default => 1,
     };
 }
