@@ -182,7 +182,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
             #(#stmts)*
         });
     } else {
-        let result = quote_spanned! {ret_span=>
+        let result = quote_spanned! {at_ret=>
             match #private::run(#ctx, async move {
                 #fake_return
                 #rebind
