@@ -87,14 +87,34 @@ struct Shared<E> {
     idle: Condvar,
 }
 
-type Starter = Box<dyn FnOnce() -> Option<std::thread::JoinHandle<()>> + Send>;
+/// What starting a member gave.
+enum Started {
+    Thread(std::thread::JoinHandle<()>),
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    Task,
+    /// The OS refused a thread: the member counts as having panicked with this payload.
+    Failed(Payload),
+}
+
+/// Starts a member (spawns its thread or task). Never called under the state lock: spawning
+/// may drop the member at once (a runtime shutting down), which re-enters the group.
+type Starter = Box<dyn FnOnce() -> Started + Send>;
+
+/// A member that has not started yet.
+struct Pending {
+    start: Starter,
+    site: &'static Location<'static>,
+}
 
 struct State<E> {
     limit: Option<usize>,
-    /// Members started and not finished.
+    /// Members admitted (holding a slot) and not finished.
     running: usize,
+    /// Of those, members whose thread or task is being spawned: `wait` waits for these too,
+    /// so every member thread handle is recorded before it can return.
+    starting: usize,
     /// Members waiting for a slot, oldest first.
-    queued: VecDeque<Starter>,
+    queued: VecDeque<Pending>,
     /// Whether a member failed (error or panic) and cancelled the context with its cause.
     failed: bool,
     first_error: Option<E>,
@@ -119,30 +139,69 @@ impl<E> Shared<E> {
     }
 
     fn is_idle(st: &State<E>) -> bool {
-        st.running == 0 && st.queued.is_empty()
+        st.running == 0 && st.starting == 0 && st.queued.is_empty()
+    }
+
+    /// If the group just became idle: wakes the blocking waiter, returns the async one's waker.
+    fn idle_waker(&self, st: &mut State<E>) -> Option<Waker> {
+        if Self::is_idle(st) {
+            self.idle.notify_all();
+            st.waker.take()
+        } else {
+            None
+        }
+    }
+
+    /// Spawns an admitted member (`running` and `starting` already count it), outside the
+    /// lock, then records its thread.
+    fn launch(&self, pending: Pending)
+    where
+        E: fmt::Display,
+    {
+        let started = (pending.start)();
+        let (failed, waker) = {
+            let mut st = self.lock();
+            st.starting -= 1;
+            let failed = match started {
+                Started::Thread(thread) => {
+                    st.threads.push(thread);
+                    None
+                }
+                Started::Task => None,
+                Started::Failed(payload) => Some(payload),
+            };
+            (failed, self.idle_waker(&mut st))
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        if let Some(payload) = failed {
+            self.finish(Outcome::Panicked(payload), pending.site);
+        }
     }
 
     /// Starts `starter` now if a slot is free, and says whether it did. Otherwise queues it if
     /// `queue` (it starts later), or drops it. After a failure, drops it: `wait` returns that
     /// failure, and the member would only see a cancelled context.
-    fn admit(&self, starter: Starter, queue: bool) -> bool {
+    fn admit(&self, pending: Pending, queue: bool) -> bool
+    where
+        E: fmt::Display,
+    {
         let mut st = self.lock();
         let full = st.limit.is_some_and(|n| st.running >= n);
         if st.failed || (full && !queue) {
             drop(st);
-            drop(starter); // user code (the closure's drop) runs outside the lock
+            drop(pending); // user code (the closure's drop) runs outside the lock
             return false;
         }
         if full {
-            st.queued.push_back(starter);
+            st.queued.push_back(pending);
             return false;
         }
         st.running += 1;
-        // Started under the lock, so the member cannot finish (and `wait` cannot return)
-        // before its thread handle is recorded.
-        if let Some(thread) = starter() {
-            st.threads.push(thread);
-        }
+        st.starting += 1;
+        drop(st);
+        self.launch(pending);
         true
     }
 
@@ -187,6 +246,7 @@ impl<E> Shared<E> {
         }
 
         let mut skipped = Vec::new();
+        let mut next = Vec::new();
         let waker = {
             let mut st = self.lock();
             st.running -= 1;
@@ -194,26 +254,23 @@ impl<E> Shared<E> {
                 skipped.extend(st.queued.drain(..));
             } else {
                 while st.limit.is_none_or(|n| st.running < n) {
-                    let Some(starter) = st.queued.pop_front() else {
+                    let Some(pending) = st.queued.pop_front() else {
                         break;
                     };
                     st.running += 1;
-                    if let Some(thread) = starter() {
-                        st.threads.push(thread);
-                    }
+                    st.starting += 1;
+                    next.push(pending);
                 }
             }
-            if Self::is_idle(&st) {
-                self.idle.notify_all();
-                st.waker.take()
-            } else {
-                None
-            }
+            self.idle_waker(&mut st)
         };
         // User closures of members that never started are dropped outside the lock.
         drop(skipped);
         if let Some(waker) = waker {
             waker.wake();
+        }
+        for pending in next {
+            self.launch(pending);
         }
     }
 
@@ -280,6 +337,7 @@ where
                 state: Mutex::new(State {
                     limit: None,
                     running: 0,
+                    starting: 0,
                     queued: VecDeque::new(),
                     failed: false,
                     first_error: None,
@@ -379,8 +437,8 @@ where
     where
         F: FnOnce(Context) -> Result<(), E> + Send + 'static,
     {
-        let starter = self.thread_starter(f, Location::caller());
-        self.shared.admit(starter, true);
+        let pending = self.thread_member(f, Location::caller());
+        self.shared.admit(pending, true);
     }
 
     /// Like [`go`](Group::go), but starts `f` only if a slot is free under the limit (and no
@@ -401,18 +459,18 @@ where
     where
         F: FnOnce(Context) -> Result<(), E> + Send + 'static,
     {
-        let starter = self.thread_starter(f, Location::caller());
-        self.shared.admit(starter, false)
+        let pending = self.thread_member(f, Location::caller());
+        self.shared.admit(pending, false)
     }
 
-    fn thread_starter<F>(&self, f: F, site: &'static Location<'static>) -> Starter
+    fn thread_member<F>(&self, f: F, site: &'static Location<'static>) -> Pending
     where
         F: FnOnce(Context) -> Result<(), E> + Send + 'static,
     {
         let shared = Arc::clone(&self.shared);
         #[cfg(feature = "tokio")]
         let runtime = tokio::runtime::Handle::try_current().ok();
-        Box::new(move || {
+        let start = Box::new(move || {
             let body = move || {
                 #[cfg(feature = "tokio")]
                 let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
@@ -431,8 +489,14 @@ where
                 };
                 finisher.finish(outcome);
             };
-            Some(std::thread::spawn(body))
-        })
+            match std::thread::Builder::new().spawn(body) {
+                Ok(thread) => Started::Thread(thread),
+                Err(e) => Started::Failed(Box::new(format!(
+                    "could not spawn a thread for the group member started at {site}: {e}"
+                ))),
+            }
+        });
+        Pending { start, site }
     }
 
     /// Blocks until every member has finished, then cancels the group's context and returns
@@ -546,8 +610,8 @@ where
         Fut: IntoFuture<Output = Result<(), E>>,
         Fut::IntoFuture: Send + 'static,
     {
-        let starter = self.task_starter(f, Location::caller());
-        self.shared.admit(starter, true);
+        let pending = self.task_member(f, Location::caller());
+        self.shared.admit(pending, true);
     }
 
     /// Like [`go_async`](Group::go_async), but starts only if a slot is free, and reports
@@ -572,12 +636,12 @@ where
         Fut: IntoFuture<Output = Result<(), E>>,
         Fut::IntoFuture: Send + 'static,
     {
-        let starter = self.task_starter(f, Location::caller());
-        self.shared.admit(starter, false)
+        let pending = self.task_member(f, Location::caller());
+        self.shared.admit(pending, false)
     }
 
     #[track_caller]
-    fn task_starter<F, Fut>(&self, f: F, site: &'static Location<'static>) -> Starter
+    fn task_member<F, Fut>(&self, f: F, site: &'static Location<'static>) -> Pending
     where
         F: FnOnce(Context) -> Fut + Send + 'static,
         Fut: IntoFuture<Output = Result<(), E>>,
@@ -588,7 +652,7 @@ where
             Err(_) => panic!("{}", crate::go::NO_RUNTIME),
         };
         let shared = Arc::clone(&self.shared);
-        Box::new(move || {
+        let start = Box::new(move || {
             // Made only once the member starts: a starter dropped unstarted counts nothing.
             let ctx = shared.ctx.clone();
             let finisher = Finisher {
@@ -600,8 +664,9 @@ where
                 finisher.finish(outcome);
             };
             drop(runtime.spawn(member));
-            None
-        })
+            Started::Task
+        });
+        Pending { start, site }
     }
 }
 

@@ -92,7 +92,8 @@ fn threads_first_error_wins_and_is_the_cause_siblings_see() {
     let (seen_tx, seen_rx) = mpsc::channel();
     for id in 0..4u32 {
         let seen_tx = seen_tx.clone();
-        if id == 2 {
+        // The failing member goes last: members added after a failure are not started.
+        if id == 3 {
             group.go(move |_| Err(FetchError::NotFound(id)));
         } else {
             group.go(move |ctx| {
@@ -106,16 +107,16 @@ fn threads_first_error_wins_and_is_the_cause_siblings_see() {
         }
     }
     drop(seen_tx);
-    assert_eq!(group.wait(), Err(FetchError::NotFound(2)));
+    assert_eq!(group.wait(), Err(FetchError::NotFound(3)));
     let seen: Vec<MemberFailed> = seen_rx.iter().collect();
     assert_eq!(seen.len(), 3);
     for failed in seen {
-        assert_eq!(failed.message(), "item 2 not found");
+        assert_eq!(failed.message(), "item 3 not found");
         assert!(!failed.is_panic());
         assert_eq!(failed.location().file(), file!());
     }
     assert_eq!(ctx.err(), Some(Error::Canceled));
-    assert_eq!(ctx.cause().unwrap().to_string(), "item 2 not found");
+    assert_eq!(ctx.cause().unwrap().to_string(), "item 3 not found");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,4 +470,31 @@ fn go_async_outside_a_runtime_panics_with_a_clear_message() {
     let msg = caught.downcast_ref::<String>().unwrap();
     assert!(msg.contains("needs a tokio runtime"), "{msg}");
     group.wait().unwrap();
+}
+
+#[test]
+fn members_dropped_by_a_runtime_shutdown_come_back_from_wait_instead_of_hanging() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    let group: Group = Group::new(&Context::background());
+    {
+        let _runtime = rt.enter();
+        group.go_async(|_| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        });
+    }
+    drop(rt); // drops the member task unfinished
+    {
+        // Spawning onto a runtime that has shut down drops the member at once.
+        let _runtime = handle.enter();
+        group.go_async(|_| async { Ok(()) });
+    }
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
+    let msg = payload.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("runtime shut down"), "{msg}");
 }
