@@ -17,8 +17,9 @@ mod inject;
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
+use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{Item, ItemFn, TraitItemFn};
+use syn::{Attribute, Block, Expr, Item, ItemFn, Signature, Stmt, TraitItemFn, Visibility};
 
 use crate::error::{format_err, Errors};
 
@@ -60,6 +61,11 @@ fn parse_fn(item: TokenStream) -> syn::Result<ItemFn> {
         Ok(func) => return Ok(func),
         Err(err) => err,
     };
+    // Speculative path: the signature parses but the body does not. Expand around the body as
+    // opaque tokens (no loop checks), so that rustc reports the user's real syntax error.
+    if let Ok(func) = syn::parse2::<MaybeItemFn>(item.clone()) {
+        return Ok(func.into_item_fn());
+    }
     if let Ok(method) = syn::parse2::<TraitItemFn>(item.clone()) {
         if method.default.is_none() {
             return Err(format_err!(
@@ -104,5 +110,47 @@ fn describe(item: &Item) -> (&'static str, proc_macro2::Span) {
         Item::Type(i) => ("a type alias", i.type_token.span),
         Item::Use(i) => ("a use declaration", i.use_token.span),
         other => ("this item", other.to_token_stream().span()),
+    }
+}
+
+/// A fn whose body is kept as raw tokens (tracing-attributes' `MaybeItemFn`).
+struct MaybeItemFn {
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+    sig: Signature,
+    brace: syn::token::Brace,
+    body: TokenStream,
+}
+
+impl Parse for MaybeItemFn {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let content;
+        let brace = syn::braced!(content in input);
+        let body = content.parse()?;
+        Ok(MaybeItemFn {
+            attrs,
+            vis,
+            sig,
+            brace,
+            body,
+        })
+    }
+}
+
+impl MaybeItemFn {
+    /// An `ItemFn` whose body is one opaque statement.
+    fn into_item_fn(self) -> ItemFn {
+        ItemFn {
+            attrs: self.attrs,
+            vis: self.vis,
+            sig: self.sig,
+            block: Box::new(Block {
+                brace_token: self.brace,
+                stmts: vec![Stmt::Expr(Expr::Verbatim(self.body), None)],
+            }),
+        }
     }
 }
