@@ -338,7 +338,13 @@ pub fn select_done(input: TokenStream) -> TokenStream {
 /// assert_eq!(group.wait(), Err(Error::DeadlineExceeded));
 /// ```
 ///
-/// Generated code names `::context_core`; the crate must be reachable under that name.
+/// # Limits
+///
+/// - The work's type must be known where `go!` is written: work that only diverges (a bare
+///   `panic!()`, a `loop` with no `break`) has no type yet and is taken for a future. Give it
+///   one: call a fn with a return type, or write `go!(|ctx| -> () { ... })`.
+/// - Members of a group return `Result<(), E>`; see `Group` for `E`.
+/// - Generated code names `::context_core`; the crate must be reachable under that name.
 #[proc_macro]
 pub fn go(input: TokenStream) -> TokenStream {
     go::expand(input.into()).into()

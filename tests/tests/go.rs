@@ -145,6 +145,14 @@ fn join_gives_back_a_panic_payload_that_can_be_re_raised() {
 }
 
 #[test]
+fn diverging_work_is_spawned_once_given_a_type() {
+    let err = go!(|_ctx| -> () { panic!("never returns") })
+        .join()
+        .unwrap_err();
+    assert_eq!(err.panic_message().as_deref(), Some("never returns"));
+}
+
+#[test]
 fn panic_message_and_display() {
     fn fails() -> u8 {
         panic!("disk {} is gone", 2)
