@@ -588,21 +588,29 @@ impl<T> GoHandle<T> {
         Fut::IntoFuture: Send + 'static,
         T: Send + 'static,
     {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| SpawnError(()))?;
+        // Inside a task we are inside a runtime, and `tokio::spawn` needs no handle clone.
+        let runtime = match tokio::task::try_id() {
+            Some(_) => None,
+            None => Some(tokio::runtime::Handle::try_current().map_err(|_| SpawnError(()))?),
+        };
         let (ctx, cancel) = parent.with_cancel();
-        let task = {
+        let task = ctx.scope({
             let ctx = ctx.clone();
             let cancel = cancel.clone();
             async move {
-                let value = ctx.clone().scope(async move { f(ctx).await }).await;
+                let value = f(ctx).await;
                 drop(cancel);
                 value
             }
+        });
+        let task = match runtime {
+            Some(runtime) => runtime.spawn(task),
+            None => tokio::spawn(task),
         };
         Ok(GoHandle {
             ctx,
             cancel,
-            work: Work::Task(runtime.spawn(task)),
+            work: Work::Task(task),
         })
     }
 }

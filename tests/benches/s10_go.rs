@@ -5,8 +5,13 @@
 //! a cancel handle for the task, and runs the task with the child as its current context.
 //! Each sample spawns and awaits one task at a time, so the numbers are spawn + schedule +
 //! complete + wake + join, on:
-//! - `current_thread`: one thread, no cross-thread wake-ups (the overhead shows most);
+//! - `current_thread`: one thread, no cross-thread wake-ups (the overhead shows most), the
+//!   loop in `block_on`; `current_thread_in_task`: the same with the loop in a task, where
+//!   `tokio::spawn` is cheapest (the LIFO slot);
 //! - `multi_thread`: two workers, the loop running in `block_on` off the workers.
+//!
+//! The fixed cost of `go!` is mostly the child context: `with_cancel` plus its cancellation
+//! when the last handle goes, about 60-75 ns on the reference machine.
 //!
 //! Run: `cargo bench -p context-tests --bench s10_go`
 
@@ -21,8 +26,10 @@ async fn noop() -> u64 {
     black_box(1)
 }
 
-fn run(rt: &Runtime, iters: u64, with_go: bool) -> Duration {
-    rt.block_on(async move {
+/// `iters` spawn + join rounds, timed. `in_task`: the loop itself runs in a spawned task
+/// (as in a server), else directly in `block_on`.
+fn run(rt: &Runtime, iters: u64, with_go: bool, in_task: bool) -> Duration {
+    let rounds = async move {
         let start = Instant::now();
         let mut sum = 0;
         for _ in 0..iters {
@@ -34,28 +41,34 @@ fn run(rt: &Runtime, iters: u64, with_go: bool) -> Duration {
         }
         black_box(sum);
         start.elapsed()
+    };
+    rt.block_on(async move {
+        if in_task {
+            tokio::spawn(rounds).await.unwrap()
+        } else {
+            rounds.await
+        }
     })
 }
 
 fn s10(c: &mut Criterion) {
-    let runtimes = [
-        (
-            "current_thread",
-            Builder::new_current_thread().build().unwrap(),
-        ),
-        (
-            "multi_thread",
-            Builder::new_multi_thread()
-                .worker_threads(2)
-                .build()
-                .unwrap(),
-        ),
+    let current = Builder::new_current_thread().build().unwrap();
+    let multi = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let setups = [
+        ("current_thread", &current, false),
+        ("current_thread_in_task", &current, true),
+        ("multi_thread", &multi, false),
     ];
-    for (flavor, rt) in &runtimes {
-        let mut group = c.benchmark_group(format!("S10/{flavor}"));
-        group.bench_function("go!", |b| b.iter_custom(|iters| run(rt, iters, true)));
+    for (name, rt, in_task) in setups {
+        let mut group = c.benchmark_group(format!("S10/{name}"));
+        group.bench_function("go!", |b| {
+            b.iter_custom(|iters| run(rt, iters, true, in_task))
+        });
         group.bench_function("tokio::spawn", |b| {
-            b.iter_custom(|iters| run(rt, iters, false))
+            b.iter_custom(|iters| run(rt, iters, false, in_task))
         });
         group.finish();
     }
