@@ -143,7 +143,13 @@ fn run() {
         if !due.is_empty() {
             drop(state);
             for Entry { node, cause } in due {
-                tree::cancel(&node, Error::DeadlineExceeded, cause);
+                // User code runs in here (wakers; drops of values and causes, if this is the last
+                // reference). Its panic, already reported by the panic hook, must not unwind
+                // through the one thread every deadline of the process depends on, nor skip
+                // the rest of `due`.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    tree::cancel(&node, Error::DeadlineExceeded, cause);
+                }));
             }
             state = lock(t);
             continue;

@@ -1,0 +1,401 @@
+//! Faults: user code that panics (callbacks, wakers, causes' `Display`, code run while a
+//! context is entered, `#[cancellable]` bodies, `go!` work). After each, the tree must still
+//! work: derive, cancel, wait, `after_func` and deadlines, checked by [`healthy`] on a fresh
+//! thread with a bound, so a lock left held shows as a failure instead of a hang.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Once};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use context_core::{cancellable, go, Context, Error};
+
+/// Generous bound for "this must happen" on a loaded 2-core machine.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Panics deliberately raised by these tests carry this text; the panic hook keeps them quiet.
+const DELIBERATE: &str = "deliberate panic";
+
+fn quiet_deliberate_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if !msg.contains(DELIBERATE) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` on a new thread and fails if it does not finish within [`PATIENCE`] (a deadlock,
+/// such as a lock left held, shows as this failure rather than a hung test).
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(PATIENCE) {
+        Ok(Ok(v)) => v,
+        Ok(Err(payload)) => panic::resume_unwind(payload),
+        Err(_) => panic!("{what}: did not finish within {PATIENCE:?} (deadlock?)"),
+    }
+}
+
+/// The tree under `ctx` still works, from another thread: derive, cancel, wait (blocking and
+/// async), `after_func`, a deadline firing, and the state of `ctx` itself is self-consistent.
+fn healthy(ctx: &Context) {
+    let ctx = ctx.clone();
+    within("health check", move || {
+        let err = ctx.err();
+        assert_eq!(ctx.is_done(), err.is_some());
+        assert_eq!(ctx.wait_timeout(Duration::ZERO), err);
+        assert_eq!(ctx.cause().is_some(), err.is_some());
+        let _ = format!("{ctx:?}");
+
+        let (child, cancel) = ctx.with_cancel();
+        assert_eq!(
+            child.err().is_some(),
+            err.is_some(),
+            "born done iff the parent is"
+        );
+        let (tx, rx) = mpsc::channel();
+        let _reg = child.after_func(move || tx.send(()).unwrap());
+        let waiter = {
+            let child = child.clone();
+            thread::spawn(move || (child.wait(), futures_executor::block_on(child.done())))
+        };
+        cancel.cancel_with_cause("health check");
+        let (a, b) = waiter.join().unwrap();
+        assert_eq!(a, b);
+        assert!(child.is_done());
+        rx.recv_timeout(PATIENCE).expect("after_func ran");
+
+        // Deadlines still fire (the timer thread is alive).
+        let (timed, _cancel) = Context::background().with_timeout(Duration::from_millis(5));
+        assert_eq!(timed.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
+    });
+}
+
+#[derive(Default)]
+struct CountingWaker {
+    wakes: AtomicUsize,
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct PanickingWaker;
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("{DELIBERATE}: waker");
+    }
+}
+
+fn poll_once(done: &mut context_core::Done, waker: &Waker) -> Poll<Error> {
+    std::future::Future::poll(Pin::new(done), &mut TaskContext::from_waker(waker))
+}
+
+// ===== after_func =====
+
+#[test]
+fn panicking_callbacks_do_not_stop_the_others_nor_poison_the_pool() {
+    quiet_deliberate_panics();
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = mpsc::channel();
+    let mut regs = Vec::new();
+    for i in 0..20 {
+        let tx = tx.clone();
+        regs.push(ctx.after_func(move || {
+            if i % 2 == 0 {
+                panic!("{DELIBERATE}: callback {i}");
+            }
+            tx.send(i).unwrap();
+        }));
+    }
+    cancel.cancel();
+    let mut ran: Vec<i32> = (0..10)
+        .map(|_| rx.recv_timeout(PATIENCE).unwrap())
+        .collect();
+    ran.sort();
+    assert_eq!(ran, (1..20).step_by(2).collect::<Vec<_>>());
+    // On an already-done context a callback runs at once (on the pool): a panic there too.
+    let _late = ctx.after_func(|| panic!("{DELIBERATE}: late callback"));
+    let _later = ctx.after_func(move || tx.send(100).unwrap());
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), 100);
+    healthy(&ctx);
+    healthy(&Context::background());
+}
+
+#[test]
+fn a_callback_that_panics_halfway_through_cancelling_leaves_a_consistent_tree() {
+    quiet_deliberate_panics();
+    let (root, _cancel_root) = Context::background().with_cancel();
+    let (a, cancel_a) = root.with_cancel();
+    let (b, cancel_b) = root.with_cancel();
+    let (tx, rx) = mpsc::channel();
+    let _reg = a.after_func(move || {
+        cancel_b.cancel_with_cause("from the callback");
+        tx.send(()).unwrap();
+        panic!("{DELIBERATE}: after cancelling b");
+    });
+    cancel_a.cancel();
+    rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(b.cause().unwrap().to_string(), "from the callback");
+    healthy(&root);
+    healthy(&b);
+}
+
+// ===== wakers =====
+
+#[test]
+fn a_panicking_waker_on_cancel_wakes_the_others_and_leaves_no_lock_held() {
+    quiet_deliberate_panics();
+    let (root, _cancel_root) = Context::background().with_cancel();
+    let (ctx, cancel) = root.with_cancel();
+    let (child, _child_cancel) = ctx.with_cancel();
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    let good = Arc::new(CountingWaker::default());
+    let good_waker = Waker::from(Arc::clone(&good));
+    let (mut d1, mut d2, mut d3) = (ctx.done(), child.done(), ctx.done());
+    assert!(poll_once(&mut d1, &bad).is_pending());
+    assert!(poll_once(&mut d2, &bad).is_pending());
+    assert!(poll_once(&mut d3, &good_waker).is_pending());
+    let blocked = {
+        let child = child.clone();
+        thread::spawn(move || child.wait())
+    };
+    let (tx, rx) = mpsc::channel();
+    let _reg = child.after_func(move || tx.send(()).unwrap());
+
+    let result = panic::catch_unwind(AssertUnwindSafe(|| cancel.cancel()));
+    assert!(result.is_err(), "the waker's panic reaches the canceller");
+    // The cancellation completed anyway.
+    assert_eq!(good.wakes.load(Ordering::SeqCst), 1);
+    assert_eq!(blocked.join().unwrap(), Error::Canceled);
+    rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        poll_once(&mut d1, &good_waker),
+        Poll::Ready(Error::Canceled)
+    );
+    assert_eq!(
+        poll_once(&mut d2, &good_waker),
+        Poll::Ready(Error::Canceled)
+    );
+    assert!(child.is_done());
+    assert!(!root.is_done());
+    healthy(&ctx);
+    healthy(&root);
+}
+
+#[test]
+fn a_panicking_waker_on_the_drop_of_the_last_handle() {
+    quiet_deliberate_panics();
+    let (ctx, cancel) = Context::background().with_cancel();
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    let mut d = ctx.done();
+    assert!(poll_once(&mut d, &bad).is_pending());
+    let result = panic::catch_unwind(AssertUnwindSafe(move || drop(cancel)));
+    assert!(result.is_err());
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+    healthy(&ctx);
+}
+
+/// Regression test: a waker that panics when a *deadline* fires used to unwind through the
+/// timer thread and kill it, so no deadline of the process ever fired again (and the rest of
+/// that batch of due contexts was never cancelled).
+#[test]
+fn a_panicking_waker_woken_by_a_deadline_does_not_kill_the_timer() {
+    quiet_deliberate_panics();
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    // A second context due at the same moment: in the same batch of the timer.
+    let (same_batch, _cancel2) = Context::background().with_deadline(ctx.deadline().unwrap());
+    let mut d = ctx.done();
+    let mut d2 = same_batch.done();
+    assert!(poll_once(&mut d, &bad).is_pending());
+    assert!(poll_once(&mut d2, &bad).is_pending());
+    assert_eq!(ctx.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
+    assert_eq!(
+        same_batch.wait_timeout(PATIENCE),
+        Some(Error::DeadlineExceeded)
+    );
+    // Later deadlines still fire.
+    for _ in 0..3 {
+        let (next, _c) = Context::background().with_timeout(Duration::from_millis(5));
+        assert_eq!(next.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
+    }
+    healthy(&ctx);
+}
+
+/// A value whose `Drop` panics, released by whichever of the timer thread and the test drops
+/// the deadline context last: the timer survives either way.
+#[test]
+fn a_panicking_drop_released_on_the_timer_thread_does_not_kill_it() {
+    quiet_deliberate_panics();
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            if !thread::panicking() {
+                panic!("{DELIBERATE}: value drop");
+            }
+        }
+    }
+    for _ in 0..200 {
+        let base = Context::background().with_value(PanicOnDrop);
+        let (ctx, cancel) = base.with_timeout(Duration::from_millis(2));
+        drop(base);
+        // Dropped as soon as the wait returns: this races the timer thread, which still holds
+        // its reference until its `cancel` has returned, so either side may release the value.
+        assert_eq!(ctx.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop((ctx, cancel))));
+    }
+    let (next, _c) = Context::background().with_timeout(Duration::from_millis(5));
+    assert_eq!(next.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
+}
+
+// ===== ambient context =====
+
+#[test]
+fn a_panic_while_entered_restores_the_ambient_context() {
+    quiet_deliberate_panics();
+    let outer = Context::background().with_value("outer");
+    let inner = Context::background().with_value("inner");
+    let _g = outer.enter();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        let _g2 = inner.enter();
+        assert_eq!(Context::current().value::<&str>(), Some(&"inner"));
+        panic!("{DELIBERATE}: while entered");
+    }));
+    assert!(result.is_err());
+    assert_eq!(Context::current().value::<&str>(), Some(&"outer"));
+    drop(_g);
+    assert_eq!(Context::current().value::<&str>(), None);
+    // Also inside `scope` across a panicking poll.
+    let scoped = Context::background().with_value(7u32);
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        futures_executor::block_on(scoped.scope(async {
+            assert_eq!(Context::current().value::<u32>(), Some(&7));
+            panic!("{DELIBERATE}: in scope");
+        }))
+    }));
+    assert!(result.is_err());
+    assert_eq!(Context::current().value::<u32>(), None);
+}
+
+// ===== causes =====
+
+#[derive(Debug)]
+struct PanickingDisplay;
+
+impl fmt::Display for PanickingDisplay {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        panic!("{DELIBERATE}: Display of a cause")
+    }
+}
+
+impl std::error::Error for PanickingDisplay {}
+
+#[test]
+fn a_cause_whose_display_panics_breaks_only_its_display() {
+    quiet_deliberate_panics();
+    let (root, _cancel_root) = Context::background().with_cancel();
+    let (ctx, cancel) = root.with_cancel();
+    let (child, _c) = ctx.with_value(1u8).with_cancel();
+    cancel.cancel_with_cause(PanickingDisplay);
+    let cause = child.cause().unwrap();
+    assert!(cause.downcast_ref::<PanickingDisplay>().is_some());
+    let shown = panic::catch_unwind(AssertUnwindSafe(|| cause.to_string()));
+    assert!(shown.is_err());
+    // Nothing of ours formats a cause under a lock: everything still works.
+    assert_eq!(child.err(), Some(Error::Canceled));
+    let _ = format!("{child:?}, {cause:?}");
+    let (grandchild, _g) = child.with_cancel();
+    assert!(grandchild
+        .cause()
+        .unwrap()
+        .downcast_ref::<PanickingDisplay>()
+        .is_some());
+    // The same with a deadline cause, fired by the timer thread.
+    let (timed, _t) = root.with_timeout_cause(Duration::from_millis(5), PanickingDisplay);
+    assert_eq!(timed.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
+    assert!(timed
+        .cause()
+        .unwrap()
+        .downcast_ref::<PanickingDisplay>()
+        .is_some());
+    healthy(&ctx);
+    healthy(&root);
+}
+
+// ===== #[cancellable] and go! =====
+
+#[cancellable(timeout = "1h")]
+fn panics_inside(ctx: &Context, seen: &Mutex<Option<Context>>) -> Option<()> {
+    *seen.lock().unwrap() = Some(ctx.clone());
+    panic!("{DELIBERATE}: in a #[cancellable] body");
+}
+
+#[test]
+fn a_panic_in_a_cancellable_body_cancels_its_child_and_restores_the_ambient_context() {
+    quiet_deliberate_panics();
+    let (parent, _cancel) = Context::background().with_cancel();
+    let seen = Mutex::new(None);
+    let _g = parent.with_value("caller").enter();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| panics_inside(&parent, &seen)));
+    assert!(result.is_err());
+    assert_eq!(Context::current().value::<&str>(), Some(&"caller"));
+    let child = seen.lock().unwrap().take().unwrap();
+    assert!(
+        child.is_done(),
+        "the body's child context is released (cancelled) by the unwinding"
+    );
+    assert!(!parent.is_done(), "the caller's context is untouched");
+    drop(_g);
+    healthy(&parent);
+}
+
+fn panicking_work(ctx: Context) -> u32 {
+    assert!(!ctx.is_done());
+    panic!("{DELIBERATE}: in go! work")
+}
+
+#[test]
+fn a_panic_in_go_work_reaches_join_and_the_parent_stays_usable() {
+    quiet_deliberate_panics();
+    let (parent, _cancel) = Context::background().with_cancel();
+    let handle = go!(in parent, |ctx| panicking_work(ctx));
+    let child = handle.context().clone();
+    let err = handle.join().unwrap_err();
+    assert!(err.is_panic());
+    assert!(err.panic_message().unwrap().contains(DELIBERATE));
+    assert!(
+        child.is_done(),
+        "the work's context is released once it ended"
+    );
+    assert!(!parent.is_done());
+    // Many panicking spawns in a row: nothing accumulates, nothing is poisoned.
+    let start = Instant::now();
+    for _ in 0..50 {
+        let err = go!(in parent, |ctx| panicking_work(ctx))
+            .join()
+            .unwrap_err();
+        assert!(err.is_panic());
+    }
+    assert!(start.elapsed() < PATIENCE);
+    healthy(&parent);
+}
