@@ -231,20 +231,24 @@ impl StdError for JoinError {}
 /// let err = GoHandle::try_spawn(&Context::background(), |_| async {}).unwrap_err();
 /// assert!(err.to_string().contains("tokio runtime"));
 /// ```
+#[cfg(feature = "tokio")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpawnError(());
 
+#[cfg(feature = "tokio")]
 pub(crate) const NO_RUNTIME: &str = "go!: spawning a future needs a tokio runtime, and this \
      thread is not inside one. Call it from async code running on tokio (`#[tokio::main]`, \
      `Runtime::block_on`) or after `Handle::enter()`; or, for blocking work, spawn a call that \
      is not a future, which runs on an OS thread";
 
+#[cfg(feature = "tokio")]
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(NO_RUNTIME)
     }
 }
 
+#[cfg(feature = "tokio")]
 impl StdError for SpawnError {}
 
 // ===== Slot: a thread's result, for blocking and async joins =====

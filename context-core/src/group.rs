@@ -19,7 +19,7 @@ use crate::{BoxError, CancelHandle, Context};
 ///
 /// - [`Group::new(&parent)`](Group::new) makes the group's [`context`](Group::context), a child
 ///   of `parent`. Members run with it as their current context and also get it as an argument.
-/// - [`go`](Group::go) starts a blocking member on an OS thread, [`go_async`](Group::go_async) a
+/// - [`go`](Group::go) starts a blocking member on an OS thread, `go_async` (feature `tokio`) a
 ///   future as a task on the caller's tokio runtime; `go!(group => f(args))` picks by type.
 /// - **The first failure cancels the group's context**, with a [`MemberFailed`] cause naming
 ///   the error and where that member was started, so the other members stop and can tell why
