@@ -502,8 +502,9 @@ impl<T> GoHandle<T> {
     ///
     /// # Panics
     ///
-    /// Inside a tokio task (async code), where blocking could deadlock the runtime: use
-    /// `handle.await` there.
+    /// In a task on a current-thread tokio runtime, where blocking would stop the runtime for
+    /// good: use `handle.await` there. (Never block in async code anyway; on a multi-thread
+    /// runtime this is allowed, e.g. inside `tokio::task::block_in_place`.)
     ///
     /// ```
     /// use context_core::go;
@@ -654,16 +655,23 @@ fn from_tokio(e: tokio::task::JoinError) -> JoinError {
     }
 }
 
-/// Panics if the caller is a tokio task: blocking there can deadlock the runtime (on a
-/// current-thread runtime, the work being waited for can never run).
+/// Panics if the caller is a task on a current-thread tokio runtime: blocking there stalls
+/// every task of the runtime, the awaited one included, so it would hang for good. (On a
+/// multi-thread runtime blocking is allowed, as inside `block_in_place`.)
 #[track_caller]
 pub(crate) fn assert_may_block(what: &str, instead: &str) {
     #[cfg(feature = "tokio")]
     if tokio::task::try_id().is_some() {
-        panic!(
-            "{what} blocks the thread, and this is async code running on tokio, where blocking \
-             can deadlock the runtime; use `{instead}` instead"
-        );
+        let flavor = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|h| h.runtime_flavor());
+        if flavor == Some(tokio::runtime::RuntimeFlavor::CurrentThread) {
+            panic!(
+                "{what} blocks the thread, and this is a task on a current-thread tokio \
+                 runtime, which would stop every task (it could never return); use \
+                 `{instead}` instead"
+            );
+        }
     }
     let _ = (what, instead);
 }

@@ -505,8 +505,8 @@ where
     ///
     /// # Panics
     ///
-    /// With a member's panic, as above; and inside a tokio task, where blocking can deadlock
-    /// the runtime: use [`wait_async`](Group::wait_async) there.
+    /// With a member's panic, as above; and in a task on a current-thread tokio runtime, where
+    /// blocking would stop the runtime for good: use [`wait_async`](Group::wait_async) there.
     ///
     /// ```
     /// use context_core::{Context, Group};

@@ -306,15 +306,24 @@ async fn blocking_work_inside_a_runtime_can_spawn_tasks_on_it() {
     assert_eq!(go!(fan_out(21)).await.unwrap(), 42);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blocking_join_inside_a_task_panics_instead_of_deadlocking() {
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_join_in_a_current_thread_task_panics_instead_of_hanging() {
     let inner = tokio::spawn(async {
         let handle = go!(async { 1 });
-        handle.cancel();
         panic::catch_unwind(AssertUnwindSafe(move || handle.join())).unwrap_err()
     });
     let payload = inner.await.unwrap();
     assert!(panic_message(&*payload).contains("handle.await"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_join_in_block_in_place_is_allowed_on_a_multi_thread_runtime() {
+    async fn one() -> u8 {
+        1
+    }
+    let handle = go!(one());
+    let value = tokio::task::block_in_place(move || handle.join()).unwrap();
+    assert_eq!(value, 1);
 }
 
 #[test]
