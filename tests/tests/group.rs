@@ -498,3 +498,52 @@ fn members_dropped_by_a_runtime_shutdown_come_back_from_wait_instead_of_hanging(
     let msg = payload.downcast_ref::<String>().unwrap();
     assert!(msg.contains("runtime shut down"), "{msg}");
 }
+
+#[test]
+fn handles_groups_and_errors_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Group>();
+    send_sync::<Group<std::io::Error>>();
+    send::<context_core::GroupWait<std::io::Error>>();
+    send_sync::<context_core::GoHandle<u32>>();
+    send_sync::<context_core::JoinError>();
+    send_sync::<MemberFailed>();
+    // A JoinError fits in the usual boxed error.
+    let _: fn(context_core::JoinError) -> context_core::BoxError = |e| e.into();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_mixed_members_under_a_limit_finish_with_the_first_error() {
+    const LIMIT: usize = 5;
+    let group: Group<FetchError> = Group::new(&Context::background());
+    group.set_limit(LIMIT);
+    let flight = Arc::new(InFlight::default());
+    for id in 0..300u32 {
+        let flight = Arc::clone(&flight);
+        let work = move |ctx: Context| {
+            flight.enter();
+            let result = if id == 150 {
+                Err(FetchError::NotFound(id))
+            } else {
+                ctx.check().map_err(FetchError::from)
+            };
+            flight.leave();
+            result
+        };
+        if id % 3 == 0 {
+            group.go(work);
+        } else {
+            group.go_async(move |ctx| async move {
+                tokio::task::yield_now().await;
+                work(ctx)
+            });
+        }
+    }
+    let result = group.await;
+    // Members cancelled by item 150 fail too, but only after its failure was recorded (the
+    // group records the error before it cancels the context), so 150 is the one returned.
+    assert_eq!(result, Err(FetchError::NotFound(150)));
+    assert!(flight.max.load(Ordering::SeqCst) <= LIMIT);
+    assert_eq!(flight.now.load(Ordering::SeqCst), 0);
+}
