@@ -353,7 +353,9 @@ enum Work<T> {
 /// - **Dropping the handle detaches the work**, as Go's `go` does: it keeps running, under a
 ///   live context, until its context is done (the parent is cancelled or a deadline passes) or
 ///   it returns. When the work has returned *and* the handle is gone, the context is cancelled,
-///   so anything the work left running under it is told to stop.
+///   so anything the work left running under it is told to stop. So `go!(f());` as a
+///   statement is Go's fire-and-forget `go f()`, and the handle is not `#[must_use]` (as
+///   tokio's `JoinHandle` is not). Unlike a [`CancelHandle`], dropping it cancels nothing.
 ///
 /// # Examples
 ///
@@ -373,7 +375,6 @@ enum Work<T> {
 /// worker.cancel();
 /// assert_eq!(worker.join().unwrap(), Err(Error::Canceled));
 /// ```
-#[must_use = "dropping a GoHandle detaches the work; bind it to join or cancel it later"]
 pub struct GoHandle<T> {
     ctx: Context,
     cancel: CancelHandle,
