@@ -241,7 +241,7 @@ impl<E> Shared<E> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             if let Some(handle) = handle {
-                handle.cancel_with_cause(cause);
+                handle.cancel_with_cause_at(cause, site);
             }
         }
 

@@ -61,7 +61,7 @@ impl CancelHandle {
         tree::cancel(&self.node, Error::Canceled, cause);
     }
 
-    /// Cancels the context with [`Error::Canceled`] and `cause` as its [`Cause`]: Go's
+    /// Cancels the context with [`Error::Canceled`] and `cause` as its [`Cause`](crate::Cause): Go's
     /// `CancelCauseFunc`. If the context is already done, nothing changes.
     ///
     /// ```
@@ -75,6 +75,17 @@ impl CancelHandle {
     #[track_caller]
     pub fn cancel_with_cause(&self, cause: impl Into<BoxError>) {
         let cause = CauseData::custom(cause.into(), Location::caller());
+        tree::cancel(&self.node, Error::Canceled, cause);
+    }
+
+    /// [`cancel_with_cause`](CancelHandle::cancel_with_cause), reporting `location` as where
+    /// the cancellation came from (e.g. where a failed `Group` member was started).
+    pub(crate) fn cancel_with_cause_at(
+        &self,
+        cause: impl Into<BoxError>,
+        location: &'static Location<'static>,
+    ) {
+        let cause = CauseData::custom(cause.into(), location);
         tree::cancel(&self.node, Error::Canceled, cause);
     }
 

@@ -117,6 +117,8 @@ fn threads_first_error_wins_and_is_the_cause_siblings_see() {
     }
     assert_eq!(ctx.err(), Some(Error::Canceled));
     assert_eq!(ctx.cause().unwrap().to_string(), "item 3 not found");
+    // The cause's own location is the failing member's start, not the group's internals.
+    assert_eq!(ctx.cause().unwrap().location().file(), file!());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
