@@ -50,9 +50,9 @@ pub use after_func::AfterFunc;
 pub use ambient::EnterGuard;
 pub use context::Context;
 pub use error::{BoxError, Cause, Error};
-pub use go::{GoHandle, JoinError};
 #[cfg(feature = "tokio")]
 pub use go::SpawnError;
+pub use go::{GoHandle, JoinError};
 pub use group::{Group, GroupWait, MemberFailed};
 pub use handle::CancelHandle;
 pub use waiters::Done;
