@@ -16,6 +16,14 @@ pub(crate) fn current() -> Option<Context> {
     CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
+/// The current context's error, without cloning it: what a sync `select_done!` reads.
+pub(crate) fn current_err() -> Option<crate::Error> {
+    CURRENT
+        .try_with(|c| c.borrow().as_ref().and_then(Context::err))
+        .ok()
+        .flatten()
+}
+
 fn replace(ctx: Option<Context>) -> Option<Context> {
     CURRENT.try_with(|c| c.replace(ctx)).ok().flatten()
 }

@@ -15,6 +15,13 @@ use std::future::{Future, IntoFuture};
 pub use crate::go::__support::*;
 use crate::EnterGuard;
 pub use crate::{CancelHandle, Context, Error};
+
+/// The current context's error, without the reference-count traffic of
+/// `Context::current()`: the sync `select_done!` reads this once per loop iteration.
+#[inline]
+pub fn current_err() -> Option<Error> {
+    crate::ambient::current_err()
+}
 pub use core::time::Duration;
 
 /// Makes the child context of a `#[cancellable]` call: with a deadline `timeout` from now if

@@ -249,10 +249,14 @@ impl Checked {
             None => quote!(&#private::Context::current()),
         };
         if self.futures.is_empty() {
-            // Sync form: one atomic load, then one branch.
+            // Sync form: one atomic load (no clone of the current context), then one branch.
             let default = self.default.as_ref().map(|body| quote!(#body));
+            let err_now = match &self.done_ctx {
+                Some(_) => quote!(#private::Context::err(#ctx_ref)),
+                None => quote!(#private::current_err()),
+            };
             return quote! {
-                match #private::Context::err(#ctx_ref) {
+                match #err_now {
                     ::core::option::Option::Some(#err) => { let #done_pat = #err; #done_body }
                     ::core::option::Option::None => #default,
                 }
