@@ -280,6 +280,42 @@ fn loom_cancel_races_done_future_drop() {
     });
 }
 
+/// A `done()` future polled again with a different waker while another thread cancels: the
+/// waker swap (done in two steps, so that no user waker code runs under the lock) never loses
+/// the wake-up. If the poll returns `Pending`, the *new* waker is woken.
+#[test]
+fn loom_re_poll_with_a_new_waker_races_cancel() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let a = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let b = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let mut done = ctx.done();
+        let waker_a = Waker::from(std::sync::Arc::clone(&a));
+        let first = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker_a));
+        assert!(first.is_pending());
+        drop(waker_a);
+        let waker_b = Waker::from(std::sync::Arc::clone(&b));
+        let poller = thread::spawn(move || {
+            let second = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker_b));
+            (second, done)
+        });
+        cancel.cancel();
+        let (second, done) = poller.join().unwrap();
+        let (wakes_a, wakes_b) = (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst));
+        match second {
+            Poll::Pending => assert_eq!((wakes_a, wakes_b), (0, 1), "the new waker is woken"),
+            Poll::Ready(e) => {
+                assert_eq!(e, Error::Canceled);
+                assert_eq!(wakes_b, 0);
+                assert!(wakes_a <= 1);
+            }
+        }
+        drop(done);
+        assert_eq!(std::sync::Arc::strong_count(&a), 1, "old waker kept");
+        assert_eq!(std::sync::Arc::strong_count(&b), 1, "new waker kept");
+    });
+}
+
 // ===== two cancels, two causes =====
 
 /// Two threads cancel one context with different causes: exactly one cause wins, and every

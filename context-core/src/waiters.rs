@@ -85,13 +85,24 @@ impl Future for Done {
             return Poll::Ready(err);
         }
         let result = match this.key {
-            Some(key) => core
-                .with_waiter(key, |w| {
-                    if !matches!(w, Waiter::Task(old) if old.will_wake(cx.waker())) {
-                        *w = Waiter::Task(cx.waker().clone());
-                    }
-                })
-                .map(|()| key),
+            // Tree invariant 6: a new waker is cloned, and the one it replaces dropped, outside
+            // the node's lock (both may run user code, which may use this very context).
+            Some(key) => match core.with_waiter(
+                key,
+                |w| matches!(w, Waiter::Task(old) if old.will_wake(cx.waker())),
+            ) {
+                Some(true) => Some(key),
+                Some(false) => {
+                    let new = Waiter::Task(cx.waker().clone());
+                    // `old` (or `new`, if the node is done by now) is dropped after the lock.
+                    core.with_waiter(key, move |w| std::mem::replace(w, new))
+                        .map(|old| {
+                            drop(old);
+                            key
+                        })
+                }
+                None => None,
+            },
             None => core.register(Waiter::Task(cx.waker().clone())).ok(),
         };
         match result {

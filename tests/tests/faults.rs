@@ -39,7 +39,8 @@ fn quiet_deliberate_panics() {
 }
 
 /// Runs `f` on a new thread and fails if it does not finish within [`PATIENCE`] (a deadlock,
-/// such as a lock left held, shows as this failure rather than a hung test).
+/// such as a lock left held, shows as this failure, an abort of the test binary, rather than a
+/// hung test).
 fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -48,7 +49,12 @@ fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static)
     match rx.recv_timeout(PATIENCE) {
         Ok(Ok(v)) => v,
         Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("{what}: did not finish within {PATIENCE:?} (deadlock?)"),
+        Err(_) => {
+            // Unwinding from here would drop the test's contexts, which may need the very lock
+            // that is stuck: end the process instead of hanging.
+            eprintln!("{what}: did not finish within {PATIENCE:?} (deadlock?)");
+            std::process::abort();
+        }
     }
 }
 
@@ -398,4 +404,48 @@ fn a_panic_in_go_work_reaches_join_and_the_parent_stays_usable() {
     }
     assert!(start.elapsed() < PATIENCE);
     healthy(&parent);
+}
+
+/// A waker whose `Drop` (or `clone`) uses the very context it waits on. When a `done()` future
+/// is polled again with a different waker, the old waker is dropped and the new one cloned:
+/// that user code must run outside the context's lock (tree invariant 6), or it deadlocks.
+#[test]
+fn a_waker_replaced_on_re_poll_may_use_the_context_in_its_drop() {
+    struct Reentrant {
+        ctx: Context,
+        dropped: Arc<AtomicUsize>,
+    }
+    impl Wake for Reentrant {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for Reentrant {
+        fn drop(&mut self) {
+            // Takes the context's lock: derive a child and register (then drop) a waiter.
+            let (child, _cancel) = self.ctx.with_cancel();
+            let mut done = self.ctx.done();
+            let _ = poll_once(&mut done, Waker::noop());
+            drop(child);
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (ctx, cancel) = Context::background().with_cancel();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let c = ctx.clone();
+    let d = Arc::clone(&dropped);
+    within("re-poll with another waker", move || {
+        let first = Waker::from(Arc::new(Reentrant {
+            ctx: c.clone(),
+            dropped: d,
+        }));
+        let mut done = c.done();
+        assert!(poll_once(&mut done, &first).is_pending());
+        // The registration now holds the only other reference to the first waker.
+        drop(first);
+        let second = Arc::new(CountingWaker::default());
+        assert!(poll_once(&mut done, &Waker::from(Arc::clone(&second))).is_pending());
+        drop(done);
+    });
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    cancel.cancel();
+    healthy(&ctx);
 }
