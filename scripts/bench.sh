@@ -146,9 +146,9 @@ def mem_row(id_, scenario, ours, peer, gokey, limit):
     ob = mo and mo["bytes"]
     verdict = "not measured" if ob is None else ("met" if ob <= limit else "**missed**")
     def both(m):
-        return "—" if m is None else f"{m['bytes']:.0f} B, {m['allocs']:.2g} allocs"
+        return "—" if m is None else f"{m['bytes']:.1f} B, {m['allocs']:.2f} allocs"
     gov = go.get(gokey)
-    gtxt = "—" if gov is None else f"{gov['B/child']:.0f} B, {gov['allocs/child']:.2g} allocs"
+    gtxt = "—" if gov is None else f"{gov['B/child']:.1f} B, {gov['allocs/child']:.2f} allocs"
     rows.append((id_, scenario, both(mo), both(mp), "—", gtxt, "—", f"≤ {limit} B", verdict))
 
 mem_row("S8", "memory per live child, 1,000,000 children", ("S8", "ours"), ("S8", "tokio_util"), "S8", 96)
