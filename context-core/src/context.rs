@@ -210,7 +210,7 @@ impl Context {
     ) -> (Context, CancelHandle) {
         // As in Go: a parent deadline strictly earlier than ours makes ours moot.
         let deadline = deadline.filter(|(at, _)| self.deadline().is_none_or(|p| *at <= p));
-        // A deadline too far away to represent (about 292 years) is no deadline.
+        // A deadline too far in the future to represent (about 292 years) is no deadline.
         let deadline = deadline.and_then(|(at, cause)| {
             let cause = match cause {
                 Some(e) => CauseData::custom(e, location),

@@ -38,16 +38,15 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// `at` as ticks; `None` if it is too far from now to represent (about 292 years), which the
-/// caller treats as "no deadline".
+/// `at` as ticks; `None` if it is too far in the future to represent (about 292 years), which
+/// the caller treats as "no deadline". An instant too far in the past is clamped to the earliest
+/// tick (`NEVER + 1`): it has passed just as surely, and a passed deadline must still cancel.
 pub(crate) fn ticks(at: Instant) -> Option<Ticks> {
     let e = epoch();
     match at.checked_duration_since(e) {
         Some(after) => i64::try_from(after.as_nanos()).ok(),
-        None => i64::try_from((e - at).as_nanos())
-            .ok()
-            .map(|n| -n)
-            .filter(|t| *t != NEVER),
+        // -i64::MAX is NEVER + 1: never NEVER.
+        None => Some(-i64::try_from((e - at).as_nanos()).unwrap_or(i64::MAX)),
     }
 }
 
@@ -205,6 +204,14 @@ mod tests {
         let far = now.checked_add(Duration::from_secs(400 * 365 * 24 * 3600));
         if let Some(far) = far {
             assert_eq!(ticks(far), None, "too far to represent: no deadline");
+        }
+        let long_ago = now.checked_sub(Duration::from_secs(400 * 365 * 24 * 3600));
+        if let Some(long_ago) = long_ago {
+            assert_eq!(
+                ticks(long_ago),
+                Some(NEVER + 1),
+                "clamped: still in the past"
+            );
         }
     }
 }
