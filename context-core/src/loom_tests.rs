@@ -43,6 +43,7 @@ fn cause_text(ctx: &Context) -> Option<String> {
     ctx.cause().map(|c| c.to_string())
 }
 
+#[track_caller]
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
@@ -50,7 +51,18 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
         // LOOM_MAX_PREEMPTIONS to search deeper.
         builder.preemption_bound = Some(2);
     }
-    builder.check(f);
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&runs);
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    // Shown with `--nocapture`: how many interleavings were explored.
+    eprintln!(
+        "{}: {} interleavings",
+        std::panic::Location::caller(),
+        runs.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 // ===== cancel racing derive =====
@@ -183,6 +195,33 @@ fn loom_overlapping_cancels_return_only_when_the_subtree_is_done() {
         });
         cancel.cancel();
         t.join().unwrap();
+    });
+}
+
+/// Three threads at once: the parent is cancelled with a cause, the child's last handle is
+/// dropped, and a grandchild is derived and waited on. The wait always returns, the grandchild
+/// agrees with the child on error and cause, and nothing stays linked or alive.
+#[test]
+fn loom_cancel_drop_derive_and_wait_at_once() {
+    model(|| {
+        let (parent, cancel) = root();
+        let (child, child_cancel) = parent.with_cancel();
+        let weak_child = weak(&child);
+        let canceller = thread::spawn(move || cancel.cancel_with_cause("parent"));
+        let dropper = thread::spawn(move || drop(child_cancel));
+        let (grand, grand_cancel) = child.with_cancel();
+        assert_eq!(grand.wait(), Error::Canceled);
+        canceller.join().unwrap();
+        dropper.join().unwrap();
+        let c = cause_text(&child).unwrap();
+        assert!(c == "parent" || c == "context canceled", "{c}");
+        assert_eq!(cause_text(&grand).unwrap(), c);
+        assert_eq!(children(&parent), 0);
+        assert_eq!(children(&child), 0);
+        let weak_grand = weak(&grand);
+        drop((child, grand, grand_cancel));
+        assert!(weak_child.upgrade().is_none(), "child leaked");
+        assert!(weak_grand.upgrade().is_none(), "grandchild leaked");
     });
 }
 
