@@ -484,7 +484,7 @@ impl Context {
     /// use context_core::{Context, Error};
     /// use std::time::Duration;
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
     /// let slow = tokio::time::sleep(Duration::from_secs(3600));
