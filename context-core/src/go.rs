@@ -113,6 +113,7 @@ impl JoinError {
     /// shut down). Threads are never dropped, so this is `false` for them.
     ///
     /// ```
+    /// # #[cfg(feature = "tokio")] {
     /// use context_core::go;
     /// use std::time::Duration;
     ///
@@ -122,6 +123,7 @@ impl JoinError {
     /// });
     /// drop(rt); // drops the task unfinished
     /// assert!(handle.join().unwrap_err().is_cancelled());
+    /// # }
     /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self.repr, Repr::Cancelled)

@@ -549,6 +549,8 @@ where
     ///     Ok(())
     /// }
     ///
+    /// # #[cfg(not(feature = "tokio"))] fn main() {}
+    /// # #[cfg(feature = "tokio")]
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let group = Group::new(&Context::background());
