@@ -579,3 +579,148 @@ fn stop_after_a_drop_of_the_afterfunc_value_is_impossible_but_the_callback_runs(
         Op::CancelWithCause(ix(0)),
     ]);
 }
+
+// ===== concurrent cancels against the model =====
+
+/// A random tree (cancel nodes, some under value nodes) whose nodes two threads cancel at once,
+/// each with its own causes. Checked: when a thread's `cancel` returns, that node's whole
+/// subtree reports done (also while the other thread is still walking an ancestor's subtree);
+/// at the end a node is done exactly when it or a link ancestor was cancelled, its cause is one
+/// of theirs, and it agrees with its link parent unless it was cancelled itself.
+#[derive(Clone, Debug)]
+struct Race {
+    /// For each node after the root: (parent index, through a value node).
+    shape: Vec<(Index, bool)>,
+    /// (node, thread) cancels, in each thread's order.
+    cancels: Vec<(Index, bool)>,
+}
+
+fn race() -> impl Strategy<Value = Race> {
+    (
+        prop::collection::vec((any::<u16>().prop_map(Index), any::<bool>()), 1..300),
+        prop::collection::vec((any::<u16>().prop_map(Index), any::<bool>()), 1..12),
+    )
+        .prop_map(|(shape, cancels)| Race { shape, cancels })
+}
+
+fn run_race(race: &Race) {
+    use std::sync::{Arc, Barrier};
+    // Node 0 is a cancellable root; node i > 0 hangs under `parent[i]`.
+    let (root, root_cancel) = Context::background().with_cancel();
+    let mut nodes = vec![(root, root_cancel)];
+    let mut parent = vec![usize::MAX];
+    for (p, through_value) in &race.shape {
+        // Mostly deep (a parent among the last few nodes), so that walking a subtree takes a
+        // while and the other thread's cancels land inside it.
+        let p = nodes.len() - 1 - p.index(nodes.len().min(3));
+        let base = if *through_value {
+            nodes[p].0.with_value(Tag(p as u32))
+        } else {
+            nodes[p].0.clone()
+        };
+        nodes.push(base.with_cancel());
+        parent.push(p);
+    }
+    let n = nodes.len();
+    let subtree = |root: usize| -> Vec<usize> {
+        (0..n)
+            .filter(|&i| {
+                let mut j = i;
+                loop {
+                    if j == root {
+                        return true;
+                    }
+                    if j == 0 {
+                        return false;
+                    }
+                    j = parent[j];
+                }
+            })
+            .collect()
+    };
+    let ctxs: Arc<Vec<Context>> = Arc::new(nodes.iter().map(|(c, _)| c.clone()).collect());
+    let handles: Vec<CancelHandle> = nodes.iter().map(|(_, h)| h.clone()).collect();
+    let mut per_thread: [Vec<(usize, String, Vec<usize>, CancelHandle)>; 2] = Default::default();
+    for (k, (i, second)) in race.cancels.iter().enumerate() {
+        let i = i.index(n);
+        let text = format!("cause {k} on {i}");
+        per_thread[usize::from(*second)].push((i, text, subtree(i), handles[i].clone()));
+    }
+    let cancelled: Vec<(usize, String)> = per_thread
+        .iter()
+        .flatten()
+        .map(|(i, t, ..)| (*i, t.clone()))
+        .collect();
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = per_thread
+        .into_iter()
+        .map(|ops| {
+            let (ctxs, barrier) = (Arc::clone(&ctxs), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                for (i, text, below, handle) in ops {
+                    handle.cancel_with_cause(text);
+                    for j in below {
+                        assert!(
+                            ctxs[j].is_done(),
+                            "cancel of node {i} returned before node {j} below it was done"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for j in 0..n {
+        let ctx = &ctxs[j];
+        // Cancelled itself or through an ancestor.
+        let mut causes = Vec::new();
+        let mut k = j;
+        loop {
+            causes.extend(
+                cancelled
+                    .iter()
+                    .filter(|(i, _)| *i == k)
+                    .map(|(_, t)| t.clone()),
+            );
+            if k == 0 {
+                break;
+            }
+            k = parent[k];
+        }
+        assert_eq!(ctx.is_done(), !causes.is_empty(), "node {j}");
+        if let Some(cause) = ctx.cause() {
+            let text = cause.to_string();
+            assert!(
+                causes.contains(&text),
+                "node {j}: cause {text:?} not among {causes:?}"
+            );
+            assert_eq!(ctx.err(), Some(Error::Canceled));
+            if j > 0 {
+                let own = cancelled.iter().any(|(i, t)| *i == j && *t == text);
+                let from_parent = ctxs[parent[j]].cause().map(|c| c.to_string());
+                assert!(
+                    own || from_parent.as_deref() == Some(text.as_str()),
+                    "node {j}: cause {text:?}, neither its own nor its parent's {from_parent:?}"
+                );
+            }
+        }
+    }
+    drop(handles);
+    drop(nodes);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn concurrent_cancels_keep_the_rules(race in race()) {
+        run_race(&race);
+    }
+}
