@@ -603,6 +603,9 @@ fn race() -> impl Strategy<Value = Race> {
         .prop_map(|(shape, cancels)| Race { shape, cancels })
 }
 
+/// One cancel of a race: the node, its cause, the nodes below it, and a handle.
+type RaceOp = (usize, String, Vec<usize>, CancelHandle);
+
 fn run_race(race: &Race) {
     use std::sync::{Arc, Barrier};
     // Node 0 is a cancellable root; node i > 0 hangs under `parent[i]`.
@@ -640,7 +643,7 @@ fn run_race(race: &Race) {
     };
     let ctxs: Arc<Vec<Context>> = Arc::new(nodes.iter().map(|(c, _)| c.clone()).collect());
     let handles: Vec<CancelHandle> = nodes.iter().map(|(_, h)| h.clone()).collect();
-    let mut per_thread: [Vec<(usize, String, Vec<usize>, CancelHandle)>; 2] = Default::default();
+    let mut per_thread: [Vec<RaceOp>; 2] = Default::default();
     for (k, (i, second)) in race.cancels.iter().enumerate() {
         let i = i.index(n);
         let text = format!("cause {k} on {i}");
