@@ -64,7 +64,7 @@ struct Stats {
 
 fn measure(timers: usize, spread: Duration, seed: u64) -> Stats {
     let origin = Instant::now();
-    let start = origin + Duration::from_millis(20);
+    let start = origin + Duration::from_millis(100);
     let mut rng = Rng(seed);
     let spread_nanos = spread.as_nanos() as u64;
     let mut armed = Vec::with_capacity(timers);
@@ -78,7 +78,10 @@ fn measure(timers: usize, spread: Duration, seed: u64) -> Stats {
         let waker = Waker::from(Arc::clone(&recorder));
         let mut done = ctx.done();
         let polled = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
-        assert!(polled.is_pending(), "armed in the future");
+        if polled.is_ready() {
+            // Arming took longer than the head start (a very slow machine): nothing to time.
+            continue;
+        }
         armed.push((at, ctx, cancel, done, recorder));
     }
     // Wait for the last one, then give stragglers a bound.
@@ -106,7 +109,7 @@ fn measure(timers: usize, spread: Duration, seed: u64) -> Stats {
     lateness.sort();
     let pct = |p: f64| lateness[((lateness.len() - 1) as f64 * p).round() as usize];
     Stats {
-        n: timers,
+        n: armed.len(),
         early,
         p50: pct(0.50),
         p99: pct(0.99),

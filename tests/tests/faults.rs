@@ -228,13 +228,21 @@ fn a_panicking_waker_on_the_drop_of_the_last_handle() {
 fn a_panicking_waker_woken_by_a_deadline_does_not_kill_the_timer() {
     quiet_deliberate_panics();
     let bad = Waker::from(Arc::new(PanickingWaker));
-    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
-    // A second context due at the same moment: in the same batch of the timer.
-    let (same_batch, _cancel2) = Context::background().with_deadline(ctx.deadline().unwrap());
-    let mut d = ctx.done();
-    let mut d2 = same_batch.done();
-    assert!(poll_once(&mut d, &bad).is_pending());
-    assert!(poll_once(&mut d2, &bad).is_pending());
+    // The wakers must be registered before the deadline: on a slow machine (or under Miri)
+    // try again with a longer timeout.
+    let mut timeout = Duration::from_millis(10);
+    let (ctx, same_batch, _cancels, _futures) = loop {
+        let (ctx, cancel) = Context::background().with_timeout(timeout);
+        // A second context due at the same moment: in the same batch of the timer.
+        let (same_batch, cancel2) = Context::background().with_deadline(ctx.deadline().unwrap());
+        let mut d = ctx.done();
+        let mut d2 = same_batch.done();
+        if poll_once(&mut d, &bad).is_pending() && poll_once(&mut d2, &bad).is_pending() {
+            break (ctx, same_batch, (cancel, cancel2), (d, d2));
+        }
+        assert!(timeout < PATIENCE, "could not register before the deadline");
+        timeout *= 10;
+    };
     assert_eq!(ctx.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
     assert_eq!(
         same_batch.wait_timeout(PATIENCE),
