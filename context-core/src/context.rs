@@ -110,7 +110,7 @@ impl Context {
     /// ```
     #[track_caller]
     pub fn with_cancel(&self) -> (Context, CancelHandle) {
-        self.derive(None, Location::caller())
+        self.derive(None, Location::caller(), None)
     }
 
     /// A child that is also cancelled, with [`Error::DeadlineExceeded`], at `deadline` (Go's
@@ -132,7 +132,7 @@ impl Context {
     /// ```
     #[track_caller]
     pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
-        self.derive(Some((deadline, None)), Location::caller())
+        self.derive(Some((deadline, None)), Location::caller(), None)
     }
 
     /// Like [`with_deadline`](Context::with_deadline), and when the deadline fires, the
@@ -153,7 +153,11 @@ impl Context {
         deadline: Instant,
         cause: impl Into<BoxError>,
     ) -> (Context, CancelHandle) {
-        self.derive(Some((deadline, Some(cause.into()))), Location::caller())
+        self.derive(
+            Some((deadline, Some(cause.into()))),
+            Location::caller(),
+            None,
+        )
     }
 
     /// A child with a deadline `timeout` from now (Go's `WithTimeout`). A timeout too large for
@@ -172,9 +176,10 @@ impl Context {
     #[track_caller]
     pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
         let location = Location::caller();
-        match Instant::now().checked_add(timeout) {
-            Some(at) => self.derive(Some((at, None)), location),
-            None => self.derive(None, location),
+        let now = Instant::now();
+        match now.checked_add(timeout) {
+            Some(at) => self.derive(Some((at, None)), location, Some(now)),
+            None => self.derive(None, location, None),
         }
     }
 
@@ -197,9 +202,10 @@ impl Context {
         cause: impl Into<BoxError>,
     ) -> (Context, CancelHandle) {
         let location = Location::caller();
-        match Instant::now().checked_add(timeout) {
-            Some(at) => self.derive(Some((at, Some(cause.into()))), location),
-            None => self.derive(None, location),
+        let now = Instant::now();
+        match now.checked_add(timeout) {
+            Some(at) => self.derive(Some((at, Some(cause.into()))), location, Some(now)),
+            None => self.derive(None, location, None),
         }
     }
 
@@ -207,6 +213,8 @@ impl Context {
         &self,
         deadline: Option<(Instant, Option<BoxError>)>,
         location: &'static Location<'static>,
+        // The clock as the caller already read it (`with_timeout`), saving a second read.
+        now: Option<Instant>,
     ) -> (Context, CancelHandle) {
         // As in Go: a parent deadline strictly earlier than ours makes ours moot.
         let deadline = deadline.filter(|(at, _)| self.deadline().is_none_or(|p| *at <= p));
@@ -218,7 +226,7 @@ impl Context {
             };
             Some((timer::ticks(at)?, cause))
         });
-        let node = tree::new_cancel_node(&self.node, deadline);
+        let node = tree::new_cancel_node(&self.node, deadline, now.and_then(timer::ticks));
         let handle = CancelHandle::new(Arc::clone(&node), location);
         (Context { node }, handle)
     }

@@ -5,6 +5,9 @@
 //! handing out a key after the slab has been taken (the context is done).
 
 pub(crate) struct Slab<T> {
+    /// Key 0, inline: a single waiter needs no allocation.
+    first: Option<T>,
+    /// Key `i + 1` is `entries[i]`.
     entries: Vec<Entry<T>>,
     next_free: usize,
     len: usize,
@@ -18,6 +21,7 @@ enum Entry<T> {
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
+            first: None,
             entries: Vec::new(),
             next_free: 0,
             len: 0,
@@ -27,6 +31,15 @@ impl<T> Default for Slab<T> {
 
 impl<T> Slab<T> {
     pub(crate) fn insert(&mut self, value: T) -> usize {
+        if self.first.is_none() {
+            self.first = Some(value);
+            self.len += 1;
+            return 0;
+        }
+        self.insert_more(value) + 1
+    }
+
+    fn insert_more(&mut self, value: T) -> usize {
         let key = self.next_free;
         if key == self.entries.len() {
             self.entries.push(Entry::Occupied(value));
@@ -42,13 +55,25 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
-        match self.entries.get_mut(key) {
+        if key == 0 {
+            return self.first.as_mut();
+        }
+        match self.entries.get_mut(key - 1) {
             Some(Entry::Occupied(v)) => Some(v),
             _ => None,
         }
     }
 
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
+        if key == 0 {
+            let value = self.first.take()?;
+            self.len -= 1;
+            if self.len == 0 {
+                *self = Slab::default();
+            }
+            return Some(value);
+        }
+        let key = key - 1;
         let entry = self.entries.get_mut(key)?;
         if let Entry::Vacant(_) = entry {
             return None;
@@ -71,10 +96,12 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn drain(self) -> impl Iterator<Item = T> {
-        self.entries.into_iter().filter_map(|e| match e {
-            Entry::Occupied(v) => Some(v),
-            Entry::Vacant(_) => None,
-        })
+        self.first
+            .into_iter()
+            .chain(self.entries.into_iter().filter_map(|e| match e {
+                Entry::Occupied(v) => Some(v),
+                Entry::Vacant(_) => None,
+            }))
     }
 }
 

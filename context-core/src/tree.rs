@@ -100,13 +100,15 @@ struct Inner {
 
 #[derive(Default)]
 struct Links {
-    children: Vec<Arc<Node>>,
+    children: Children,
     waiters: Slab<Waiter>,
 }
 
 /// What one cancellation collected, to be acted on once every lock is released (invariant 6).
 #[derive(Default)]
 struct Aftermath {
+    first_waiters: Option<Slab<Waiter>>,
+    first_timer: Option<(Ticks, Arc<Node>)>,
     waiters: Vec<Waiter>,
     /// Timer entries to disarm.
     timers: Vec<(Ticks, Arc<Node>)>,
@@ -260,11 +262,19 @@ impl CancelNode {
         self.state.store(state, Ordering::Release);
         if let Some(links) = inner.links.take() {
             let Links { children, waiters } = *links;
-            work.extend(children);
-            acc.waiters.extend(waiters.drain());
+            children.drain_into(work);
+            if acc.first_waiters.is_none() {
+                acc.first_waiters = Some(waiters);
+            } else {
+                acc.waiters.extend(waiters.drain());
+            }
         }
         if self.deadline != NEVER {
-            acc.timers.push((self.deadline, Arc::clone(node)));
+            if acc.first_timer.is_none() {
+                acc.first_timer = Some((self.deadline, Arc::clone(node)));
+            } else {
+                acc.timers.push((self.deadline, Arc::clone(node)));
+            }
         }
     }
 }
@@ -275,6 +285,7 @@ impl CancelNode {
 pub(crate) fn new_cancel_node(
     parent: &Arc<Node>,
     deadline: Option<(Ticks, CauseData)>,
+    now: Option<Ticks>,
 ) -> Arc<Node> {
     let node = Arc::new(Node {
         parent: Some(Arc::clone(parent)),
@@ -316,7 +327,7 @@ pub(crate) fn new_cancel_node(
         }
     }
     if let Some((at, cause)) = deadline {
-        if at <= timer::now() {
+        if at <= now.unwrap_or_else(timer::now) {
             cancel(&node, Error::DeadlineExceeded, cause);
         } else {
             // Under the node's lock, so a concurrent cancellation either sees the entry (and
@@ -336,6 +347,10 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
     let Body::Cancel(core) = &node.body else {
         return;
     };
+    // Settled: done with its whole subtree (invariant 5); no need for the lock.
+    if core.settled.load(Ordering::Acquire) {
+        return;
+    }
     let mut acc = Aftermath::default();
     {
         let mut inner = lock(&core.inner);
@@ -406,15 +421,12 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
             unreachable!("a linked child implies its parent has links")
         };
         let slot = core.slot.load(Ordering::Relaxed) as usize;
-        debug_assert!(Arc::ptr_eq(&links.children[slot], node));
         let removed = links.children.swap_remove(slot);
+        debug_assert!(Arc::ptr_eq(&removed, node));
         if let Some(moved) = links.children.get(slot) {
             if let Body::Cancel(moved_core) = &moved.body {
                 moved_core.slot.store(slot as u32, Ordering::Relaxed);
             }
-        }
-        if links.children.is_empty() && links.children.capacity() > 16 {
-            links.children = Vec::new();
         }
         removed
     };
@@ -422,11 +434,12 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
 }
 
 fn run_aftermath(acc: Aftermath) {
-    for (at, node) in acc.timers {
+    for (at, node) in acc.first_timer.into_iter().chain(acc.timers) {
         timer::disarm(at, &node);
     }
     let mut first_panic = None;
-    for waiter in acc.waiters {
+    let first = acc.first_waiters.into_iter().flat_map(Slab::drain);
+    for waiter in first.chain(acc.waiters) {
         // A panicking waker must not stop the others from being woken.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
         if let Err(payload) = result {
@@ -449,5 +462,73 @@ pub(crate) fn child_count(node: &Node) -> usize {
             .as_ref()
             .map_or(0, |l| l.children.len()),
         None => 0,
+    }
+}
+
+/// A node's children: the first one inline, a `Vec` from the second on.
+#[derive(Default)]
+enum Children {
+    #[default]
+    Empty,
+    One(Arc<Node>),
+    Many(Vec<Arc<Node>>),
+}
+
+impl Children {
+    fn len(&self) -> usize {
+        match self {
+            Children::Empty => 0,
+            Children::One(_) => 1,
+            Children::Many(v) => v.len(),
+        }
+    }
+
+    fn push(&mut self, node: Arc<Node>) {
+        match std::mem::take(self) {
+            Children::Empty => *self = Children::One(node),
+            Children::One(first) => {
+                let mut v = Vec::with_capacity(4);
+                v.push(first);
+                v.push(node);
+                *self = Children::Many(v);
+            }
+            Children::Many(mut v) => {
+                v.push(node);
+                *self = Children::Many(v);
+            }
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&Arc<Node>> {
+        match self {
+            Children::Empty => None,
+            Children::One(n) => (i == 0).then_some(n),
+            Children::Many(v) => v.get(i),
+        }
+    }
+
+    fn swap_remove(&mut self, i: usize) -> Arc<Node> {
+        match self {
+            Children::Many(v) => {
+                let removed = v.swap_remove(i);
+                if v.is_empty() && v.capacity() > 16 {
+                    *self = Children::Empty;
+                }
+                removed
+            }
+            _ => match std::mem::take(self) {
+                Children::One(n) => n,
+                _ => unreachable!("no child at this slot"),
+            },
+        }
+    }
+
+    fn drain_into(self, work: &mut Vec<Arc<Node>>) {
+        match self {
+            Children::Empty => {}
+            Children::One(n) => work.push(n),
+            Children::Many(v) if work.is_empty() => *work = v,
+            Children::Many(v) => work.extend(v),
+        }
     }
 }

@@ -122,6 +122,10 @@ impl Future for Done {
 impl Drop for Done {
     fn drop(&mut self) {
         if let (Some(key), Some(core)) = (self.key, self.ctx.node.cancel_node()) {
+            // Once done, cancellation has taken every waiter: nothing to unregister.
+            if core.is_done() {
+                return;
+            }
             drop(core.unregister(key));
         }
     }
