@@ -68,14 +68,25 @@ fn thousands_of_random_deadlines_all_fire_in_order_and_never_early() {
     const N: usize = 5000;
     const SPREAD_MS: u64 = 1500;
     let mut rng = Rng(0x7133_2026);
-    let start = Instant::now() + Duration::from_millis(50);
-    let mut timers: Vec<(Instant, Context, CancelHandle)> = (0..N)
-        .map(|_| {
-            let at = start + Duration::from_micros(rng.next() % (SPREAD_MS * 1000));
-            let (ctx, cancel) = Context::background().with_deadline(at);
-            (at, ctx, cancel)
-        })
-        .collect();
+    // Every deadline must be armed before the first one is due (one born done, while an
+    // earlier one waits for a lagging timer, would look out of order): on a slow machine, try
+    // again with a longer head start.
+    let mut head_start = Duration::from_millis(50);
+    let mut timers: Vec<(Instant, Context, CancelHandle)> = loop {
+        let start = Instant::now() + head_start;
+        let timers: Vec<_> = (0..N)
+            .map(|_| {
+                let at = start + Duration::from_micros(rng.next() % (SPREAD_MS * 1000));
+                let (ctx, cancel) = Context::background().with_deadline(at);
+                (at, ctx, cancel)
+            })
+            .collect();
+        if Instant::now() < start {
+            break timers;
+        }
+        assert!(head_start < PATIENCE, "could not arm the timers in time");
+        head_start *= 4;
+    };
     timers.sort_by_key(|t| t.0);
     let (handles, timers): (Vec<_>, Vec<_>) = timers
         .into_iter()
