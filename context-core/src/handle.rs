@@ -4,7 +4,7 @@ use std::fmt;
 use std::panic::Location;
 
 use crate::error::{BoxError, CauseData, Error};
-use crate::sync::{Arc, Ordering};
+use crate::sync::Arc;
 use crate::tree::{self, Node};
 use crate::Context;
 
@@ -109,10 +109,7 @@ impl CancelHandle {
 impl Clone for CancelHandle {
     fn clone(&self) -> Self {
         if let Some(core) = self.node.cancel_node() {
-            // As `Arc` does: a count this high can only come from leaked clones.
-            if core.handles.fetch_add(1, Ordering::Relaxed) > u32::MAX / 2 {
-                std::process::abort();
-            }
+            core.acquire_handle();
         }
         CancelHandle {
             node: Arc::clone(&self.node),
@@ -126,7 +123,7 @@ impl Drop for CancelHandle {
         let Some(core) = self.node.cancel_node() else {
             return;
         };
-        if core.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if core.release_handle() {
             let cause = CauseData::plain(self.origin);
             tree::cancel(&self.node, Error::Canceled, cause);
         }

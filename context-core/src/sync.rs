@@ -2,7 +2,7 @@
 //! them for loom's model-checked twins (as tokio-util and crossbeam do).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 // Under loom, `Arc` stays std's: loom's `Arc` cannot be a method receiver (`self: &Arc<Node>`)
@@ -25,7 +25,7 @@ pub(crate) mod thread {
 }
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 #[cfg(not(loom))]

@@ -13,9 +13,9 @@
 //!
 //! # Invariants
 //!
-//! 1. A cancel node's `state` moves from `LIVE` to `CANCELED` or `DEADLINE` once, under the
-//!    node's lock, after its `cause` is written, and never changes again. Readers of `state`
-//!    need no lock: `is_done`/`err` are one `Acquire` load.
+//! 1. A cancel node's state (the top bits of its `word`) moves from live to `CANCELED` or
+//!    `DEADLINE` once, under the node's lock, after its `cause` is written, and never changes
+//!    again. Readers need no lock: `is_done`/`err` are one `Acquire` load of `word`.
 //! 2. While a cancel node is live and has a link parent, it is in the link parent's `children`
 //!    at index `slot` (written under the link parent's lock), unless the link parent is done.
 //!    A node leaves that list exactly once: by its own cancellation (`detach`), or when the link
@@ -53,14 +53,19 @@ use std::time::Instant;
 
 use crate::error::{Cause, CauseData, Error};
 use crate::slab::Slab;
-use crate::sync::{lock, Arc, AtomicBool, AtomicU32, AtomicU8, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicU32, Mutex, Ordering};
 use crate::timer::{self, Ticks, NEVER};
 use crate::values::ValueNode;
 use crate::waiters::Waiter;
 
-const LIVE: u8 = 0;
-const CANCELED: u8 = 1;
-const DEADLINE: u8 = 2;
+// The bits of `CancelNode::word`: the state in the top two bits (set once, invariant 1), the
+// settled flag (invariant 5), and the count of live `CancelHandle`s in the rest. One word keeps
+// a node small and `is_done` one load.
+const CANCELED: u32 = 1 << 31;
+const DEADLINE: u32 = 1 << 30;
+const DONE_MASK: u32 = CANCELED | DEADLINE;
+const SETTLED: u32 = 1 << 29;
+const HANDLES_MASK: u32 = SETTLED - 1;
 
 /// A node of the context tree; see the module docs.
 pub(crate) struct Node {
@@ -78,13 +83,12 @@ pub(crate) enum Body {
 
 /// The cancellable part of a node.
 pub(crate) struct CancelNode {
-    state: AtomicU8,
-    /// Set once this node and its whole subtree report done (invariant 5).
-    settled: AtomicBool,
+    /// State (`CANCELED` / `DEADLINE`), `SETTLED` (this node and its whole subtree report done,
+    /// invariant 5) and the number of live [`CancelHandle`](crate::CancelHandle) clones (the
+    /// last one cancels on drop).
+    word: AtomicU32,
     /// Index in the link parent's `children` (invariant 2).
     slot: AtomicU32,
-    /// Live [`CancelHandle`](crate::CancelHandle) clones; the last one cancels on drop.
-    pub(crate) handles: AtomicU32,
     /// This node's own deadline, or [`timer::NEVER`]. (Its deadline cause lives in the timer
     /// entry: it is needed only when the timer fires.)
     pub(crate) deadline: Ticks,
@@ -180,10 +184,8 @@ impl Drop for Node {
 impl CancelNode {
     pub(crate) fn new(deadline: Ticks) -> CancelNode {
         CancelNode {
-            state: AtomicU8::new(LIVE),
-            settled: AtomicBool::new(false),
+            word: AtomicU32::new(1),
             slot: AtomicU32::new(u32::MAX),
-            handles: AtomicU32::new(1),
             deadline,
             inner: Mutex::new(Inner::default()),
         }
@@ -191,16 +193,49 @@ impl CancelNode {
 
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) != LIVE
+        self.word.load(Ordering::Acquire) & DONE_MASK != 0
     }
 
     #[inline]
     pub(crate) fn err(&self) -> Option<Error> {
-        match self.state.load(Ordering::Acquire) {
-            LIVE => None,
-            CANCELED => Some(Error::Canceled),
-            _ => Some(Error::DeadlineExceeded),
+        let word = self.word.load(Ordering::Acquire);
+        if word & CANCELED != 0 {
+            Some(Error::Canceled)
+        } else if word & DEADLINE != 0 {
+            Some(Error::DeadlineExceeded)
+        } else {
+            None
         }
+    }
+
+    fn is_settled(&self) -> bool {
+        self.word.load(Ordering::Acquire) & SETTLED != 0
+    }
+
+    fn settle(&self) {
+        self.word.fetch_or(SETTLED, Ordering::Release);
+    }
+
+    /// Sets the state (once, under the node's lock, after the cause: invariant 1).
+    fn set_done(&self, err: Error) {
+        let bit = match err {
+            Error::Canceled => CANCELED,
+            Error::DeadlineExceeded => DEADLINE,
+        };
+        self.word.fetch_or(bit, Ordering::Release);
+    }
+
+    /// A new [`CancelHandle`](crate::CancelHandle) clone.
+    pub(crate) fn acquire_handle(&self) {
+        // As `Arc` does: a count this high can only come from leaked clones.
+        if self.word.fetch_add(1, Ordering::Relaxed) & HANDLES_MASK >= HANDLES_MASK / 2 {
+            std::process::abort();
+        }
+    }
+
+    /// A dropped [`CancelHandle`](crate::CancelHandle) clone; `true` if it was the last.
+    pub(crate) fn release_handle(&self) -> bool {
+        self.word.fetch_sub(1, Ordering::AcqRel) & HANDLES_MASK == 1
     }
 
     pub(crate) fn cause(&self) -> Option<Cause> {
@@ -255,11 +290,7 @@ impl CancelNode {
         work: &mut Vec<Arc<Node>>,
     ) {
         inner.cause = Some(cause.clone());
-        let state = match err {
-            Error::Canceled => CANCELED,
-            Error::DeadlineExceeded => DEADLINE,
-        };
-        self.state.store(state, Ordering::Release);
+        self.set_done(err);
         if let Some(links) = inner.links.take() {
             let Links { children, waiters } = *links;
             children.drain_into(work);
@@ -305,16 +336,9 @@ pub(crate) fn new_cancel_node(
                 {
                     let mut inner = lock(&core.inner);
                     inner.cause = Some(cause);
-                    core.state.store(
-                        if err == Error::Canceled {
-                            CANCELED
-                        } else {
-                            DEADLINE
-                        },
-                        Ordering::Release,
-                    );
+                    core.set_done(err);
                     // No children: its subtree is done too (invariant 5).
-                    core.settled.store(true, Ordering::Release);
+                    core.settle();
                 }
                 return node;
             }
@@ -348,7 +372,7 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
         return;
     };
     // Settled: done with its whole subtree (invariant 5); no need for the lock.
-    if core.settled.load(Ordering::Acquire) {
+    if core.is_settled() {
         return;
     }
     let mut acc = Aftermath::default();
@@ -373,10 +397,10 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
             acc.released.push(child);
         }
         // Invariant 5: every node this call made done, or met done, has its subtree done now.
-        core.settled.store(true, Ordering::Release);
+        core.settle();
         for child in &acc.released {
             if let Body::Cancel(child_core) = &child.body {
-                child_core.settled.store(true, Ordering::Release);
+                child_core.settle();
             }
         }
         drop(inner);
@@ -391,7 +415,7 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
 fn wait_settled(node: &Arc<Node>) {
     let mut cur = node;
     while let Body::Cancel(core) = &cur.body {
-        if core.settled.load(Ordering::Acquire) {
+        if core.is_settled() {
             return;
         }
         // If `cur` is the origin, its lock is held until the subtree is done.
