@@ -19,11 +19,12 @@
 //! 3. An entry never fires early: the thread re-reads the clock after every wake-up, spurious or
 //!    not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::panic::Location;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::error::{CauseData, Error};
+use crate::error::{BoxError, CauseData, Error};
 use crate::sync::Arc;
 use crate::tree::{self, Node};
 
@@ -69,17 +70,36 @@ struct Timer {
     wake: Condvar,
 }
 
+/// 16 bytes: the node, and where its deadline was set (the plain cause when it fires).
 struct Entry {
     node: Arc<Node>,
-    /// What the context reports as its cause when this fires.
-    cause: CauseData,
+    location: &'static Location<'static>,
 }
+
+type Key = (Ticks, usize);
 
 #[derive(Default)]
 struct State {
-    entries: BTreeMap<(Ticks, usize), Entry>,
+    entries: BTreeMap<Key, Entry>,
+    /// The custom causes of `with_deadline_cause` entries: rare, so kept out of `entries`.
+    custom: HashMap<Key, Arc<BoxError>>,
     wake_at: Option<Ticks>,
     running: bool,
+}
+
+impl State {
+    /// Removes the custom cause of the entry at `k`, if it has one.
+    fn take_custom(&mut self, k: &Key) -> Option<Arc<BoxError>> {
+        if self.custom.is_empty() {
+            return None;
+        }
+        let custom = self.custom.remove(k);
+        if self.custom.is_empty() && self.custom.capacity() > 64 {
+            // Give a burst's memory back.
+            self.custom = HashMap::new();
+        }
+        custom
+    }
 }
 
 fn timer() -> &'static Timer {
@@ -95,19 +115,23 @@ fn lock(t: &Timer) -> MutexGuard<'_, State> {
     t.state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn key(at: Ticks, node: &Arc<Node>) -> (Ticks, usize) {
+fn key(at: Ticks, node: &Arc<Node>) -> Key {
     (at, Arc::as_ptr(node) as usize)
 }
 
 /// Arms the timer to cancel `node` with `DeadlineExceeded` and `cause` at `at`.
 pub(crate) fn arm(at: Ticks, node: &Arc<Node>, cause: CauseData) {
     let t = timer();
+    let (location, custom) = cause.into_parts();
     let mut state = lock(t);
     let entry = Entry {
         node: Arc::clone(node),
-        cause,
+        location,
     };
     state.entries.insert(key(at, node), entry);
+    if let Some(custom) = custom {
+        state.custom.insert(key(at, node), custom);
+    }
     if !state.running {
         state.running = true;
         // Without this thread no deadline could ever fire: fail loudly rather than hang.
@@ -122,8 +146,14 @@ pub(crate) fn arm(at: Ticks, node: &Arc<Node>, cause: CauseData) {
 
 /// Removes `node`'s entry armed for `at`, if it has not fired yet.
 pub(crate) fn disarm(at: Ticks, node: &Arc<Node>) {
-    let removed = lock(timer()).entries.remove(&key(at, node));
-    // Drop the node outside the timer lock.
+    let removed = {
+        let mut state = lock(timer());
+        let k = key(at, node);
+        let entry = state.entries.remove(&k);
+        let custom = entry.as_ref().and_then(|_| state.take_custom(&k));
+        (entry, custom)
+    };
+    // Drop the node (and a custom cause) outside the timer lock.
     drop(removed);
 }
 
@@ -137,11 +167,13 @@ fn run() {
             if entry.key().0 > now {
                 break;
             }
-            due.push(entry.remove());
+            let (k, Entry { node, location }) = entry.remove_entry();
+            let custom = state.take_custom(&k);
+            due.push((node, CauseData::from_parts(location, custom)));
         }
         if !due.is_empty() {
             drop(state);
-            for Entry { node, cause } in due {
+            for (node, cause) in due {
                 // User code runs in here (wakers; drops of values and causes, if this is the last
                 // reference). Its panic, already reported by the panic hook, must not unwind
                 // through the one thread every deadline of the process depends on, nor skip
