@@ -90,7 +90,17 @@ impl From<Error> for io::Error {
     }
 }
 
-/// A shared, boxed error: what a custom cause holds.
+/// A boxed error: what a custom cause is made from. Anything that converts into it works as a
+/// cause: `&str`, `String`, or any `std::error::Error + Send + Sync`.
+///
+/// ```
+/// use context_core::{BoxError, Context};
+///
+/// let cause: BoxError = "quota exceeded".into();
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel_with_cause(cause);
+/// assert_eq!(ctx.cause().unwrap().to_string(), "quota exceeded");
+/// ```
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// What a node stores of a cause (16 bytes): the [`Error`] comes from the node's own state,
