@@ -213,16 +213,21 @@ impl CancelNode {
     }
 
     fn settle(&self) {
-        self.word.fetch_or(SETTLED, Ordering::Release);
+        // Most nodes (leaves) are settled already: a load is cheaper than the read-modify-write.
+        if !self.is_settled() {
+            self.word.fetch_or(SETTLED, Ordering::Release);
+        }
     }
 
-    /// Sets the state (once, under the node's lock, after the cause: invariant 1).
-    fn set_done(&self, err: Error) {
+    /// Sets the state (once, under the node's lock, after the cause: invariant 1), and the
+    /// settled flag with it if `settled` (the node has no children).
+    fn set_done(&self, err: Error, settled: bool) {
         let bit = match err {
             Error::Canceled => CANCELED,
             Error::DeadlineExceeded => DEADLINE,
         };
-        self.word.fetch_or(bit, Ordering::Release);
+        let settled = if settled { SETTLED } else { 0 };
+        self.word.fetch_or(bit | settled, Ordering::Release);
     }
 
     /// A new [`CancelHandle`](crate::CancelHandle) clone.
@@ -290,7 +295,10 @@ impl CancelNode {
         work: &mut Vec<Arc<Node>>,
     ) {
         inner.cause = Some(cause.clone());
-        self.set_done(err);
+        // A node without children is settled as soon as it is done (invariant 5): one atomic
+        // operation for both.
+        let leaf = inner.links.as_ref().is_none_or(|l| l.children.len() == 0);
+        self.set_done(err, leaf);
         if let Some(links) = inner.links.take() {
             let Links { children, waiters } = *links;
             children.drain_into(work);
@@ -336,9 +344,8 @@ pub(crate) fn new_cancel_node(
                 {
                     let mut inner = lock(&core.inner);
                     inner.cause = Some(cause);
-                    core.set_done(err);
                     // No children: its subtree is done too (invariant 5).
-                    core.settle();
+                    core.set_done(err, true);
                 }
                 return node;
             }
