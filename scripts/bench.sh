@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-target="${CARGO_TARGET_DIR:-$root/target}"
+# Absolute: criterion runs each bench from its package's directory.
+target="$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")"
+export CARGO_TARGET_DIR="$target"
 export CRITERION_HOME="$target/criterion"
 out="$target/bench-out"
 rm -rf "$CRITERION_HOME" "$out"

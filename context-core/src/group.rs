@@ -369,10 +369,11 @@ where
     /// Never more than `n` members in flight from now on. Go's `SetLimit`, except that going
     /// over the limit queues instead of blocking; see [`try_go`](Group::try_go).
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `n` is 0 (nothing could ever start), or if members are running or queued: set the
-    /// limit before starting any, as Go requires.
+    /// [`LimitError::Zero`] if `n` is 0 (nothing could ever start), and
+    /// [`LimitError::MembersActive`] if members are running or queued: set the limit before
+    /// starting any, as Go requires (Go panics; we return an error). The limit is then unchanged.
     ///
     /// ```
     /// use context_core::{Context, Group};
@@ -380,7 +381,7 @@ where
     /// use std::sync::Arc;
     ///
     /// let group: Group = Group::new(&Context::background());
-    /// group.set_limit(2);
+    /// group.set_limit(2).unwrap();
     /// let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     /// for _ in 0..8 {
     ///     let (now, max) = (now.clone(), max.clone());
@@ -395,18 +396,16 @@ where
     /// group.wait().unwrap();
     /// assert!(max.load(Ordering::SeqCst) <= 2);
     /// ```
-    #[track_caller]
-    pub fn set_limit(&self, n: usize) {
-        assert!(
-            n > 0,
-            "Group::set_limit(0) would never start a member; use a limit of at least 1"
-        );
+    pub fn set_limit(&self, n: usize) -> Result<(), LimitError> {
+        if n == 0 {
+            return Err(LimitError::Zero);
+        }
         let mut st = self.shared.lock();
-        assert!(
-            Shared::is_idle(&st),
-            "Group::set_limit called while members are running; set the limit before the first `go`"
-        );
+        if !Shared::is_idle(&st) {
+            return Err(LimitError::MembersActive);
+        }
         st.limit = Some(n);
+        Ok(())
     }
 
     /// Starts `f` on a new OS thread as a member: Go's `g.Go(f)` for blocking code. `f` gets
@@ -449,7 +448,7 @@ where
     /// use context_core::{Context, Group};
     ///
     /// let group: Group = Group::new(&Context::background());
-    /// group.set_limit(1);
+    /// group.set_limit(1).unwrap();
     /// assert!(group.try_go(|ctx| { ctx.wait(); Ok(()) }));
     /// assert!(!group.try_go(|_| Ok(()))); // the slot is taken
     /// drop(group); // cancels the context, so the first member returns
@@ -625,7 +624,7 @@ where
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let group: Group = Group::new(&Context::background());
-    /// group.set_limit(1);
+    /// group.set_limit(1).unwrap();
     /// assert!(group.try_go_async(|_| async { Ok(()) }));
     /// assert!(!group.try_go_async(|_| async { Ok(()) }));
     /// group.await.unwrap();
@@ -902,3 +901,38 @@ impl fmt::Debug for MemberFailed {
 }
 
 impl StdError for MemberFailed {}
+
+/// Why [`Group::set_limit`] refused a limit.
+///
+/// ```
+/// use context_core::{Context, Group, LimitError};
+///
+/// let group: Group = Group::new(&Context::background());
+/// assert_eq!(group.set_limit(0), Err(LimitError::Zero));
+/// group.go(|ctx| {
+///     ctx.wait();
+///     Ok(())
+/// });
+/// assert_eq!(group.set_limit(4), Err(LimitError::MembersActive));
+/// drop(group); // cancels the member's context
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LimitError {
+    /// A limit of 0 would never start a member: use at least 1.
+    Zero,
+    /// Members are running or queued: set the limit before the first `go`.
+    MembersActive,
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitError::Zero => "a group limit of 0 would never start a member; use at least 1",
+            LimitError::MembersActive => {
+                "the group limit can only be set before the first member starts"
+            }
+        })
+    }
+}
+
+impl std::error::Error for LimitError {}

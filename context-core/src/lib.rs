@@ -53,7 +53,7 @@ pub use error::{BoxError, Cause, Error};
 #[cfg(feature = "tokio")]
 pub use go::SpawnError;
 pub use go::{GoHandle, JoinError};
-pub use group::{Group, GroupWait, MemberFailed};
+pub use group::{Group, GroupWait, LimitError, MemberFailed};
 pub use handle::CancelHandle;
 pub use waiters::Done;
 

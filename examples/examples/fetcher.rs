@@ -135,7 +135,9 @@ async fn fetch_all(
 ) -> Result<(), FetchError> {
     let t0 = Instant::now();
     let group = Group::new(parent);
-    group.set_limit(limit);
+    group
+        .set_limit(limit)
+        .expect("the limit is set before any member starts");
     let started = Arc::new(AtomicUsize::new(0));
     for &url in urls {
         let started = Arc::clone(&started);

@@ -178,7 +178,7 @@ fn parent_cancel_reaches_every_member() {
 fn thread_limit_is_never_exceeded_and_is_reached() {
     const LIMIT: usize = 3;
     let group: Group = Group::new(&Context::background());
-    group.set_limit(LIMIT);
+    group.set_limit(LIMIT).unwrap();
     let flight = Arc::new(InFlight::default());
     let gate = Arc::new(Gate::default());
     for _ in 0..12 {
@@ -203,7 +203,7 @@ fn thread_limit_is_never_exceeded_and_is_reached() {
 async fn task_limit_is_never_exceeded_and_is_reached() {
     const LIMIT: usize = 2;
     let group: Group = Group::new(&Context::background());
-    group.set_limit(LIMIT);
+    group.set_limit(LIMIT).unwrap();
     let flight = Arc::new(InFlight::default());
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     for _ in 0..10 {
@@ -228,7 +228,7 @@ async fn task_limit_is_never_exceeded_and_is_reached() {
 #[test]
 fn try_go_starts_only_under_the_limit() {
     let group: Group = Group::new(&Context::background());
-    group.set_limit(2);
+    group.set_limit(2).unwrap();
     let gate = Arc::new(Gate::default());
     let mut started = 0;
     for _ in 0..5 {
@@ -248,7 +248,7 @@ fn try_go_starts_only_under_the_limit() {
 #[test]
 fn queued_members_do_not_start_after_a_failure() {
     let group: Group<FetchError> = Group::new(&Context::background());
-    group.set_limit(1);
+    group.set_limit(1).unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     group.go(|_| Err(FetchError::NotFound(0)));
     for _ in 0..5 {
@@ -269,7 +269,7 @@ fn after_a_parent_cancel_queued_members_still_run_and_report() {
     // always means that every member ran and returned `Ok`.
     let (parent, cancel) = Context::background().with_cancel();
     let group: Group<Error> = Group::new(&parent);
-    group.set_limit(1);
+    group.set_limit(1).unwrap();
     cancel.cancel();
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..4 {
@@ -285,14 +285,19 @@ fn after_a_parent_cancel_queued_members_still_run_and_report() {
 }
 
 #[test]
-#[should_panic(expected = "set the limit before the first `go`")]
-fn changing_the_limit_while_members_run_panics() {
+fn a_bad_limit_is_a_typed_error_and_changes_nothing() {
     let group: Group = Group::new(&Context::background());
+    assert_eq!(group.set_limit(0), Err(context_core::LimitError::Zero));
     group.go(|ctx| {
         ctx.wait();
         Ok(())
     });
-    group.set_limit(4);
+    assert_eq!(
+        group.set_limit(4),
+        Err(context_core::LimitError::MembersActive)
+    );
+    assert!(!group.context().is_done());
+    drop(group); // cancels the waiting member's context
 }
 
 // ===== panics =====
@@ -357,7 +362,7 @@ fn no_member_thread_outlives_a_waited_group() {
     let exited = Arc::new(AtomicUsize::new(0));
     let held = Arc::new(());
     let group: Group = Group::new(&Context::background());
-    group.set_limit(3);
+    group.set_limit(3).unwrap();
     for _ in 0..8 {
         let (exited, held) = (Arc::clone(&exited), Arc::clone(&held));
         group.go(move |_| {
@@ -519,7 +524,7 @@ fn handles_groups_and_errors_are_send_and_sync() {
 async fn many_mixed_members_under_a_limit_finish_with_the_first_error() {
     const LIMIT: usize = 5;
     let group: Group<FetchError> = Group::new(&Context::background());
-    group.set_limit(LIMIT);
+    group.set_limit(LIMIT).unwrap();
     let flight = Arc::new(InFlight::default());
     for id in 0..300u32 {
         let flight = Arc::clone(&flight);
