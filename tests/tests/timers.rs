@@ -20,19 +20,10 @@ use proptest::prelude::*;
 /// Generous bound for "this must happen" on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// xorshift64*: small, fast, no dependency.
-struct Rng(u64);
+#[path = "support/rng.rs"]
+mod rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+use rng::Rng;
 
 /// Checks, while the timers fire, that no context is done before its deadline and that the
 /// done ones are always a prefix of the deadline order. `timers` is sorted by deadline.
