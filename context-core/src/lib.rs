@@ -30,6 +30,20 @@
 //!   `let (ctx, _) = parent.with_cancel()` gives a context that is cancelled at once.
 //! - Values are keyed by type: `ctx.with_value(RequestId(7))`, `ctx.value::<RequestId>()`.
 //! - A context nobody holds is unlinked from its parent and its timer at once.
+//!
+//! # Beyond the context
+//!
+//! - `#[cancellable(timeout = "2s")]` on a fn: the body runs under a child context (with that
+//!   deadline), checked at every loop head; `select_done!` is Go's `select` with
+//!   `case <-ctx.Done():`; `go!(f(args))` is Go's `go` statement, returning a [`GoHandle`].
+//!   (Feature `macros`, on by default.)
+//! - [`Group`]: Go's errgroup, with limits, causes, and panics that are never lost.
+//!
+//! # Features
+//!
+//! - `macros` (default): re-exports `#[cancellable]`, `go!` and `select_done!`.
+//! - `tokio`: lets `go!` and [`Group`] spawn futures as tokio tasks. Blocking work runs on OS
+//!   threads and needs nothing.
 #![warn(missing_docs)]
 
 mod after_func;
