@@ -76,10 +76,48 @@ pub(crate) fn scope<F: IntoFuture>(ctx: Context, fut: F) -> impl Future<Output =
     let fut = fut.into_future();
     async move {
         let mut fut = std::pin::pin!(fut);
+        let mut ctx = Some(ctx);
         std::future::poll_fn(move |cx| {
-            let _guard = enter(&ctx);
+            // Moves the context into the thread-local for the poll and back out after it: no
+            // reference-count traffic per poll.
+            let _lent = Lent::new(&mut ctx);
             fut.as_mut().poll(cx)
         })
         .await
+    }
+}
+
+/// The scope's context, lent to the thread-local for one poll; given back on drop (also when
+/// the poll panics). Guards made inside the poll are dropped before it ends, so what the
+/// thread-local holds then is the lent context again.
+struct Lent<'a> {
+    home: &'a mut Option<Context>,
+    prev: Option<Context>,
+    lent: bool,
+}
+
+impl<'a> Lent<'a> {
+    fn new(home: &'a mut Option<Context>) -> Lent<'a> {
+        let mut ctx = home.take();
+        let (prev, lent) = match CURRENT.try_with(|c| c.replace(ctx.take())) {
+            Ok(prev) => (prev, true),
+            // Thread-locals are being torn down: the closure did not run; keep the context.
+            Err(_) => {
+                *home = ctx;
+                (None, false)
+            }
+        };
+        Lent { home, prev, lent }
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if self.lent {
+            let prev = self.prev.take();
+            if let Ok(back) = CURRENT.try_with(|c| c.replace(prev)) {
+                *self.home = back;
+            }
+        }
     }
 }

@@ -482,3 +482,35 @@ fn scope_carries_the_context_across_awaits_and_threads() {
         "scope leaves no trace"
     );
 }
+
+#[test]
+fn nested_scopes_and_enters_restore_each_other_poll_by_poll() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let outer = Context::background().with_value(1u8);
+    let inner = Context::background().with_value(2u8);
+    let entered = Context::background().with_value(3u8);
+    let thread_ctx = Context::background().with_value(9u8);
+    let _thread = thread_ctx.enter();
+    let seen = rt.block_on(outer.scope(async move {
+        let mut seen = vec![Context::current().value::<u8>().copied()];
+        let nested = inner.scope(async {
+            tokio::task::yield_now().await;
+            let mut v = vec![Context::current().value::<u8>().copied()];
+            {
+                let _g = entered.enter();
+                v.push(Context::current().value::<u8>().copied());
+            }
+            v.push(Context::current().value::<u8>().copied());
+            v
+        });
+        seen.extend(nested.await);
+        tokio::task::yield_now().await;
+        seen.push(Context::current().value::<u8>().copied());
+        seen
+    }));
+    assert_eq!(seen, [Some(1), Some(2), Some(3), Some(2), Some(1)]);
+    // Between and after polls, the thread's own context is back.
+    assert_eq!(Context::current().value::<u8>(), Some(&9));
+}
