@@ -133,12 +133,17 @@ pub(crate) fn arm(at: Ticks, node: &Arc<Node>, cause: CauseData) {
         state.custom.insert(key(at, node), custom);
     }
     if !state.running {
-        state.running = true;
-        // Without this thread no deadline could ever fire: fail loudly rather than hang.
-        std::thread::Builder::new()
+        // The thread waits for this lock, so it sees the entry just inserted.
+        let started = std::thread::Builder::new()
             .name("context-timer".into())
-            .spawn(run)
-            .expect("context-core: the OS refused to start the timer thread");
+            .spawn(run);
+        state.running = started.is_ok();
+        if started.is_err() {
+            // Without this thread no deadline could fire: fail loudly rather than hang. The
+            // next deadline tries to start it again.
+            drop(state);
+            panic!("context-core: the OS refused to start the timer thread");
+        }
     } else if state.wake_at.is_none_or(|w| at < w) {
         t.wake.notify_one();
     }
