@@ -175,12 +175,7 @@ impl Context {
     /// ```
     #[track_caller]
     pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
-        let location = Location::caller();
-        let now = Instant::now();
-        match now.checked_add(timeout) {
-            Some(at) => self.derive(Some((at, None)), location, Some(now)),
-            None => self.derive(None, location, None),
-        }
+        self.derive_timeout(timeout, None, Location::caller())
     }
 
     /// [`with_timeout`](Context::with_timeout) with a cause reported when the deadline fires
@@ -201,10 +196,20 @@ impl Context {
         timeout: Duration,
         cause: impl Into<BoxError>,
     ) -> (Context, CancelHandle) {
-        let location = Location::caller();
+        self.derive_timeout(timeout, Some(cause.into()), Location::caller())
+    }
+
+    /// `with_timeout` and `with_timeout_cause`: a deadline `timeout` from now, or none if that
+    /// is past what [`Instant`] can hold.
+    fn derive_timeout(
+        &self,
+        timeout: Duration,
+        cause: Option<BoxError>,
+        location: &'static Location<'static>,
+    ) -> (Context, CancelHandle) {
         let now = Instant::now();
         match now.checked_add(timeout) {
-            Some(at) => self.derive(Some((at, Some(cause.into()))), location, Some(now)),
+            Some(at) => self.derive(Some((at, cause)), location, Some(now)),
             None => self.derive(None, location, None),
         }
     }
