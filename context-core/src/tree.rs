@@ -137,6 +137,11 @@ impl Node {
         }
     }
 
+    /// The link parent (see the module docs): the cancel node whose `children` hold this one.
+    fn link_parent(&self) -> Option<&Arc<Node>> {
+        self.parent.as_ref().and_then(|p| p.signal())
+    }
+
     /// Like [`Node::cancel_node`], as the owning `Arc`.
     pub(crate) fn signal(self: &Arc<Node>) -> Option<&Arc<Node>> {
         match &self.body {
@@ -427,7 +432,7 @@ fn wait_settled(node: &Arc<Node>) {
         }
         // If `cur` is the origin, its lock is held until the subtree is done.
         drop(lock(&core.inner));
-        match cur.parent.as_ref().and_then(|p| p.signal()) {
+        match cur.link_parent() {
             // A done link parent may be the origin, or lie below it.
             Some(link) if link.cancel_node().is_some_and(CancelNode::is_done) => cur = link,
             // A live (or no) link parent: `cur` was cancelled by itself, and is finished.
@@ -438,7 +443,7 @@ fn wait_settled(node: &Arc<Node>) {
 
 /// Removes a freshly cancelled `node` from its link parent's children (invariant 2).
 fn detach(node: &Arc<Node>, core: &CancelNode) {
-    let Some(link) = node.parent.as_ref().and_then(|p| p.signal()) else {
+    let Some(link) = node.link_parent() else {
         return;
     };
     let link_core = link.cancel_node().expect("a signal is a cancel node");
