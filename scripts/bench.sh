@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark of context-core (the criterion scenarios and the harness=false binaries
+# Runs every benchmark of go-context (the criterion scenarios and the harness=false binaries
 # for S5m, S6/S6t and S8), plus the Go twins when a Go toolchain is found (BENCH_GO=0 skips
 # them), then prints a markdown table of medians and same-run ratios against the targets of
 # BENCHMARKS.md. Every figure comes from this run's output; nothing is hard-coded.
@@ -21,9 +21,9 @@ mkdir -p "$out"
 load_before="$(uptime | sed 's/.*load average: //')"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
 
-cargo bench -p context-core --bench scenarios -- --noplot "$@" | tee "$out/scenarios.txt"
+cargo bench -p go-context --bench scenarios -- --noplot "$@" | tee "$out/scenarios.txt"
 for bin in latency memory deep_chain; do
-  cargo bench -p context-core --bench "$bin" | tee "$out/$bin.txt"
+  cargo bench -p go-context --bench "$bin" | tee "$out/$bin.txt"
 done
 if [ "${BENCH_GO:-1}" != 0 ]; then
   "$root/scripts/bench-go.sh" | tee "$out/go.txt"

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use context_core::Context;
+use go_context::Context;
 use tokio_util::sync::CancellationToken;
 
 const DEPTH: usize = 1_000_000;

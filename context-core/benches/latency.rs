@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::Context;
+use go_context::Context;
 use tokio_util::sync::CancellationToken;
 
 /// Alternating rounds per comparison.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use context_core::Context;
+use go_context::Context;
 use tokio_util::sync::CancellationToken;
 
 const CHILDREN: usize = 1_000_000;

@@ -1,5 +1,5 @@
 //! Criterion benchmarks for scenarios S1, S1p, S2, S2p, S3, S4, S4w, S5 and S7 of
-//! `shared/BENCHMARKS.md`: each scenario is a criterion group in which `ours` (context-core),
+//! `shared/BENCHMARKS.md`: each scenario is a criterion group in which `ours` (go-context),
 //! `tokio_util` (`CancellationToken`) and, where the table names one, `floor` run side by side in
 //! the same process, so that their ratios are same-run ratios.
 //!
@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use context_core::Context;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use go_context::Context;
 use tokio_util::sync::CancellationToken;
 
 /// "A long timeout": never fires during a benchmark.

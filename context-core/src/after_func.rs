@@ -59,7 +59,7 @@ impl Callback {
 /// # Examples
 ///
 /// ```
-/// use context_core::Context;
+/// use go_context::Context;
 /// use std::sync::mpsc;
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
@@ -107,7 +107,7 @@ impl AfterFunc {
     /// callback.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// let registration = ctx.after_func(|| unreachable!("stopped before the cancel"));

@@ -36,7 +36,7 @@ fn replace(ctx: Option<Context>) -> Option<Context> {
 /// # Examples
 ///
 /// ```
-/// use context_core::Context;
+/// use go_context::Context;
 ///
 /// let req = Context::background().with_value("request-42");
 /// {

@@ -41,7 +41,7 @@ use crate::waiters::{self, Done};
 /// # Examples
 ///
 /// ```
-/// use context_core::{Context, Error};
+/// use go_context::{Context, Error};
 /// use std::time::Duration;
 ///
 /// let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(5));
@@ -73,7 +73,7 @@ impl Context {
     /// Allocates nothing (it is a shared static).
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// let ctx = Context::background();
     /// assert!(!ctx.is_done());
     /// assert_eq!(ctx.deadline(), None);
@@ -88,7 +88,7 @@ impl Context {
     /// context to use yet (Go's `context.TODO()`).
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// assert_eq!(format!("{:?}", Context::todo()), "todo");
     /// ```
     pub fn todo() -> Context {
@@ -101,7 +101,7 @@ impl Context {
     /// born done, with the parent's error and cause.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     ///
     /// let (parent, cancel_parent) = Context::background().with_cancel();
     /// let (child, _cancel_child) = parent.with_cancel();
@@ -119,7 +119,7 @@ impl Context {
     /// past gives a child born done with `DeadlineExceeded`.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     /// use std::time::{Duration, Instant};
     ///
     /// let (ctx, _cancel) = Context::background().with_deadline(Instant::now());
@@ -140,7 +140,7 @@ impl Context {
     /// through the handle reports a plain cause instead.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     /// use std::time::Instant;
     ///
     /// let (ctx, _cancel) = Context::background().with_deadline_cause(Instant::now(), "too slow");
@@ -164,7 +164,7 @@ impl Context {
     /// [`Instant`] (such as [`Duration::MAX`]) means no deadline, never a panic.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     /// use std::time::Duration;
     ///
     /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(20));
@@ -182,7 +182,7 @@ impl Context {
     /// (Go's `WithTimeoutCause`).
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// use std::time::Duration;
     ///
     /// let (ctx, _cancel) = Context::background()
@@ -241,7 +241,7 @@ impl Context {
     /// keyed by the type instead of a key value: use a newtype per meaning).
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// #[derive(Debug, PartialEq)]
     /// struct RequestId(u64);
@@ -261,7 +261,7 @@ impl Context {
     /// context or an ancestor. Walks up the chain; allocates nothing.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// let outer = Context::background().with_value(1u32);
     /// let inner = outer.with_value(2u32);
@@ -277,7 +277,7 @@ impl Context {
     /// as an audit log write.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// let (req, cancel) = Context::background().with_value("user-1").with_cancel();
     /// let detached = req.without_cancel();
@@ -301,7 +301,7 @@ impl Context {
     /// be done, `f` never runs. See [`AfterFunc::stop`].
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// use std::sync::mpsc;
     ///
     /// let (ctx, cancel) = Context::background().with_cancel();
@@ -321,7 +321,7 @@ impl Context {
     /// Works on any executor; see [`Done`].
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -338,7 +338,7 @@ impl Context {
     /// context that can never be done, blocks forever (like receiving from Go's nil channel).
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     ///
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// std::thread::spawn(move || cancel.cancel());
@@ -354,7 +354,7 @@ impl Context {
     /// Blocks until the context is done (`Some(error)`) or `timeout` passes (`None`).
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// use std::time::Duration;
     ///
     /// let (ctx, _cancel) = Context::background().with_cancel();
@@ -367,7 +367,7 @@ impl Context {
     /// Blocks until the context is done (`Some(error)`) or `deadline` passes (`None`).
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     /// use std::time::{Duration, Instant};
     ///
     /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(5));
@@ -382,7 +382,7 @@ impl Context {
     /// load: no lock, no clock read.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     ///
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// assert_eq!(ctx.err(), None);
@@ -398,7 +398,7 @@ impl Context {
     /// `true` on time even if nobody waits: the shared timer marks the context done.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// use std::time::Duration;
     ///
     /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
@@ -415,7 +415,7 @@ impl Context {
     /// `#[cancellable]` emits at every loop head.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     ///
     /// fn work(ctx: &Context) -> Result<u32, Error> {
     ///     let mut n = 0;
@@ -442,7 +442,7 @@ impl Context {
     /// live. The first cancellation of the context or an ancestor fixes it.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// let (parent, cancel) = Context::background().with_cancel();
     /// let (child, _c) = parent.with_cancel();
@@ -458,7 +458,7 @@ impl Context {
     /// [`without_cancel`](Context::without_cancel) or the root (Go's `ctx.Deadline()`).
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// use std::time::{Duration, Instant};
     ///
     /// let at = Instant::now() + Duration::from_secs(10);
@@ -474,7 +474,7 @@ impl Context {
     /// once if it already is).
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     /// use std::time::{Duration, Instant};
     ///
     /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(20));
@@ -494,7 +494,7 @@ impl Context {
     /// context is already done, `fut` is never polled. When both are ready, done wins.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     /// use std::time::Duration;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -524,7 +524,7 @@ impl Context {
     /// the innermost [`enter`](Context::enter)ed context, else [`background`](Context::background).
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// assert_eq!(format!("{:?}", Context::current()), "background");
     /// let (ctx, _cancel) = Context::background().with_cancel();
@@ -538,7 +538,7 @@ impl Context {
     /// Makes this context the current one on this thread until the guard is dropped.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// let ctx = Context::background().with_value(5i32);
     /// let guard = ctx.enter();
@@ -554,7 +554,7 @@ impl Context {
     /// the task across `.await` points and threads.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// # Examples
 ///
 /// ```
-/// use context_core::{Context, Error};
+/// use go_context::{Context, Error};
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// cancel.cancel();
@@ -37,7 +37,7 @@ impl Error {
     /// Whether this is [`Error::DeadlineExceeded`], like Go's `net.Error.Timeout()`.
     ///
     /// ```
-    /// use context_core::Error;
+    /// use go_context::Error;
     /// assert!(Error::DeadlineExceeded.is_timeout());
     /// assert!(!Error::Canceled.is_timeout());
     /// ```
@@ -48,7 +48,7 @@ impl Error {
     /// Go's message for this error: `context canceled` or `context deadline exceeded`.
     ///
     /// ```
-    /// use context_core::Error;
+    /// use go_context::Error;
     /// assert_eq!(Error::DeadlineExceeded.as_str(), "context deadline exceeded");
     /// ```
     pub const fn as_str(self) -> &'static str {
@@ -71,7 +71,7 @@ impl StdError for Error {}
 /// [`io::ErrorKind::Other`], never `Interrupted`, which std retries and would swallow.
 ///
 /// ```
-/// use context_core::Error;
+/// use go_context::Error;
 /// use std::io;
 ///
 /// let e: io::Error = Error::DeadlineExceeded.into();
@@ -94,7 +94,7 @@ impl From<Error> for io::Error {
 /// cause: `&str`, `String`, or any `std::error::Error + Send + Sync`.
 ///
 /// ```
-/// use context_core::{BoxError, Context};
+/// use go_context::{BoxError, Context};
 ///
 /// let cause: BoxError = "quota exceeded".into();
 /// let (ctx, cancel) = Context::background().with_cancel();
@@ -122,7 +122,7 @@ pub(crate) struct CauseData {
 /// # Examples
 ///
 /// ```
-/// use context_core::{Context, Error};
+/// use go_context::{Context, Error};
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// let (child, _child_cancel) = ctx.with_cancel();
@@ -175,7 +175,7 @@ impl Cause {
     /// The error this cause holds: the custom error, or the plain [`Error`].
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// cancel.cancel();
     /// let cause = ctx.cause().unwrap();
@@ -191,7 +191,7 @@ impl Cause {
     /// The [`Error`] the context reported with this cause: what [`Context::err`](crate::Context::err) says.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     /// use std::time::Instant;
     ///
     /// let (ctx, _cancel) = Context::background().with_deadline_cause(Instant::now(), "slow");
@@ -205,7 +205,7 @@ impl Cause {
     /// [`Error`] and `E` is [`Error`]).
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     /// use std::io;
     ///
     /// let (ctx, cancel) = Context::background().with_cancel();
@@ -221,7 +221,7 @@ impl Cause {
     /// Whether this cause is just the plain error, with no custom error given.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// cancel.cancel();
     /// assert!(ctx.cause().unwrap().is_plain());
@@ -234,7 +234,7 @@ impl Cause {
     /// handle, the call that created the context.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// let line = line!() + 1;
     /// cancel.cancel();

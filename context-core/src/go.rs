@@ -54,7 +54,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
 /// # Examples
 ///
 /// ```
-/// use context_core::{go, Context};
+/// use go_context::{go, Context};
 ///
 /// fn check(n: u32) -> u32 {
 ///     if n > 5 {
@@ -96,7 +96,7 @@ impl JoinError {
     /// Whether the work panicked.
     ///
     /// ```
-    /// use context_core::go;
+    /// use go_context::go;
     ///
     /// fn boom() -> u32 {
     ///     panic!("boom")
@@ -114,7 +114,7 @@ impl JoinError {
     ///
     /// ```
     /// # #[cfg(feature = "tokio")] {
-    /// use context_core::go;
+    /// use go_context::go;
     /// use std::time::Duration;
     ///
     /// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
@@ -132,7 +132,7 @@ impl JoinError {
     /// The panic's message, if the payload is a string (as `panic!("...")` makes).
     ///
     /// ```
-    /// use context_core::go;
+    /// use go_context::go;
     ///
     /// fn fail(disk: u32) -> bool {
     ///     panic!("disk {disk} failed")
@@ -158,7 +158,7 @@ impl JoinError {
     /// [`try_into_panic`](JoinError::try_into_panic).
     ///
     /// ```
-    /// use context_core::go;
+    /// use go_context::go;
     ///
     /// fn boom() -> u32 {
     ///     panic!("boom")
@@ -178,7 +178,7 @@ impl JoinError {
     /// The panic payload, or the error itself if it is not a panic.
     ///
     /// ```
-    /// use context_core::go;
+    /// use go_context::go;
     ///
     /// fn boom() -> u32 {
     ///     panic!("boom")
@@ -228,7 +228,7 @@ impl StdError for JoinError {}
 /// [`GoHandle::try_spawn`]. (`go!` and [`GoHandle::spawn`] panic with the same message.)
 ///
 /// ```
-/// use context_core::{Context, GoHandle};
+/// use go_context::{Context, GoHandle};
 ///
 /// let err = GoHandle::try_spawn(&Context::background(), |_| async {}).unwrap_err();
 /// assert!(err.to_string().contains("tokio runtime"));
@@ -362,7 +362,7 @@ enum Work<T> {
 /// # Examples
 ///
 /// ```
-/// use context_core::{go, Context, Error};
+/// use go_context::{go, Context, Error};
 ///
 /// fn count(ctx: &Context) -> Result<u64, Error> {
 ///     let mut n = 0;
@@ -388,7 +388,7 @@ impl<T> GoHandle<T> {
     /// thread and also passed to `f`: the blocking half of `go!`.
     ///
     /// ```
-    /// use context_core::{Context, GoHandle};
+    /// use go_context::{Context, GoHandle};
     ///
     /// let (parent, _cancel) = Context::background().with_cancel();
     /// let handle = GoHandle::spawn_blocking(&parent, |ctx| {
@@ -439,7 +439,7 @@ impl<T> GoHandle<T> {
     /// the parent is done.
     ///
     /// ```
-    /// use context_core::{go, Context};
+    /// use go_context::{go, Context};
     ///
     /// let handle = go!(|ctx| ctx.wait());
     /// assert!(!handle.context().is_done());
@@ -455,7 +455,7 @@ impl<T> GoHandle<T> {
     /// records the caller's location. The work stops when it next looks at its context.
     ///
     /// ```
-    /// use context_core::{go, Error};
+    /// use go_context::{go, Error};
     ///
     /// let handle = go!(|ctx| ctx.wait());
     /// handle.cancel();
@@ -470,7 +470,7 @@ impl<T> GoHandle<T> {
     /// [`CancelHandle::cancel_with_cause`]).
     ///
     /// ```
-    /// use context_core::go;
+    /// use go_context::go;
     ///
     /// let handle = go!(|ctx| ctx.wait());
     /// handle.cancel_with_cause("user pressed stop");
@@ -485,7 +485,7 @@ impl<T> GoHandle<T> {
     /// Whether the work has finished (returned or panicked); joining will not block.
     ///
     /// ```
-    /// use context_core::go;
+    /// use go_context::go;
     ///
     /// let handle = go!(|ctx| ctx.wait());
     /// assert!(!handle.is_finished());
@@ -510,7 +510,7 @@ impl<T> GoHandle<T> {
     /// runtime this is allowed, e.g. inside `tokio::task::block_in_place`.)
     ///
     /// ```
-    /// use context_core::go;
+    /// use go_context::go;
     ///
     /// fn sum(xs: Vec<u32>) -> u32 {
     ///     xs.iter().sum()
@@ -550,7 +550,7 @@ impl<T> GoHandle<T> {
     /// [`try_spawn`](GoHandle::try_spawn) for a `Result`.
     ///
     /// ```
-    /// use context_core::{Context, GoHandle};
+    /// use go_context::{Context, GoHandle};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -579,7 +579,7 @@ impl<T> GoHandle<T> {
     /// instead of panicking.
     ///
     /// ```
-    /// use context_core::{Context, GoHandle};
+    /// use go_context::{Context, GoHandle};
     ///
     /// assert!(GoHandle::try_spawn(&Context::background(), |_| async { 1 }).is_err());
     /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -759,9 +759,9 @@ pub mod __support {
 
     /// A compile-time gate: spawning a future needs the `tokio` feature.
     #[diagnostic::on_unimplemented(
-        message = "`go!` on a future needs the `tokio` feature of `context-core`",
+        message = "`go!` on a future needs the `tokio` feature of `go-context`",
         label = "this work is a future, and futures are spawned as tokio tasks",
-        note = "enable it: `context-core = {{ version = \"...\", features = [\"tokio\"] }}`"
+        note = "enable it: `go-context = {{ version = \"...\", features = [\"tokio\"] }}`"
     )]
     pub trait TokioEnabled {}
     #[cfg(feature = "tokio")]
@@ -837,7 +837,7 @@ pub mod __support {
 
     /// Anything `go!(in ctx, ...)` takes as the parent: `Context`, `&Context`, ...
     #[diagnostic::on_unimplemented(
-        message = "`go!(in {Self}, ...)` needs a `context_core::Context` as the parent",
+        message = "`go!(in {Self}, ...)` needs a `go_context::Context` as the parent",
         label = "expected a `Context` or `&Context` here",
         note = "write `go!(in ctx, work())` with `ctx: Context` or `&Context`; to spawn into a group write `go!(group => work())`"
     )]

@@ -54,7 +54,7 @@ use crate::{BoxError, CancelHandle, Context};
 /// # Examples
 ///
 /// ```
-/// use context_core::{Context, Group, MemberFailed};
+/// use go_context::{Context, Group, MemberFailed};
 ///
 /// let group: Group = Group::new(&Context::background());
 /// for id in 0..4 {
@@ -320,7 +320,7 @@ where
     /// A group whose context is a new child of `parent`.
     ///
     /// ```
-    /// use context_core::{Context, Group};
+    /// use go_context::{Context, Group};
     ///
     /// let (parent, cancel) = Context::background().with_cancel();
     /// let group: Group = Group::new(&parent);
@@ -354,7 +354,7 @@ where
     /// after [`wait`](Group::wait), or when the parent is done.
     ///
     /// ```
-    /// use context_core::{Context, Group};
+    /// use go_context::{Context, Group};
     ///
     /// let group: Group = Group::new(&Context::background());
     /// let ctx = group.context().clone();
@@ -376,7 +376,7 @@ where
     /// starting any, as Go requires (Go panics; we return an error). The limit is then unchanged.
     ///
     /// ```
-    /// use context_core::{Context, Group};
+    /// use go_context::{Context, Group};
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
     ///
@@ -413,7 +413,7 @@ where
     /// queued and starts when a slot frees; this call never blocks.
     ///
     /// ```
-    /// use context_core::{Context, Group};
+    /// use go_context::{Context, Group};
     /// use std::sync::mpsc;
     ///
     /// let group: Group = Group::new(&Context::background());
@@ -445,7 +445,7 @@ where
     /// without running.
     ///
     /// ```
-    /// use context_core::{Context, Group};
+    /// use go_context::{Context, Group};
     ///
     /// let group: Group = Group::new(&Context::background());
     /// group.set_limit(1).unwrap();
@@ -508,7 +508,7 @@ where
     /// blocking would stop the runtime for good: use [`wait_async`](Group::wait_async) there.
     ///
     /// ```
-    /// use context_core::{Context, Group};
+    /// use go_context::{Context, Group};
     ///
     /// let group = Group::new(&Context::background());
     /// group.go(|_| Err(std::io::Error::other("disk on fire")));
@@ -541,7 +541,7 @@ where
     /// `group.await` does the same. The future is `Send` and needs no particular executor.
     ///
     /// ```
-    /// use context_core::{go, Context, Error, Group};
+    /// use go_context::{go, Context, Error, Group};
     ///
     /// async fn fetch(ctx: Context, id: u32) -> Result<(), Error> {
     ///     ctx.check()?;
@@ -594,7 +594,7 @@ where
     /// Outside a tokio runtime, with a message saying what to do.
     ///
     /// ```
-    /// use context_core::{Context, Error, Group};
+    /// use go_context::{Context, Error, Group};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -619,7 +619,7 @@ where
     /// whether it did (Go's `TryGo`).
     ///
     /// ```
-    /// use context_core::{Context, Group};
+    /// use go_context::{Context, Group};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -732,7 +732,7 @@ where
 /// The future of [`Group::wait_async`] (and of `group.await`).
 ///
 /// ```
-/// use context_core::{Context, Group};
+/// use go_context::{Context, Group};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -791,7 +791,7 @@ impl<E> fmt::Debug for GroupWait<E> {
 /// `ctx.cause()?.downcast_ref::<MemberFailed>()`.
 ///
 /// ```
-/// use context_core::{Context, Group, MemberFailed};
+/// use go_context::{Context, Group, MemberFailed};
 ///
 /// let group: Group = Group::new(&Context::background());
 /// let ctx = group.context().clone();
@@ -832,7 +832,7 @@ impl MemberFailed {
     /// The member's error message, or its panic message.
     ///
     /// ```
-    /// use context_core::{Context, Group, MemberFailed};
+    /// use go_context::{Context, Group, MemberFailed};
     ///
     /// let group: Group = Group::new(&Context::background());
     /// let ctx = group.context().clone();
@@ -848,7 +848,7 @@ impl MemberFailed {
     /// Whether the member panicked (rather than returning `Err`).
     ///
     /// ```
-    /// use context_core::{Context, Group, MemberFailed};
+    /// use go_context::{Context, Group, MemberFailed};
     ///
     /// let group: Group = Group::new(&Context::background());
     /// let ctx = group.context().clone();
@@ -866,7 +866,7 @@ impl MemberFailed {
     /// Where the failing member was started (the `go`, `go_async` or `go!` call).
     ///
     /// ```
-    /// use context_core::{Context, Group, MemberFailed};
+    /// use go_context::{Context, Group, MemberFailed};
     ///
     /// let group: Group = Group::new(&Context::background());
     /// let ctx = group.context().clone();
@@ -905,7 +905,7 @@ impl StdError for MemberFailed {}
 /// Why [`Group::set_limit`] refused a limit.
 ///
 /// ```
-/// use context_core::{Context, Group, LimitError};
+/// use go_context::{Context, Group, LimitError};
 ///
 /// let group: Group = Group::new(&Context::background());
 /// assert_eq!(group.set_limit(0), Err(LimitError::Zero));

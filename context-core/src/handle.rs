@@ -23,7 +23,7 @@ use crate::Context;
 /// # Examples
 ///
 /// ```
-/// use context_core::{Context, Error};
+/// use go_context::{Context, Error};
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// {
@@ -47,7 +47,7 @@ impl CancelHandle {
     /// Cancels the context with [`Error::Canceled`]; the cause records the caller's location.
     ///
     /// ```
-    /// use context_core::{Context, Error};
+    /// use go_context::{Context, Error};
     ///
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// let (child, _child_cancel) = ctx.with_cancel();
@@ -65,7 +65,7 @@ impl CancelHandle {
     /// `CancelCauseFunc`. If the context is already done, nothing changes.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// cancel.cancel_with_cause("upstream failed");
@@ -92,7 +92,7 @@ impl CancelHandle {
     /// The context this handle cancels.
     ///
     /// ```
-    /// use context_core::Context;
+    /// use go_context::Context;
     ///
     /// let (_ctx, cancel) = Context::background().with_cancel();
     /// let ctx = cancel.context();

@@ -6,7 +6,7 @@
 //! deadline cancels on time through one shared timer; [`Context::cause`] says why and where.
 //!
 //! ```
-//! use context_core::{Context, Error};
+//! use go_context::{Context, Error};
 //! use std::time::Duration;
 //!
 //! fn do_some_operation(ctx: &Context) -> Result<(), Error> {
@@ -56,6 +56,7 @@ mod handle;
 mod slab;
 mod sync;
 mod timer;
+mod trace;
 mod tree;
 mod values;
 mod waiters;

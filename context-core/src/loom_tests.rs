@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-//!     cargo test -p context-core --lib loom_ -- --nocapture
+//!     cargo test -p go-context --lib loom_ -- --nocapture
 //! ```
 //!
 //! (`--nocapture` shows how many interleavings each model explored; `LOOM_MAX_PREEMPTIONS=100`

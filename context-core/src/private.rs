@@ -1,5 +1,5 @@
 //! Support for the code that `context-macros` generates. Not public API: names here may change
-//! in any release. Generated code reaches it only as `::context_core::__private::…` (or through
+//! in any release. Generated code reaches it only as `::go_context::__private::…` (or through
 //! the path given by `#[cancellable(crate = "…")]`).
 //!
 //! What each macro needs:
@@ -112,7 +112,7 @@ pub fn run<F: IntoFuture>(
 /// Anything `#[cancellable]` takes as the parent context, and `select_done!` as its context:
 /// `Context`, `&Context`, `&mut Context`.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a `context_core::Context`",
+    message = "`{Self}` is not a `go_context::Context`",
     label = "expected `Context` or `&Context` here",
     note = "`#[cancellable]` takes a parameter whose type is spelled `Context` or `&Context` as the parent context; `select_done!` takes `done(ctx)` with `ctx` a `Context` or `&Context`"
 )]
@@ -147,7 +147,7 @@ impl<T: AsContext + ?Sized> AsContext for &mut T {
 #[diagnostic::on_unimplemented(
     message = "`#[cancellable]` cannot return `{Self}` when the context is done",
     label = "no value of this type means \"cancelled\"",
-    note = "return `Result<T, E>` where `E: From<context_core::Error>` (e.g. `io::Result<T>`, `Result<T, context_core::Error>`), `Option<T>`, or `()`"
+    note = "return `Result<T, E>` where `E: From<go_context::Error>` (e.g. `io::Result<T>`, `Result<T, go_context::Error>`), `Option<T>`, or `()`"
 )]
 pub trait CancelReturn {
     /// The value returned on cancellation with `err`.

@@ -142,7 +142,7 @@ pub(crate) fn arm(at: Ticks, node: &Arc<Node>, cause: CauseData) {
             // Without this thread no deadline could fire: fail loudly rather than hang. The
             // next deadline tries to start it again.
             drop(state);
-            panic!("context-core: the OS refused to start the timer thread");
+            panic!("go-context: the OS refused to start the timer thread");
         }
     } else if state.wake_at.is_none_or(|w| at < w) {
         t.wake.notify_one();

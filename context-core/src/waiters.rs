@@ -54,7 +54,7 @@ impl Waiter {
 /// # Examples
 ///
 /// ```
-/// use context_core::{Context, Error};
+/// use go_context::{Context, Error};
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// let waiter = std::thread::spawn(move || futures_executor::block_on(ctx.done()));

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! go!( [in <parent>,] <work> )     a new child of <parent> (default: Context::current())
-//! go!( <group> => <work> )         a member of a context_core::Group
+//! go!( <group> => <work> )         a member of a go_context::Group
 //!
 //! <work> := [move] [async] |<pat>[: Context]| <expr>   the child context handed over
 //!         | <callee>(<args>)  | <receiver>.<method>(<args>)
@@ -147,7 +147,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 }
 
 fn generate(input: GoInput) -> syn::Result<TokenStream> {
-    let private = quote!(::context_core::__private);
+    let private = quote!(::go_context::__private);
     let work = peel(input.work);
     let span = work.span();
     let site = Span::mixed_site();

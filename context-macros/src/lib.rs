@@ -1,6 +1,6 @@
-//! Procedural macros for [`context-core`](https://docs.rs/context-core).
+//! Procedural macros for [`go-context`](https://docs.rs/go-context).
 //!
-//! Do not depend on this crate directly: use the re-exports in `context-core`, whose
+//! Do not depend on this crate directly: use the re-exports in `go-context`, whose
 //! `__private` module the generated code relies on.
 //!
 //! `EXPANSION.md` in this crate shows what each macro writes.
@@ -19,7 +19,7 @@ use proc_macro::TokenStream;
 /// the `if ctx.Err() != nil { return }` checks, written for you.
 ///
 /// ```
-/// use context_core::{cancellable, Context, Error};
+/// use go_context::{cancellable, Context, Error};
 ///
 /// #[cancellable(timeout = "50ms")]
 /// fn spin() -> Result<u64, Error> {
@@ -41,7 +41,7 @@ use proc_macro::TokenStream;
 /// | `timeout = "2s"` | also a deadline, in Go's `time.ParseDuration` syntax (`300ms`, `1.5h`, `2h45m`, `10us`, `1µs`, `1ns`), checked at compile time: no sign, at most about 2,562,047 h |
 /// | `timeout = <expr>` | a deadline from a `Duration` expression evaluated at each call; it may use the fn's parameters (`timeout = self.limit`) |
 /// | `parent = ctx` | which parameter is the parent, when two have type `Context` |
-/// | `crate = "path"` | where `context_core` is, if it is renamed or re-exported |
+/// | `crate = "path"` | where `go_context` is, if it is renamed or re-exported |
 ///
 /// # The parent and the child
 ///
@@ -52,7 +52,7 @@ use proc_macro::TokenStream;
 /// the body the parameter's name is rebound to the child, with the type as written:
 ///
 /// ```
-/// use context_core::{cancellable, Context, Error};
+/// use go_context::{cancellable, Context, Error};
 /// use std::time::Duration;
 ///
 /// #[cancellable(timeout = "20ms")]
@@ -91,7 +91,7 @@ use proc_macro::TokenStream;
 /// poll, not when the fn is called.
 ///
 /// ```
-/// use context_core::{cancellable, Error};
+/// use go_context::{cancellable, Error};
 /// use std::time::Duration;
 ///
 /// #[cancellable(timeout = "10ms")]
@@ -110,7 +110,7 @@ use proc_macro::TokenStream;
 ///
 /// | return type | on cancellation |
 /// |---|---|
-/// | `Result<T, E>` with `E: From<context_core::Error>` (also aliases: `io::Result<T>`, `anyhow::Result<T>`) | `Err(err.into())` (`io::Error` has kind `TimedOut` for a deadline) |
+/// | `Result<T, E>` with `E: From<go_context::Error>` (also aliases: `io::Result<T>`, `anyhow::Result<T>`) | `Err(err.into())` (`io::Error` has kind `TimedOut` for a deadline) |
 /// | `Option<T>` | `None` |
 /// | `()` | `()` |
 ///
@@ -123,7 +123,7 @@ use proc_macro::TokenStream;
 /// with a `for item in items { … }` loop is, in effect (`EXPANSION.md` has the exact code):
 ///
 /// ```
-/// # use context_core::{Context, Error};
+/// # use go_context::{Context, Error};
 /// # use std::time::Duration;
 /// fn sum(parent: &Context, items: &[u32]) -> Result<u32, Error> {
 ///     let (ctx, _cancel) = parent.with_timeout(Duration::from_secs(2)); // cancelled on return
@@ -152,7 +152,7 @@ use proc_macro::TokenStream;
 /// - With other attribute macros such as `#[tokio::test]`, put `#[cancellable]` first (outermost), so it
 ///   sees the `async fn` before they rewrite it.
 ///
-/// [`Context::current()`]: https://docs.rs/context-core/latest/context_core/struct.Context.html#method.current
+/// [`Context::current()`]: https://docs.rs/context-core/latest/go_context/struct.Context.html#method.current
 #[proc_macro_attribute]
 pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
     cancellable::cancellable(args.into(), item.into()).into()
@@ -162,7 +162,7 @@ pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
 /// else another branch.
 ///
 /// ```
-/// use context_core::{select_done, Context};
+/// use go_context::{select_done, Context};
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// let mut rounds = 0;
@@ -186,7 +186,7 @@ pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|---|
 /// | `done => body` | `case <-ctx.Done():` | the current context ([`Context::current()`]) is done |
 /// | `done(ctx) => body` | `case <-ctx.Done():` | `ctx` (a `Context` or `&Context`) is done |
-/// | `err = done => body`, `err = done(ctx) => body` | `case <-ctx.Done(): err := ctx.Err()` | the same, binding the `context_core::Error` |
+/// | `err = done => body`, `err = done(ctx) => body` | `case <-ctx.Done(): err := ctx.Err()` | the same, binding the `go_context::Error` |
 /// | `pattern = future => body` | `case v := <-ch:` | `future` completed with a value matching the (irrefutable) `pattern` |
 /// | `default => body` | `default:` | nothing else is ready |
 ///
@@ -205,7 +205,7 @@ pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
 /// winning body runs.
 ///
 /// ```
-/// use context_core::{select_done, Context, Error};
+/// use go_context::{select_done, Context, Error};
 /// use std::time::Duration;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -235,20 +235,20 @@ pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   future called `done`, wrap it: `v = (done) => …`.
 /// - A select with only a done branch is `ctx.wait()` (threads) or `ctx.done().await`; the
 ///   macro asks you to write that instead.
-/// - Generated code names `::context_core`; the crate must be reachable under that name.
+/// - Generated code names `::go_context`; the crate must be reachable under that name.
 ///
-/// [`Context::current()`]: https://docs.rs/context-core/latest/context_core/struct.Context.html#method.current
+/// [`Context::current()`]: https://docs.rs/context-core/latest/go_context/struct.Context.html#method.current
 #[proc_macro]
 pub fn select_done(input: TokenStream) -> TokenStream {
     select::select_done(input.into()).into()
 }
 
 /// Go's `go` statement: spawns work under a new child context and returns a
-/// [`GoHandle`](https://docs.rs/context-core/latest/context_core/struct.GoHandle.html) to
+/// [`GoHandle`](https://docs.rs/context-core/latest/go_context/struct.GoHandle.html) to
 /// cancel or join it.
 ///
 /// ```
-/// use context_core::{go, Context};
+/// use go_context::{go, Context};
 ///
 /// fn sum(xs: Vec<u64>) -> u64 {
 ///     xs.iter().sum()
@@ -291,7 +291,7 @@ pub fn select_done(input: TokenStream) -> TokenStream {
 /// future.
 ///
 /// ```
-/// use context_core::{go, Context, Error};
+/// use go_context::{go, Context, Error};
 /// use std::time::Duration;
 ///
 /// async fn fetch(id: u32) -> u32 {
@@ -323,7 +323,7 @@ pub fn select_done(input: TokenStream) -> TokenStream {
 /// detaches the work, as Go's `go` does: it runs on until its context is done.
 ///
 /// ```
-/// use context_core::{go, Context, Error, Group};
+/// use go_context::{go, Context, Error, Group};
 ///
 /// let group: Group<Error> = Group::new(&Context::background());
 /// for i in 0..3 {
@@ -344,7 +344,7 @@ pub fn select_done(input: TokenStream) -> TokenStream {
 ///   `panic!()`, a `loop` with no `break`) has no type yet and is taken for a future. Give it
 ///   one: call a fn with a return type, or write `go!(|ctx| -> () { ... })`.
 /// - Members of a group return `Result<(), E>`; see `Group` for `E`.
-/// - Generated code names `::context_core`; the crate must be reachable under that name.
+/// - Generated code names `::go_context`; the crate must be reachable under that name.
 #[proc_macro]
 pub fn go(input: TokenStream) -> TokenStream {
     go::expand(input.into()).into()

@@ -236,7 +236,7 @@ impl Select {
 
 impl Checked {
     fn expand(self) -> TokenStream {
-        let private = quote!(::context_core::__private);
+        let private = quote!(::go_context::__private);
         let mixed = Span::mixed_site();
         let err = Ident::new("__context_err", mixed);
         let done_pat = match &self.done_pat {

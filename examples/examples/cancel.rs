@@ -21,7 +21,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::Context;
+use go_context::Context;
 
 fn do_some_operation(ctx: &Context) {
     loop {

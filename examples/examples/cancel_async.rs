@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use context_core::Context;
+use go_context::Context;
 
 async fn do_some_operation(ctx: Context) {
     loop {

@@ -12,7 +12,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::{Context, Error};
+use go_context::{Context, Error};
 
 fn do_some_operation(ctx: &Context) -> Error {
     loop {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use context_core::{Context, Error};
+use go_context::{Context, Error};
 
 async fn do_some_operation(ctx: Context) -> Error {
     loop {

@@ -13,7 +13,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::{cancellable, select_done, Context};
+use go_context::{cancellable, select_done, Context};
 
 const HALF_SECOND: Duration = Duration::from_millis(500);
 

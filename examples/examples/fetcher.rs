@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use context_core::{cancellable, go, Context, Error, Group, MemberFailed};
+use go_context::{cancellable, go, Context, Error, Group, MemberFailed};
 
 /// What a request can fail with. `From<Error>` is what `#[cancellable]` needs to return
 /// `Err(..)` when its context is done (its own deadline, or the group's cancellation).

@@ -7,7 +7,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::{cancellable, go, Context, Error};
+use go_context::{cancellable, go, Context, Error};
 
 #[cancellable(timeout = "2s")] // a child context with a 2 s deadline
 fn do_some_operation(ctx: Context) -> Result<(), Error> {

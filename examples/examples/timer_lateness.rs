@@ -19,7 +19,7 @@ use std::task::{Context as TaskContext, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::{Context, Error};
+use go_context::{Context, Error};
 
 /// Records the moment it is woken (as nanoseconds after `origin`).
 struct Recorder {

@@ -1,4 +1,4 @@
-//! A short walk through Go's `context` → `context_core`, for a newcomer's first run.
+//! A short walk through Go's `context` → `go_context`, for a newcomer's first run.
 //!
 //! Run: `cargo run -p context-examples --example tour`
 
@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::{Context, Error};
+use go_context::{Context, Error};
 
 #[derive(Debug)]
 struct RequestId(u64);

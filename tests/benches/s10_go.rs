@@ -18,8 +18,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use context_core::go;
 use criterion::{criterion_group, criterion_main, Criterion};
+use go_context::go;
 use tokio::runtime::{Builder, Runtime};
 
 async fn noop() -> u64 {

@@ -10,8 +10,8 @@
 
 use std::hint::black_box;
 
-use context_core::{cancellable, Context, Error};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use go_context::{cancellable, Context, Error};
 
 /// One iteration's work: a few dependent integer ops that cannot be vectorised away.
 #[inline(always)]

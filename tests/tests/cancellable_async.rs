@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use context_core::{cancellable, Context, Error};
+use go_context::{cancellable, Context, Error};
 use tokio::sync::oneshot;
 
 const PROMPT: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use context_core::{cancellable, select_done, Context, Error};
+use go_context::{cancellable, select_done, Context, Error};
 
 /// Generous bound for "returned promptly" on a loaded 2-core machine.
 const PROMPT: Duration = Duration::from_secs(10);
@@ -456,7 +456,7 @@ fn unnamed_and_chosen_parents() {
 }
 
 mod reexport {
-    pub use context_core::*;
+    pub use go_context::*;
 }
 
 #[cancellable(crate = "crate::reexport", timeout = "5ms")]

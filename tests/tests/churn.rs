@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use context_core::{AfterFunc, CancelHandle, Context, Error};
+use go_context::{AfterFunc, CancelHandle, Context, Error};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -237,7 +237,7 @@ fn waiter(shared: Arc<Shared>, seed: u64) {
 /// Grows the `after_func` pool to its largest size and its queue to its largest kept capacity,
 /// so that the churn creates no pool thread (whose bookkeeping would outlive the test).
 fn warm_up_callback_pool() {
-    let threads = 64; // context-core's MAX_THREADS
+    let threads = 64; // go-context's MAX_THREADS
     let barrier = Arc::new(Barrier::new(threads + 1));
     let arrived = Arc::new(AtomicUsize::new(0));
     let (blockers, cancel_blockers) = Context::background().with_cancel();

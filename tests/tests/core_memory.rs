@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Waker};
 use std::time::Duration;
 
-use context_core::Context;
+use go_context::Context;
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -43,7 +43,7 @@ fn grow(parent: &Context, n: usize) -> (Vec<StopOnDrop>, Vec<Box<dyn std::any::A
     (stops, keep)
 }
 
-struct StopOnDrop(context_core::AfterFunc);
+struct StopOnDrop(go_context::AfterFunc);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {

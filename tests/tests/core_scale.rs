@@ -4,7 +4,7 @@
 use std::thread;
 use std::time::Duration;
 
-use context_core::{CancelHandle, Context, Error};
+use go_context::{CancelHandle, Context, Error};
 
 const MILLION: usize = 1_000_000;
 const STACK: usize = 2 * 1024 * 1024;

@@ -4,7 +4,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::{Context, Error};
+use go_context::{Context, Error};
 
 #[test]
 fn roots_are_never_done() {
@@ -359,9 +359,9 @@ fn error_behaves_like_go() {
 fn handles_and_contexts_are_send_sync_static_and_small() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Context>();
-    assert_send_sync::<context_core::CancelHandle>();
-    assert_send_sync::<context_core::Cause>();
-    assert_send_sync::<context_core::Done>();
-    assert_send_sync::<context_core::AfterFunc>();
+    assert_send_sync::<go_context::CancelHandle>();
+    assert_send_sync::<go_context::Cause>();
+    assert_send_sync::<go_context::Done>();
+    assert_send_sync::<go_context::AfterFunc>();
     assert_eq!(std::mem::size_of::<Context>(), std::mem::size_of::<usize>());
 }

@@ -10,7 +10,7 @@ use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::{Context, Error};
+use go_context::{Context, Error};
 
 /// A waker that counts its wake-ups and runs an optional hook inside `wake`.
 #[derive(Default)]

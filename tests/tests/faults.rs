@@ -12,7 +12,7 @@ use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use context_core::{cancellable, go, Context, Error};
+use go_context::{cancellable, go, Context, Error};
 
 /// Generous bound for "this must happen" on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -112,7 +112,7 @@ impl Wake for PanickingWaker {
     }
 }
 
-fn poll_once(done: &mut context_core::Done, waker: &Waker) -> Poll<Error> {
+fn poll_once(done: &mut go_context::Done, waker: &Waker) -> Poll<Error> {
     std::future::Future::poll(Pin::new(done), &mut TaskContext::from_waker(waker))
 }
 

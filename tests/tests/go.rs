@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
-use context_core::{go, Context, Error, GoHandle, JoinError};
+use go_context::{go, Context, Error, GoHandle, JoinError};
 
 /// Generous bound for "this must happen", on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(30);

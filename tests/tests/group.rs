@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use context_core::{go, Context, Error, Group, MemberFailed};
+use go_context::{go, Context, Error, Group, MemberFailed};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -287,14 +287,14 @@ fn after_a_parent_cancel_queued_members_still_run_and_report() {
 #[test]
 fn a_bad_limit_is_a_typed_error_and_changes_nothing() {
     let group: Group = Group::new(&Context::background());
-    assert_eq!(group.set_limit(0), Err(context_core::LimitError::Zero));
+    assert_eq!(group.set_limit(0), Err(go_context::LimitError::Zero));
     group.go(|ctx| {
         ctx.wait();
         Ok(())
     });
     assert_eq!(
         group.set_limit(4),
-        Err(context_core::LimitError::MembersActive)
+        Err(go_context::LimitError::MembersActive)
     );
     assert!(!group.context().is_done());
     drop(group); // cancels the waiting member's context
@@ -512,12 +512,12 @@ fn handles_groups_and_errors_are_send_and_sync() {
     fn send<T: Send>() {}
     send_sync::<Group>();
     send_sync::<Group<std::io::Error>>();
-    send::<context_core::GroupWait<std::io::Error>>();
-    send_sync::<context_core::GoHandle<u32>>();
-    send_sync::<context_core::JoinError>();
+    send::<go_context::GroupWait<std::io::Error>>();
+    send_sync::<go_context::GoHandle<u32>>();
+    send_sync::<go_context::JoinError>();
     send_sync::<MemberFailed>();
     // A JoinError fits in the usual boxed error.
-    let _: fn(context_core::JoinError) -> context_core::BoxError = |e| e.into();
+    let _: fn(go_context::JoinError) -> go_context::BoxError = |e| e.into();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

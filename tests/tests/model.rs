@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use context_core::{AfterFunc, CancelHandle, Context, Error};
+use go_context::{AfterFunc, CancelHandle, Context, Error};
 use proptest::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -491,7 +491,7 @@ trait PollReady {
     fn poll_ready(self, cx: &mut TaskContext<'_>) -> Poll<Error>;
 }
 
-impl PollReady for std::pin::Pin<&mut context_core::Done> {
+impl PollReady for std::pin::Pin<&mut go_context::Done> {
     fn poll_ready(self, cx: &mut TaskContext<'_>) -> Poll<Error> {
         std::future::Future::poll(self, cx)
     }

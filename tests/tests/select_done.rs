@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use context_core::{select_done, Context, Error};
+use go_context::{select_done, Context, Error};
 use tokio::sync::oneshot;
 
 const PROMPT: Duration = Duration::from_secs(10);

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use context_core::{CancelHandle, Context, Error};
+use go_context::{CancelHandle, Context, Error};
 use proptest::prelude::*;
 
 /// Generous bound for "this must happen" on a loaded 2-core machine.

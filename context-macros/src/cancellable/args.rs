@@ -20,7 +20,7 @@ const CRATE: &str = "crate";
 
 /// Every accepted form, for error messages.
 const VALID: &str = "expected one of: `timeout = \"2s\"`, `timeout = <expr of type Duration>`, \
-                     `parent = <parameter name>`, `crate = \"path::to::context_core\"`";
+                     `parent = <parameter name>`, `crate = \"path::to::go_context\"`";
 
 /// `timeout = …`: a literal parsed now, or an expression evaluated at call time.
 pub(crate) enum Timeout {
@@ -133,21 +133,21 @@ impl Args {
                 "`crate` is set more than once; keep a single `crate = \"…\"`"
             ));
         }
-        let value = name_value(meta, "crate = \"path::to::context_core\"")?;
+        let value = name_value(meta, "crate = \"path::to::go_context\"")?;
         let path = match value {
             Expr::Lit(ExprLit {
                 lit: Lit::Str(lit), ..
             }) => lit.parse::<syn::Path>().map_err(|_| {
                 format_err!(
                     lit,
-                    "`crate` must name the path of context-core, e.g. `crate = \"my_context\"` or `crate = \"::deps::context_core\"`"
+                    "`crate` must name the path of go-context, e.g. `crate = \"my_context\"` or `crate = \"::deps::go_context\"`"
                 )
             })?,
             Expr::Path(path) if path.qself.is_none() => path.path.clone(),
             other => {
                 return Err(format_err!(
                     other,
-                    "`crate` must name the path of context-core as a string, e.g. `crate = \"my_context\"`"
+                    "`crate` must name the path of go-context as a string, e.g. `crate = \"my_context\"`"
                 ))
             }
         };

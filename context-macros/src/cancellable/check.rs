@@ -67,7 +67,7 @@ pub(crate) fn check(func: &ItemFn, args: Option<&Args>) -> syn::Result<Checked> 
                 ty,
                 "#[cancellable] cannot return a bare `impl Trait`: on cancellation it needs a \
                  value to return; return `Option<impl Trait>`, or `Result<impl Trait, E>` with \
-                 `E: From<context_core::Error>`"
+                 `E: From<go_context::Error>`"
             ));
         }
     }

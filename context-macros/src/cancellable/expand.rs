@@ -5,7 +5,7 @@
 //! #[cancellable(timeout = "2s")]
 //! fn f(ctx: &Context) -> Result<T, E> { body }
 //! ```
-//! Sync output (`root` is `::context_core` or the `crate = "…"` path):
+//! Sync output (`root` is `::go_context` or the `crate = "…"` path):
 //! ```text
 //! fn f(ctx: &Context) -> Result<T, E> {
 //!     if false { let fake: Result<T, E> = loop {}; assert_cancel_return(&fake); return fake; }
@@ -84,7 +84,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
     } = checked;
     let root = match &args.krate {
         Some(path) => path.to_token_stream(),
-        None => quote!(::context_core),
+        None => quote!(::go_context),
     };
     let private = quote!(#root::__private);
     let mixed = Span::mixed_site();

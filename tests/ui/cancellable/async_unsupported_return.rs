@@ -1,4 +1,4 @@
-use context_core::cancellable;
+use go_context::cancellable;
 
 #[cancellable]
 async fn count() -> u32 {

@@ -1,4 +1,4 @@
-use context_core::cancellable;
+use go_context::cancellable;
 
 #[cancellable]
 fn evens() -> impl Iterator<Item = u32> {

@@ -1,4 +1,4 @@
-use context_core::{cancellable, Error};
+use go_context::{cancellable, Error};
 
 // The body does not parse: the expansion keeps it as tokens, so rustc reports the real error
 // (and only that one).

@@ -1,4 +1,4 @@
-use context_core::{cancellable, Error};
+use go_context::{cancellable, Error};
 
 #[cancellable(timeout = "-2s")]
 fn work() -> Result<(), Error> {

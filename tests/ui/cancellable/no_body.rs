@@ -1,4 +1,4 @@
-use context_core::{cancellable, Error};
+use go_context::{cancellable, Error};
 
 trait Job {
     #[cancellable]

@@ -1,4 +1,4 @@
-use context_core::{cancellable, Context, Error};
+use go_context::{cancellable, Context, Error};
 
 #[cancellable]
 fn copy(src: &Context, dst: &Context) -> Result<(), Error> {

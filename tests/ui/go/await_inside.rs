@@ -1,4 +1,4 @@
-use context_core::go;
+use go_context::go;
 
 async fn fetch() -> u32 {
     1

@@ -1,5 +1,5 @@
-use context_core::go;
+use go_context::go;
 
 fn main() {
-    let _handle = go!(|ctx: &context_core::Context| ctx.is_done());
+    let _handle = go!(|ctx: &go_context::Context| ctx.is_done());
 }

@@ -1,4 +1,4 @@
-use context_core::go;
+use go_context::go;
 
 fn work() -> u32 {
     1

@@ -1,4 +1,4 @@
-use context_core::{go, Context, Group};
+use go_context::{go, Context, Group};
 
 fn main() {
     let group: Group = Group::new(&Context::background());

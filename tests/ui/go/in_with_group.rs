@@ -1,6 +1,6 @@
-use context_core::{go, Context, Group};
+use go_context::{go, Context, Group};
 
-fn work(_: Context) -> Result<(), context_core::BoxError> {
+fn work(_: Context) -> Result<(), go_context::BoxError> {
     Ok(())
 }
 

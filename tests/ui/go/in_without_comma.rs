@@ -1,4 +1,4 @@
-use context_core::{go, Context};
+use go_context::{go, Context};
 
 fn work() {}
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use context_core::{cancellable, Context, Error};
+use go_context::{cancellable, Context, Error};
 
 #[cancellable]
 fn no_args() {}
@@ -47,7 +47,7 @@ fn runtime_timeout(ms: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cancellable(crate = "context_core", timeout = "1s")]
+#[cancellable(crate = "go_context", timeout = "1s")]
 fn crate_path() -> Result<(), Error> {
     Ok(())
 }

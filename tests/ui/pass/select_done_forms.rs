@@ -1,6 +1,6 @@
 //! Every accepted form of `select_done!` compiles.
 
-use context_core::{select_done, Context, Error};
+use go_context::{select_done, Context, Error};
 
 fn sync_forms(ctx: &Context) -> Result<u32, Error> {
     let a = select_done! { done => 0, default => 1 };

@@ -1,4 +1,4 @@
-use context_core::{select_done, Context};
+use go_context::{select_done, Context};
 
 fn main() {
     let ctx = Context::background();

@@ -1,4 +1,4 @@
-use context_core::select_done;
+use go_context::select_done;
 
 async fn next() -> Option<u32> {
     Some(1)

@@ -1,4 +1,4 @@
-use context_core::select_done;
+use go_context::select_done;
 
 fn main() {
     let _ = select_done! {
