@@ -45,6 +45,9 @@
 //! - `tokio`: lets `go!` and [`Group`] spawn futures as tokio tasks. Blocking work runs on OS
 //!   threads and needs nothing.
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly): mark every feature-gated item with its feature. `doc_cfg`
+// now includes what `doc_auto_cfg` did, so the `#[cfg(feature = "...")]` attributes are enough.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod after_func;
 mod ambient;

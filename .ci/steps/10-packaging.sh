@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Packaging: check what users build, not only what the workspace builds.
+#   1. go-context alone, with no default features and with each feature on its own;
+#   2. the stated MSRV (workspace `rust-version`) on the library crates;
+#   3. the docs with every feature, warnings denied: stable, and nightly with `--cfg docsrs`
+#      (what docs.rs runs; it marks each feature-gated item with its feature);
+#   4. `cargo publish --dry-run` of every published crate, in dependency order;
+#   5. a brand-new user's path: `cargo add go-context --features tokio` in a scratch crate
+#      outside the workspace, from the packaged tarballs, then build and run the seed.
+# Installs what it needs (jq, the MSRV toolchain, a pinned nightly). A few minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# The crates published to crates.io, in publish order (a crate after the crates it depends on).
+# A new published crate is one more word here, e.g. "context-macros go-context context-tower".
+PUBLISHED="context-macros go-context"
+# The crate users depend on, whose features are checked one by one.
+CORE="go-context"
+# The nightly for the docs.rs-style build; pinned so a new nightly cannot break CI overnight.
+NIGHTLY="nightly-2026-05-20"
+
+say() { printf -- '--- %s\n' "$*"; }
+
+if ! command -v jq >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq jq >/dev/null
+fi
+
+metadata="$(cargo metadata --no-deps --format-version 1)"
+msrv="$(jq -r --arg p "$CORE" '.packages[] | select(.name == $p) | .rust_version' <<<"$metadata")"
+# Every feature of the core, as Cargo.toml declares them now (new features are picked up here).
+features="$(jq -r --arg p "$CORE" \
+  '.packages[] | select(.name == $p) | .features | keys[] | select(. != "default")' <<<"$metadata")"
+target_dir="$(jq -r .target_directory <<<"$metadata")"
+lib_args=()
+for p in $PUBLISHED; do lib_args+=(-p "$p"); done
+
+# A publishable workspace member missing from PUBLISHED is not dry-run: say so loudly.
+for p in $(jq -r '.packages[] | select(.publish != []) | .name' <<<"$metadata"); do
+  case " $PUBLISHED " in
+    *" $p "*) ;;
+    *) echo "WARNING: $p is publishable but not in PUBLISHED (.ci/steps/10-packaging.sh)" ;;
+  esac
+done
+
+say "$CORE: no default features, then each feature alone: $(echo $features)"
+cargo check -p "$CORE" --no-default-features
+for f in $features; do
+  say "$CORE --no-default-features --features $f"
+  cargo check -p "$CORE" --no-default-features --features "$f"
+done
+cargo check -p "$CORE" --all-features
+
+say "MSRV $msrv: ${PUBLISHED}"
+rustup toolchain install "$msrv" --profile minimal
+CARGO_TARGET_DIR="$target_dir/msrv" cargo "+$msrv" check "${lib_args[@]}" --all-features
+
+say "docs, every feature, warnings denied (stable)"
+RUSTDOCFLAGS="-D warnings" cargo doc "${lib_args[@]}" --all-features --no-deps
+say "docs as docs.rs builds them ($NIGHTLY, --cfg docsrs)"
+rustup toolchain install "$NIGHTLY" --profile minimal
+RUSTDOCFLAGS="-D warnings --cfg docsrs" CARGO_TARGET_DIR="$target_dir/docsrs" \
+  cargo "+$NIGHTLY" doc "${lib_args[@]}" --all-features --no-deps
+# The gated items must carry their feature badge (an `Available on crate feature` note).
+for page in struct.SpawnError.html struct.Group.html struct.GoHandle.html; do
+  grep -q 'Available on <strong>crate feature <code>tokio' "$target_dir/docsrs/doc/go_context/$page" ||
+    { echo "docs.rs build: $page does not mark its tokio-gated items"; exit 1; }
+done
+
+say "cargo publish --dry-run: $PUBLISHED"
+for p in $PUBLISHED; do cargo package -p "$p" --list | sed "s|^|  $p: |"; done
+cargo publish --dry-run "${lib_args[@]}"
+
+say "a new user: cargo add $CORE --features tokio, then the seed, from the packaged crates"
+version_of() { jq -r --arg p "$1" '.packages[] | select(.name == $p) | .version' <<<"$metadata"; }
+pkg="$target_dir/package"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+mkdir -p "$scratch/src"
+cp examples/examples/seed.rs "$scratch/src/main.rs"
+# Only go-context is given by path; its own dependency on context-macros is resolved as from
+# crates.io, which the patch points at the packaged macros (not published yet).
+cat >"$scratch/Cargo.toml" <<EOF
+[package]
+name = "seed-user"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+
+[patch.crates-io]
+context-macros = { path = "$pkg/context-macros-$(version_of context-macros)" }
+
+[workspace]
+EOF
+# Outside the repository rust-toolchain.toml does not apply: name its toolchain explicitly.
+toolchain="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)"
+(
+  cd "$scratch"
+  export CARGO_TARGET_DIR="$target_dir/seed-user"
+  cargo "+$toolchain" add --path "$pkg/$CORE-$(version_of "$CORE")" --features tokio
+  cargo "+$toolchain" run --quiet
+)
