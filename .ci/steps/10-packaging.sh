@@ -6,7 +6,7 @@
 #      (what docs.rs runs; it marks each feature-gated item with its feature);
 #   4. `cargo publish --dry-run` of every published crate, in dependency order;
 #   5. a brand-new user's path: `cargo add go-context --features tokio` in a scratch crate
-#      outside the workspace, from the packaged tarballs, then build and run the seed.
+#      outside the workspace, from the packaged tarballs, then build and run the README's seed.
 # Installs what it needs (jq, the MSRV toolchain, a pinned nightly). A few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -76,7 +76,10 @@ pkg="$target_dir/package"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/src"
-cp examples/examples/seed.rs "$scratch/src/main.rs"
+# The program is the README's first ```rust block ("First program (the seed)"), as pasted.
+awk '/^```rust$/ { inside = 1; next } inside && /^```/ { exit } inside { print }' README.md \
+  >"$scratch/src/main.rs"
+grep -q 'fn main' "$scratch/src/main.rs" || { echo "README.md: no seed program found"; exit 1; }
 # Only go-context is given by path; its own dependency on context-macros is resolved as from
 # crates.io, which the patch points at the packaged macros (not published yet).
 cat >"$scratch/Cargo.toml" <<EOF
