@@ -60,10 +60,16 @@ say "docs as docs.rs builds them ($NIGHTLY, --cfg docsrs)"
 rustup toolchain install "$NIGHTLY" --profile minimal
 RUSTDOCFLAGS="-D warnings --cfg docsrs" CARGO_TARGET_DIR="$target_dir/docsrs" \
   cargo "+$NIGHTLY" doc "${lib_args[@]}" --all-features --no-deps
-# The gated items must carry their feature badge (an `Available on crate feature` note).
+# The gated items must carry their feature badge (an `Available on crate feature` note): the
+# pages of SpawnError and of the types with tokio-only methods (Group, GoHandle).
+doc="$target_dir/docsrs/doc/go_context"
 for page in struct.SpawnError.html struct.Group.html struct.GoHandle.html; do
-  grep -q 'Available on <strong>crate feature <code>tokio' "$target_dir/docsrs/doc/go_context/$page" ||
-    { echo "docs.rs build: $page does not mark its tokio-gated items"; exit 1; }
+  if [ ! -e "$doc/$page" ]; then
+    echo "WARNING: no $page in the docs: update the page list in .ci/steps/10-packaging.sh"
+  elif ! grep -q 'Available on <strong>crate feature <code>tokio' "$doc/$page"; then
+    echo "docs.rs build: $page does not mark its tokio-gated items with their feature"
+    exit 1
+  fi
 done
 
 say "cargo publish --dry-run: $PUBLISHED"
