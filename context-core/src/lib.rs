@@ -53,7 +53,6 @@ mod error;
 mod go;
 mod group;
 mod handle;
-mod slab;
 mod sync;
 mod timer;
 mod trace;
