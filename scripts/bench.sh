@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every benchmark of go-context (the criterion scenarios and the harness=false binaries
-# for S5m, S6/S6t and S8), plus the Go twins when a Go toolchain is found (BENCH_GO=0 skips
-# them), then prints a markdown table of medians and same-run ratios against the targets of
-# BENCHMARKS.md. Every figure comes from this run's output; nothing is hard-coded.
+# for S5m/S11, S6/S6t and S8), the macro benches S9/S10 of context-tests, plus the Go twins when
+# a Go toolchain is found (BENCH_GO=0 skips them), then prints a markdown table with every row
+# of BENCHMARKS.md: medians, same-run ratios and the verdict against its target (a row whose
+# benchmark does not exist yet, such as S13 before context-tower has one, says "not measured").
+# Every figure comes from this run's output; nothing is hard-coded.
 #
 # Usage: scripts/bench.sh [criterion args, e.g. --measurement-time 5]
 # Honours CARGO_TARGET_DIR; raw outputs go to $CARGO_TARGET_DIR/bench-out.
@@ -25,6 +27,15 @@ cargo bench -p go-context --bench scenarios -- --noplot "$@" | tee "$out/scenari
 for bin in latency memory deep_chain; do
   cargo bench -p go-context --bench "$bin" | tee "$out/$bin.txt"
 done
+# S9 and S10 (the macros' costs) live in context-tests; S13 in context-tower, once it has one.
+for bench in s9_cancellable s10_go; do
+  if [ -e "tests/benches/$bench.rs" ]; then
+    cargo bench -p context-tests --bench "$bench" -- --noplot "$@" | tee "$out/$bench.txt"
+  fi
+done
+if [ -e context-tower/benches/s13_layers.rs ]; then
+  cargo bench -p context-tower --bench s13_layers -- --noplot "$@" | tee "$out/s13.txt"
+fi
 if [ "${BENCH_GO:-1}" != 0 ]; then
   "$root/scripts/bench-go.sh" | tee "$out/go.txt"
 fi
@@ -157,6 +168,25 @@ mem_row("S8", "memory per live child, 1,000,000 children", ("S8", "ours"), ("S8"
 mem_row("S8t", "same, timeout children (tokio-util: + sleeping task)", ("S8t", "ours"),
         ("S8t", "tokio_util_task"), "S8t", 128)
 
+o, t = c("S9/loop_10k", "cancellable"), c("S9/loop_10k", "hand_written_check")
+row("S9", "`#[cancellable]` loop vs the same loop with a hand-written `ctx.check()?` (per iteration)",
+    o, None, t, None, o, t, 1.05, "hand-written")
+o, t = c("S10/current_thread", "go!"), c("S10/current_thread", "tokio::spawn")
+row("S10", "`go!` spawn + join of an async no-op vs `tokio::spawn` + join (current-thread runtime)",
+    o, None, t, None, o, t, 1.3, "tokio::spawn")
+do, dt = deep.get(("S11", "ours")), deep.get(("S11", "tokio_util"))
+o = do and do["total_ms"] * 1e6
+t = dt and dt["total_ms"] * 1e6
+row("S11", "1,000,000 mixed layers (value, `with_cancel`, later `with_deadline`, `with_timeout_cause`) on a 2 MiB stack: create + cancel + drop, once (tokio-util: plain chain)",
+    o, t, None, None, o, t, 1.0, "tokio-util", extra=" (linear)")
+o, t = c("S12_request_2threads", "ours"), c("S12_request_2threads", "tokio_util")
+row("S12", "a server's request, 2 threads, one parent (per thread; tokio-util: child token + `tokio::time::timeout`)",
+    o, t, None, None, o, t, 0.8, "tokio-util")
+o, t = c("S13/latency", "layers"), c("S13/latency", "no_layers")
+row("S13", "`context-tower` layers on a loopback service vs none (median latency)",
+    o, None, t, None, o, t, 1.05, "no layers")
+
+
 print()
 print(f"Run: {started}, commit {commit}, {rustc}.")
 print(f"Load average (1/5/15 min) before: {load_before}; after: {load_after}.")
@@ -194,8 +224,9 @@ for who in ("ours", "floor"):
     m = lat.get(("S6t", who))
     if m:
         print(f"- S6t {who}: p50 {m['p50']:.0f} ns, p90 {m['p90']:.0f} ns, p99 {m['p99']:.0f} ns ({m['n']:.0f} samples).")
-for who in ("ours", "tokio_util"):
-    m = deep.get(("S5m", who))
-    if m:
-        print(f"- S5m {who}: create {m['create_ms']:.0f} ms, cancel {m['cancel_ms']:.0f} ms, drop {m['drop_ms']:.0f} ms.")
+for id_ in ("S5m", "S11"):
+    for who in ("ours", "tokio_util"):
+        m = deep.get((id_, who))
+        if m:
+            print(f"- {id_} {who}: create {m['create_ms']:.0f} ms, cancel {m['cancel_ms']:.0f} ms, drop {m['drop_ms']:.0f} ms.")
 PY

@@ -1,7 +1,13 @@
-//! Scenario S5m of `shared/BENCHMARKS.md`: a chain of 1,000,000 nested contexts created,
-//! cancelled at the root and dropped, on a thread with a 2 MiB stack, timed once for ours and
-//! for tokio-util (harness = false). A stack overflow aborts the process, so "works" means the
+//! Scenarios S5m and S11 of `shared/BENCHMARKS.md`, on a thread with a 2 MiB stack, timed once
+//! per variant (harness = false). A stack overflow aborts the process, so "works" means the
 //! line was printed.
+//!
+//! - S5m: a chain of 1,000,000 nested `with_cancel` (tokio-util: `child_token`) created,
+//!   cancelled at the root and dropped.
+//! - S11: the same depth of *mixed* layers for ours, in turn a value, `with_cancel`, a
+//!   `with_deadline` later than the parent's effective deadline and a `with_timeout_cause` (also
+//!   later), against tokio-util's plain chain of the same depth (it has no values or deadlines).
+//!   Before the effective deadline was stored per node, this was quadratic.
 //!
 //! Each variant runs in a child process of its own (this binary re-executed with the variant's
 //! name): the allocator's heap grows once per process, and a variant run second in the same
@@ -9,9 +15,9 @@
 //! up as time) and look faster than it is.
 //!
 //! Output lines:
-//! `RESULT S5m <who> create_ms=<ms> cancel_ms=<ms> drop_ms=<ms> total_ms=<ms> depth=<n>`.
+//! `RESULT <S5m|S11> <who> create_ms=<ms> cancel_ms=<ms> drop_ms=<ms> total_ms=<ms> depth=<n>`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use go_context::Context;
 use tokio_util::sync::CancellationToken;
@@ -34,10 +40,10 @@ fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-fn report(who: &str, phases: [f64; 3]) {
+fn report(id: &str, who: &str, phases: [f64; 3]) {
     let [create, cancel, drop] = phases;
     println!(
-        "RESULT S5m {who} create_ms={create:.1} cancel_ms={cancel:.1} drop_ms={drop:.1} total_ms={:.1} depth={DEPTH}",
+        "RESULT {id} {who} create_ms={create:.1} cancel_ms={cancel:.1} drop_ms={drop:.1} total_ms={:.1} depth={DEPTH}",
         create + cancel + drop
     );
 }
@@ -58,10 +64,10 @@ fn ours() {
     let start = Instant::now();
     drop(chain);
     drop(root);
-    report("ours", [create, cancelled, ms(start)]);
+    report("S5m", "ours", [create, cancelled, ms(start)]);
 }
 
-fn tokio_util() {
+fn tokio_util(id: &str) {
     let mut chain: Vec<CancellationToken> = Vec::with_capacity(DEPTH);
     let root = CancellationToken::new();
     let start = Instant::now();
@@ -77,22 +83,65 @@ fn tokio_util() {
     let start = Instant::now();
     drop(chain);
     drop(root);
-    report("tokio_util", [create, cancelled, ms(start)]);
+    report(id, "tokio_util", [create, cancelled, ms(start)]);
+}
+
+fn s11_ours() {
+    let first_deadline = Instant::now() + Duration::from_secs(3600);
+    let mut contexts = Vec::with_capacity(DEPTH);
+    let mut handles = Vec::with_capacity(DEPTH);
+    let (root, cancel) = Context::background().with_cancel();
+    let start = Instant::now();
+    for i in 0..DEPTH {
+        let parent = contexts.last().unwrap_or(&root);
+        let ctx = match i % 4 {
+            0 => parent.with_value(i),
+            1 => {
+                let (ctx, h) = parent.with_cancel();
+                handles.push(h);
+                ctx
+            }
+            2 => {
+                let (ctx, h) =
+                    parent.with_deadline(first_deadline + Duration::from_nanos(i as u64));
+                handles.push(h);
+                ctx
+            }
+            _ => {
+                let (ctx, h) = parent.with_timeout_cause(Duration::from_secs(7200), "slow layer");
+                handles.push(h);
+                ctx
+            }
+        };
+        contexts.push(ctx);
+    }
+    let create = ms(start);
+    let start = Instant::now();
+    cancel.cancel();
+    let cancelled = ms(start);
+    assert!(contexts.last().is_some_and(Context::is_done));
+    let start = Instant::now();
+    drop(handles);
+    drop(contexts);
+    drop(root);
+    report("S11", "ours", [create, cancelled, ms(start)]);
 }
 
 fn main() {
     let variant = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     match variant.as_deref() {
         Some("ours") => on_small_stack(ours),
-        Some("tokio_util") => on_small_stack(tokio_util),
+        Some("tokio_util") => on_small_stack(|| tokio_util("S5m")),
+        Some("s11_ours") => on_small_stack(s11_ours),
+        Some("s11_tokio_util") => on_small_stack(|| tokio_util("S11")),
         _ => {
             let me = std::env::current_exe().expect("path of this benchmark");
-            for variant in ["ours", "tokio_util"] {
+            for variant in ["ours", "tokio_util", "s11_ours", "s11_tokio_util"] {
                 let status = std::process::Command::new(&me)
                     .arg(variant)
                     .status()
                     .expect("run a variant");
-                assert!(status.success(), "S5m {variant} failed: {status}");
+                assert!(status.success(), "{variant} failed: {status}");
             }
         }
     }

@@ -1,18 +1,22 @@
-//! Criterion benchmarks for scenarios S1, S1p, S2, S2p, S3, S4, S4w, S5 and S7 of
+//! Criterion benchmarks for scenarios S1, S1p, S2, S2p, S3, S4, S4w, S5, S7 and S12 of
 //! `shared/BENCHMARKS.md`: each scenario is a criterion group in which `ours` (go-context),
 //! `tokio_util` (`CancellationToken`) and, where the table names one, `floor` run side by side in
 //! the same process, so that their ratios are same-run ratios.
 //!
-//! S5m, S6/S6t and S8 live in `deep_chain.rs`, `latency.rs` and `memory.rs` (harness = false).
+//! S5m and S11, S6/S6t and S8 live in `deep_chain.rs`, `latency.rs` and `memory.rs`
+//! (harness = false).
 //! `scripts/bench.sh` runs everything and prints the table of medians and ratios.
 //!
 //! Scenarios measured per element (S4, S4w, S5) report the time of one whole fan-out or chain in
 //! criterion; the element count is the benchmark's parameter, and the script divides by it.
 
 use std::any::{Any, TypeId};
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
+use std::task::{Context as TaskContext, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -39,14 +43,26 @@ fn config() -> Criterion {
 /// thread; both start at a barrier. Returns the wall time until both are finished, which is the
 /// time per operation *per thread* once divided by `iters`.
 fn on_two_threads<F: Fn() + Sync>(iters: u64, op: F) -> Duration {
+    on_two_threads_entered(iters, || (), op)
+}
+
+/// [`on_two_threads`], with `enter()` called once on each thread before its loop, its guard
+/// kept for the loop (e.g. a tokio runtime's `enter`), outside the timed part.
+fn on_two_threads_entered<G, E, F>(iters: u64, enter: E, op: F) -> Duration
+where
+    E: Fn() -> G + Sync,
+    F: Fn() + Sync,
+{
     let barrier = Barrier::new(2);
     std::thread::scope(|s| {
         let helper = s.spawn(|| {
+            let _guard = enter();
             barrier.wait();
             for _ in 0..iters {
                 op();
             }
         });
+        let _guard = enter();
         barrier.wait();
         let start = Instant::now();
         for _ in 0..iters {
@@ -480,9 +496,62 @@ fn s7(c: &mut Criterion) {
     g.finish();
 }
 
+/// A request's value in S12.
+struct RequestId(#[allow(dead_code)] u64);
+
+/// The timeout of a request in S12: long enough never to fire during the benchmark.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
+
+fn s12_ours(parent: &Context) {
+    let (ctx, cancel) = black_box(parent).with_timeout(REQUEST_TIMEOUT);
+    let ctx = ctx.with_value(RequestId(7));
+    {
+        let mut done = ctx.done();
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        assert!(Pin::new(&mut done).poll(&mut cx).is_pending());
+    }
+    cancel.cancel();
+    drop(black_box(ctx));
+    drop(cancel);
+}
+
+fn s12_tokio(parent: &CancellationToken) {
+    let child = black_box(parent).child_token();
+    {
+        let fut = pin!(tokio::time::timeout(REQUEST_TIMEOUT, child.cancelled()));
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        assert!(fut.poll(&mut cx).is_pending());
+    }
+    child.cancel();
+    drop(black_box(child));
+}
+
+/// S12: a server's request on 2 threads under one parent: ours is `with_timeout(100ms)` +
+/// `with_value` + one `done()` future polled once and dropped + cancel + drop; tokio-util's is
+/// a child token + `tokio::time::timeout(100ms, child.cancelled())` polled once and dropped +
+/// cancel + drop, in a tokio runtime context (its timer is the runtime's).
+fn s12(c: &mut Criterion) {
+    let mut g = c.benchmark_group("S12_request_2threads");
+    let (parent, _cancel) = Context::background().with_cancel();
+    g.bench_function("ours", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, || s12_ours(&parent)))
+    });
+    let parent = CancellationToken::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    g.bench_function("tokio_util", |b| {
+        // `tokio::time` finds its timer through the runtime context: enter it on both threads.
+        b.iter_custom(|iters| on_two_threads_entered(iters, || rt.enter(), || s12_tokio(&parent)))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = s1, s1p, s2, s2p, s3, s4, s4w, s5, s7
+    targets = s1, s1p, s2, s2p, s3, s4, s4w, s5, s7, s12
 }
 criterion_main!(benches);

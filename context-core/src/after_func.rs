@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex as StdMutex, OnceLock};
 use std::time::Duration;
 
 use crate::sync::{lock, Arc, AtomicU8, Mutex, Ordering};
-use crate::waiters::Waiter;
+use crate::tree::{Waiter, WaiterKey};
 use crate::Context;
 
 const PENDING: u8 = 0;
@@ -72,7 +72,7 @@ impl Callback {
 pub struct AfterFunc {
     callback: Arc<Callback>,
     /// The context the callback is registered on and its waiter key, if it was registered.
-    registration: Option<(Context, usize)>,
+    registration: Option<(Context, WaiterKey)>,
 }
 
 impl AfterFunc {
@@ -124,7 +124,9 @@ impl AfterFunc {
         if stopped {
             if let Some((ctx, key)) = &self.registration {
                 if let Some(core) = ctx.node.cancel_node() {
-                    drop(core.unregister(*key));
+                    // SAFETY: `key` came from `register` on this node, and only the one `stop`
+                    // that wins the swap to STOPPED gets here.
+                    drop(unsafe { core.unregister(*key) });
                 }
             }
             drop(lock(&self.callback.func).take());

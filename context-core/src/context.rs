@@ -221,9 +221,9 @@ impl Context {
         // The clock as the caller already read it (`with_timeout`), saving a second read.
         now: Option<Instant>,
     ) -> (Context, CancelHandle) {
-        // As in Go: a parent deadline strictly earlier than ours makes ours moot.
-        let deadline = deadline.filter(|(at, _)| self.deadline().is_none_or(|p| *at <= p));
-        // A deadline too far in the future to represent (about 292 years) is no deadline.
+        // A deadline too far in the future to represent (about 292 years) is no deadline. As
+        // in Go, a parent deadline strictly earlier than ours makes ours moot: the tree decides
+        // that in O(1), from the effective deadline each cancel node stores.
         let deadline = deadline.and_then(|(at, cause)| {
             let cause = match cause {
                 Some(e) => CauseData::custom(e, location),
@@ -600,18 +600,16 @@ impl fmt::Debug for Context {
                 Body::Todo => f.write_str("todo")?,
                 Body::WithoutCancel => f.write_str("without_cancel")?,
                 Body::Value(v) => write!(f, "with_value({})", values::short_type_name(v.name))?,
-                Body::Cancel(c) => {
-                    match (c.deadline != timer::NEVER).then(|| timer::instant(c.deadline)) {
-                        None => f.write_str("with_cancel")?,
-                        Some(at) => match at.checked_duration_since(now) {
-                            Some(left) if left >= Duration::from_secs(1) => {
-                                write!(f, "with_deadline(in {:.1}s)", left.as_secs_f64())?
-                            }
-                            Some(left) => write!(f, "with_deadline(in {}ms)", left.as_millis())?,
-                            None => f.write_str("with_deadline(passed)")?,
-                        },
-                    }
-                }
+                Body::Cancel(c) => match c.own_deadline().map(timer::instant) {
+                    None => f.write_str("with_cancel")?,
+                    Some(at) => match at.checked_duration_since(now) {
+                        Some(left) if left >= Duration::from_secs(1) => {
+                            write!(f, "with_deadline(in {:.1}s)", left.as_secs_f64())?
+                        }
+                        Some(left) => write!(f, "with_deadline(in {}ms)", left.as_millis())?,
+                        None => f.write_str("with_deadline(passed)")?,
+                    },
+                },
             }
         }
         Ok(())

@@ -5,6 +5,7 @@ use std::panic::Location;
 
 use crate::error::{BoxError, CauseData, Error};
 use crate::sync::Arc;
+use crate::trace::Origin;
 use crate::tree::{self, Node};
 use crate::Context;
 
@@ -58,7 +59,7 @@ impl CancelHandle {
     #[track_caller]
     pub fn cancel(&self) {
         let cause = CauseData::plain(Location::caller());
-        tree::cancel(&self.node, Error::Canceled, cause);
+        tree::cancel(&self.node, Error::Canceled, cause, Origin::Cancel);
     }
 
     /// Cancels the context with [`Error::Canceled`] and `cause` as its [`Cause`](crate::Cause): Go's
@@ -75,7 +76,7 @@ impl CancelHandle {
     #[track_caller]
     pub fn cancel_with_cause(&self, cause: impl Into<BoxError>) {
         let cause = CauseData::custom(cause.into(), Location::caller());
-        tree::cancel(&self.node, Error::Canceled, cause);
+        tree::cancel(&self.node, Error::Canceled, cause, Origin::Cancel);
     }
 
     /// [`cancel_with_cause`](CancelHandle::cancel_with_cause), reporting `location` as where
@@ -86,7 +87,7 @@ impl CancelHandle {
         location: &'static Location<'static>,
     ) {
         let cause = CauseData::custom(cause.into(), location);
-        tree::cancel(&self.node, Error::Canceled, cause);
+        tree::cancel(&self.node, Error::Canceled, cause, Origin::MemberFailed);
     }
 
     /// The context this handle cancels.
@@ -125,7 +126,7 @@ impl Drop for CancelHandle {
         };
         if core.release_handle() {
             let cause = CauseData::plain(self.origin);
-            tree::cancel(&self.node, Error::Canceled, cause);
+            tree::cancel(&self.node, Error::Canceled, cause, Origin::HandleDropped);
         }
     }
 }

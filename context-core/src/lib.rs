@@ -56,7 +56,6 @@ mod error;
 mod go;
 mod group;
 mod handle;
-mod slab;
 mod sync;
 mod timer;
 mod trace;

@@ -359,6 +359,48 @@ fn loom_re_poll_with_a_new_waker_races_cancel() {
     });
 }
 
+/// The intrusive waiter list with three entries: the middle one is unlinked (its `done()`
+/// dropped) on one thread while another thread cancels, which takes the whole list. Either the
+/// unlink happens first (the list is relinked around it: the other two are still woken) or the
+/// cancellation does (the drop finds the node done and leaves the entry to it). Every entry is
+/// freed exactly once (the wakers' strong counts), and the ends are woken exactly once.
+#[test]
+fn loom_waiter_list_unlink_races_cancel() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let wakers: Vec<_> = (0..3)
+            .map(|_| std::sync::Arc::new(CountingWaker(AtomicUsize::new(0))))
+            .collect();
+        let mut futures: Vec<_> = wakers
+            .iter()
+            .map(|w| {
+                let mut done = ctx.done();
+                let waker = Waker::from(std::sync::Arc::clone(w));
+                let poll = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+                assert!(poll.is_pending());
+                done
+            })
+            .collect();
+        assert_eq!(tree::waiter_count(&ctx.node), 3);
+        let middle = futures.remove(1);
+        let dropper = thread::spawn(move || drop(middle));
+        cancel.cancel();
+        dropper.join().unwrap();
+        assert_eq!(tree::waiter_count(&ctx.node), 0);
+        let woken: Vec<_> = wakers.iter().map(|w| w.0.load(Ordering::SeqCst)).collect();
+        assert_eq!((woken[0], woken[2]), (1, 1), "the ends are woken once");
+        assert!(woken[1] <= 1);
+        drop(futures);
+        for w in &wakers {
+            assert_eq!(
+                std::sync::Arc::strong_count(w),
+                1,
+                "an entry kept its waker"
+            );
+        }
+    });
+}
+
 // ===== two cancels, two causes =====
 
 /// Two threads cancel one context with different causes: exactly one cause wins, and every

@@ -184,7 +184,12 @@ fn run() {
                 // through the one thread every deadline of the process depends on, nor skip
                 // the rest of `due`.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    tree::cancel(&node, Error::DeadlineExceeded, cause);
+                    tree::cancel(
+                        &node,
+                        Error::DeadlineExceeded,
+                        cause,
+                        crate::trace::Origin::Deadline,
+                    );
                 }));
             }
             state = lock(t);

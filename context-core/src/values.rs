@@ -4,16 +4,7 @@
 use std::any::{Any, TypeId};
 
 use crate::sync::Arc;
-use crate::tree::{Body, Node};
-
-/// The body of a value node. `T` is the value's type, erased to `dyn Any` once boxed.
-pub(crate) struct ValueNode<T: ?Sized> {
-    /// The nearest cancellable ancestor, whose state this node reports.
-    pub(crate) scope: Option<Arc<Node>>,
-    key: TypeId,
-    pub(crate) name: &'static str,
-    value: T,
-}
+use crate::tree::{Body, Node, ValueNode};
 
 pub(crate) fn new_value_node<T: Any + Send + Sync>(parent: &Arc<Node>, value: T) -> Node {
     let boxed: Box<ValueNode<dyn Any + Send + Sync>> = Box::new(ValueNode {

@@ -5,38 +5,21 @@
 //! The pattern is "check, register, check again": `register` re-checks the state under the
 //! node's lock, and cancellation takes every waiter under that same lock (tree invariant 4), so
 //! a wake-up can never be lost between the check and the registration.
+//!
+//! A registration is one entry of the node's intrusive waiter list (40 bytes, freed when it is
+//! unregistered or woken). Its key stays valid while the node is live and the key is not
+//! unregistered: every `unsafe` call below relies on exactly that, and says why it holds.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
-use crate::after_func::Callback;
 use crate::error::Error;
-use crate::sync::{thread, Arc, Thread};
+use crate::sync::thread;
+use crate::tree::{Waiter, WaiterKey};
 use crate::Context;
-
-/// Something to notify when a context is done.
-pub(crate) enum Waiter {
-    /// An async task awaiting [`Done`].
-    Task(Waker),
-    /// A thread blocked in [`Context::wait`] and friends.
-    Thread(Thread),
-    /// An [`after_func`](Context::after_func) callback.
-    Callback(Arc<Callback>),
-}
-
-impl Waiter {
-    /// Called with no lock held (tree invariant 6).
-    pub(crate) fn notify(self) {
-        match self {
-            Waiter::Task(waker) => waker.wake(),
-            Waiter::Thread(thread) => thread.unpark(),
-            Waiter::Callback(callback) => callback.fire(),
-        }
-    }
-}
 
 /// A future that resolves with the context's [`Error`] once the context is done: Go's
 /// `<-ctx.Done()`, followed by `ctx.Err()`.
@@ -64,7 +47,9 @@ impl Waiter {
 #[must_use = "futures do nothing unless polled"]
 pub struct Done {
     ctx: Context,
-    key: Option<usize>,
+    /// The registration, while one is live: set by `register`, cleared by the one call that
+    /// unregisters it or finds the node done (after which cancellation owns the entry).
+    key: Option<WaiterKey>,
 }
 
 impl Done {
@@ -87,22 +72,27 @@ impl Future for Done {
         let result = match this.key {
             // Tree invariant 6: a new waker is cloned, and the one it replaces dropped, outside
             // the node's lock (both may run user code, which may use this very context).
-            Some(key) => match core.with_waiter(
-                key,
-                |w| matches!(w, Waiter::Task(old) if old.will_wake(cx.waker())),
-            ) {
-                Some(true) => Some(key),
-                Some(false) => {
-                    let new = Waiter::Task(cx.waker().clone());
-                    // `old` (or `new`, if the node is done by now) is dropped after the lock.
-                    core.with_waiter(key, move |w| std::mem::replace(w, new))
-                        .map(|old| {
+            Some(key) => {
+                let same =
+                    |w: &mut Waiter| matches!(w, Waiter::Task(old) if old.will_wake(cx.waker()));
+                // SAFETY: `key` came from `register` on this node and was never unregistered
+                // (only `drop` unregisters).
+                match unsafe { core.with_waiter(key, same) } {
+                    Some(true) => Some(key),
+                    Some(false) => {
+                        let new = Waiter::Task(cx.waker().clone());
+                        let swap = move |w: &mut Waiter| std::mem::replace(w, new);
+                        // SAFETY: as above. `old` (or `new`, if the node is done by now) is
+                        // dropped after the lock.
+                        let old = unsafe { core.with_waiter(key, swap) };
+                        old.map(|old| {
                             drop(old);
                             key
                         })
+                    }
+                    None => None,
                 }
-                None => None,
-            },
+            }
             None => core.register(Waiter::Task(cx.waker().clone())).ok(),
         };
         match result {
@@ -126,7 +116,8 @@ impl Drop for Done {
             if core.is_done() {
                 return;
             }
-            drop(core.unregister(key));
+            // SAFETY: `key` came from `register` on this node and was never unregistered.
+            drop(unsafe { core.unregister(key) });
         }
     }
 }
@@ -179,7 +170,8 @@ pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error
             }
         }
     }
-    match core.unregister(key) {
+    // SAFETY: `key` came from `register` on this node just above and is unregistered once.
+    match unsafe { core.unregister(key) } {
         Some(_) => None,
         // Done while timing out: report it, as the waiter was taken.
         None => core.err(),

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Miri on the core's own tests that reach its `unsafe` code (the intrusive waiter list in
+# context-core/src/tree/waiter_list.rs, and the tree operations that use it): undefined
+# behaviour, use after free, double free and leaks are errors. A bounded subset, no timer
+# (its background thread outlives the tests), about 2-4 minutes on 2 cores, most of it the
+# one-off build of the dev-dependencies for Miri.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+toolchain=nightly-2026-05-20
+rustup toolchain install "$toolchain" --profile minimal --component miri,rust-src
+cargo +"$toolchain" miri setup
+
+# Own target dir: the Miri build must not invalidate the main one.
+CARGO_TARGET_DIR=target/miri cargo +"$toolchain" miri test -p go-context --lib -- \
+  tree:: \
+  tests::a_cancelled_child_leaves_its_parent_list \
+  tests::dropping_the_last_handle_unlinks_without_cancel \
+  tests::a_child_of_a_value_links_to_the_nearest_cancel_ancestor \
+  tests::children_lists_give_memory_back_as_they_shrink \
+  tests::waiter_lists_free_each_entry_as_it_leaves \
+  tests::cancel_reports_whether_it_made_the_transition \
+  tests::waiters_of_many_nodes_wake_across_a_subtree

@@ -1,0 +1,289 @@
+//! Linking a new cancel node under its parent, and cancelling a subtree.
+
+use crate::context::Context;
+use crate::error::{CauseData, Error};
+use crate::sync::{Arc, Ordering};
+use crate::timer::{self, Ticks, NEVER};
+use crate::trace::{self, Origin};
+
+use super::children::Children;
+use super::node::{Body, CancelNode, Inner, Node, Phase};
+use super::waiter_list::Drain;
+
+/// What one cancellation collected, to be acted on once every lock is released (invariant 6).
+/// The first of each kind is kept inline: a single node with a deadline and waiters allocates
+/// nothing here.
+#[derive(Default)]
+struct Aftermath {
+    first_waiters: Option<Drain>,
+    waiters: Vec<Drain>,
+    first_timer: Option<(Ticks, Arc<Node>)>,
+    /// Timer entries to disarm.
+    timers: Vec<(Ticks, Arc<Node>)>,
+    released: Vec<Arc<Node>>,
+}
+
+/// Creates a cancel node under `parent`, linked to `parent`'s signal (invariant 2) or born done
+/// with the link parent's error and cause. `deadline` is the node's own; it is armed (or, if it
+/// has already passed, cancels at once) unless the parent's effective deadline is strictly
+/// earlier, which makes it moot, as in Go. `now` is the clock as the caller read it, if it did.
+pub(crate) fn new_cancel_node(
+    parent: &Arc<Node>,
+    deadline: Option<(Ticks, CauseData)>,
+    now: Option<Ticks>,
+) -> Arc<Node> {
+    // O(1) at any depth: the parent's signal stores its effective deadline.
+    let inherited = parent.deadline_ticks();
+    let own = deadline.filter(|(at, _)| inherited == NEVER || *at <= inherited);
+    let effective = own.as_ref().map_or(inherited, |(at, _)| *at);
+    let node = Arc::new(Node {
+        parent: Some(Arc::clone(parent)),
+        body: Body::Cancel(CancelNode::new(effective, own.is_some())),
+    });
+    let Body::Cancel(core) = &node.body else {
+        unreachable!()
+    };
+    if let Some(link) = parent.signal() {
+        let link_core = link.cancel_node().expect("a signal is a cancel node");
+        let mut link_inner = link_core.lock();
+        match &mut link_inner.phase {
+            Phase::Done(cause) => {
+                // Born done: nobody else can see `node` yet, so taking its lock cannot block.
+                let cause = cause.clone();
+                let err = link_core.err().expect("a node with a cause is done");
+                drop(link_inner);
+                {
+                    let mut inner = core.lock();
+                    inner.phase = Phase::Done(cause);
+                    // No children: its subtree is done too (invariant 5).
+                    core.set_done(err, true);
+                }
+                return node;
+            }
+            Phase::Live(children) => {
+                let children = children.get_or_insert_with(Default::default);
+                let slot = children.push(Arc::clone(&node));
+                let slot = u32::try_from(slot).expect("fewer than 2^32 children");
+                // Relaxed: `slot` is only read under this (the link parent's) lock.
+                core.slot.store(slot, Ordering::Relaxed);
+            }
+        }
+    }
+    if let Some((at, cause)) = own {
+        if at <= now.unwrap_or_else(timer::now) {
+            cancel(&node, Error::DeadlineExceeded, cause, Origin::Deadline);
+        } else {
+            // Under the node's lock, so a concurrent cancellation either sees the entry (and
+            // removes it) or happens first (and we do not arm the timer at all).
+            let _inner = core.lock();
+            if !core.is_done() {
+                timer::arm(at, &node, cause);
+            }
+        }
+    }
+    node
+}
+
+/// Cancels `node` (a cancel node) and its whole subtree with `err` and `cause`, unless it is
+/// already done. On return every descendant reports done (invariant 5). Returns whether this
+/// call made the node done; if it did, it has reported `origin` to [`trace`], after every lock
+/// was released.
+pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Origin) -> bool {
+    let Body::Cancel(core) = &node.body else {
+        return false;
+    };
+    // Settled: done with its whole subtree (invariant 5); no need for the lock.
+    if core.is_settled() {
+        return false;
+    }
+    let mut acc = Aftermath::default();
+    {
+        let mut inner = core.lock();
+        if core.is_done() {
+            // Another cancellation got here first; it may still be walking the subtree.
+            drop(inner);
+            wait_settled(node);
+            return false;
+        }
+        let mut work = Vec::new();
+        finish(core, node, &mut inner, err, &cause, &mut acc, &mut work);
+        // Invariant 5: keep `inner` (this node's lock) until the work list is empty. Lock order:
+        // `child` is a descendant of `node`, so this is the parent-before-child order.
+        while let Some(child) = work.pop() {
+            if let Body::Cancel(child_core) = &child.body {
+                let mut child_inner = child_core.lock();
+                if !child_core.is_done() {
+                    finish(
+                        child_core,
+                        &child,
+                        &mut child_inner,
+                        err,
+                        &cause,
+                        &mut acc,
+                        &mut work,
+                    );
+                }
+            }
+            acc.released.push(child);
+        }
+        // Invariant 5: every node this call made done, or met done, has its subtree done now.
+        core.settle();
+        for child in &acc.released {
+            if let Body::Cancel(child_core) = &child.body {
+                child_core.settle();
+            }
+        }
+        drop(inner);
+    }
+    detach(node, core);
+    let panic = run_aftermath(acc);
+    trace::cancelled(origin, || Context {
+        node: Arc::clone(node),
+    });
+    if let Some(payload) = panic {
+        if !std::thread::panicking() {
+            std::panic::resume_unwind(payload);
+        }
+    }
+    true
+}
+
+/// Marks `core` (the body of `node`) done (invariant 1) and moves what cancellation must act on
+/// into `acc` and `work`. `inner` is the guard of this node's lock.
+fn finish(
+    core: &CancelNode,
+    node: &Arc<Node>,
+    inner: &mut Inner,
+    err: Error,
+    cause: &CauseData,
+    acc: &mut Aftermath,
+    work: &mut Vec<Arc<Node>>,
+) {
+    // The cause first, then the state (invariant 1).
+    let children = match std::mem::replace(&mut inner.phase, Phase::Done(cause.clone())) {
+        Phase::Live(children) => children,
+        Phase::Done(_) => unreachable!("finish runs on a live node"),
+    };
+    // A node without children is settled as soon as it is done (invariant 5): one atomic
+    // operation for both.
+    let leaf = children.as_ref().is_none_or(|c| c.len() == 0);
+    core.set_done(err, leaf);
+    if let Some(children) = children {
+        Children::drain_into(*children, work);
+    }
+    // Invariant 4: the list is taken under the lock that `register` takes, after the state is
+    // set, so every waiter is either in it or refused.
+    if !inner.waiters.is_empty() {
+        let drain = inner.waiters.take();
+        if acc.first_waiters.is_none() {
+            acc.first_waiters = Some(drain);
+        } else {
+            acc.waiters.push(drain);
+        }
+    }
+    if let Some(at) = core.own_deadline() {
+        if acc.first_timer.is_none() {
+            acc.first_timer = Some((at, Arc::clone(node)));
+        } else {
+            acc.timers.push((at, Arc::clone(node)));
+        }
+    }
+}
+
+/// Returns once the subtree of `node`, a done cancel node, is all done (invariant 5): at once if
+/// it is settled, else after the cancellation that made it done has let go of its origin's lock.
+/// Takes one lock at a time, climbing towards the root: no lock-order issue.
+fn wait_settled(node: &Arc<Node>) {
+    let mut cur = node;
+    while let Body::Cancel(core) = &cur.body {
+        if core.is_settled() {
+            return;
+        }
+        // If `cur` is the origin, its lock is held until the subtree is done.
+        drop(core.lock());
+        match cur.link_parent() {
+            // A done link parent may be the origin, or lie below it.
+            Some(link) if link.cancel_node().is_some_and(CancelNode::is_done) => cur = link,
+            // A live (or no) link parent: `cur` was cancelled by itself, and is finished.
+            _ => return,
+        }
+    }
+}
+
+/// Removes a freshly cancelled `node` from its link parent's children (invariant 2). Called
+/// with no lock held: it takes the link parent's lock alone.
+fn detach(node: &Arc<Node>, core: &CancelNode) {
+    let Some(link) = node.link_parent() else {
+        return;
+    };
+    let link_core = link.cancel_node().expect("a signal is a cancel node");
+    let removed = {
+        let mut link_inner = link_core.lock();
+        let children = match &mut link_inner.phase {
+            // The link parent's cancellation took (or is about to take) the whole list.
+            Phase::Done(_) => return,
+            Phase::Live(Some(children)) => children,
+            Phase::Live(None) => unreachable!("a linked child implies its parent has children"),
+        };
+        let slot = core.slot.load(Ordering::Relaxed) as usize;
+        let removed = children.swap_remove(slot);
+        debug_assert!(Arc::ptr_eq(&removed, node));
+        if let Some(Body::Cancel(moved)) = children.get(slot).map(|n| &n.body) {
+            moved.slot.store(slot as u32, Ordering::Relaxed);
+        }
+        if children.len() == 0 {
+            // Give the list's memory back.
+            link_inner.phase = Phase::Live(None);
+        }
+        removed
+    };
+    // The last reference may be this one: drop it (and whatever it holds) after the lock.
+    drop(removed);
+}
+
+/// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers,
+/// wakes waiters, drops released nodes. Returns the first panic of a waker, for the caller to
+/// resume once it is done.
+fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
+    for (at, node) in acc.first_timer.into_iter().chain(acc.timers) {
+        timer::disarm(at, &node);
+    }
+    let mut first_panic = None;
+    for waiter in acc.first_waiters.into_iter().chain(acc.waiters).flatten() {
+        // A panicking waker must not stop the others from being woken.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
+        if let Err(payload) = result {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    drop(acc.released);
+    first_panic
+}
+
+#[cfg(test)]
+pub(crate) fn child_count(node: &Node) -> usize {
+    match node.cancel_node() {
+        Some(core) => match &core.lock().phase {
+            Phase::Live(Some(children)) => children.len(),
+            _ => 0,
+        },
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn children_capacity(node: &Node) -> usize {
+    match node.cancel_node() {
+        Some(core) => match &core.lock().phase {
+            Phase::Live(Some(children)) => children.capacity(),
+            _ => 0,
+        },
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn waiter_count(node: &Node) -> usize {
+    node.cancel_node()
+        .map_or(0, |core| core.lock().waiters.len())
+}

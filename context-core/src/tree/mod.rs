@@ -1,0 +1,92 @@
+//! The context tree: nodes, the links from parents to children, cancellation, and the waiters
+//! of each node.
+//!
+//! Every [`Context`](crate::Context) is an `Arc<Node>`. A node points *up* to its parent
+//! (strongly: values, deadlines and `Debug` walk upwards). Cancellation flows *down*: every
+//! cancellable node (a [`CancelNode`], made by `with_cancel` / `with_deadline`) keeps the list of
+//! its live cancellable descendants that have no other cancellable node in between (its
+//! *children*). A value node or a `without_cancel` node is not cancellable itself: a value node
+//! borrows the signal of its nearest cancellable ancestor (its *scope*), a `without_cancel` node
+//! and the roots have none.
+//!
+//! The *link parent* of a cancel node is the cancellable node its parent's signal comes from:
+//! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
+//!
+//! Modules: [`node`] (the node, its body, the state word and the lock), [`children`] (the
+//! children list), [`waiter_list`] (the intrusive waiter list) and [`cancel`] (linking and
+//! cancelling). They import downwards only: `cancel` → `node` → `children`, `waiter_list`.
+//!
+//! # Invariants
+//!
+//! 1. A cancel node's state (the top bits of its `word`) moves from live to `CANCELED` or
+//!    `DEADLINE` once, under the node's lock, after its cause is written (`Phase::Done`), and
+//!    never changes again. Readers need no lock: `is_done`/`err` are one `Acquire` load of
+//!    `word`, which pairs with the `Release` of `set_done`, so a reader that saw the state and
+//!    then takes the lock finds the cause (it would anyway, the lock orders it too).
+//! 2. While a cancel node is live and has a link parent, it is in the link parent's `children`
+//!    at index `slot` (written under the link parent's lock, so `Relaxed` suffices: the lock's
+//!    acquire/release orders every access), unless the link parent is done. A node leaves that
+//!    list exactly once: by its own cancellation (`detach`), or when the link parent's
+//!    cancellation takes the whole list.
+//! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s, its link
+//!    parent's `children` and, with a deadline of its own, the timer. Dropping the last handle
+//!    cancels it (the handle count's `fetch_sub` is `AcqRel`, as `Arc`'s), and cancellation
+//!    removes it from its link parent and the timer, so a context nobody holds is unlinked at
+//!    once. Nothing links a node to its children strongly once it is done.
+//! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only
+//!    under the node's lock and only while it is live. Cancellation takes the whole waiter list
+//!    under that lock, after setting the state, so a waiter is either in the list it takes or
+//!    refused by `register` (which re-checks the state under the lock): no wake-up is lost,
+//!    and no waiter key is used after the node is done.
+//! 5. The thread that cancels a node (the *origin* of that cancellation) holds the origin's lock
+//!    until every descendant is done, then marks every node it made done (and every done node it
+//!    met) `settled` (a `Release` RMW, or part of `set_done`'s for a leaf). A concurrent `cancel`
+//!    that finds its node settled (an `Acquire` load, pairing with it) returns at once: every
+//!    descendant's state was set before the flag. One that finds it done but not settled returns
+//!    only after taking (and releasing) the lock of every done link ancestor in turn up to the
+//!    first live one: the origin is among them, since a cancellation makes a node done only
+//!    after every link ancestor between it and the origin, and the origin's lock is released
+//!    only once the subtree is done (the lock's release/acquire orders those states before the
+//!    waiter's return). So when *any* `cancel` returns, the whole subtree reports done
+//!    (propagation is synchronous, as DESIGN.md requires), even if another thread's
+//!    cancellation of an ancestor is still walking it.
+//! 6. No user code runs while a lock of ours is held: wakers are woken, threads unparked,
+//!    callbacks handed to their pool, released nodes dropped and the trace event emitted after
+//!    every lock is released. Moving a `Waker` into or out of a list runs no user code; cloning
+//!    and dropping one does, so those happen outside the lock (see `waiters.rs`).
+//! 7. Nothing recurses over the depth or width of the tree: cancellation uses a work list and
+//!    `Node::drop` releases the parent chain in a loop. Nothing walks the chain either: each
+//!    cancel node stores its effective deadline (the earlier of its own and its link parent's,
+//!    fixed at creation), so `deadline()` and deriving are O(1) per level at any depth.
+//! 8. A node's own deadline, if it armed one, is flagged in `word` (`OWN_DEADLINE`, set before
+//!    the node is shared, read `Relaxed`); cancellation disarms exactly that entry.
+//!
+//! # Lock order
+//!
+//! Node locks are taken parent before child (creation order), and nobody takes an ancestor's
+//! lock while holding a descendant's. Deadlock is impossible because every place that holds
+//! two locks respects that order:
+//! - `cancel` holds the origin's lock and takes each descendant's in turn (one at a time under
+//!   the origin's; the origin is an ancestor of each);
+//! - `new_cancel_node` holds the link parent's lock and, for a child born done, takes the new
+//!   child's, which nobody else can see yet (so it cannot be contended at all);
+//! - `detach` and `wait_settled` release the node's own lock before taking an ancestor's, and
+//!   hold one lock at a time.
+//!
+//! Any cycle of waiting threads would need one of them to hold a descendant's lock while
+//! waiting for an ancestor's; none does. The timer's lock is a leaf: it may be taken under node
+//! locks (arming happens under the new node's), and the timer thread never takes a node lock
+//! while holding it. The `after_func` pool's lock is taken only after every node lock is
+//! released (invariant 6).
+
+mod cancel;
+mod children;
+mod node;
+mod waiter_list;
+
+pub(crate) use cancel::{cancel, new_cancel_node};
+pub(crate) use node::{Body, CancelNode, Node, ValueNode};
+pub(crate) use waiter_list::{Waiter, WaiterKey};
+
+#[cfg(test)]
+pub(crate) use cancel::{child_count, children_capacity, waiter_count};

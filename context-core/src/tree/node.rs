@@ -1,0 +1,287 @@
+//! A node of the context tree and its parts: the body of each kind of context, and the state of
+//! a cancel node (its state word, its lock and what the lock guards).
+
+use std::any::{Any, TypeId};
+use std::time::Instant;
+
+use crate::error::{Cause, CauseData, Error};
+use crate::sync::{lock, Arc, AtomicU32, Mutex, MutexGuard, Ordering};
+use crate::timer::{self, Ticks, NEVER};
+
+use super::children::Children;
+use super::waiter_list::{Waiter, WaiterKey, WaiterList};
+
+// The bits of `CancelNode::word`: the state in the top two bits (set once, tree invariant 1),
+// the settled flag (invariant 5), whether the node armed a deadline of its own (set at
+// creation, before the node is shared), and the count of live `CancelHandle`s in the rest. One
+// word keeps a node small and `is_done` one load.
+pub(super) const CANCELED: u32 = 1 << 31;
+pub(super) const DEADLINE: u32 = 1 << 30;
+const DONE_MASK: u32 = CANCELED | DEADLINE;
+const SETTLED: u32 = 1 << 29;
+const OWN_DEADLINE: u32 = 1 << 28;
+const HANDLES_MASK: u32 = OWN_DEADLINE - 1;
+
+/// A node of the context tree; see the module docs.
+pub(crate) struct Node {
+    pub(crate) parent: Option<Arc<Node>>,
+    pub(crate) body: Body,
+}
+
+pub(crate) enum Body {
+    Background,
+    Todo,
+    Cancel(CancelNode),
+    Value(Box<ValueNode<dyn Any + Send + Sync>>),
+    WithoutCancel,
+}
+
+/// The body of a value node. `T` is the value's type, erased to `dyn Any` once boxed.
+pub(crate) struct ValueNode<T: ?Sized> {
+    /// The nearest cancellable ancestor, whose state (and deadline) this node reports.
+    pub(crate) scope: Option<Arc<Node>>,
+    pub(crate) key: TypeId,
+    pub(crate) name: &'static str,
+    pub(crate) value: T,
+}
+
+/// The cancellable part of a node.
+pub(crate) struct CancelNode {
+    /// State (`CANCELED` / `DEADLINE`), `SETTLED` (this node and its whole subtree report done,
+    /// invariant 5), `OWN_DEADLINE` and the number of live
+    /// [`CancelHandle`](crate::CancelHandle) clones (the last one cancels on drop).
+    pub(super) word: AtomicU32,
+    /// Index in the link parent's `children` (invariant 2). Read and written only under the
+    /// link parent's lock, which orders every access: `Relaxed`.
+    pub(super) slot: AtomicU32,
+    /// The effective deadline (the earlier of this node's own and its link parent's), or
+    /// [`timer::NEVER`]: `deadline()` and deriving read it in O(1) at any depth. Set before the
+    /// node is shared, never changed. (A deadline's cause lives in the timer entry: it is needed
+    /// only when the timer fires.)
+    pub(super) deadline: Ticks,
+    pub(super) inner: Mutex<Inner>,
+}
+
+/// What a cancel node's lock guards: 24 bytes.
+#[derive(Default)]
+pub(super) struct Inner {
+    pub(super) phase: Phase,
+    pub(super) waiters: WaiterList,
+}
+
+/// Live (with its children, allocated on the first one) or done (with the cause): a node needs
+/// one or the other, never both, so they share 16 bytes.
+pub(super) enum Phase {
+    Live(Option<Box<Children>>),
+    Done(CauseData),
+}
+
+impl Default for Phase {
+    fn default() -> Phase {
+        Phase::Live(None)
+    }
+}
+
+impl Node {
+    pub(crate) fn root(body: Body) -> Node {
+        Node { parent: None, body }
+    }
+
+    /// The cancellable node whose state this node reports: itself, its scope, or none.
+    #[inline]
+    pub(crate) fn cancel_node(&self) -> Option<&CancelNode> {
+        match &self.body {
+            Body::Cancel(c) => Some(c),
+            Body::Value(v) => match &v.scope {
+                Some(scope) => scope.cancel_node(),
+                None => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The link parent (see the module docs): the cancel node whose `children` hold this one.
+    pub(super) fn link_parent(&self) -> Option<&Arc<Node>> {
+        self.parent.as_ref().and_then(|p| p.signal())
+    }
+
+    /// Like [`Node::cancel_node`], as the owning `Arc`.
+    pub(crate) fn signal(self: &Arc<Node>) -> Option<&Arc<Node>> {
+        match &self.body {
+            Body::Cancel(_) => Some(self),
+            Body::Value(v) => v.scope.as_ref(),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn err(&self) -> Option<Error> {
+        self.cancel_node().and_then(CancelNode::err)
+    }
+
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        self.cancel_node().and_then(CancelNode::cause)
+    }
+
+    /// The effective deadline, in O(1): the one stored in the node's signal.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let ticks = self.deadline_ticks();
+        (ticks != NEVER).then(|| timer::instant(ticks))
+    }
+
+    /// The effective deadline as ticks, [`NEVER`] if none.
+    pub(super) fn deadline_ticks(&self) -> Ticks {
+        self.cancel_node().map_or(NEVER, |c| c.deadline)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Invariant 7: release a long chain of parents iteratively, not by recursive drops.
+        let mut next = self.parent.take();
+        while let Some(parent) = next {
+            next = match Arc::into_inner(parent) {
+                Some(mut node) => node.parent.take(),
+                None => None,
+            };
+        }
+    }
+}
+
+impl CancelNode {
+    /// A live node with one handle, `deadline` its effective deadline, `own` if it is this
+    /// node's own (armed on the timer).
+    pub(super) fn new(deadline: Ticks, own: bool) -> CancelNode {
+        CancelNode {
+            word: AtomicU32::new(1 | if own { OWN_DEADLINE } else { 0 }),
+            slot: AtomicU32::new(u32::MAX),
+            deadline,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        // Acquire pairs with the Release of `set_done`: a reader that sees the state sees the
+        // cause written before it (invariant 1).
+        self.word.load(Ordering::Acquire) & DONE_MASK != 0
+    }
+
+    #[inline]
+    pub(crate) fn err(&self) -> Option<Error> {
+        let word = self.word.load(Ordering::Acquire);
+        if word & CANCELED != 0 {
+            Some(Error::Canceled)
+        } else if word & DEADLINE != 0 {
+            Some(Error::DeadlineExceeded)
+        } else {
+            None
+        }
+    }
+
+    /// The node's own deadline, if it armed one (for `Debug`, and to disarm it).
+    pub(crate) fn own_deadline(&self) -> Option<Ticks> {
+        // Set before the node was shared: any ordering sees it.
+        (self.word.load(Ordering::Relaxed) & OWN_DEADLINE != 0).then_some(self.deadline)
+    }
+
+    pub(super) fn is_settled(&self) -> bool {
+        // Acquire pairs with the Release of `settle`/`set_done`: whoever sees the flag sees
+        // every descendant's state set before it (invariant 5).
+        self.word.load(Ordering::Acquire) & SETTLED != 0
+    }
+
+    pub(super) fn settle(&self) {
+        // Most nodes (leaves) are settled already: a load is cheaper than the read-modify-write.
+        if !self.is_settled() {
+            self.word.fetch_or(SETTLED, Ordering::Release);
+        }
+    }
+
+    /// Sets the state (once, under the node's lock, after the cause: invariant 1), and the
+    /// settled flag with it if `settled` (the node has no children).
+    pub(super) fn set_done(&self, err: Error, settled: bool) {
+        let bit = match err {
+            Error::Canceled => CANCELED,
+            Error::DeadlineExceeded => DEADLINE,
+        };
+        let settled = if settled { SETTLED } else { 0 };
+        self.word.fetch_or(bit | settled, Ordering::Release);
+    }
+
+    /// A new [`CancelHandle`](crate::CancelHandle) clone.
+    pub(crate) fn acquire_handle(&self) {
+        // Relaxed, as `Arc::clone`: the clone is made from a live handle, which orders it.
+        // As `Arc` does: a count this high can only come from leaked clones.
+        if self.word.fetch_add(1, Ordering::Relaxed) & HANDLES_MASK >= HANDLES_MASK / 2 {
+            std::process::abort();
+        }
+    }
+
+    /// A dropped [`CancelHandle`](crate::CancelHandle) clone; `true` if it was the last.
+    pub(crate) fn release_handle(&self) -> bool {
+        // AcqRel, as `Arc`'s drop: the last one sees every other clone's uses.
+        self.word.fetch_sub(1, Ordering::AcqRel) & HANDLES_MASK == 1
+    }
+
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        if !self.is_done() {
+            return None;
+        }
+        // Invariant 1: the cause was written before the state, under this lock.
+        let data = match &self.lock().phase {
+            Phase::Done(data) => data.clone(),
+            Phase::Live(_) => unreachable!("a done node has its cause"),
+        };
+        Some(Cause::from_parts(self.err()?, data))
+    }
+
+    /// Registers `waiter`, or gives it back with the error if the node is already done.
+    pub(crate) fn register(&self, waiter: Waiter) -> Result<WaiterKey, (Waiter, Error)> {
+        let mut inner = self.lock();
+        if let Some(e) = self.err() {
+            return Err((waiter, e));
+        }
+        Ok(inner.waiters.insert(waiter))
+    }
+
+    /// Runs `f` on the waiter registered under `key`, unless the node is done (cancellation
+    /// took it).
+    ///
+    /// # Safety
+    ///
+    /// `key` must come from [`register`](CancelNode::register) on this node and not have been
+    /// passed to [`unregister`](CancelNode::unregister).
+    pub(crate) unsafe fn with_waiter<R>(
+        &self,
+        key: WaiterKey,
+        f: impl FnOnce(&mut Waiter) -> R,
+    ) -> Option<R> {
+        let mut inner = self.lock();
+        if self.is_done() {
+            return None;
+        }
+        // SAFETY: the node is live, so its list was never taken, and the caller guarantees the
+        // key is this list's and still registered: it is valid (waiter-list invariant 4).
+        // We hold the node's lock.
+        Some(f(unsafe { inner.waiters.get_mut(key) }))
+    }
+
+    /// Removes the waiter under `key`; `None` if the node is done (cancellation took it).
+    ///
+    /// # Safety
+    ///
+    /// As for [`with_waiter`](CancelNode::with_waiter); `key` is invalid afterwards.
+    pub(crate) unsafe fn unregister(&self, key: WaiterKey) -> Option<Waiter> {
+        let mut inner = self.lock();
+        if self.is_done() {
+            return None;
+        }
+        // SAFETY: as in `with_waiter`.
+        Some(unsafe { inner.waiters.remove(key) })
+    }
+}
