@@ -5,6 +5,7 @@ use std::panic::Location;
 
 use crate::error::{BoxError, CauseData, Error};
 use crate::sync::Arc;
+use crate::trace::{self, Origin};
 use crate::tree::{self, Node};
 use crate::Context;
 
@@ -58,7 +59,7 @@ impl CancelHandle {
     #[track_caller]
     pub fn cancel(&self) {
         let cause = CauseData::plain(Location::caller());
-        tree::cancel(&self.node, Error::Canceled, cause);
+        self.cancel_traced(Origin::Cancel, cause);
     }
 
     /// Cancels the context with [`Error::Canceled`] and `cause` as its [`Cause`](crate::Cause): Go's
@@ -75,7 +76,7 @@ impl CancelHandle {
     #[track_caller]
     pub fn cancel_with_cause(&self, cause: impl Into<BoxError>) {
         let cause = CauseData::custom(cause.into(), Location::caller());
-        tree::cancel(&self.node, Error::Canceled, cause);
+        self.cancel_traced(Origin::Cancel, cause);
     }
 
     /// [`cancel_with_cause`](CancelHandle::cancel_with_cause), reporting `location` as where
@@ -86,7 +87,14 @@ impl CancelHandle {
         location: &'static Location<'static>,
     ) {
         let cause = CauseData::custom(cause.into(), location);
-        tree::cancel(&self.node, Error::Canceled, cause);
+        self.cancel_traced(Origin::MemberFailed, cause);
+    }
+
+    /// Cancels with `cause`; if this call is the origin of the cancellation, traces it.
+    fn cancel_traced(&self, origin: Origin, cause: CauseData) {
+        if tree::cancel(&self.node, Error::Canceled, cause) {
+            trace::cancelled(origin, || self.context());
+        }
     }
 
     /// The context this handle cancels.
@@ -125,7 +133,7 @@ impl Drop for CancelHandle {
         };
         if core.release_handle() {
             let cause = CauseData::plain(self.origin);
-            tree::cancel(&self.node, Error::Canceled, cause);
+            self.cancel_traced(Origin::HandleDropped, cause);
         }
     }
 }

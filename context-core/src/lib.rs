@@ -44,6 +44,10 @@
 //! - `macros` (default): re-exports `#[cancellable]`, `go!` and `select_done!`.
 //! - `tokio`: lets `go!` and [`Group`] spawn futures as tokio tasks. Blocking work runs on OS
 //!   threads and needs nothing.
+//! - `tracing`: one `tracing` event per cancellation *origin* (a `cancel()`, a deadline firing,
+//!   the last [`CancelHandle`] dropped, a [`Group`] member failing; never one per descendant),
+//!   target `go_context`, level `DEBUG`, with the error, the cause, its location and the
+//!   context's chain. Without the feature nothing of it is compiled in.
 #![warn(missing_docs)]
 
 mod after_func;

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{BoxError, CauseData, Error};
 use crate::sync::Arc;
+use crate::trace::{self, Origin};
 use crate::tree::{self, Node};
 
 /// A deadline: nanoseconds since [`epoch`] (negative before it). [`NEVER`] means none.
@@ -184,7 +185,9 @@ fn run() {
                 // through the one thread every deadline of the process depends on, nor skip
                 // the rest of `due`.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    tree::cancel(&node, Error::DeadlineExceeded, cause);
+                    if tree::cancel(&node, Error::DeadlineExceeded, cause) {
+                        trace::cancelled(Origin::Deadline, || crate::Context { node });
+                    }
                 }));
             }
             state = lock(t);

@@ -55,6 +55,7 @@ use crate::error::{Cause, CauseData, Error};
 use crate::slab::Slab;
 use crate::sync::{lock, Arc, AtomicU32, Mutex, Ordering};
 use crate::timer::{self, Ticks, NEVER};
+use crate::trace::{self, Origin};
 use crate::values::ValueNode;
 use crate::waiters::Waiter;
 
@@ -364,7 +365,12 @@ pub(crate) fn new_cancel_node(
     }
     if let Some((at, cause)) = deadline {
         if at <= now.unwrap_or_else(timer::now) {
-            cancel(&node, Error::DeadlineExceeded, cause);
+            // A deadline already past is a deadline firing: one origin, traced as such.
+            if cancel(&node, Error::DeadlineExceeded, cause) {
+                trace::cancelled(Origin::Deadline, || crate::Context {
+                    node: Arc::clone(&node),
+                });
+            }
         } else {
             // Under the node's lock, so a concurrent cancellation either sees the entry (and
             // removes it) or happens first (and we do not arm the timer at all).
@@ -378,14 +384,15 @@ pub(crate) fn new_cancel_node(
 }
 
 /// Cancels `node` (a cancel node) and its whole subtree with `err` and `cause`, unless it is
-/// already done. On return every descendant reports done (invariant 5).
-pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
+/// already done. On return every descendant reports done (invariant 5). Returns `true` if this
+/// call is the one that made `node` done (the *origin*, which `trace::cancelled` reports).
+pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) -> bool {
     let Body::Cancel(core) = &node.body else {
-        return;
+        return false;
     };
     // Settled: done with its whole subtree (invariant 5); no need for the lock.
     if core.is_settled() {
-        return;
+        return false;
     }
     let mut acc = Aftermath::default();
     {
@@ -394,7 +401,7 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
             // Another cancellation got here first; it may still be walking the subtree.
             drop(inner);
             wait_settled(node);
-            return;
+            return false;
         }
         let mut work = Vec::new();
         core.finish(node, &mut inner, err, &cause, &mut acc, &mut work);
@@ -419,6 +426,7 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData) {
     }
     detach(node, core);
     run_aftermath(acc);
+    true
 }
 
 /// Returns once the subtree of `node`, a done cancel node, is all done (invariant 5): at once if
