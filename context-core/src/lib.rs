@@ -48,10 +48,18 @@
 //!   the last [`CancelHandle`] dropped, a [`Group`] member failing; never one per descendant),
 //!   target `go_context`, level `DEBUG`, with the error, the cause, its location and the
 //!   context's chain. Without the feature nothing of it is compiled in.
+//! - `tokio-util`: [`Context::to_token`] (a `CancellationToken` cancelled when the context is
+//!   done) and [`Context::with_token`] (a child cancelled when a token is), synchronous both
+//!   ways, with no task or thread per bridge. Needs no tokio runtime.
+//! - `signal` (Unix): `Context::with_signals`, Go's `signal.NotifyContext`: a child cancelled
+//!   on SIGINT or SIGTERM, with a cause naming the signal; once it is done, a second Ctrl-C
+//!   ends the process. Needs no async runtime.
 #![warn(missing_docs)]
 
 mod after_func;
 mod ambient;
+#[cfg(any(feature = "tokio-util", all(feature = "signal", unix)))]
+mod bridge;
 mod context;
 mod error;
 mod go;
@@ -67,6 +75,10 @@ mod waiters;
 
 pub use after_func::AfterFunc;
 pub use ambient::EnterGuard;
+#[cfg(all(feature = "signal", unix))]
+pub use bridge::signal::SignalReceived;
+#[cfg(feature = "tokio-util")]
+pub use bridge::token::TokenCancelled;
 pub use context::Context;
 pub use error::{BoxError, Cause, Error};
 #[cfg(feature = "tokio")]

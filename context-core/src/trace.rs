@@ -1,7 +1,8 @@
 //! Tracing of cancellation origins (feature `tracing`).
 //!
 //! One event per *origin* of a cancellation: a `cancel()` call, a deadline firing, the drop of
-//! the last `CancelHandle`, a `Group` member failing; never one per descendant. Callers invoke
+//! the last `CancelHandle`, a `Group` member failing (and, with their features, a bridged
+//! token or a signal); never one per descendant. Callers invoke
 //! [`cancelled`] once, after every lock of ours is released, only when their call is the one that
 //! moved the context from live to done. Without the feature this compiles to nothing: the
 //! closure is never called, so not even the `Arc` clone is paid.
@@ -14,7 +15,7 @@
 //!
 //! | field | value |
 //! |---|---|
-//! | `origin` | `cancel`, `deadline`, `handle_dropped` or `member_failed` |
+//! | `origin` | `cancel`, `deadline`, `handle_dropped`, `member_failed`, `token` or `signal` |
 //! | `error` | the [`Error`](crate::Error) (`Display`: `context canceled` / `context deadline exceeded`) |
 //! | `cause` | the [`Cause`](crate::Cause) (`Display`: the custom message, or the error) |
 //! | `cause.location` | where it came from: `file:line:column` |
@@ -37,6 +38,10 @@ pub(crate) enum Origin {
     HandleDropped,
     /// A `Group` member failed (error or panic) and cancelled the group's context.
     MemberFailed,
+    /// A tokio-util `CancellationToken` bridged with `Context::with_token` was cancelled.
+    Token,
+    /// A signal arrived for a `Context::with_signals` context.
+    Signal,
 }
 
 #[cfg(feature = "tracing")]
@@ -48,6 +53,8 @@ impl Origin {
             Origin::Deadline => "deadline",
             Origin::HandleDropped => "handle_dropped",
             Origin::MemberFailed => "member_failed",
+            Origin::Token => "token",
+            Origin::Signal => "signal",
         }
     }
 }

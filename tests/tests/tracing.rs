@@ -7,7 +7,6 @@
 //! counts only the events whose `context` chain names that type.
 
 use std::collections::BTreeMap;
-use std::error::Error as _;
 use std::fmt;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -350,4 +349,22 @@ fn a_cause_prints_each_message_of_its_chain_once() {
 
     let (ctx, _cancel) = Context::background().with_deadline(Instant::now());
     assert_eq!(chain(&ctx.cause().unwrap()), ["context deadline exceeded"]);
+}
+
+struct Bridged;
+
+#[test]
+fn a_bridged_token_emits_one_event_as_its_origin() {
+    install();
+    let token = tokio_util::sync::CancellationToken::new();
+    let (ctx, _cancel) = Context::background().with_value(Bridged).with_token(&token);
+    let _children: Vec<_> = (0..10).map(|_| ctx.with_cancel()).collect();
+    token.cancel();
+    let events = events_for("Bridged");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].field("origin"), "token");
+    assert_eq!(
+        events[0].field("cause"),
+        "the CancellationToken was cancelled"
+    );
 }

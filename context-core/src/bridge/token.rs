@@ -1,0 +1,241 @@
+//! Feature `tokio-util`: bridges between a [`Context`] and tokio-util's [`CancellationToken`],
+//! both ways, with no task and no thread per bridge.
+//!
+//! - [`Context::to_token`]: a waker of ours (one [`Waiter::Task`]) is registered on the
+//!   context; cancellation wakes it, and waking it cancels the token. So the token is cancelled
+//!   on the cancelling thread, before `cancel()` returns.
+//! - [`Context::with_token`]: a [`TokenLink`] polls the token's `cancelled_owned()` future
+//!   with a waker made of the link itself, and is also registered as a waker on the child. When
+//!   the token fires, tokio-util wakes the link, which polls the future to `Ready` and cancels
+//!   the child, on the thread that cancelled the token, before `cancel()` returns. When the
+//!   child is done first, its cancellation wakes the link, which drops the future (so the
+//!   token forgets the link).
+//!
+//! # Invariants
+//!
+//! 1. A link's `wait` is `Some` until the link is finished (token fired, or child done), then
+//!    `None` forever; only the call that takes it out acts on it, so the child is cancelled at
+//!    most once by the link.
+//! 2. The link is polled and finished only under its `wait` lock, which is a leaf: nothing
+//!    else of ours is locked under it, and the future it polls (tokio-util's) runs no user code
+//!    and never wakes inline. The future is dropped, and the child cancelled, after that lock is
+//!    released.
+//! 3. Ownership: the token's waiter list holds the link (our waker) only while `wait` holds
+//!    the future, whose token clone keeps that list alive: a cycle that invariant 1 breaks when
+//!    the link finishes, which it does once the child is done, at the latest when its last
+//!    handle is dropped. The link points at the child weakly, so the link never keeps a child
+//!    alive.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Weak;
+use std::task::{Context as TaskContext, Waker};
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::handle::CancelHandle;
+use crate::sync::{lock, Arc, Mutex};
+use crate::trace::Origin;
+use crate::tree::Node;
+use crate::waiters::Waiter;
+use crate::Context;
+
+/// The [`Cause`](crate::Cause) of a context made by [`Context::with_token`] when the token
+/// was cancelled; find it with `cause().downcast_ref::<TokenCancelled>()`. Its location is the
+/// `with_token` call.
+///
+/// ```
+/// use go_context::{Context, TokenCancelled};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let token = CancellationToken::new();
+/// let (ctx, _cancel) = Context::background().with_token(&token);
+/// token.cancel();
+/// let cause = ctx.cause().unwrap();
+/// assert!(cause.downcast_ref::<TokenCancelled>().is_some());
+/// assert_eq!(cause.to_string(), "the CancellationToken was cancelled");
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct TokenCancelled;
+
+impl fmt::Display for TokenCancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the CancellationToken was cancelled")
+    }
+}
+
+impl StdError for TokenCancelled {}
+
+/// The waker registered on a context by [`Context::to_token`]: waking it cancels the token.
+struct CancelsToken(CancellationToken);
+
+impl std::task::Wake for CancelsToken {
+    fn wake(self: Arc<Self>) {
+        self.0.cancel();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.cancel();
+    }
+}
+
+/// One [`Context::with_token`] bridge: see the module docs.
+struct TokenLink {
+    /// The token's `cancelled_owned()` future while the link is live (invariant 1).
+    wait: Mutex<Option<Pin<Box<WaitForCancellationFutureOwned>>>>,
+    child: Weak<Node>,
+    /// The `with_token` call: the location of the cause.
+    location: &'static Location<'static>,
+}
+
+impl TokenLink {
+    /// Brings the link up to date: finishes it if the child is done, else polls the token's
+    /// future and, if the token fired, finishes it and cancels the child.
+    fn step(self: &Arc<Self>) {
+        let child = self.child.upgrade();
+        let mut wait = lock(&self.wait);
+        let Some(fut) = wait.as_mut() else {
+            return; // finished (invariant 1)
+        };
+        let fired = match &child {
+            Some(node) if node.err().is_none() => {
+                let waker = Waker::from(Arc::clone(self));
+                fut.as_mut()
+                    .poll(&mut TaskContext::from_waker(&waker))
+                    .is_ready()
+            }
+            // The child is done (or gone, which implies done): nothing left to bridge.
+            _ => false,
+        };
+        if fired || child.as_ref().is_none_or(|n| n.err().is_some()) {
+            let fut = wait.take();
+            drop(wait);
+            // Invariant 2: dropped with no lock of ours held; this unregisters the link from
+            // the token.
+            drop(fut);
+            if fired {
+                if let Some(node) = &child {
+                    super::cancel(node, Origin::Token, Box::new(TokenCancelled), self.location);
+                }
+            }
+        }
+    }
+}
+
+impl std::task::Wake for TokenLink {
+    fn wake(self: Arc<Self>) {
+        self.step();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.step();
+    }
+}
+
+impl Context {
+    /// A tokio-util [`CancellationToken`] that is cancelled when this context is done, for
+    /// libraries that take a token. The token is cancelled synchronously: when `cancel()` (or
+    /// the deadline, or the drop of the last handle) has made the context done, the token is
+    /// cancelled too. No task or thread is involved: the context wakes the token as it would
+    /// wake a task. On a context that can never be done, the token is never cancelled and
+    /// nothing is registered.
+    ///
+    /// Each call registers one waiter on the context, released when the context is done (at
+    /// the latest when its last [`CancelHandle`] is dropped), not when the token is dropped:
+    /// on a long-lived context, call it once and clone the token rather than calling it in a
+    /// loop. Cancelling the token does not cancel the context (use
+    /// [`with_token`](Context::with_token) for that direction).
+    ///
+    /// ```
+    /// use go_context::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let token = ctx.to_token();
+    /// assert!(!token.is_cancelled());
+    /// cancel.cancel();
+    /// assert!(token.is_cancelled()); // already, synchronously
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
+    pub fn to_token(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        let Some(core) = self.node.cancel_node() else {
+            return token; // never done
+        };
+        if core.is_done() {
+            token.cancel();
+            return token;
+        }
+        let waker = Waker::from(Arc::new(CancelsToken(token.clone())));
+        if let Err((waiter, _)) = core.register(Waiter::Task(waker)) {
+            // Done in between: no lock is held here, so act as the cancellation would have.
+            waiter.notify();
+        }
+        token
+    }
+
+    /// A child of this context that is also cancelled when `token` is, with the cause
+    /// [`TokenCancelled`] (located at this call), so code holding a tokio-util token can
+    /// stop work running under contexts. It is cancelled synchronously: when
+    /// `token.cancel()` returns, the child and its descendants report done. No task or thread
+    /// is involved: the child waits on the token's `cancelled_owned()` future with a waker of
+    /// its own.
+    ///
+    /// The bridge lasts until the child is done (by the token, its handle, its parent, or the
+    /// drop of its last handle); then it lets go of the token. Cancelling the child does not
+    /// cancel the token (use [`to_token`](Context::to_token) for that direction).
+    ///
+    /// ```
+    /// use go_context::{Context, Error, TokenCancelled};
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// let shutdown = CancellationToken::new();
+    /// let (ctx, _cancel) = Context::background().with_token(&shutdown);
+    /// let (grandchild, _c) = ctx.with_cancel();
+    /// shutdown.cancel();
+    /// assert_eq!(grandchild.err(), Some(Error::Canceled)); // already, synchronously
+    /// assert!(grandchild.cause().unwrap().downcast_ref::<TokenCancelled>().is_some());
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
+    #[track_caller]
+    pub fn with_token(&self, token: &CancellationToken) -> (Context, CancelHandle) {
+        let location = Location::caller();
+        let (child, handle) = self.with_cancel();
+        let Some(core) = child.node.cancel_node() else {
+            unreachable!("with_cancel makes a cancel node")
+        };
+        if core.is_done() {
+            return (child, handle); // born done with the parent's cause
+        }
+        if token.is_cancelled() {
+            super::cancel(
+                &child.node,
+                Origin::Token,
+                Box::new(TokenCancelled),
+                location,
+            );
+            return (child, handle);
+        }
+        let link = Arc::new(TokenLink {
+            wait: Mutex::new(Some(Box::pin(token.clone().cancelled_owned()))),
+            child: Arc::downgrade(&child.node),
+            location,
+        });
+        // First the child side: if the child is done at any point from here on, its
+        // cancellation wakes the link, which finishes it.
+        if core
+            .register(Waiter::Task(Waker::from(Arc::clone(&link))))
+            .is_err()
+        {
+            // Done in between (its parent was cancelled): nothing to bridge.
+            return (child, handle);
+        }
+        // Then the token side: the first poll registers the link with the token, or sees it
+        // cancelled already and cancels the child.
+        link.step();
+        (child, handle)
+    }
+}
