@@ -30,8 +30,18 @@ fn run_child(name: &str) -> Output {
         .unwrap()
 }
 
+/// Whether this is the child process; if so, starts it from the default dispositions (the
+/// test runner may have been started with SIGINT ignored, as shells do for `cmd &`).
 fn in_child() -> bool {
-    std::env::var_os(CHILD).is_some()
+    if std::env::var_os(CHILD).is_none() {
+        return false;
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `signal` has no memory-safety preconditions; SIG_DFL is always valid.
+        let previous = unsafe { libc::signal(signal, libc::SIG_DFL) };
+        assert_ne!(previous, libc::SIG_ERR);
+    }
+    true
 }
 
 fn send_to_self(signal: libc::c_int) {
@@ -219,9 +229,10 @@ fn sigterm_cancels_every_live_context_and_the_old_handler_returns() {
 
 #[test]
 fn a_child_of_a_done_context_is_born_done_and_installs_nothing() {
+    let before = disposition(libc::SIGINT);
     let (parent, cancel) = Context::background().with_cancel();
     cancel.cancel_with_cause("already over");
     let (ctx, _stop) = parent.with_signals().unwrap();
     assert_eq!(ctx.cause().unwrap().to_string(), "already over");
-    assert_eq!(disposition(libc::SIGINT), libc::SIG_DFL);
+    assert_eq!(disposition(libc::SIGINT), before);
 }
