@@ -165,3 +165,17 @@ fn a_tokio_task_waiting_on_the_token_is_woken_by_a_context() {
         assert_eq!(waiter.await.unwrap(), "woken");
     });
 }
+
+#[test]
+fn every_token_of_a_context_is_cancelled_and_value_children_share_them() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let tokens: Vec<_> = (0..5).map(|_| ctx.to_token()).collect();
+    let via_value = ctx.with_value(1u32).to_token();
+    drop(ctx.to_token()); // a dropped one changes nothing for the others
+    assert!(tokens.iter().all(|t| !t.is_cancelled()));
+    cancel.cancel();
+    assert!(tokens.iter().all(CancellationToken::is_cancelled));
+    assert!(via_value.is_cancelled());
+    // Asked again once done: cancelled at once.
+    assert!(ctx.to_token().is_cancelled());
+}

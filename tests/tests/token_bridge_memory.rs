@@ -12,7 +12,7 @@ const ROUNDS: usize = 2000;
 
 /// Each way a bridge can end; after it, nothing of the round may be left.
 fn round(i: usize, long_lived: &Context) {
-    match i % 7 {
+    match i % 8 {
         // with_token: the context side goes first, the token lives on.
         0 => {
             let token = CancellationToken::new();
@@ -56,6 +56,13 @@ fn round(i: usize, long_lived: &Context) {
             let (ctx, cancel) = long_lived.with_cancel();
             drop(ctx.to_token());
             drop(cancel);
+        }
+        // to_token on the long-lived context, the token dropped: the context stays live, so
+        // only the token can go, and it must.
+        6 => {
+            let token = long_lived.to_token();
+            assert!(!token.is_cancelled());
+            drop(token);
         }
         // to_token: the context side goes first, the token lives on (cancelled).
         _ => {

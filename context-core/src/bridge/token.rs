@@ -1,9 +1,12 @@
 //! Feature `tokio-util`: bridges between a [`Context`] and tokio-util's [`CancellationToken`],
 //! both ways, with no task and no thread per bridge.
 //!
-//! - [`Context::to_token`]: a waker of ours (one [`Waiter::Task`]) is registered on the
-//!   context; cancellation wakes it, and waking it cancels the token. So the token is cancelled
-//!   on the cancelling thread, before `cancel()` returns.
+//! - [`Context::to_token`]: each live cancellable context that was asked for a token gets one
+//!   *shared* token, kept in a process-wide map, and a waker of ours (one [`Waiter::Task`])
+//!   registered on it; cancellation wakes it, and waking it cancels the shared token. Callers
+//!   get child tokens of the shared one, which tokio-util unlinks when they are dropped. So the
+//!   tokens are cancelled on the cancelling thread, before `cancel()` returns, and a context
+//!   asked for a million tokens keeps one registration, not a million.
 //! - [`Context::with_token`]: a [`TokenLink`] polls the token's `cancelled_owned()` future
 //!   with a waker made of the link itself, and is also registered as a waker on the child. When
 //!   the token fires, tokio-util wakes the link, which polls the future to `Ready` and cancels
@@ -13,6 +16,12 @@
 //!
 //! # Invariants
 //!
+//! 0. The shared-token map has an entry for a cancel node exactly while a [`SharedToken`]
+//!    guard is registered on it (it removes the entry when dropped, which the node's
+//!    cancellation does). A node is done before it is freed, and its guard runs before the
+//!    cancellation returns, so an entry's key (the node's address) is never reused while the
+//!    entry exists. Lock order: the map's lock, then a node's (to register); the guard takes
+//!    the map's lock with no node lock held.
 //! 1. A link's `wait` is `Some` until the link is finished (token fired, or child done), then
 //!    `None` forever; only the call that takes it out acts on it, so the child is cancelled at
 //!    most once by the link.
@@ -26,12 +35,13 @@
 //!    handle is dropped. The link points at the child weakly, so the link never keeps a child
 //!    alive.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::Weak;
+use std::sync::{Mutex as StdMutex, OnceLock, Weak};
 use std::task::{Context as TaskContext, Waker};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -70,16 +80,38 @@ impl fmt::Display for TokenCancelled {
 
 impl StdError for TokenCancelled {}
 
-/// The waker registered on a context by [`Context::to_token`]: waking it cancels the token.
-struct CancelsToken(CancellationToken);
+/// The shared token of each cancel node that was asked for one, by the node's address
+/// (invariant 0).
+fn shared_tokens() -> std::sync::MutexGuard<'static, HashMap<usize, CancellationToken>> {
+    static SHARED: OnceLock<StdMutex<HashMap<usize, CancellationToken>>> = OnceLock::new();
+    // No user code runs under this lock: poison can only be a bug here.
+    SHARED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
 
-impl std::task::Wake for CancelsToken {
+/// The waker registered on a context by [`Context::to_token`]: waking it cancels the shared
+/// token; dropping it (which waking does) removes the map entry (invariant 0).
+struct SharedToken {
+    key: usize,
+    token: CancellationToken,
+}
+
+impl std::task::Wake for SharedToken {
     fn wake(self: Arc<Self>) {
-        self.0.cancel();
+        self.token.cancel();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.cancel();
+        self.token.cancel();
+    }
+}
+
+impl Drop for SharedToken {
+    fn drop(&mut self) {
+        let removed = shared_tokens().remove(&self.key);
+        drop(removed); // after the map's lock
     }
 }
 
@@ -136,6 +168,12 @@ impl std::task::Wake for TokenLink {
     }
 }
 
+fn cancelled_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    token.cancel();
+    token
+}
+
 impl Context {
     /// A tokio-util [`CancellationToken`] that is cancelled when this context is done, for
     /// libraries that take a token. The token is cancelled synchronously: when `cancel()` (or
@@ -144,10 +182,9 @@ impl Context {
     /// wake a task. On a context that can never be done, the token is never cancelled and
     /// nothing is registered.
     ///
-    /// Each call registers one waiter on the context, released when the context is done (at
-    /// the latest when its last [`CancelHandle`] is dropped), not when the token is dropped:
-    /// on a long-lived context, call it once and clone the token rather than calling it in a
-    /// loop. Cancelling the token does not cancel the context (use
+    /// A dropped token is forgotten at once. The context keeps one registration for all its
+    /// tokens, whatever their number, released when it is done (at the latest when its last
+    /// [`CancelHandle`] is dropped). Cancelling a token does not cancel the context (use
     /// [`with_token`](Context::with_token) for that direction).
     ///
     /// ```
@@ -161,20 +198,38 @@ impl Context {
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
     pub fn to_token(&self) -> CancellationToken {
-        let token = CancellationToken::new();
-        let Some(core) = self.node.cancel_node() else {
-            return token; // never done
+        let Some(signal) = self.node.signal() else {
+            return CancellationToken::new(); // never done
+        };
+        let Some(core) = signal.cancel_node() else {
+            unreachable!("a signal is a cancel node")
         };
         if core.is_done() {
-            token.cancel();
-            return token;
+            return cancelled_token();
         }
-        let waker = Waker::from(Arc::new(CancelsToken(token.clone())));
-        if let Err((waiter, _)) = core.register(Waiter::Task(waker)) {
-            // Done in between: no lock is held here, so act as the cancellation would have.
-            waiter.notify();
+        let key = Arc::as_ptr(signal) as usize;
+        let mut shared = shared_tokens();
+        if let Some(token) = shared.get(&key) {
+            return token.child_token();
         }
-        token
+        let token = CancellationToken::new();
+        let guard = Waker::from(Arc::new(SharedToken {
+            key,
+            token: token.clone(),
+        }));
+        // Invariant 0: the map's lock, then the node's.
+        match core.register(Waiter::Task(guard)) {
+            Ok(_) => {
+                let child = token.child_token();
+                shared.insert(key, token);
+                child
+            }
+            Err((guard, _)) => {
+                drop(shared);
+                drop(guard); // done in between; its drop takes the map's lock
+                cancelled_token()
+            }
+        }
     }
 
     /// A child of this context that is also cancelled when `token` is, with the cause
