@@ -59,6 +59,13 @@ fn disposition(signal: libc::c_int) -> libc::sighandler_t {
     cur.sa_sigaction
 }
 
+/// Prints `what` for the parent, sends `signal` to this process, which must end it.
+fn say_then_die_of(what: &str, signal: libc::c_int) -> ! {
+    println!("{what}");
+    send_to_self(signal);
+    outlive_the_signal()
+}
+
 /// What a child prints last if no signal ended it (then the parent's check fails).
 fn outlive_the_signal() -> ! {
     // A bound, not a synchronisation: the signal should have ended the process long before.
@@ -117,11 +124,8 @@ fn child_sigint_then_sigint() {
     assert_eq!(signal.name(), "SIGINT");
     assert_eq!(signal.number(), libc::SIGINT);
     assert_eq!(cause.location().line(), line);
-    println!("CANCELLED: {cause}");
-
     // The handle (`_stop`) is still held: the second Ctrl-C ends the process anyway.
-    send_to_self(libc::SIGINT);
-    outlive_the_signal();
+    say_then_die_of(&format!("CANCELLED: {cause}"), libc::SIGINT);
 }
 
 #[test]
@@ -157,9 +161,7 @@ fn child_drop_then_sigterm() {
     // Synchronously: the default is back when the drop returns.
     assert_eq!(disposition(libc::SIGTERM), libc::SIG_DFL);
     assert_eq!(disposition(libc::SIGINT), libc::SIG_DFL);
-    println!("RESTORED");
-    send_to_self(libc::SIGTERM);
-    outlive_the_signal();
+    say_then_die_of("RESTORED", libc::SIGTERM);
 }
 
 #[test]
@@ -216,9 +218,7 @@ fn child_sigterm_many() {
         std::thread::yield_now();
     }
     assert_eq!(disposition(libc::SIGTERM), libc::SIG_DFL);
-    println!("ALL CANCELLED");
-    send_to_self(libc::SIGTERM);
-    outlive_the_signal();
+    say_then_die_of("ALL CANCELLED", libc::SIGTERM);
 }
 
 #[test]
