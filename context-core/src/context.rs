@@ -492,6 +492,8 @@ impl Context {
     /// Runs `fut` until it completes or the context is done, whichever is first. On
     /// cancellation `fut` is dropped at its current `.await` and the result is `Err`. If the
     /// context is already done, `fut` is never polled. When both are ready, done wins.
+    /// Works on any executor (no tokio runtime needed: the deadline fires from this crate's
+    /// timer).
     ///
     /// ```
     /// use go_context::{Context, Error};
@@ -551,7 +553,7 @@ impl Context {
     }
 
     /// Runs `fut` with this context current during every poll, so the ambient context follows
-    /// the task across `.await` points and threads.
+    /// the task across `.await` points and threads. Works on any executor.
     ///
     /// ```
     /// use go_context::Context;

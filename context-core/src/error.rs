@@ -263,11 +263,47 @@ impl fmt::Debug for Cause {
     }
 }
 
+/// A `Cause` is transparent in an error chain: its `Display` is the message of the error it
+/// holds, so `source()` skips that error and returns *its* source. This is std's convention (an
+/// error shows its source's message or returns it from `source()`, never both), so a chain
+/// printer shows each message once. The held error itself is [`Cause::error`] (or
+/// [`Cause::downcast_ref`]).
+///
+/// ```
+/// use go_context::Context;
+/// use std::error::Error as _;
+/// use std::{fmt, io};
+///
+/// #[derive(Debug)]
+/// struct Shutdown(io::Error);
+/// impl fmt::Display for Shutdown {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         f.write_str("shutting down")
+///     }
+/// }
+/// impl std::error::Error for Shutdown {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel_with_cause(Shutdown(io::Error::other("disk full")));
+/// let cause = ctx.cause().unwrap();
+///
+/// let mut chain = vec![cause.to_string()];
+/// let mut next = cause.source();
+/// while let Some(e) = next {
+///     chain.push(e.to_string());
+///     next = e.source();
+/// }
+/// assert_eq!(chain, ["shutting down", "disk full"]);
+/// ```
 impl StdError for Cause {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match &self.data.custom {
             None => None,
-            Some(e) => Some(&***e),
+            Some(e) => e.source(),
         }
     }
 }

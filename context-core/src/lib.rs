@@ -39,11 +39,33 @@
 //!   (Feature `macros`, on by default.)
 //! - [`Group`]: Go's errgroup, with limits, causes, and panics that are never lost.
 //!
+//! # Executors: what needs tokio
+//!
+//! Nothing but spawning futures. [`Context::done`], [`Context::run`], [`Context::scope`],
+//! [`Group::wait_async`] (and `group.await`), awaiting a [`GoHandle`], the token bridges and
+//! the blocking waits work on any executor, or none: they only store the task's waker, and
+//! deadlines fire from this crate's own timer thread, not from a runtime's timer. They are
+//! tested under tokio, smol's `async-executor` and `futures::executor::block_on`. What needs
+//! the `tokio` feature *and* a running tokio runtime: `go!` of a future,
+//! `Group::go_async`/`try_go_async` and `GoHandle::spawn`/`try_spawn` (outside a runtime the
+//! `try_` forms return `SpawnError`). Blocking work (`go!` of a call, [`Group::go`],
+//! [`GoHandle::spawn_blocking`]) runs on OS threads and needs nothing.
+//!
 //! # Features
 //!
 //! - `macros` (default): re-exports `#[cancellable]`, `go!` and `select_done!`.
 //! - `tokio`: lets `go!` and [`Group`] spawn futures as tokio tasks. Blocking work runs on OS
 //!   threads and needs nothing.
+//! - `tracing`: one `tracing` event per cancellation *origin* (a `cancel()`, a deadline firing,
+//!   the last [`CancelHandle`] dropped, a [`Group`] member failing; never one per descendant),
+//!   target `go_context`, level `DEBUG`, with the error, the cause, its location and the
+//!   context's chain. Without the feature nothing of it is compiled in.
+//! - `tokio-util`: `Context::to_token` (a `CancellationToken` cancelled when the context is
+//!   done) and `Context::with_token` (a child cancelled when a token is), synchronous both
+//!   ways, with no task or thread per bridge. Needs no tokio runtime.
+//! - `signal` (Unix): `Context::with_signals`, Go's `signal.NotifyContext`: a child cancelled
+//!   on SIGINT or SIGTERM, with a cause naming the signal; once it is done, a second Ctrl-C
+//!   ends the process. Needs no async runtime.
 #![warn(missing_docs)]
 // docs.rs (`--cfg docsrs`, nightly): mark every feature-gated item with its feature. `doc_cfg`
 // now includes what `doc_auto_cfg` did, so the `#[cfg(feature = "...")]` attributes are enough.
@@ -51,6 +73,8 @@
 
 mod after_func;
 mod ambient;
+#[cfg(any(feature = "tokio-util", all(feature = "signal", unix)))]
+mod bridge;
 mod context;
 mod error;
 mod go;
@@ -65,6 +89,10 @@ mod waiters;
 
 pub use after_func::AfterFunc;
 pub use ambient::EnterGuard;
+#[cfg(all(feature = "signal", unix))]
+pub use bridge::signal::SignalReceived;
+#[cfg(feature = "tokio-util")]
+pub use bridge::token::TokenCancelled;
 pub use context::Context;
 pub use error::{BoxError, Cause, Error};
 #[cfg(feature = "tokio")]

@@ -1,10 +1,28 @@
 //! Tracing of cancellation origins (feature `tracing`).
 //!
 //! One event per *origin* of a cancellation: a `cancel()` call, a deadline firing, the drop of
-//! the last `CancelHandle`, a `Group` member failing; never one per descendant. Callers invoke
+//! the last `CancelHandle`, a `Group` member failing (and, with their features, a bridged
+//! token or a signal); never one per descendant. Callers invoke
 //! [`cancelled`] once, after every lock of ours is released, only when their call is the one that
 //! moved the context from live to done. Without the feature this compiles to nothing: the
 //! closure is never called, so not even the `Arc` clone is paid.
+//!
+//! # The event
+//!
+//! Target `go_context` (the crate's path, so `RUST_LOG=go_context=debug` selects it), level
+//! `DEBUG` (a cancellation is routine; what went wrong is the caller's to report), message
+//! `context done`, and the fields:
+//!
+//! | field | value |
+//! |---|---|
+//! | `origin` | `cancel`, `deadline`, `handle_dropped`, `member_failed`, `token` or `signal` |
+//! | `error` | the [`Error`](crate::Error) (`Display`: `context canceled` / `context deadline exceeded`) |
+//! | `cause` | the [`Cause`](crate::Cause) (`Display`: the custom message, or the error) |
+//! | `cause.location` | where it came from: `file:line:column` |
+//! | `context` | the context's chain (`Debug`), e.g. `background.with_value(RequestId).with_cancel` |
+//!
+//! The fields are built only if a subscriber wants the event (`tracing::enabled!`): with
+//! the feature on but nobody listening, a cancellation pays one check of a cached interest.
 
 use crate::context::Context;
 
@@ -20,16 +38,60 @@ pub(crate) enum Origin {
     HandleDropped,
     /// A `Group` member failed (error or panic) and cancelled the group's context.
     MemberFailed,
+    /// A tokio-util `CancellationToken` bridged with `Context::with_token` was cancelled.
+    Token,
+    /// A signal arrived for a `Context::with_signals` context.
+    Signal,
+}
+
+#[cfg(feature = "tracing")]
+impl Origin {
+    /// The event's `origin` field.
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Cancel => "cancel",
+            Origin::Deadline => "deadline",
+            Origin::HandleDropped => "handle_dropped",
+            Origin::MemberFailed => "member_failed",
+            Origin::Token => "token",
+            Origin::Signal => "signal",
+        }
+    }
 }
 
 /// Reports one cancellation origin. `ctx` builds the context that was cancelled (it is only
-/// called with the feature on).
+/// called with the feature on, and only if a subscriber wants the event).
 #[inline(always)]
 #[allow(unused_variables, dead_code)]
 pub(crate) fn cancelled(origin: Origin, ctx: impl FnOnce() -> Context) {
     #[cfg(feature = "tracing")]
     {
-        // Implemented by the `tracing` feature work (issue 9).
-        let _ = (origin, ctx());
+        if tracing::enabled!(target: "go_context", tracing::Level::DEBUG) {
+            emit(origin, ctx());
+        }
     }
+}
+
+/// Builds and sends the event: out of line, so the call sites stay one check.
+#[cfg(feature = "tracing")]
+#[cold]
+#[inline(never)]
+fn emit(origin: Origin, ctx: Context) {
+    // The caller holds no lock of ours (the module contract), so reading the cause (one lock)
+    // and formatting user errors in the subscriber are both safe here.
+    let Some(cause) = ctx.cause() else {
+        // Only a done context is reported; a caller that broke that rule emits nothing.
+        debug_assert!(false, "trace::cancelled on a live context");
+        return;
+    };
+    tracing::event!(
+        target: "go_context",
+        tracing::Level::DEBUG,
+        origin = origin.as_str(),
+        error = %cause.err(),
+        cause = %cause,
+        cause.location = %cause.location(),
+        context = ?ctx,
+        "context done"
+    );
 }

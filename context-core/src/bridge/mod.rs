@@ -1,0 +1,34 @@
+//! Bridges from other cancellation sources to contexts: tokio-util's `CancellationToken`
+//! (feature `tokio-util`) and OS signals (feature `signal`).
+//!
+//! Each bridge is one module; what they share is here: cancelling a context from outside its
+//! handles, with a cause of the bridge's own and one trace event as the origin.
+
+#[cfg(all(feature = "signal", unix))]
+pub(crate) mod signal;
+#[cfg(feature = "tokio-util")]
+pub(crate) mod token;
+
+use std::panic::Location;
+
+use crate::error::{BoxError, CauseData, Error};
+use crate::sync::Arc;
+use crate::trace::Origin;
+use crate::tree::{self, Node};
+
+/// Cancels `node` with [`Error::Canceled`] and `cause` (reported at `location`) unless it is
+/// done already; `tree::cancel` traces `origin` if this call made it done. The caller holds no lock of
+/// ours (tree invariant 6).
+pub(crate) fn cancel(
+    node: &Arc<Node>,
+    origin: Origin,
+    cause: BoxError,
+    location: &'static Location<'static>,
+) {
+    tree::cancel(
+        node,
+        Error::Canceled,
+        CauseData::custom(cause, location),
+        origin,
+    );
+}

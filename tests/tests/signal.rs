@@ -1,0 +1,238 @@
+//! Feature `signal` (Unix): `ctx.with_signals()`, Go's `signal.NotifyContext`.
+//!
+//! Each scenario runs in a child process (this test binary, re-run with `--ignored --exact
+//! <scenario>` and an env var), because it sends SIGINT/SIGTERM to its own process and, on
+//! purpose, dies of the second one. The parent checks what the child printed and which signal
+//! ended it. Each child is bounded in time: it exits by itself if a signal fails to end it.
+#![cfg(unix)]
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use go_context::{Context, Error, SignalReceived};
+
+const CHILD: &str = "GO_CONTEXT_SIGNAL_CHILD";
+
+/// Runs scenario `name` of this binary in a child process and returns what it did.
+fn run_child(name: &str) -> Output {
+    let exe = std::env::current_exe().unwrap();
+    Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap()
+}
+
+/// Whether this is the child process; if so, starts it from the default dispositions (the
+/// test runner may have been started with SIGINT ignored, as shells do for `cmd &`).
+fn in_child() -> bool {
+    if std::env::var_os(CHILD).is_none() {
+        return false;
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `signal` has no memory-safety preconditions; SIG_DFL is always valid.
+        let previous = unsafe { libc::signal(signal, libc::SIG_DFL) };
+        assert_ne!(previous, libc::SIG_ERR);
+    }
+    true
+}
+
+fn send_to_self(signal: libc::c_int) {
+    // SAFETY: `kill` and `getpid` have no memory-safety preconditions.
+    let rc = unsafe { libc::kill(libc::getpid(), signal) };
+    assert_eq!(rc, 0);
+}
+
+fn disposition(signal: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: a zeroed `sigaction` is a valid out-parameter; a null `act` only queries.
+    let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut cur) };
+    assert_eq!(rc, 0);
+    cur.sa_sigaction
+}
+
+/// Prints `what` for the parent, sends `signal` to this process, which must end it.
+fn say_then_die_of(what: &str, signal: libc::c_int) -> ! {
+    println!("{what}");
+    send_to_self(signal);
+    outlive_the_signal()
+}
+
+/// What a child prints last if no signal ended it (then the parent's check fails).
+fn outlive_the_signal() -> ! {
+    // A bound, not a synchronisation: the signal should have ended the process long before.
+    std::thread::sleep(Duration::from_secs(20));
+    println!("SURVIVED");
+    std::process::exit(0);
+}
+
+fn check(out: &Output, printed: &str, killed_by: libc::c_int) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(printed),
+        "child did not print {printed:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        !stdout.contains("SURVIVED"),
+        "the signal did not end the child: {stdout}"
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(killed_by),
+        "status {:?}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+}
+
+// ===== scenario: Ctrl-C cancels; a second Ctrl-C ends the process =====
+
+#[test]
+#[ignore = "a child process of `sigint_cancels_and_a_second_sigint_ends_the_process`"]
+fn child_sigint_then_sigint() {
+    if !in_child() {
+        return;
+    }
+    assert_eq!(disposition(libc::SIGINT), libc::SIG_DFL);
+    let (parent, _keep) = Context::background().with_cancel();
+    let line = line!() + 1;
+    let (ctx, _stop) = parent.with_signals().unwrap();
+    let (grandchild, _c) = ctx.with_cancel();
+    assert_ne!(
+        disposition(libc::SIGINT),
+        libc::SIG_DFL,
+        "our handler is in"
+    );
+
+    send_to_self(libc::SIGINT);
+    // Bounded: the dispatcher thread cancels at once.
+    assert_eq!(
+        grandchild.wait_timeout(Duration::from_secs(30)),
+        Some(Error::Canceled)
+    );
+    assert!(!parent.is_done(), "only the child is cancelled");
+    let cause = grandchild.cause().unwrap();
+    let signal = cause.downcast_ref::<SignalReceived>().unwrap();
+    assert_eq!(signal.name(), "SIGINT");
+    assert_eq!(signal.number(), libc::SIGINT);
+    assert_eq!(cause.location().line(), line);
+    // The handle (`_stop`) is still held: the second Ctrl-C ends the process anyway.
+    say_then_die_of(&format!("CANCELLED: {cause}"), libc::SIGINT);
+}
+
+#[test]
+fn sigint_cancels_and_a_second_sigint_ends_the_process() {
+    let out = run_child("child_sigint_then_sigint");
+    check(&out, "CANCELLED: received SIGINT", libc::SIGINT);
+}
+
+// ===== scenario: dropping the handle restores the default at once =====
+
+#[test]
+#[ignore = "a child process of `dropping_the_handle_restores_the_default_handling`"]
+fn child_drop_then_sigterm() {
+    if !in_child() {
+        return;
+    }
+    let (ctx, stop) = Context::background().with_signals().unwrap();
+    let (other, other_stop) = Context::background().with_signals().unwrap();
+    drop(other_stop);
+    assert!(other.is_done());
+    assert_ne!(
+        disposition(libc::SIGTERM),
+        libc::SIG_DFL,
+        "still caught while one such context lives"
+    );
+    drop(stop);
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+    assert!(ctx
+        .cause()
+        .unwrap()
+        .downcast_ref::<SignalReceived>()
+        .is_none());
+    // Synchronously: the default is back when the drop returns.
+    assert_eq!(disposition(libc::SIGTERM), libc::SIG_DFL);
+    assert_eq!(disposition(libc::SIGINT), libc::SIG_DFL);
+    say_then_die_of("RESTORED", libc::SIGTERM);
+}
+
+#[test]
+fn dropping_the_handle_restores_the_default_handling() {
+    let out = run_child("child_drop_then_sigterm");
+    check(&out, "RESTORED", libc::SIGTERM);
+}
+
+// ===== scenario: SIGTERM reaches every live context; a prior disposition comes back =====
+
+extern "C" fn count_usr(_: libc::c_int) {}
+
+#[test]
+#[ignore = "a child process of `sigterm_cancels_every_live_context_and_the_old_handler_returns`"]
+fn child_sigterm_many() {
+    if !in_child() {
+        return;
+    }
+    // A handler of the program's own, installed before ours: it must come back after.
+    // SAFETY: zeroed `sigaction`s are valid; `count_usr` does nothing, so it is
+    // async-signal-safe.
+    unsafe {
+        let mut mine: libc::sigaction = std::mem::zeroed();
+        mine.sa_sigaction = count_usr as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        assert_eq!(
+            libc::sigaction(libc::SIGINT, &mine, std::ptr::null_mut()),
+            0
+        );
+    }
+    let mine = count_usr as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    let contexts: Vec<_> = (0..3)
+        .map(|_| Context::background().with_signals().unwrap())
+        .collect();
+    send_to_self(libc::SIGTERM);
+    for (ctx, _) in &contexts {
+        assert_eq!(
+            ctx.wait_timeout(Duration::from_secs(30)),
+            Some(Error::Canceled)
+        );
+        let cause = ctx.cause().unwrap();
+        assert_eq!(
+            cause.downcast_ref::<SignalReceived>().unwrap().name(),
+            "SIGTERM"
+        );
+    }
+    // The contexts are done: their registrations are gone, and with the last, our handler.
+    // (The dispatcher removes them after waking the waiters: wait for that, bounded.)
+    let start = std::time::Instant::now();
+    while disposition(libc::SIGINT) != mine {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "handler not restored"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(disposition(libc::SIGTERM), libc::SIG_DFL);
+    say_then_die_of("ALL CANCELLED", libc::SIGTERM);
+}
+
+#[test]
+fn sigterm_cancels_every_live_context_and_the_old_handler_returns() {
+    let out = run_child("child_sigterm_many");
+    check(&out, "ALL CANCELLED", libc::SIGTERM);
+}
+
+#[test]
+fn a_child_of_a_done_context_is_born_done_and_installs_nothing() {
+    let before = disposition(libc::SIGINT);
+    let (parent, cancel) = Context::background().with_cancel();
+    cancel.cancel_with_cause("already over");
+    let (ctx, _stop) = parent.with_signals().unwrap();
+    assert_eq!(ctx.cause().unwrap().to_string(), "already over");
+    assert_eq!(disposition(libc::SIGINT), before);
+}
