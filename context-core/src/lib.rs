@@ -48,6 +48,7 @@
 
 mod after_func;
 mod ambient;
+mod clock;
 mod context;
 mod error;
 mod go;
