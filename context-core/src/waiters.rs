@@ -12,19 +12,16 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Instant;
 
-use crate::after_func::Callback;
 use crate::error::Error;
-use crate::sync::{thread, Arc, Thread};
+use crate::sync::{thread, Thread};
 use crate::Context;
 
 /// Something to notify when a context is done.
 pub(crate) enum Waiter {
-    /// An async task awaiting [`Done`].
+    /// An async task awaiting [`Done`], or an [`after_func`](Context::after_func) callback.
     Task(Waker),
     /// A thread blocked in [`Context::wait`] and friends.
     Thread(Thread),
-    /// An [`after_func`](Context::after_func) callback.
-    Callback(Arc<Callback>),
 }
 
 impl Waiter {
@@ -33,7 +30,6 @@ impl Waiter {
         match self {
             Waiter::Task(waker) => waker.wake(),
             Waiter::Thread(thread) => thread.unpark(),
-            Waiter::Callback(callback) => callback.fire(),
         }
     }
 }
