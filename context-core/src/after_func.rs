@@ -1,55 +1,89 @@
 //! `after_func`: run a function once a context is done, on a thread of its own.
 //!
-//! Go runs each `AfterFunc` callback in a new goroutine. We run callbacks on a pool of threads
-//! that grows whenever every pool thread is busy, up to [`MAX_THREADS`], so a callback that
-//! blocks delays neither the canceller nor (up to that many blocked at once) other callbacks.
-//! Idle threads exit after ten seconds. A burst of a million callbacks therefore costs at most
-//! `MAX_THREADS` threads, not a million.
+//! Go runs each `AfterFunc` callback in a new goroutine. A callback here registers on the
+//! context as a plain [`Waker`] (the waiter list names no client); waking it hands the
+//! function to a [`pool`] of threads that grows whenever all of its threads are blocked, up to
+//! [`pool::MAX_THREADS`] (512, as tokio's blocking pool), so a callback that blocks delays
+//! neither the canceller nor (up to that many blocked at once) other callbacks. Idle threads
+//! exit after ten seconds. A burst of a million callbacks costs the canceller one short lock and
+//! a push each, and the process a few threads, not a million.
 //!
 //! # Invariants
 //!
 //! 1. A [`Callback`]'s `state` leaves `PENDING` once: to `STARTED` (it will run; only the
 //!    winner of that swap takes the function) or to `STOPPED` (it never runs). This is what makes
-//!    [`AfterFunc::stop`]'s answer exact.
-//! 2. Callbacks never run on the cancelling thread, and never under a lock of ours.
+//!    [`AfterFunc::stop`]'s answer exact. The swap is `AcqRel`: the winner's `Acquire` pairs with
+//!    the registration's `Release` (the function was stored before), and the function slot's own
+//!    lock orders the take.
+//! 2. Callbacks never run on the cancelling thread or a timer thread, and no lock of ours is
+//!    held while a function is submitted, run or dropped: the function is moved out of its slot
+//!    (and the slot's lock released) first.
 
-// Under loom the std pool is unused (callbacks run inline, see `pool_submit`).
+// Under loom the std pool is unused (callbacks run inline, see `submit`).
 #![cfg_attr(loom, allow(dead_code))]
 
-use std::collections::VecDeque;
+mod pool;
+
 use std::fmt;
-use std::sync::{Condvar, Mutex as StdMutex, OnceLock};
+use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use crate::sync::{lock, Arc, AtomicU8, Mutex, Ordering};
 use crate::tree::{Waiter, WaiterKey};
 use crate::Context;
+use pool::{Job, Pool};
 
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
 const STOPPED: u8 = 2;
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// The pool every callback runs on.
+static CALLBACKS: Pool = Pool::new("context-after-func", Duration::from_secs(10));
 
-/// A registered callback, shared by the [`AfterFunc`] handle and the context's waiter list.
-pub(crate) struct Callback {
+/// A registered callback: the [`AfterFunc`] handle and the context's waiter list (as a
+/// [`Waker`]) share it.
+struct Callback {
     state: AtomicU8,
     func: Mutex<Option<Job>>,
 }
 
 impl Callback {
     /// Hands the function to the pool if nobody stopped it first.
-    pub(crate) fn fire(&self) {
+    fn fire(&self) {
         if self
             .state
             .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            if let Some(job) = lock(&self.func).take() {
-                pool_submit(job);
+            // Invariant 2: the guard is gone at the end of this statement.
+            let job = lock(&self.func).take();
+            if let Some(job) = job {
+                submit(job);
             }
         }
     }
+}
+
+impl Wake for Callback {
+    fn wake(self: Arc<Self>) {
+        self.fire();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fire();
+    }
+}
+
+/// Under loom the callback runs on the notifying thread (still after every lock of ours is
+/// released): the std pool threads live outside the model.
+#[cfg(loom)]
+fn submit(job: Job) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+}
+
+#[cfg(not(loom))]
+fn submit(job: Job) {
+    CALLBACKS.submit(job);
 }
 
 /// The handle returned by [`Context::after_func`]: Go's `stop` function.
@@ -87,7 +121,7 @@ impl AfterFunc {
         let registration = match ctx.node.cancel_node() {
             // Can never be done: the callback never runs and the first `stop` is true.
             None => None,
-            Some(core) => match core.register(Waiter::Callback(Arc::clone(&callback))) {
+            Some(core) => match core.register(Waiter::Task(Waker::from(Arc::clone(&callback)))) {
                 Ok(key) => Some((ctx.clone(), key)),
                 Err((waiter, _)) => {
                     // Already done: run it now, on its own thread, as Go does.
@@ -129,7 +163,9 @@ impl AfterFunc {
                     drop(unsafe { core.unregister(*key) });
                 }
             }
-            drop(lock(&self.callback.func).take());
+            // Invariant 2: the closure is dropped after the slot's lock is released.
+            let func = lock(&self.callback.func).take();
+            drop(func);
         }
         stopped
     }
@@ -143,112 +179,5 @@ impl fmt::Debug for AfterFunc {
             _ => "stopped",
         };
         f.debug_struct("AfterFunc").field("state", &state).finish()
-    }
-}
-
-// ===== the callback pool =====
-
-struct Pool {
-    state: StdMutex<PoolState>,
-    work: Condvar,
-}
-
-#[derive(Default)]
-struct PoolState {
-    jobs: VecDeque<Job>,
-    idle: usize,
-    threads: usize,
-}
-
-const IDLE_EXIT: Duration = Duration::from_secs(10);
-
-/// The most callback threads alive at once; beyond that, callbacks queue for a free thread.
-pub(crate) const MAX_THREADS: usize = 64;
-
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool {
-        state: StdMutex::new(PoolState::default()),
-        work: Condvar::new(),
-    })
-}
-
-/// Under loom the callback runs on the notifying thread (still after every lock of ours is
-/// released): the std pool threads live outside the model.
-#[cfg(loom)]
-fn pool_submit(job: Job) {
-    run_job(job);
-}
-
-#[cfg(not(loom))]
-fn pool_submit(job: Job) {
-    let p = pool();
-    let mut state = p.state.lock().unwrap_or_else(|e| e.into_inner());
-    state.jobs.push_back(job);
-    if state.jobs.len() <= state.idle || state.threads >= MAX_THREADS {
-        p.work.notify_one();
-        return;
-    }
-    state.threads += 1;
-    drop(state);
-    let spawned = std::thread::Builder::new()
-        .name("context-after-func".into())
-        .spawn(pool_worker);
-    if spawned.is_err() {
-        pool()
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .threads -= 1;
-        // The OS refused a thread: run what is queued here rather than never.
-        pool_drain_here();
-    }
-}
-
-fn pool_drain_here() {
-    loop {
-        let job = pool()
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .jobs
-            .pop_front();
-        match job {
-            Some(job) => run_job(job),
-            None => return,
-        }
-    }
-}
-
-fn run_job(job: Job) {
-    // A panicking callback is reported by the panic hook and affects nothing else.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-}
-
-fn pool_worker() {
-    let p = pool();
-    let mut state = p.state.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        if let Some(job) = state.jobs.pop_front() {
-            if state.jobs.is_empty() && state.jobs.capacity() > 64 {
-                // Give a burst's queue memory back.
-                state.jobs = VecDeque::new();
-            }
-            drop(state);
-            run_job(job);
-            state = p.state.lock().unwrap_or_else(|e| e.into_inner());
-            continue;
-        }
-        state.idle += 1;
-        let (next, timeout) = p
-            .work
-            .wait_timeout(state, IDLE_EXIT)
-            .unwrap_or_else(|e| e.into_inner());
-        state = next;
-        state.idle -= 1;
-        if timeout.timed_out() && state.jobs.is_empty() {
-            state.threads -= 1;
-            return;
-        }
     }
 }

@@ -75,6 +75,7 @@ mod after_func;
 mod ambient;
 #[cfg(any(feature = "tokio-util", all(feature = "signal", unix)))]
 mod bridge;
+mod clock;
 mod context;
 mod error;
 mod go;

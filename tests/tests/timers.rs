@@ -8,10 +8,15 @@
 //!   panic, and the documented meaning (a deadline that has passed cancels at once, one too far
 //!   away to represent is no deadline).
 //!
+//! - A slow waker on one deadline (user code on a timer thread) does not hold up the others.
+//!
 //! Lateness under load is measured, not asserted, by `examples/examples/timer_lateness.rs`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context as TaskContext, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use go_context::{CancelHandle, Context, Error};
@@ -162,6 +167,64 @@ const FAR: Duration = Duration::from_secs(400 * 365 * 24 * 3600);
 
 /// About 292 years: the farthest a deadline can be represented (documented in `derive`).
 const REPRESENTABLE: Duration = Duration::from_secs(292 * 365 * 24 * 3600);
+
+/// A waker that, when woken, blocks its caller until `release` gets a message (bounded by
+/// [`PATIENCE`]) and reports whether it did.
+struct BlockingWaker {
+    release: Mutex<Option<mpsc::Receiver<()>>>,
+    released: mpsc::Sender<bool>,
+}
+
+impl Wake for BlockingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(release) = self.release.lock().unwrap().take() {
+            let _ = self.released.send(release.recv_timeout(PATIENCE).is_ok());
+        }
+    }
+}
+
+#[test]
+fn a_slow_waker_on_one_deadline_does_not_hold_up_the_others() {
+    // `a`'s waker runs on a timer thread and blocks until `b`, due 1 ms after `a`, has fired.
+    // With the waker run under the firing thread and nobody to take over, `b` waited for it:
+    // the waker gave up after PATIENCE and `b` fired only then.
+    let (release_tx, release_rx) = mpsc::channel();
+    let (released_tx, released_rx) = mpsc::channel();
+    let waker = Waker::from(Arc::new(BlockingWaker {
+        release: Mutex::new(Some(release_rx)),
+        released: released_tx,
+    }));
+    let mut timeout = Duration::from_millis(20);
+    let (a, b, _handles, _done) = loop {
+        let (a, ca) = Context::background().with_timeout(timeout);
+        let mut done = a.done();
+        let polled = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+        let (b, cb) =
+            Context::background().with_deadline(a.deadline().unwrap() + Duration::from_millis(1));
+        if polled.is_pending() && !b.is_done() {
+            break (a, b, (ca, cb), done);
+        }
+        // Registered too late (a very slow machine): again, further ahead.
+        assert!(timeout < PATIENCE, "could not register before the deadline");
+        timeout *= 4;
+    };
+    let watcher = std::thread::spawn(move || {
+        let err = b.wait_timeout(PATIENCE);
+        let _ = release_tx.send(());
+        err
+    });
+    assert_eq!(
+        released_rx.recv_timeout(PATIENCE * 2),
+        Ok(true),
+        "the later deadline waited for the slow waker"
+    );
+    assert_eq!(watcher.join().unwrap(), Some(Error::DeadlineExceeded));
+    assert_eq!(a.err(), Some(Error::DeadlineExceeded));
+}
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")

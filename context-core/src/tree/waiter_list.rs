@@ -25,17 +25,15 @@ use std::fmt;
 use std::ptr::{self, NonNull};
 use std::task::Waker;
 
-use crate::after_func::Callback;
-use crate::sync::{Arc, Thread};
+use crate::sync::Thread;
 
 /// Something to notify when a context is done.
 pub(crate) enum Waiter {
-    /// An async task awaiting [`Done`](crate::Done).
+    /// An async task awaiting [`Done`](crate::Done), or anything else woken as a task: an
+    /// [`after_func`](crate::Context::after_func) callback, a token bridge.
     Task(Waker),
     /// A thread blocked in [`Context::wait`](crate::Context::wait) and friends.
     Thread(Thread),
-    /// An [`after_func`](crate::Context::after_func) callback.
-    Callback(Arc<Callback>),
 }
 
 impl Waiter {
@@ -44,7 +42,6 @@ impl Waiter {
         match self {
             Waiter::Task(waker) => waker.wake(),
             Waiter::Thread(thread) => thread.unpark(),
-            Waiter::Callback(callback) => callback.fire(),
         }
     }
 }

@@ -1,0 +1,548 @@
+//! The timer's threads: a *firer* that sleeps until the earliest deadline and expires due
+//! entries one at a time, and a *standby* that takes over when an expiry is stuck in slow user
+//! code, so a slow waker delays unrelated deadlines by about [`STALL`], not by its own duration.
+//!
+//! Generic over what it fires ([`Expire`]): the node timer is one instance
+//! (`timer::DEADLINES`), and the unit tests below drive others with test payloads.
+//!
+//! # Invariants
+//!
+//! 1. Never early, in order: the firer reads the clock after every wake-up (spurious or not)
+//!    and pops an entry only if its deadline is at or before that reading; it pops one entry at
+//!    a time, in `(deadline, id)` order, and releases the lock before expiring it. An entry is
+//!    popped only after the previous one has *landed* (its `expire` returned, or
+//!    [`Expire::landed`] says its ordering effect is visible): see 4.
+//! 2. No lock is held while user code runs: `expire` and the drops of entries and probes happen
+//!    after the lock is released. The lock is held for one queue operation at a time, so a
+//!    burst of equal deadlines never keeps `arm` or `disarm` waiting for more than one entry.
+//! 3. `wake_at` is the time the firer will wake up by itself (`None`: it waits for a
+//!    notification), or earlier. Arming an entry before `wake_at` notifies it (and lowers
+//!    `wake_at`); a later one does not, so a steady stream of long timeouts costs no system
+//!    call. `standby_wake_at` is the same for the standby, planned [`STALL`] after the earliest
+//!    deadline or the current expiry's start.
+//! 4. Takeover: the firer records the entry it is expiring in `in_flight` with the time it
+//!    started. If the standby finds it there for [`STALL`] or more *and landed*, it bumps
+//!    `generation` and becomes the firer; the stuck thread, on its return, sees a newer
+//!    generation and becomes the standby (or exits if there is one). Requiring "landed" keeps
+//!    invariant 1 across a takeover: a firer that is merely slow to reach its entry's effect
+//!    (descheduled, say) is waited for.
+//! 5. At most [`MAX_THREADS`] threads exist; a takeover needs a free one for the next standby,
+//!    so at most `MAX_THREADS - 2` expiries can be stuck at once. Beyond that, deadlines wait for
+//!    a stuck expiry to return.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use super::queue::{Id, Queue};
+use crate::clock::{self, Ticks};
+
+/// How long an expiry may take before the standby takes over the firing.
+pub(crate) const STALL: Duration = Duration::from_millis(10);
+
+/// The most threads a timer runs (firer, standby, and expiries stuck in user code).
+pub(crate) const MAX_THREADS: usize = 32;
+
+/// After the OS refuses the standby thread, how long until the firer asks again.
+const RETRY_SPAWN: Duration = Duration::from_millis(100);
+
+/// What a timer fires.
+pub(crate) trait Expire: Id + Send + 'static {
+    /// Tells whether an expiry in progress has taken its ordering effect (for the node timer:
+    /// the node is done). Dropping a probe while its `expire` runs must run no user code.
+    type Probe: Send + 'static;
+
+    fn probe(&self) -> Self::Probe;
+
+    /// Whether later entries may be expired before this expiry returns (invariant 4).
+    fn landed(probe: &Self::Probe) -> bool;
+
+    /// Fires the entry, with no lock of the timer held. May run user code and take any time;
+    /// a panic is caught (the panic hook has reported it). `at` is the entry's deadline.
+    fn expire(self, at: Ticks);
+}
+
+/// One timer: a queue of entries and the threads that fire them.
+pub(crate) struct Timer<E: Expire> {
+    name: &'static str,
+    state: Mutex<State<E>>,
+    firer: Condvar,
+    standby: Condvar,
+}
+
+struct State<E: Expire> {
+    queue: Queue<E>,
+    wake_at: Option<Ticks>,
+    standby_wake_at: Option<Ticks>,
+    /// Bumped by every takeover (invariant 4).
+    generation: u64,
+    /// The expiry in progress: its start and its probe.
+    in_flight: Option<(Ticks, E::Probe)>,
+    firer_running: bool,
+    has_standby: bool,
+    /// When the OS last refused the standby thread.
+    refused_at: Option<Ticks>,
+    threads: usize,
+}
+
+/// Runs `f`, which may run user code, so that its panic (already reported by the panic hook)
+/// neither unwinds through a timer thread, which every deadline depends on, nor skips the rest
+/// of the firing.
+fn quietly(f: impl FnOnce()) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(f));
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Firer(u64),
+    Standby,
+}
+
+/// The OS refused to start the firer thread; the entry stays armed and the next `arm` tries
+/// again.
+#[derive(Debug)]
+pub(crate) struct Refused;
+
+impl<E: Expire> Timer<E> {
+    pub(crate) const fn new(name: &'static str) -> Timer<E> {
+        Timer {
+            name,
+            state: Mutex::new(State {
+                queue: Queue::new(),
+                wake_at: None,
+                standby_wake_at: None,
+                generation: 0,
+                in_flight: None,
+                firer_running: false,
+                has_standby: false,
+                refused_at: None,
+                threads: 0,
+            }),
+            firer: Condvar::new(),
+            standby: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<E>> {
+        // No user code runs under this lock: poison can only be a bug here, and the queue
+        // stays valid.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Arms `entry` for `at`. `Err` if the firer thread is not running and the OS refused to
+    /// start it: the entry stays armed, and the next `arm` tries again.
+    pub(crate) fn arm(&'static self, at: Ticks, entry: E) -> Result<(), Refused> {
+        let mut st = self.lock();
+        st.queue.insert(at, entry);
+        if !st.firer_running {
+            st.firer_running = true;
+            st.threads += 1;
+            let generation = st.generation;
+            // The thread waits for this lock, so it sees the entry just inserted.
+            if self.spawn(Role::Firer(generation)).is_err() {
+                st.firer_running = false;
+                st.threads -= 1;
+                return Err(Refused);
+            }
+            return Ok(());
+        }
+        if st.wake_at.is_none_or(|w| at < w) {
+            st.wake_at = Some(at);
+            self.firer.notify_one();
+        }
+        let watch = at.saturating_add(clock::span(STALL));
+        if st.has_standby && st.standby_wake_at.is_none_or(|w| watch < w) {
+            st.standby_wake_at = Some(watch);
+            self.standby.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Removes the entry armed for `at` with `id`, if it has not been popped yet. The caller
+    /// drops it (after the lock is released).
+    pub(crate) fn disarm(&self, at: Ticks, id: usize) -> Option<E> {
+        self.lock().queue.remove(at, id)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn contains_id(&self, id: usize) -> bool {
+        self.lock().queue.contains_id(id)
+    }
+
+    fn spawn(&'static self, role: Role) -> std::io::Result<()> {
+        thread::Builder::new()
+            .name(self.name.into())
+            .spawn(move || self.run(role))
+            .map(drop)
+    }
+
+    fn run(&'static self, mut role: Role) {
+        let mut st = self.lock();
+        loop {
+            st = match role {
+                Role::Firer(generation) if generation != st.generation => {
+                    // Superseded while stuck (invariant 4).
+                    if st.has_standby {
+                        st.threads -= 1;
+                        return;
+                    }
+                    st.has_standby = true;
+                    role = Role::Standby;
+                    st
+                }
+                Role::Firer(generation) => self.fire_or_sleep(st, generation),
+                Role::Standby => match self.watch(st) {
+                    (st, true) => {
+                        role = Role::Firer(st.generation);
+                        st
+                    }
+                    (st, false) => st,
+                },
+            };
+        }
+    }
+
+    /// One step of the firer: expire one due entry, or sleep until the next one.
+    fn fire_or_sleep<'a>(
+        &'static self,
+        mut st: MutexGuard<'a, State<E>>,
+        generation: u64,
+    ) -> MutexGuard<'a, State<E>> {
+        let now = clock::now();
+        let Some((at, entry)) = st.queue.pop_due(now) else {
+            // Keep an earlier planned wake-up that is still ahead (invariant 3): re-planning it
+            // away would make the next arm notify again.
+            let next = st.queue.next();
+            let planned = st.wake_at.filter(|w| *w > now);
+            let target = match (next, planned) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            st.wake_at = target;
+            return match target {
+                None => self.firer.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(at) => {
+                    let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
+                    self.firer
+                        .wait_timeout(st, timeout)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        };
+        if !st.has_standby && st.threads < MAX_THREADS && self.may_spawn(&st, now) {
+            st.has_standby = true;
+            st.threads += 1;
+            drop(st);
+            let spawned = self.spawn(Role::Standby);
+            st = self.lock();
+            if spawned.is_err() {
+                st.has_standby = false;
+                st.threads -= 1;
+                st.refused_at = Some(now);
+            }
+        }
+        st.in_flight = Some((now, entry.probe()));
+        drop(st);
+        quietly(move || entry.expire(at));
+        let mut st = self.lock();
+        if st.generation == generation {
+            if let Some(done) = st.in_flight.take() {
+                drop(st);
+                // The probe may hold the last reference to what the entry fired.
+                quietly(move || drop(done));
+                st = self.lock();
+            }
+        }
+        st
+    }
+
+    fn may_spawn(&self, st: &State<E>, now: Ticks) -> bool {
+        st.refused_at
+            .is_none_or(|t| now.saturating_sub(t) >= clock::span(RETRY_SPAWN))
+    }
+
+    /// One step of the standby: take over a stuck firing (`true`), or sleep until the next
+    /// moment one could be stuck.
+    fn watch<'a>(
+        &'static self,
+        mut st: MutexGuard<'a, State<E>>,
+    ) -> (MutexGuard<'a, State<E>>, bool) {
+        let now = clock::now();
+        let stall = clock::span(STALL);
+        let target = match &st.in_flight {
+            Some((since, probe)) if now.saturating_sub(*since) >= stall => {
+                if E::landed(probe) {
+                    // Invariant 4: take over. The stuck thread keeps its count in `threads`.
+                    st.generation += 1;
+                    st.has_standby = false;
+                    st.standby_wake_at = None;
+                    let stale = st.in_flight.take();
+                    drop(st);
+                    quietly(move || drop(stale));
+                    return (self.lock(), true);
+                }
+                // Not landed yet: look again a little later.
+                Some(now.saturating_add(stall))
+            }
+            Some((since, _)) => Some(since.saturating_add(stall)),
+            None => st.queue.next().map(|at| at.max(now).saturating_add(stall)),
+        };
+        st.standby_wake_at = target;
+        let st = match target {
+            None => self.standby.wait(st).unwrap_or_else(|p| p.into_inner()),
+            Some(at) => {
+                let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
+                self.standby
+                    .wait_timeout(st, timeout)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+        };
+        (st, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Instant;
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// What the test entries record: `(deadline, id, when it fired)`.
+    #[derive(Default)]
+    struct Log {
+        fired: Mutex<Vec<(Ticks, usize, Ticks)>>,
+        changed: Condvar,
+    }
+
+    impl Log {
+        fn push(&self, at: Ticks, id: usize) {
+            let now = clock::now();
+            self.fired.lock().unwrap().push((at, id, now));
+            self.changed.notify_all();
+        }
+
+        /// Waits (bounded) until `n` entries have fired; returns what fired.
+        fn wait_for(&self, n: usize) -> Vec<(Ticks, usize, Ticks)> {
+            let start = Instant::now();
+            let mut fired = self.fired.lock().unwrap();
+            while fired.len() < n {
+                assert!(
+                    start.elapsed() < PATIENCE,
+                    "only {} of {n} fired",
+                    fired.len()
+                );
+                fired = self.changed.wait_timeout(fired, PATIENCE).unwrap().0;
+            }
+            fired.clone()
+        }
+    }
+
+    type Action = Box<dyn FnOnce(&AtomicBool) + Send>;
+
+    struct Job {
+        at: Ticks,
+        id: usize,
+        log: Arc<Log>,
+        landed: Arc<AtomicBool>,
+        /// Runs after the entry is logged; it decides when the entry lands (default: at once).
+        action: Option<Action>,
+    }
+
+    impl Id for Job {
+        fn id(&self) -> usize {
+            self.id
+        }
+    }
+
+    impl Expire for Job {
+        type Probe = Arc<AtomicBool>;
+
+        fn probe(&self) -> Arc<AtomicBool> {
+            Arc::clone(&self.landed)
+        }
+
+        fn landed(probe: &Arc<AtomicBool>) -> bool {
+            probe.load(Ordering::SeqCst)
+        }
+
+        fn expire(self, at: Ticks) {
+            assert_eq!(at, self.at);
+            self.log.push(self.at, self.id);
+            match self.action {
+                Some(action) => action(&self.landed),
+                None => self.landed.store(true, Ordering::SeqCst),
+            }
+        }
+    }
+
+    fn timer() -> &'static Timer<Job> {
+        Box::leak(Box::new(Timer::new("test-timer")))
+    }
+
+    fn job(at: Ticks, id: usize, log: &Arc<Log>, action: Option<Action>) -> Job {
+        Job {
+            at,
+            id,
+            log: Arc::clone(log),
+            landed: Arc::new(AtomicBool::new(false)),
+            action,
+        }
+    }
+
+    fn ms(n: u64) -> Ticks {
+        clock::span(Duration::from_millis(n))
+    }
+
+    /// xorshift64*.
+    fn rng(state: &mut u64) -> u64 {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    #[test]
+    fn entries_fire_in_order_and_never_early() {
+        const N: usize = 2000;
+        let mut head_start = ms(50);
+        let mut s = 3;
+        loop {
+            let t = timer();
+            let log = Arc::new(Log::default());
+            let start = clock::now() + head_start;
+            for id in 0..N {
+                // Many equal deadlines among them.
+                let at = start + (rng(&mut s) % 200) as Ticks * ms(1) / 2;
+                t.arm(at, job(at, id, &log, None)).unwrap();
+            }
+            if clock::now() >= start {
+                // Arming outlasted the head start (a loaded machine): order is only promised
+                // among entries armed before the first is due. Again, with more room.
+                assert!(head_start < ms(30_000), "could not arm in time");
+                head_start *= 4;
+                continue;
+            }
+            let fired = log.wait_for(N);
+            for w in fired.windows(2) {
+                assert!((w[0].0, w[0].1) < (w[1].0, w[1].1), "out of order: {w:?}");
+            }
+            for (at, _, when) in &fired {
+                assert!(when >= at, "fired {} ns early", at - when);
+            }
+            return;
+        }
+    }
+
+    #[test]
+    fn a_stuck_expiry_does_not_hold_up_later_entries() {
+        // Three entries in a row get stuck (each until the last one fires); the last one must
+        // still fire: each stuck firer is taken over after STALL.
+        const STUCK: usize = 3;
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let (tx, rx) = mpsc::channel::<()>();
+        let rx = Arc::new(Mutex::new(rx));
+        let released = Arc::new(AtomicUsize::new(0));
+        let start = clock::now() + ms(5);
+        for id in 0..STUCK {
+            let rx = Arc::clone(&rx);
+            let released = Arc::clone(&released);
+            let action: Action = Box::new(move |landed| {
+                landed.store(true, Ordering::SeqCst);
+                // Stuck until the last entry fires (each one passes the news on).
+                let got = rx.lock().unwrap().recv_timeout(PATIENCE);
+                if got.is_ok() {
+                    released.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            t.arm(
+                start + id as Ticks,
+                job(start + id as Ticks, id, &log, Some(action)),
+            )
+            .unwrap();
+        }
+        let last: Action = Box::new(move |landed| {
+            landed.store(true, Ordering::SeqCst);
+            for _ in 0..STUCK {
+                tx.send(()).unwrap();
+            }
+        });
+        let at = start + ms(1);
+        t.arm(at, job(at, STUCK, &log, Some(last))).unwrap();
+        let fired = log.wait_for(STUCK + 1);
+        assert_eq!(fired.iter().map(|f| f.1).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        // Every stuck one was released by the last one, not by its own timeout.
+        let bound = Instant::now() + PATIENCE;
+        while released.load(Ordering::SeqCst) < STUCK {
+            assert!(
+                Instant::now() < bound,
+                "the last entry waited for the stuck ones"
+            );
+            thread::yield_now();
+        }
+        // The threads of the stuck ones go away again (one firer, one standby remain).
+        while t.lock().threads > 2 {
+            assert!(Instant::now() < bound, "superseded threads did not exit");
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn an_expiry_that_has_not_landed_is_waited_for() {
+        // The first entry takes 5 x STALL before its effect is visible: the second one, due
+        // just after, must not fire before that (the order holds across a slow firer).
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let landed_at = Arc::new(Mutex::new(None));
+        let start = clock::now() + ms(5);
+        let slow: Action = {
+            let landed_at = Arc::clone(&landed_at);
+            Box::new(move |landed| {
+                // The slow part under test (not a synchronisation).
+                thread::sleep(STALL * 5);
+                *landed_at.lock().unwrap() = Some(clock::now());
+                landed.store(true, Ordering::SeqCst);
+            })
+        };
+        t.arm(start, job(start, 0, &log, Some(slow))).unwrap();
+        t.arm(start + 1, job(start + 1, 1, &log, None)).unwrap();
+        let fired = log.wait_for(2);
+        let landed_at = landed_at
+            .lock()
+            .unwrap()
+            .expect("landed before the next fired");
+        assert!(fired[1].2 >= landed_at);
+    }
+
+    #[test]
+    fn a_panicking_expiry_does_not_stop_the_timer() {
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let start = clock::now() + ms(2);
+        let boom: Action = Box::new(|_| panic!("deliberate panic in a test expiry"));
+        t.arm(start, job(start, 0, &log, Some(boom))).unwrap();
+        t.arm(start + 1, job(start + 1, 1, &log, None)).unwrap();
+        assert_eq!(log.wait_for(2).len(), 2);
+    }
+
+    #[test]
+    fn a_disarmed_entry_never_fires() {
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let start = clock::now() + ms(20);
+        t.arm(start, job(start, 0, &log, None)).unwrap();
+        t.arm(start + 1, job(start + 1, 1, &log, None)).unwrap();
+        let disarmed = t.disarm(start, 0);
+        let fired = log.wait_for(1);
+        if disarmed.is_some() {
+            assert_eq!(fired.iter().map(|f| f.1).collect::<Vec<_>>(), [1]);
+            assert!(!t.contains_id(0));
+        }
+    }
+}
