@@ -50,10 +50,9 @@ mod after_func;
 mod ambient;
 mod context;
 mod error;
-mod go;
-mod group;
 mod handle;
 mod slab;
+mod spawn;
 mod sync;
 mod timer;
 mod trace;
@@ -65,11 +64,10 @@ pub use after_func::AfterFunc;
 pub use ambient::EnterGuard;
 pub use context::Context;
 pub use error::{BoxError, Cause, Error};
-#[cfg(feature = "tokio")]
-pub use go::SpawnError;
-pub use go::{GoHandle, JoinError};
-pub use group::{Group, GroupWait, LimitError, MemberFailed};
 pub use handle::CancelHandle;
+pub use spawn::{
+    GoHandle, GoJoin, Group, GroupWait, JoinError, LimitError, MemberFailed, SpawnError,
+};
 pub use waiters::Done;
 
 #[cfg(feature = "macros")]
