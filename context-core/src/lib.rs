@@ -47,8 +47,8 @@
 //! deadlines fire from this crate's own timer thread, not from a runtime's timer. They are
 //! tested under tokio, smol's `async-executor` and `futures::executor::block_on`. What needs
 //! the `tokio` feature *and* a running tokio runtime: `go!` of a future,
-//! `Group::go_async`/`try_go_async` and `GoHandle::spawn`/`try_spawn` (outside a runtime the
-//! `try_` forms return `SpawnError`). Blocking work (`go!` of a call, [`Group::go`],
+//! `Group::spawn`/`try_spawn` and `GoHandle::spawn`/`try_spawn` (outside a runtime the `try_`
+//! forms return `SpawnError`). Blocking work (`go!` of a call, [`Group::spawn_blocking`],
 //! [`GoHandle::spawn_blocking`]) runs on OS threads and needs nothing.
 //!
 //! # Features
@@ -78,9 +78,8 @@ mod bridge;
 mod clock;
 mod context;
 mod error;
-mod go;
-mod group;
 mod handle;
+mod spawn;
 mod sync;
 mod timer;
 mod trace;
@@ -96,11 +95,10 @@ pub use bridge::signal::SignalReceived;
 pub use bridge::token::TokenCancelled;
 pub use context::Context;
 pub use error::{BoxError, Cause, Error};
-#[cfg(feature = "tokio")]
-pub use go::SpawnError;
-pub use go::{GoHandle, JoinError};
-pub use group::{Group, GroupWait, LimitError, MemberFailed};
 pub use handle::CancelHandle;
+pub use spawn::{
+    GoHandle, GoJoin, Group, GroupWait, JoinError, LimitError, MemberFailed, SpawnError,
+};
 pub use waiters::Done;
 
 #[cfg(feature = "macros")]

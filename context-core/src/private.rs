@@ -12,7 +12,7 @@
 use std::future::{Future, IntoFuture};
 
 #[doc(hidden)]
-pub use crate::go::__support::*;
+pub use crate::spawn::support::*;
 use crate::EnterGuard;
 pub use crate::{CancelHandle, Context, Error};
 

@@ -138,26 +138,35 @@ fn peel(mut e: Expr) -> Expr {
     }
 }
 
-/// The expansion of `go!(<input>)`.
-pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    match syn::parse2::<GoInput>(input).and_then(generate) {
+/// The expansion of `go!(<input>)`; `private` is the path to `go_context::__private`.
+pub(crate) fn expand(input: TokenStream, private: &TokenStream) -> TokenStream {
+    match syn::parse2::<GoInput>(input).and_then(|input| generate(input, private)) {
         Ok(tokens) => tokens,
         Err(e) => e.into_compile_error(),
     }
 }
 
-fn generate(input: GoInput) -> syn::Result<TokenStream> {
-    let private = quote!(::go_context::__private);
+fn generate(input: GoInput, private: &TokenStream) -> syn::Result<TokenStream> {
     let work = peel(input.work);
     let span = work.span();
     let site = Span::mixed_site();
     let work_var = format_ident!("__go_work", span = site);
+    let found = format_ident!("__go_found", span = site);
+    let parent_var = format_ident!("__go_parent", span = site);
+    // Only a child of the current context looks for a parent among the arguments; `in p` and
+    // a group name theirs.
+    let probe = matches!(input.target, Target::Current);
 
     // Input:  go!(f(a, b))
     // Output: let __go_arg0 = a; let __go_arg1 = b;
-    //         let __go_work = move |_: Context| f(__go_arg0, __go_arg1);
+    //         (never run: pins the arguments' types to f's parameters)
+    //         let __go_found = <the first argument of type Context, if any>;
+    //         let __go_work = move |__go_ctx: Context| {
+    //             <that argument replaced by __go_ctx>; f(__go_arg0, __go_arg1)
+    //         };
+    let mut has_args = false;
     let (prelude, closure) = match work {
-        Expr::Closure(c) => (TokenStream::new(), explicit(c, &private)?),
+        Expr::Closure(c) => (TokenStream::new(), explicit(c, private)?),
         Expr::Call(call) => {
             let mut prelude = TokenStream::new();
             let func = match peel((*call.func).clone()) {
@@ -169,10 +178,15 @@ fn generate(input: GoInput) -> syn::Result<TokenStream> {
                 }
             };
             let args = temporaries(call.args.iter(), &mut prelude);
-            let closure = quote_spanned! {span=>
-                move |_: #private::Context| #func(#(#args),*)
-            };
-            (prelude, closure)
+            has_args = !args.is_empty();
+            let hole = format_ident!("__go_hole_fn", span = site);
+            let pinned_call = quote!(#hole(#(#args),*));
+            prelude.extend(pin_types(private, quote!(#func), &hole, &args, pinned_call));
+            if probe {
+                prelude.extend(find_parent(private, &found, &parent_var, &args));
+            }
+            let body = swap_and_call(private, &args, quote!(#func(#(#args),*)));
+            (prelude, closure_over(private, span, has_args, body))
         }
         Expr::MethodCall(call) => {
             let mut prelude = TokenStream::new();
@@ -180,12 +194,21 @@ fn generate(input: GoInput) -> syn::Result<TokenStream> {
             let receiver = &call.receiver;
             prelude.extend(quote_spanned!(receiver.span()=> let #recv = #receiver;));
             let args = temporaries(call.args.iter(), &mut prelude);
+            has_args = !args.is_empty();
             let method = &call.method;
             let turbofish = &call.turbofish;
-            let closure = quote_spanned! {span=>
-                move |_: #private::Context| #recv.#method #turbofish (#(#args),*)
-            };
-            (prelude, closure)
+            let hole = format_ident!("__go_hole_recv", span = site);
+            let pinned_call = quote!(#hole.#method #turbofish (#(#args),*));
+            prelude.extend(pin_types(private, quote!(#recv), &hole, &args, pinned_call));
+            if probe {
+                prelude.extend(find_parent(private, &found, &parent_var, &args));
+            }
+            let body = swap_and_call(
+                private,
+                &args,
+                quote!(#recv.#method #turbofish (#(#args),*)),
+            );
+            (prelude, closure_over(private, span, has_args, body))
         }
         Expr::Await(a) => {
             return Err(syn::Error::new_spanned(
@@ -193,10 +216,13 @@ fn generate(input: GoInput) -> syn::Result<TokenStream> {
                 "`.await` would wait for the future here, on the caller; spawn the future itself: drop the `.await` (`go!(f(args))`)",
             ));
         }
-        deferred @ (Expr::Async(_) | Expr::Block(_) | Expr::Macro(_) | Expr::Unsafe(_)) => {
+        deferred @ (Expr::Block(_) | Expr::Macro(_) | Expr::Unsafe(_)) => {
             let closure = quote_spanned! {span=> move |_: #private::Context| #deferred };
             (TokenStream::new(), closure)
         }
+        // An `async` block is a future value like any other: made here (which runs nothing),
+        // so a borrow in an `async` block without `move` gets rustc's own hint on the user's
+        // block ("use the `move` keyword").
         value => {
             let v = format_ident!("__go_value", span = site);
             let prelude = quote_spanned! {span=> let #v = #private::go_value(#value); };
@@ -205,9 +231,14 @@ fn generate(input: GoInput) -> syn::Result<TokenStream> {
         }
     };
 
+    let parent = if has_args {
+        quote!(&#parent_var)
+    } else {
+        quote!(&#private::Context::current())
+    };
     let spawn = match &input.target {
         Target::Current => quote_spanned! {span=>
-            .spawn(&#private::Context::current(), #work_var)
+            .spawn(#parent, #work_var)
         },
         Target::Parent(parent) => quote_spanned! {span=>
             .spawn(#private::go_parent(&(#parent)), #work_var)
@@ -219,12 +250,111 @@ fn generate(input: GoInput) -> syn::Result<TokenStream> {
     Ok(quote_spanned! {span=>
         {
             #[allow(unused_imports)]
-            use #private::{GoBlockingKind as _, GoFutureKind as _};
+            use #private::{GoArgContext as _, GoArgOther as _, GoBlockingKind as _, GoFutureKind as _};
             #prelude
             let #work_var = #closure;
             (&&#private::go_marker(&#work_var)).__go_kind() #spawn
         }
     })
+}
+
+/// Never-run code that gives each argument temporary the type of the parameter it is passed
+/// to, so that [`find_parent`] sees concrete types (an argument such as `x.into()` has none
+/// until then). Holes of inferred type stand in for the callee and the arguments, so nothing
+/// is moved.
+fn pin_types(
+    private: &TokenStream,
+    callee: TokenStream,
+    callee_hole: &proc_macro2::Ident,
+    args: &[proc_macro2::Ident],
+    call: TokenStream,
+) -> TokenStream {
+    if args.is_empty() {
+        return TokenStream::new();
+    }
+    let hole = format_ident!("__go_hole", span = Span::mixed_site());
+    quote! {
+        #[allow(unreachable_code, unused_variables, clippy::diverging_sub_expression)]
+        if false {
+            let #callee_hole = loop {};
+            #private::go_same(&#callee_hole, &#callee);
+            #(
+                let #args = {
+                    let #hole = loop {};
+                    #private::go_same(&#hole, &#args);
+                    #hole
+                };
+            )*
+            let _ = #call;
+        }
+    }
+}
+
+/// `let __go_parent = ...;`: the first argument whose type is `Context` (cloned, so the
+/// arguments can move into the work), else the current context.
+fn find_parent(
+    private: &TokenStream,
+    found: &proc_macro2::Ident,
+    parent: &proc_macro2::Ident,
+    args: &[proc_macro2::Ident],
+) -> TokenStream {
+    if args.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        let #found: ::core::option::Option<&#private::Context> = ::core::option::Option::None;
+        #(let #found = (&&#private::go_arg(&#args)).__go_parent(&#args, #found);)*
+        let #parent = #private::go_parent_or_current(#found);
+    }
+}
+
+/// In the work: the first `Context` argument replaced by the child, then the call.
+fn swap_and_call(
+    private: &TokenStream,
+    args: &[proc_macro2::Ident],
+    call: TokenStream,
+) -> TokenStream {
+    if args.is_empty() {
+        return call;
+    }
+    let child = format_ident!("__go_child", span = Span::mixed_site());
+    quote! {
+        let mut #child: ::core::option::Option<#private::Context> =
+            ::core::option::Option::Some(__go_ctx);
+        #(let #args = (&&#private::go_arg(&#args)).__go_swap(#args, &mut #child);)*
+        #call
+    }
+}
+
+/// The work's closure: it takes the child context (`__go_ctx`) when arguments may need it.
+fn closure_over(
+    private: &TokenStream,
+    span: Span,
+    has_args: bool,
+    body: TokenStream,
+) -> TokenStream {
+    if has_args {
+        let ctx = format_ident!("__go_ctx", span = Span::mixed_site());
+        let body = body.into_iter().map(|t| respan_ctx(t, &ctx));
+        let body: TokenStream = body.collect();
+        quote_spanned! {span=> move |#ctx: #private::Context| { #body } }
+    } else {
+        quote_spanned! {span=> move |_: #private::Context| #body }
+    }
+}
+
+/// Gives the `__go_ctx` written in [`swap_and_call`] the mixed-site span of the parameter.
+fn respan_ctx(t: proc_macro2::TokenTree, ctx: &proc_macro2::Ident) -> proc_macro2::TokenTree {
+    match t {
+        proc_macro2::TokenTree::Ident(i) if i == "__go_ctx" => ctx.clone().into(),
+        proc_macro2::TokenTree::Group(g) => {
+            let inner: TokenStream = g.stream().into_iter().map(|t| respan_ctx(t, ctx)).collect();
+            let mut out = proc_macro2::Group::new(g.delimiter(), inner);
+            out.set_span(g.span());
+            out.into()
+        }
+        other => other,
+    }
 }
 
 /// `let __go_argN = <arg>;` for each argument, evaluated on the caller in order.
@@ -291,8 +421,67 @@ fn explicit(c: ExprClosure, private: &TokenStream) -> syn::Result<TokenStream> {
                 "give the return type inside instead: `go!(|ctx| async move { ... })`",
             ));
         }
-        quote_spanned!(span=> #(#attrs)* move |#param| async move { #body })
+        // A block body becomes the async block itself: no extra braces around the user's
+        // (which `unused_braces` would flag on user tokens).
+        match &**body {
+            Expr::Block(b) if b.attrs.is_empty() && b.label.is_none() => {
+                quote_spanned!(span=> #(#attrs)* move |#param| async move #body)
+            }
+            _ => quote_spanned!(span=> #(#attrs)* move |#param| async move { #body }),
+        }
     } else {
         quote_spanned!(span=> #(#attrs)* move |#param| #ret #body)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The `go!` section of `EXPANSION.md` is pinned here: each `<!-- snapshot go: input -->`
+    //! block, expanded with `P` as the private path, must give the tokens of the
+    //! `<!-- snapshot go: output -->` block that follows it (comments are not tokens, so the
+    //! document may explain each line).
+
+    use super::*;
+
+    /// The ```rust blocks that follow each `marker` in `doc`.
+    fn blocks<'a>(doc: &'a str, marker: &str) -> Vec<&'a str> {
+        doc.split(marker)
+            .skip(1)
+            .map(|rest| {
+                let start = rest
+                    .find("```rust\n")
+                    .expect("a rust block after the marker")
+                    + 8;
+                let len = rest[start..].find("\n```").expect("a closed block");
+                &rest[start..start + len]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn expansion_md_go_section_is_what_go_expands_to() {
+        let doc = include_str!("../EXPANSION.md");
+        let inputs = blocks(doc, "<!-- snapshot go: input -->");
+        let outputs = blocks(doc, "<!-- snapshot go: output -->");
+        assert!(!inputs.is_empty(), "EXPANSION.md has go! snapshots");
+        assert_eq!(inputs.len(), outputs.len());
+        let mut stale = Vec::new();
+        for (input, output) in inputs.iter().zip(&outputs) {
+            let input = input.trim();
+            let args = input
+                .strip_prefix("go!(")
+                .and_then(|s| s.strip_suffix(')'))
+                .expect("an input block is one `go!(..)`");
+            let got = expand(args.parse().unwrap(), &quote!(P)).to_string();
+            let want = output.parse::<TokenStream>().unwrap().to_string();
+            // Spacing (`<&` parsed vs `< &` quoted) is not meaning: compare without it.
+            let squash = |s: &str| s.split_whitespace().collect::<String>();
+            if squash(&got) != squash(&want) {
+                stale.push(format!(
+                    "EXPANSION.md is stale for `{input}`; it expands to:\n{got}\n"
+                ));
+            }
+        }
+        assert!(stale.is_empty(), "\n{}", stale.join("\n"));
+    }
 }

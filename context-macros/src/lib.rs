@@ -347,5 +347,5 @@ pub fn select_done(input: TokenStream) -> TokenStream {
 /// - Generated code names `::go_context`; the crate must be reachable under that name.
 #[proc_macro]
 pub fn go(input: TokenStream) -> TokenStream {
-    go::expand(input.into()).into()
+    go::expand(input.into(), &quote::quote!(::go_context::__private)).into()
 }

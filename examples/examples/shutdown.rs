@@ -58,7 +58,7 @@ mod pool {
         for _ in 0..WORKERS {
             let jobs = Arc::clone(&jobs);
             let done = Arc::clone(&done);
-            group.go(move |ctx| {
+            group.spawn_blocking(move |ctx| {
                 loop {
                     let job = jobs.lock().unwrap().recv();
                     let Ok(_job) = job else {

@@ -1,7 +1,7 @@
 //! Any executor: `done()`, `run()`, `scope()`, `Group::wait_async` and awaiting a `GoHandle`
 //! work the same under futures' `block_on`, smol's `async-executor` (as a spawned task) and
 //! tokio. None of these needs a tokio runtime: the first two run with none present. Only
-//! spawning futures (`go!` of a future, `Group::go_async`, `GoHandle::spawn`) needs tokio;
+//! spawning futures (`go!` of a future, `Group::spawn`, `GoHandle::spawn`) needs tokio;
 //! that is the last test.
 
 use std::future::Future;
@@ -155,12 +155,12 @@ fn group_wait_async_joins_members_and_reports_the_first_error() {
     on_each_executor(|name| async move {
         let group: Group<String> = Group::new(&Context::background());
         for _ in 0..4 {
-            group.go(|ctx| {
+            group.spawn_blocking(|ctx| {
                 ctx.wait();
                 Ok(())
             });
         }
-        group.go(|_| Err("member failed".to_owned()));
+        group.spawn_blocking(|_| Err::<(), _>("member failed".to_owned()));
         assert_eq!(
             group.wait_async().await,
             Err("member failed".to_owned()),
@@ -168,7 +168,7 @@ fn group_wait_async_joins_members_and_reports_the_first_error() {
         );
 
         let group: Group<String> = Group::new(&Context::background());
-        group.go(|_| Ok(()));
+        group.spawn_blocking(|_| Ok(()));
         assert_eq!(group.await, Ok(()), "{name}: `group.await` as well");
     });
 }
@@ -209,7 +209,7 @@ fn spawning_futures_is_what_needs_tokio() {
         assert_eq!(handle.await.unwrap(), "stopped");
 
         let group: Group<Error> = Group::new(&parent);
-        group.go_async(|ctx| async move { ctx.check() });
+        group.spawn(|ctx| async move { ctx.check() });
         assert_eq!(group.wait_async().await, Ok(()));
     });
 }

@@ -342,3 +342,173 @@ fn a_task_dropped_by_its_runtime_joins_as_cancelled() {
     assert!(err.is_cancelled());
     assert!(err.to_string().contains("runtime shut down"));
 }
+
+// ===== issue 11: no hang, no crash =====
+
+/// Runs `f` on its own thread and waits at most `PATIENCE` for it: a hang fails the test
+/// instead of hanging it (the stuck thread is left behind; the process ends with the tests).
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(PATIENCE)
+        .expect("hung (or panicked) instead of returning")
+}
+
+async fn seven() -> u8 {
+    7
+}
+
+#[test]
+fn join_in_a_multi_thread_runtime_task_returns_instead_of_hanging() {
+    // Regression (issue 11, 2): the joined task sat in the blocked worker's LIFO slot.
+    let value = bounded(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        rt.block_on(async { tokio::spawn(async { go!(seven()).join().unwrap() }).await })
+            .unwrap()
+    });
+    assert_eq!(value, 7);
+}
+
+#[test]
+fn join_in_a_multi_thread_root_future_returns() {
+    let value = bounded(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async { go!(seven()).join().unwrap() })
+    });
+    assert_eq!(value, 7);
+}
+
+#[test]
+fn join_in_a_current_thread_root_future_panics_with_the_message_instead_of_hanging() {
+    // Regression (issue 11, 3): `#[tokio::test]`'s root future is not a task, and hung.
+    let msg = bounded(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            rt.block_on(async { go!(seven()).join() })
+        }));
+        panic_message(&*caught.unwrap_err())
+    });
+    assert!(msg.contains("current-thread tokio runtime"), "{msg}");
+    assert!(msg.contains("handle.await"), "{msg}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn join_of_finished_work_never_blocks_so_it_is_allowed_anywhere() {
+    let handle = go!(seven());
+    while !handle.is_finished() {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(handle.join().unwrap(), 7);
+}
+
+#[test]
+fn a_thread_that_entered_a_current_thread_runtime_may_still_join() {
+    // Entering a runtime (as go!'s threads do) does not make a thread its driver.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _entered = rt.enter();
+    assert_eq!(go!(|_ctx| 5).join().unwrap(), 5);
+}
+
+#[test]
+fn join_error_kinds_are_exclusive_and_displayed() {
+    fn boom() -> u8 {
+        panic!("boom")
+    }
+    let err = go!(boom()).join().unwrap_err();
+    assert!(err.is_panic() && !err.is_cancelled() && !err.is_refused() && !err.is_failed());
+    assert!(format!("{err:?}").contains("boom"));
+}
+
+// ===== issue 12: go! keeps what the code means =====
+
+#[go_context::cancellable]
+fn worker(ctx: Context) -> Result<u32, Error> {
+    loop {
+        ctx.sleep(Duration::from_millis(1))?;
+    }
+}
+
+#[test]
+fn cancel_stops_work_that_was_handed_a_context_argument() {
+    // Regression (issue 12, 1): the work ran under its own argument, not under go!'s child.
+    let (parent, _cancel) = Context::background().with_cancel();
+    let handle = go!(worker(parent.clone()));
+    handle.cancel();
+    let outcome = bounded(move || handle.join().unwrap());
+    assert_eq!(outcome, Err(Error::Canceled));
+    assert!(!parent.is_done(), "only the child is cancelled");
+}
+
+#[test]
+fn the_child_replaces_the_first_context_argument_and_derives_from_it() {
+    fn chains(first: Context, second: Context, n: u8) -> (String, String, u8) {
+        (format!("{first:?}"), format!("{second:?}"), n)
+    }
+    let (a, _ca) = Context::background().with_cancel();
+    let b = Context::background().with_value(7u8);
+    let (first, second, n) = go!(chains(a.clone(), b.clone(), 3)).join().unwrap();
+    assert_eq!(first, "background.with_cancel.with_cancel"); // the child of `a`
+    assert_eq!(second, "background.with_value(u8)"); // unchanged
+    assert_eq!(n, 3);
+}
+
+#[test]
+fn a_method_call_with_a_context_argument_runs_under_the_child() {
+    struct Service;
+    impl Service {
+        fn serve(&self, ctx: Context) -> Error {
+            ctx.wait()
+        }
+    }
+    let handle = go!(Service.serve(Context::background()));
+    handle.cancel();
+    assert_eq!(bounded(move || handle.join().unwrap()), Error::Canceled);
+}
+
+#[test]
+fn arguments_whose_type_comes_from_the_callee_still_compile() {
+    fn takes(s: String, n: u64, v: Vec<u8>) -> usize {
+        s.len() + n as usize + v.len()
+    }
+    let handle = go!(takes("ab".into(), Default::default(), vec![]));
+    assert_eq!(handle.join().unwrap(), 2);
+}
+
+#[test]
+fn a_context_argument_of_a_group_member_is_the_member_context() {
+    fn member(ctx: Context) -> Result<String, go_context::BoxError> {
+        Ok(format!("{ctx:?}"))
+    }
+    let group: go_context::Group = go_context::Group::new(&Context::background());
+    let handle = go!(group => member(Context::background()));
+    group.wait().unwrap();
+    assert_eq!(handle.join().unwrap(), "background.with_cancel.with_cancel");
+}
+
+/// `go!(async move |ctx| { .. })` must not make `unused_braces` fire on the user's braces
+/// (this module fails to compile if it does).
+#[deny(unused_braces)]
+mod no_lint_on_user_tokens {
+    use go_context::{go, Context};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn async_closure_with_a_block_body() {
+        let handle = go!(async move |ctx: Context| {
+            tokio::task::yield_now().await;
+            ctx.is_done()
+        });
+        assert!(!handle.await.unwrap());
+    }
+}

@@ -94,15 +94,15 @@ fn threads_first_error_wins_and_is_the_cause_siblings_see() {
         let seen_tx = seen_tx.clone();
         // The failing member goes last: members added after a failure are not started.
         if id == 3 {
-            group.go(move |_| Err(FetchError::NotFound(id)));
+            group.spawn_blocking(move |_| Err::<(), _>(FetchError::NotFound(id)));
         } else {
-            group.go(move |ctx| {
+            group.spawn_blocking(move |ctx| {
                 let err = ctx.wait();
                 let cause = ctx.cause().unwrap();
                 let failed = cause.downcast_ref::<MemberFailed>().unwrap().clone();
                 seen_tx.send(failed).unwrap();
                 // A later error does not replace the first.
-                Err(err.into())
+                Err::<(), _>(err.into())
             });
         }
     }
@@ -146,7 +146,7 @@ fn wait_without_errors_returns_ok_and_the_context_is_done_afterwards() {
     let group: Group = Group::new(&Context::background());
     let ctx = group.context().clone();
     for _ in 0..3 {
-        group.go(|ctx| {
+        group.spawn_blocking(|ctx| {
             assert!(!ctx.is_done());
             Ok(())
         });
@@ -162,9 +162,9 @@ fn parent_cancel_reaches_every_member() {
     let started = Arc::new(InFlight::default());
     for _ in 0..3 {
         let started = Arc::clone(&started);
-        group.go(move |ctx| {
+        group.spawn_blocking(move |ctx| {
             started.enter();
-            Err(ctx.wait())
+            Err::<(), _>(ctx.wait())
         });
     }
     started.wait_for(3);
@@ -183,7 +183,7 @@ fn thread_limit_is_never_exceeded_and_is_reached() {
     let gate = Arc::new(Gate::default());
     for _ in 0..12 {
         let (flight, gate) = (Arc::clone(&flight), Arc::clone(&gate));
-        group.go(move |_| {
+        group.spawn_blocking(move |_| {
             flight.enter();
             gate.pass();
             flight.leave();
@@ -208,7 +208,7 @@ async fn task_limit_is_never_exceeded_and_is_reached() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     for _ in 0..10 {
         let (flight, gate) = (Arc::clone(&flight), Arc::clone(&gate));
-        group.go_async(move |_| async move {
+        group.spawn(move |_| async move {
             flight.enter();
             gate.acquire().await.unwrap().forget();
             flight.leave();
@@ -233,10 +233,13 @@ fn try_go_starts_only_under_the_limit() {
     let mut started = 0;
     for _ in 0..5 {
         let gate = Arc::clone(&gate);
-        if group.try_go(move |_| {
-            gate.pass();
-            Ok(())
-        }) {
+        if group
+            .try_spawn_blocking(move |_| {
+                gate.pass();
+                Ok(())
+            })
+            .is_ok()
+        {
             started += 1;
         }
     }
@@ -250,10 +253,10 @@ fn queued_members_do_not_start_after_a_failure() {
     let group: Group<FetchError> = Group::new(&Context::background());
     group.set_limit(1).unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
-    group.go(|_| Err(FetchError::NotFound(0)));
+    group.spawn_blocking(|_| Err::<(), _>(FetchError::NotFound(0)));
     for _ in 0..5 {
         let ran = Arc::clone(&ran);
-        group.go(move |_| {
+        group.spawn_blocking(move |_| {
             ran.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
@@ -274,7 +277,7 @@ fn after_a_parent_cancel_queued_members_still_run_and_report() {
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..4 {
         let ran = Arc::clone(&ran);
-        group.go(move |ctx| {
+        group.spawn_blocking(move |ctx| {
             assert_eq!(ctx.err(), Some(Error::Canceled));
             ran.fetch_add(1, Ordering::SeqCst);
             Ok(())
@@ -288,7 +291,7 @@ fn after_a_parent_cancel_queued_members_still_run_and_report() {
 fn a_bad_limit_is_a_typed_error_and_changes_nothing() {
     let group: Group = Group::new(&Context::background());
     assert_eq!(group.set_limit(0), Err(go_context::LimitError::Zero));
-    group.go(|ctx| {
+    group.spawn_blocking(|ctx| {
         ctx.wait();
         Ok(())
     });
@@ -309,11 +312,11 @@ fn a_thread_panic_cancels_the_group_and_wait_re_raises_it() {
     let group: Group = Group::new(&Context::background());
     let ctx = group.context().clone();
     let (saw, saw_rx) = mpsc::channel();
-    group.go(move |ctx| {
+    group.spawn_blocking(move |ctx| {
         saw.send(ctx.wait()).unwrap();
         Ok(())
     });
-    group.go(|_| panic::panic_any(Boom(9)));
+    group.spawn_blocking(|_| -> Result<(), _> { panic::panic_any(Boom(9)) });
     let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
     assert_eq!(payload.downcast_ref::<Boom>(), Some(&Boom(9)));
     assert_eq!(saw_rx.recv_timeout(PATIENCE), Ok(Error::Canceled));
@@ -365,7 +368,7 @@ fn no_member_thread_outlives_a_waited_group() {
     group.set_limit(3).unwrap();
     for _ in 0..8 {
         let (exited, held) = (Arc::clone(&exited), Arc::clone(&held));
-        group.go(move |_| {
+        group.spawn_blocking(move |_| {
             let _held = held;
             ON_EXIT.with(|f| *f.borrow_mut() = Some(OnExit(exited)));
             Ok(())
@@ -390,7 +393,7 @@ async fn no_member_task_outlives_a_waited_group() {
     let group: Group = Group::new(&Context::background());
     for i in 0..16 {
         let held = Arc::clone(&held);
-        group.go_async(move |_| async move {
+        group.spawn(move |_| async move {
             for _ in 0..i % 4 {
                 tokio::task::yield_now().await;
             }
@@ -399,7 +402,7 @@ async fn no_member_task_outlives_a_waited_group() {
         });
     }
     let held_late = Arc::clone(&held);
-    group.go_async(move |_| async move {
+    group.spawn(move |_| async move {
         let _keep = held_late; // dropped inside the task, at its end
         tokio::task::yield_now().await;
         Ok(())
@@ -415,7 +418,7 @@ fn dropping_a_group_cancels_its_context_without_waiting() {
     let group: Group = Group::new(&Context::background());
     let ctx = group.context().clone();
     let line = line!() - 2;
-    group.go(move |ctx| {
+    group.spawn_blocking(move |ctx| {
         let err = ctx.wait();
         released.recv().unwrap(); // still running after the drop returned
         done_tx.send(err).unwrap();
@@ -429,16 +432,17 @@ fn dropping_a_group_cancels_its_context_without_waiting() {
 }
 
 #[test]
-fn members_run_with_the_group_context_current() {
+fn members_run_with_their_own_child_of_the_group_context_current() {
     let group: Group = Group::new(&Context::background());
-    let expected = format!("{:?}", group.context());
+    let expected = format!("{:?}.with_cancel", group.context());
     let (tx, rx) = mpsc::channel();
-    group.go(move |_| {
+    let member = group.spawn_blocking(move |ctx| {
         tx.send(format!("{:?}", Context::current())).unwrap();
-        Ok(())
+        Ok(format!("{ctx:?}"))
     });
     group.wait().unwrap();
     assert_eq!(rx.recv().unwrap(), expected);
+    assert_eq!(member.join().unwrap(), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,7 +475,7 @@ async fn go_macro_sends_blocking_calls_to_threads_and_futures_to_tasks() {
 fn go_async_outside_a_runtime_panics_with_a_clear_message() {
     let group: Group = Group::new(&Context::background());
     let caught = panic::catch_unwind(AssertUnwindSafe(|| {
-        group.go_async(|_| async { Ok(()) });
+        group.spawn(|_| async { Ok(()) });
     }))
     .unwrap_err();
     let msg = caught.downcast_ref::<String>().unwrap();
@@ -490,7 +494,7 @@ fn members_dropped_by_a_runtime_shutdown_come_back_from_wait_instead_of_hanging(
     let group: Group = Group::new(&Context::background());
     {
         let _runtime = rt.enter();
-        group.go_async(|_| async {
+        group.spawn(|_| async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(())
         });
@@ -499,7 +503,7 @@ fn members_dropped_by_a_runtime_shutdown_come_back_from_wait_instead_of_hanging(
     {
         // Spawning onto a runtime that has shut down drops the member at once.
         let _runtime = handle.enter();
-        group.go_async(|_| async { Ok(()) });
+        group.spawn(|_| async { Ok(()) });
     }
     let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
     let msg = payload.downcast_ref::<String>().unwrap();
@@ -539,9 +543,9 @@ async fn many_mixed_members_under_a_limit_finish_with_the_first_error() {
             result
         };
         if id % 3 == 0 {
-            group.go(work);
+            group.spawn_blocking(work);
         } else {
-            group.go_async(move |ctx| async move {
+            group.spawn(move |ctx| async move {
                 tokio::task::yield_now().await;
                 work(ctx)
             });
@@ -553,4 +557,286 @@ async fn many_mixed_members_under_a_limit_finish_with_the_first_error() {
     assert_eq!(result, Err(FetchError::NotFound(150)));
     assert!(flight.max.load(Ordering::SeqCst) <= LIMIT);
     assert_eq!(flight.now.load(Ordering::SeqCst), 0);
+}
+
+// ===== issue 11 =====
+
+/// Runs `f` on its own thread and waits at most `PATIENCE` for it: a hang fails the test.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(PATIENCE)
+        .expect("hung (or panicked) instead of returning")
+}
+
+fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// The process's number of memory mappings (the kernel's `vm.max_map_count` is what ran out).
+#[cfg(target_os = "linux")]
+fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_long_lived_group_reaps_finished_member_threads() {
+    // Regression (issue 11, 1): every finished member thread stayed unjoined until `wait`,
+    // each holding its stack mappings (stack + guard page): 5,000 members made 10,000 more
+    // mappings, and ~32,700 members ran out of the kernel's map count and aborted.
+    const MEMBERS: usize = 5_000;
+    let group: Group = Group::new(&Context::background());
+    group.set_limit(8).unwrap();
+    let before = map_count();
+    let peak = Arc::new(AtomicUsize::new(0));
+    for i in 0..MEMBERS {
+        let peak = Arc::clone(&peak);
+        group.spawn_blocking(move |_| {
+            if i % 50 == 0 {
+                peak.fetch_max(map_count(), Ordering::SeqCst);
+            }
+            Ok(())
+        });
+    }
+    group.wait().unwrap();
+    let grown = peak.load(Ordering::SeqCst).saturating_sub(before);
+    // Bounded: about twice the limit's threads (2 mappings each), malloc arenas, and the
+    // threads of other tests running in this process.
+    assert!(
+        grown < 2_000,
+        "{grown} more mappings while {MEMBERS} members ran"
+    );
+}
+
+#[test]
+fn wait_in_a_multi_thread_runtime_task_returns_instead_of_hanging() {
+    // Regression (issue 11, 2): the member task sat in the blocked worker's LIFO slot.
+    let result = bounded(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::spawn(async {
+                let group: Group = Group::new(&Context::background());
+                group.spawn(|_| async { Ok(()) });
+                group.wait().is_ok()
+            })
+            .await
+            .unwrap()
+        })
+    });
+    assert!(result);
+}
+
+#[test]
+fn wait_in_a_current_thread_root_future_panics_with_the_message_instead_of_hanging() {
+    // Regression (issue 11, 3).
+    let msg = bounded(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            rt.block_on(async {
+                let group: Group = Group::new(&Context::background());
+                group.spawn(|_| async { Ok(()) });
+                group.wait()
+            })
+        }));
+        message(&*caught.unwrap_err())
+    });
+    assert!(msg.contains("current-thread tokio runtime"), "{msg}");
+    assert!(msg.contains("wait_async"), "{msg}");
+}
+
+/// An error whose `Display` panics.
+#[derive(Debug)]
+struct Unprintable;
+
+impl fmt::Display for Unprintable {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        panic!("Display of the error panicked")
+    }
+}
+
+#[test]
+fn an_error_whose_display_panics_does_not_hang_wait() {
+    // Regression (issue 11, 4): the error was formatted under the group lock, and the unwind
+    // skipped the running count, so `wait` never returned.
+    let (err, cause) = bounded(|| {
+        let group: Group<Unprintable> = Group::new(&Context::background());
+        let ctx = group.context().clone();
+        group.spawn_blocking(|_| Err::<(), _>(Unprintable));
+        let err = group.wait().unwrap_err();
+        (err, ctx.cause().unwrap().to_string())
+    });
+    assert!(matches!(err, Unprintable));
+    assert_eq!(cause, "(the error's Display panicked)");
+}
+
+#[test]
+fn an_error_whose_display_panics_does_not_hang_wait_async() {
+    let err = bounded(|| {
+        let group: Group<Unprintable> = Group::new(&Context::background());
+        group.spawn_blocking(|_| Err::<(), _>(Unprintable));
+        futures_executor::block_on(group.wait_async()).unwrap_err()
+    });
+    assert!(matches!(err, Unprintable));
+}
+
+/// An error whose `Drop` uses the group (through its `Debug`), which would deadlock if the
+/// group dropped it under its lock.
+struct DropsUsingTheGroup(Arc<Mutex<Option<Arc<Group<DropsUsingTheGroup>>>>>);
+
+impl fmt::Display for DropsUsingTheGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("loser")
+    }
+}
+
+impl Drop for DropsUsingTheGroup {
+    fn drop(&mut self) {
+        let group = self.0.lock().unwrap().clone();
+        if let Some(group) = group {
+            let _ = format!("{group:?}"); // takes the group's locks
+        }
+    }
+}
+
+#[test]
+fn losing_errors_are_dropped_outside_the_group_lock() {
+    let done = bounded(|| {
+        let slot = Arc::new(Mutex::new(None));
+        let group = Arc::new(Group::new(&Context::background()));
+        *slot.lock().unwrap() = Some(Arc::clone(&group));
+        // All three start before any fails: two of the errors lose.
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let members: Vec<_> = (0..3)
+            .map(|_| {
+                let (slot, barrier) = (Arc::clone(&slot), Arc::clone(&barrier));
+                group.spawn_blocking(move |_| {
+                    barrier.wait();
+                    Err::<(), _>(DropsUsingTheGroup(slot))
+                })
+            })
+            .collect();
+        // A member's handle is delivered after its error was kept or dropped.
+        for member in members {
+            assert!(member.join().unwrap_err().is_failed());
+        }
+        let group = {
+            slot.lock().unwrap().take();
+            Arc::into_inner(group).expect("the only owner left")
+        };
+        group.wait().is_err()
+    });
+    assert!(done);
+}
+
+// ===== spawning as one design: results, drain, which member =====
+
+#[test]
+fn members_give_their_values_back_through_their_handles() {
+    let group: Group = Group::new(&Context::background());
+    group.set_limit(3).unwrap();
+    let handles: Vec<_> = (0..10u64)
+        .map(|i| group.spawn_blocking(move |_| Ok(i * i)))
+        .collect();
+    group.wait().unwrap();
+    let values: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(values, (0..10u64).map(|i| i * i).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_members_give_their_values_back_through_their_handles() {
+    let group: Group = Group::new(&Context::background());
+    let handles: Vec<_> = (0..10u64)
+        .map(|i| group.spawn(move |_| async move { Ok(i + 1) }))
+        .collect();
+    group.wait_async().await.unwrap();
+    let mut sum = 0;
+    for h in handles {
+        sum += h.await.unwrap();
+    }
+    assert_eq!(sum, 55);
+}
+
+#[test]
+fn graceful_drain_runs_every_member_and_returns_the_first_error() {
+    let group: Group<FetchError> = Group::new(&Context::background());
+    group.set_fail_fast(false).unwrap();
+    group.set_limit(1).unwrap();
+    let ctx = group.context().clone();
+    let first = group.spawn_blocking(|_| Err::<(), _>(FetchError::NotFound(1)));
+    let later: Vec<_> = (0..4)
+        .map(|_| group.spawn_blocking(|ctx| Ok(ctx.is_done())))
+        .collect();
+    group.spawn_blocking(|_| Err::<(), _>(FetchError::NotFound(2)));
+    assert_eq!(group.wait(), Err(FetchError::NotFound(1)));
+    assert!(first.join().unwrap_err().is_failed());
+    for h in later {
+        assert!(
+            !h.join().unwrap(),
+            "never cancelled, and queued members still ran"
+        );
+    }
+    assert!(ctx.is_done(), "done after wait");
+    assert!(ctx
+        .cause()
+        .unwrap()
+        .downcast_ref::<MemberFailed>()
+        .is_none());
+}
+
+#[test]
+fn member_failed_names_the_member_by_sequence_number() {
+    let group: Group = Group::new(&Context::background());
+    let ctx = group.context().clone();
+    for i in 0..5u32 {
+        group.spawn_blocking(move |ctx| {
+            if i == 3 {
+                return Err(format!("member {i}").into());
+            }
+            ctx.wait();
+            Ok(())
+        });
+    }
+    assert_eq!(group.wait().unwrap_err().to_string(), "member 3");
+    let cause = ctx.cause().unwrap();
+    let failed = cause.downcast_ref::<MemberFailed>().unwrap();
+    assert_eq!(failed.member(), 3);
+    assert!(format!("{failed:?}").contains("member: 3"));
+}
+
+#[test]
+fn members_dropped_unstarted_after_a_failure_join_as_cancelled() {
+    let group: Group<FetchError> = Group::new(&Context::background());
+    group.set_limit(1).unwrap();
+    group.spawn_blocking(|_| Err::<(), _>(FetchError::NotFound(0)));
+    let queued = group.spawn_blocking(|_| Ok(1));
+    assert_eq!(group.wait(), Err(FetchError::NotFound(0)));
+    let err = queued.join().unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+}
+
+#[test]
+fn cancelling_one_member_stops_only_that_member() {
+    let group: Group = Group::new(&Context::background());
+    let a = group.spawn_blocking(|ctx| Ok(ctx.wait()));
+    let b = group.spawn_blocking(|ctx| Ok(ctx.is_done()));
+    a.cancel();
+    assert_eq!(a.join().unwrap(), Error::Canceled);
+    assert!(!b.join().unwrap());
+    assert!(!group.context().is_done());
+    group.wait().unwrap();
 }

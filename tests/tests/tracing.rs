@@ -272,12 +272,12 @@ fn a_failing_group_member_emits_one_event() {
     let parent = Context::background().with_value(MemberFails);
     let group: Group<String> = Group::new(&parent);
     for _ in 0..5 {
-        group.go(|ctx| {
+        group.spawn_blocking(|ctx| {
             ctx.wait();
             Ok(())
         });
     }
-    group.go(|_| Err("disk full".to_owned()));
+    group.spawn_blocking(|_| Err::<(), _>("disk full".to_owned()));
     assert_eq!(group.wait(), Err("disk full".to_owned()));
     let events = events_for("MemberFails");
     assert_eq!(events.len(), 1, "{events:?}");

@@ -1,0 +1,402 @@
+//! [`GoHandle`]: the handle of spawned work (by `go!`, [`GoHandle::spawn`],
+//! [`GoHandle::spawn_blocking`], or a [`Group`](crate::Group)'s `spawn`/`spawn_blocking`):
+//! cancel it, look at its context, join it.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{self, Poll};
+use std::thread::JoinHandle;
+
+use super::errors::JoinError;
+#[cfg(feature = "tokio")]
+use super::errors::{SpawnError, NO_RUNTIME};
+use super::runtime;
+use super::slot::Slot;
+use crate::sync::Arc;
+use crate::{CancelHandle, Context, Done};
+
+/// Where the work runs (for `Debug`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Thread,
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    Task,
+}
+
+/// The spawned side of a [`GoHandle`]: the work's context, the work's clone of its cancel
+/// handle (released when the work ends) and the slot it leaves its outcome in. Dropped
+/// without [`deliver`](Work::deliver) (a group dropped the member unstarted), it delivers
+/// [`JoinError::cancelled`].
+pub(crate) struct Work<T> {
+    ctx: Context,
+    cancel: Option<CancelHandle>,
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> Work<T> {
+    /// The context the work runs under.
+    pub(crate) fn context(&self) -> Context {
+        self.ctx.clone()
+    }
+
+    /// Ends the work: its context is released first (so a joiner finds nothing of the work
+    /// left), then the outcome is left for the joiner.
+    pub(crate) fn deliver(mut self, outcome: Result<T, JoinError>) {
+        drop(self.cancel.take());
+        self.slot.put(outcome);
+    }
+}
+
+impl<T> Drop for Work<T> {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            drop(cancel);
+            self.slot.put(Err(JoinError::cancelled(
+                "it was never started (its group had failed, or was dropped)",
+            )));
+        }
+    }
+}
+
+/// The handle of spawned work: cancel it, look at its context, join it.
+///
+/// - [`cancel`](GoHandle::cancel) cancels the work's context (a child of the context it was
+///   spawned under). Cancellation is cooperative, as in Go: the work sees it through the
+///   context (its current context, or the `ctx` it was handed) and returns.
+/// - [`join`](GoHandle::join) blocks the thread; `.await` (the handle is [`IntoFuture`]) waits
+///   asynchronously. Both consume the handle and give `Ok(value)`, or a [`JoinError`]
+///   carrying the panic. (Consuming it makes "join after await" impossible; to `select!` on a
+///   handle, `let join = handle.into_future();` and poll `&mut join`.)
+/// - **Dropping the handle detaches the work**, as Go's `go` does: it keeps running, under a
+///   live context, until its context is done (the parent is cancelled or a deadline passes) or
+///   it returns. When the work has returned *and* the handle is gone, the context is cancelled,
+///   so anything the work left running under it is told to stop. So `go!(f());` as a
+///   statement is Go's fire-and-forget `go f()`, and the handle is not `#[must_use]` (as
+///   tokio's `JoinHandle` is not). Unlike a [`CancelHandle`], dropping it cancels nothing.
+///
+/// # Examples
+///
+/// ```
+/// use go_context::{go, Context, Error};
+///
+/// fn count(ctx: &Context) -> Result<u64, Error> {
+///     let mut n = 0;
+///     loop {
+///         ctx.check()?;
+///         n += 1;
+///         std::thread::yield_now();
+///     }
+/// }
+///
+/// let worker = go!(|ctx| count(&ctx));
+/// worker.cancel();
+/// assert_eq!(worker.join().unwrap(), Err(Error::Canceled));
+/// ```
+pub struct GoHandle<T> {
+    ctx: Context,
+    cancel: CancelHandle,
+    slot: Arc<Slot<T>>,
+    /// The work's thread, if this handle owns it: joined by [`GoHandle::join`], so the thread
+    /// has exited when it returns. (A group owns its members' threads.)
+    thread: Option<JoinHandle<()>>,
+    kind: Kind,
+}
+
+impl<T> GoHandle<T> {
+    /// A handle and its work, under a new child of `parent`; nothing runs yet.
+    #[track_caller]
+    pub(crate) fn prepare(parent: &Context, kind: Kind) -> (GoHandle<T>, Work<T>) {
+        let (ctx, cancel) = parent.with_cancel();
+        let slot = Arc::new(Slot::new());
+        let work = Work {
+            ctx: ctx.clone(),
+            cancel: Some(cancel.clone()),
+            slot: Arc::clone(&slot),
+        };
+        let handle = GoHandle {
+            ctx,
+            cancel,
+            slot,
+            thread: None,
+            kind,
+        };
+        (handle, work)
+    }
+
+    /// Runs `f` on a new OS thread under a new child of `parent`, which is current on that
+    /// thread and also passed to `f`: the blocking half of `go!` (tokio's `spawn_blocking`,
+    /// except that the thread is a new one, never taken from a pool whose size or shutdown
+    /// you do not control). When the caller is inside a tokio runtime, the thread enters it,
+    /// so futures that `f` spawns land on the same runtime.
+    ///
+    /// If the OS refuses a thread, nothing panics: `f` is dropped unrun and the handle joins
+    /// to a [`JoinError`] whose [`is_refused`](JoinError::is_refused) is true.
+    ///
+    /// ```
+    /// use go_context::{Context, GoHandle};
+    ///
+    /// let (parent, _cancel) = Context::background().with_cancel();
+    /// let handle = GoHandle::spawn_blocking(&parent, |ctx| {
+    ///     assert_eq!(format!("{ctx:?}"), format!("{:?}", Context::current()));
+    ///     6 * 7
+    /// });
+    /// assert_eq!(handle.join().unwrap(), 42);
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking<F>(parent: &Context, f: F) -> GoHandle<T>
+    where
+        F: FnOnce(Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (mut handle, work) = GoHandle::prepare(parent, Kind::Thread);
+        handle.thread = runtime::spawn_thread(work.context(), f, move |r| work.deliver(r));
+        handle
+    }
+
+    /// The work's context: the child it runs under. It is done once the handle is cancelled or
+    /// the parent is done.
+    ///
+    /// ```
+    /// use go_context::{go, Context};
+    ///
+    /// let handle = go!(|ctx| ctx.wait());
+    /// assert!(!handle.context().is_done());
+    /// handle.cancel();
+    /// assert!(handle.context().is_done());
+    /// handle.join().unwrap();
+    /// ```
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Cancels the work's context with [`Error::Canceled`](crate::Error::Canceled); the cause
+    /// records the caller's location. The work stops when it next looks at its context.
+    ///
+    /// ```
+    /// use go_context::{go, Error};
+    ///
+    /// let handle = go!(|ctx| ctx.wait());
+    /// handle.cancel();
+    /// assert_eq!(handle.join().unwrap(), Error::Canceled);
+    /// ```
+    #[track_caller]
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Cancels the work's context with `cause` (see
+    /// [`CancelHandle::cancel_with_cause`]).
+    ///
+    /// ```
+    /// use go_context::go;
+    ///
+    /// let handle = go!(|ctx| ctx.wait());
+    /// handle.cancel_with_cause("user pressed stop");
+    /// assert_eq!(handle.context().cause().unwrap().to_string(), "user pressed stop");
+    /// handle.join().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn cancel_with_cause(&self, cause: impl Into<crate::BoxError>) {
+        self.cancel.cancel_with_cause(cause);
+    }
+
+    /// Whether the work has finished (returned, panicked or was dropped); joining will not
+    /// block.
+    ///
+    /// ```
+    /// use go_context::go;
+    ///
+    /// let handle = go!(|ctx| ctx.wait());
+    /// assert!(!handle.is_finished());
+    /// handle.cancel();
+    /// handle.join().unwrap();
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.slot.is_finished()
+    }
+
+    /// Blocks this thread until the work finishes, and returns its value, or a [`JoinError`]
+    /// with its panic. For a thread, the thread has exited when this returns.
+    ///
+    /// On a multi-thread tokio runtime this is allowed (it runs through
+    /// `tokio::task::block_in_place`, so the runtime keeps running the other tasks, the joined
+    /// one included).
+    ///
+    /// # Panics
+    ///
+    /// On the thread that drives a current-thread tokio runtime (in one of its tasks, or in
+    /// its root future: `#[tokio::test]`, `#[tokio::main(flavor = "current_thread")]`,
+    /// `Runtime::block_on`), unless the work has already finished: nothing else can run there
+    /// while this thread blocks, so it would hang forever. Use `handle.await` there.
+    ///
+    /// ```
+    /// use go_context::go;
+    ///
+    /// fn sum(xs: Vec<u32>) -> u32 {
+    ///     xs.iter().sum()
+    /// }
+    /// let xs = vec![1, 2, 3];
+    /// let handle = go!(sum(xs)); // `xs` is moved into the work
+    /// assert_eq!(handle.join().unwrap(), 6);
+    /// ```
+    #[track_caller]
+    pub fn join(mut self) -> Result<T, JoinError> {
+        let finished = self.slot.is_finished();
+        let mut finish = move || {
+            let outcome = self.slot.take_blocking();
+            if let Some(thread) = self.thread.take() {
+                // The thread has delivered: only its exit is left, and it cannot panic any
+                // more (the work's panic was caught).
+                let _ = thread.join();
+            }
+            outcome
+        };
+        if finished {
+            return finish();
+        }
+        runtime::block("GoHandle::join", "handle.await", finish)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T> GoHandle<T> {
+    /// Spawns the future that `f` makes onto the caller's tokio runtime, under a new child of
+    /// `parent`, which is current while the task runs (through [`Context::scope`]) and also
+    /// passed to `f`: the async half of `go!` (tokio's `spawn`). `f` is called inside the task.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, with a message saying what to do; see
+    /// [`try_spawn`](GoHandle::try_spawn) for a `Result`.
+    ///
+    /// ```
+    /// use go_context::{Context, GoHandle};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handle = GoHandle::spawn(&Context::background(), |ctx| async move {
+    ///     tokio::task::yield_now().await;
+    ///     ctx.is_done()
+    /// });
+    /// assert_eq!(handle.await.unwrap(), false);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn<F, Fut>(parent: &Context, f: F) -> GoHandle<T>
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: IntoFuture<Output = T>,
+        Fut::IntoFuture: Send + 'static,
+        T: Send + 'static,
+    {
+        match GoHandle::try_spawn(parent, f) {
+            Ok(handle) => handle,
+            Err(_) => panic!("{NO_RUNTIME}"),
+        }
+    }
+
+    /// Like [`spawn`](GoHandle::spawn), but outside a tokio runtime returns a [`SpawnError`]
+    /// instead of panicking.
+    ///
+    /// ```
+    /// use go_context::{Context, GoHandle};
+    ///
+    /// assert!(GoHandle::try_spawn(&Context::background(), |_| async { 1 }).is_err());
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let handle = rt.block_on(async {
+    ///     GoHandle::try_spawn(&Context::background(), |_| async { 1 }).unwrap()
+    /// });
+    /// assert_eq!(rt.block_on(handle).unwrap(), 1);
+    /// ```
+    #[track_caller]
+    pub fn try_spawn<F, Fut>(parent: &Context, f: F) -> Result<GoHandle<T>, SpawnError>
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: IntoFuture<Output = T>,
+        Fut::IntoFuture: Send + 'static,
+        T: Send + 'static,
+    {
+        let spawner = runtime::Spawner::here()?;
+        let (handle, work) = GoHandle::prepare(parent, Kind::Task);
+        spawner.spawn(work.context(), f, move |r| work.deliver(r));
+        Ok(handle)
+    }
+}
+
+impl<T> IntoFuture for GoHandle<T> {
+    type Output = Result<T, JoinError>;
+    type IntoFuture = GoJoin<T>;
+
+    /// Waits asynchronously, on any executor, for the work to finish.
+    fn into_future(self) -> GoJoin<T> {
+        GoJoin {
+            handle: self,
+            done: None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for GoHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Thread => "thread",
+            Kind::Task => "task",
+        };
+        f.debug_struct("GoHandle")
+            .field("kind", &kind)
+            .field("context", &self.ctx)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// The future of `handle.await` (from [`GoHandle`]'s [`IntoFuture`]): the work's value, or a
+/// [`JoinError`]. Dropping it detaches the work, as dropping the handle does. It needs no
+/// particular executor.
+///
+/// ```
+/// use go_context::{Context, GoHandle};
+///
+/// let handle = GoHandle::spawn_blocking(&Context::background(), |_| 7);
+/// let join = std::future::IntoFuture::into_future(handle);
+/// assert_eq!(futures_executor::block_on(join).unwrap(), 7);
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct GoJoin<T> {
+    handle: GoHandle<T>,
+    done: Option<Done>,
+}
+
+impl<T> GoJoin<T> {
+    /// The handle being awaited: cancel the work through it.
+    ///
+    /// ```
+    /// use go_context::{go, Error};
+    ///
+    /// let join = std::future::IntoFuture::into_future(go!(|ctx| ctx.wait()));
+    /// join.handle().cancel();
+    /// assert_eq!(futures_executor::block_on(join).unwrap(), Error::Canceled);
+    /// ```
+    pub fn handle(&self) -> &GoHandle<T> {
+        &self.handle
+    }
+}
+
+impl<T> Future for GoJoin<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        // A thread that has delivered is at its exit; it is not joined here, which would block.
+        this.handle.slot.poll_take(&mut this.done, cx)
+    }
+}
+
+impl<T> fmt::Debug for GoJoin<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoJoin")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}

@@ -1,0 +1,270 @@
+//! The runtime glue that `GoHandle` and `Group` share: the thread body (runtime capture,
+//! `enter`, `catch_unwind`), the policy when the OS refuses a thread, the task body (scope,
+//! panics caught at creation and at every poll, a task dropped unfinished), and the check that
+//! decides whether a blocking wait may block this thread.
+//!
+//! Every spawned piece of work ends in exactly one call of its `deliver` closure: with its
+//! value, its panic, [`JoinError::refused`] (no thread) or [`JoinError::cancelled`] (its task
+//! was dropped by the runtime). `deliver` runs on the work's thread, or where the runtime drops
+//! the task; never under a lock of ours.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::thread::JoinHandle;
+
+use super::errors::JoinError;
+use crate::sync::{lock, Arc, Mutex};
+use crate::Context;
+
+/// The tokio runtime the spawning thread is in, if any: a thread started from inside a runtime
+/// enters it, so futures that its blocking code spawns land on the same runtime.
+struct Runtime {
+    #[cfg(feature = "tokio")]
+    handle: Option<tokio::runtime::Handle>,
+}
+
+impl Runtime {
+    fn capture() -> Runtime {
+        Runtime {
+            #[cfg(feature = "tokio")]
+            handle: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+
+    /// Runs `f` inside the captured runtime, if any.
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tokio")]
+        let _entered = self.handle.as_ref().map(tokio::runtime::Handle::enter);
+        f()
+    }
+}
+
+/// Runs `f(ctx)` on a new OS thread, with `ctx` current and the caller's runtime entered, and
+/// hands the outcome to `deliver`. Returns the thread, to be joined (or dropped: detached).
+///
+/// **Policy when the OS refuses a thread** (the same for `go!` and `Group`): nothing panics at
+/// the spawn; `f` is dropped unrun, here, and `deliver` gets [`JoinError::refused`] with the
+/// OS error, so the refusal comes back where the work's outcome would have.
+pub(crate) fn spawn_thread<T, F, D>(ctx: Context, f: F, deliver: D) -> Option<JoinHandle<()>>
+where
+    F: FnOnce(Context) -> T + Send + 'static,
+    T: Send + 'static,
+    D: FnOnce(Result<T, JoinError>) + Send + 'static,
+{
+    spawn_thread_with(std::thread::Builder::new(), ctx, f, deliver)
+}
+
+/// [`spawn_thread`] with a given builder (the tests make the OS refuse through it).
+fn spawn_thread_with<T, F, D>(
+    builder: std::thread::Builder,
+    ctx: Context,
+    f: F,
+    deliver: D,
+) -> Option<JoinHandle<()>>
+where
+    F: FnOnce(Context) -> T + Send + 'static,
+    T: Send + 'static,
+    D: FnOnce(Result<T, JoinError>) + Send + 'static,
+{
+    let runtime = Runtime::capture();
+    // Shared with the thread, so that a refused spawn (which drops the thread's closure) still
+    // gives the job back to deliver the refusal.
+    let job = Arc::new(Mutex::new(Some((ctx, f, deliver))));
+    let body = {
+        let job = Arc::clone(&job);
+        move || {
+            let taken = lock(&job).take();
+            drop(job);
+            let Some((ctx, f, deliver)) = taken else {
+                return;
+            };
+            let result = runtime.run(|| {
+                let _current = ctx.enter();
+                panic::catch_unwind(AssertUnwindSafe(move || f(ctx)))
+            });
+            deliver(result.map_err(JoinError::panic));
+        }
+    };
+    match builder.spawn(body) {
+        Ok(thread) => Some(thread),
+        Err(e) => {
+            let taken = lock(&job).take();
+            if let Some((ctx, f, deliver)) = taken {
+                drop((ctx, f)); // user code (the closure's drop), outside every lock
+                deliver(Err(JoinError::refused(e)));
+            }
+            None
+        }
+    }
+}
+
+/// Where a task is spawned: the runtime of the caller's task (`tokio::spawn`, no handle clone),
+/// or a captured runtime (for work started later, from anywhere).
+#[cfg(feature = "tokio")]
+pub(crate) enum Spawner {
+    Task,
+    Handle(tokio::runtime::Handle),
+}
+
+#[cfg(feature = "tokio")]
+impl Spawner {
+    /// Spawns onto the caller's runtime, now.
+    pub(crate) fn here() -> Result<Spawner, super::errors::SpawnError> {
+        if tokio::task::try_id().is_some() {
+            return Ok(Spawner::Task);
+        }
+        Spawner::captured()
+    }
+
+    /// The caller's runtime, to spawn onto later.
+    pub(crate) fn captured() -> Result<Spawner, super::errors::SpawnError> {
+        tokio::runtime::Handle::try_current()
+            .map(Spawner::Handle)
+            .map_err(|_| super::errors::SpawnError::NO_RUNTIME)
+    }
+
+    /// Runs the future that `make(ctx)` gives as a task, with `ctx` current at every poll, and
+    /// hands the outcome to `deliver`: the value, a panic (in `make` or in any poll), or
+    /// [`JoinError::cancelled`] if the runtime drops the task unfinished.
+    pub(crate) fn spawn<T, F, Fut, D>(self, ctx: Context, make: F, deliver: D)
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: std::future::IntoFuture<Output = T>,
+        Fut::IntoFuture: Send + 'static,
+        T: Send + 'static,
+        D: FnOnce(Result<T, JoinError>) + Send + 'static,
+    {
+        let delivery = Delivery(Some(deliver), std::marker::PhantomData);
+        let task = ctx.scope({
+            let ctx = ctx.clone();
+            async move {
+                let delivery = delivery;
+                let result = caught(move || make(ctx)).await;
+                delivery.deliver(result);
+            }
+        });
+        // The task is detached: its outcome comes back through `deliver`.
+        drop(match self {
+            Spawner::Task => tokio::spawn(task),
+            Spawner::Handle(runtime) => runtime.spawn(task),
+        });
+    }
+}
+
+/// Delivers [`JoinError::cancelled`] if the task is dropped before it delivered.
+#[cfg(feature = "tokio")]
+struct Delivery<T, D: FnOnce(Result<T, JoinError>)>(Option<D>, std::marker::PhantomData<fn(T)>);
+
+#[cfg(feature = "tokio")]
+impl<T, D: FnOnce(Result<T, JoinError>)> Delivery<T, D> {
+    fn deliver(mut self, result: Result<T, JoinError>) {
+        if let Some(deliver) = self.0.take() {
+            deliver(result);
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T, D: FnOnce(Result<T, JoinError>)> Drop for Delivery<T, D> {
+    fn drop(&mut self) {
+        // Only reachable unfinished: `deliver` took the closure otherwise.
+        if let Some(deliver) = self.0.take() {
+            deliver(Err(JoinError::cancelled(
+                "its runtime dropped the task (the runtime shut down)",
+            )));
+        }
+    }
+}
+
+/// Calls `make` and polls the future it returns, catching a panic in either. Everything the
+/// work owned is dropped when this returns.
+#[cfg(feature = "tokio")]
+async fn caught<T, F, Fut>(make: F) -> Result<T, JoinError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::IntoFuture<Output = T>,
+{
+    use std::future::Future;
+    use std::task::Poll;
+    let fut = match panic::catch_unwind(AssertUnwindSafe(move || make().into_future())) {
+        Ok(fut) => fut,
+        Err(payload) => return Err(JoinError::panic(payload)),
+    };
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        match panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(JoinError::panic(payload))),
+        }
+    })
+    .await
+}
+
+/// Runs the blocking wait `f` of `what` (e.g. `GoHandle::join`) so that it cannot hang a tokio
+/// runtime:
+/// - on a multi-thread runtime's thread, through `block_in_place`, so the runtime moves this
+///   worker's tasks (its LIFO slot included, where the awaited task often sits) elsewhere;
+/// - on the thread that drives a current-thread runtime (one of its tasks, or its root future:
+///   `#[tokio::test]`, `#[tokio::main(flavor = "current_thread")]`, `Runtime::block_on`),
+///   nothing else can run while this thread blocks, so the deadlock is certain: panics with a
+///   message that names `instead`;
+/// - anywhere else (plain threads, threads that only entered a runtime), just runs `f`.
+#[track_caller]
+pub(crate) fn block<R>(what: &str, instead: &str, f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "tokio")]
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        match runtime.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => {
+                if drives_runtime() {
+                    panic!(
+                        "{what} blocks this thread, and this thread drives a current-thread \
+                         tokio runtime (a task on it, or its `block_on`), so the work it waits \
+                         for could never run: it would hang forever. Use `{instead}` instead"
+                    );
+                }
+            }
+            _ => return tokio::task::block_in_place(f),
+        }
+    }
+    let _ = (what, instead);
+    f()
+}
+
+/// Whether this thread is polling a tokio runtime right now: a task (it has an id) or a
+/// `block_on` root future. tokio has no public query for the latter; its cooperative budget is
+/// the observable: only code polled by a runtime runs under a budget, and it runs out within a
+/// few hundred steps, while elsewhere it never does. (Spending it is harmless here: the caller
+/// panics when it ran out.)
+#[cfg(feature = "tokio")]
+fn drives_runtime() -> bool {
+    if tokio::task::try_id().is_some() {
+        return true;
+    }
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..1024 {
+        match tokio::task::coop::poll_proceed(&mut cx) {
+            std::task::Poll::Ready(restore) => restore.made_progress(),
+            std::task::Poll::Pending => return true,
+        }
+    }
+    false
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_thread_is_delivered_as_a_join_error_and_nothing_panics() {
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // No OS maps a stack this large: the spawn fails with an OS error.
+        let builder = std::thread::Builder::new().stack_size(usize::MAX / 2);
+        let thread = spawn_thread_with(builder, ctx, |_| 1u8, move |r| tx.send(r).unwrap());
+        assert!(thread.is_none());
+        let err = rx.try_recv().expect("delivered at once").unwrap_err();
+        assert!(err.is_refused(), "{err:?}");
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(err.to_string().contains("refused a thread"), "{err}");
+    }
+}
