@@ -73,7 +73,9 @@ pub use handle::CancelHandle;
 pub use waiters::Done;
 
 #[cfg(feature = "macros")]
-pub use context_macros::{cancellable, go, select_done};
+pub use context_macros::cancellable;
+#[cfg(feature = "macros")]
+mod macros;
 
 #[doc(hidden)]
 #[path = "private.rs"]

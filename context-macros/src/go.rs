@@ -139,15 +139,15 @@ fn peel(mut e: Expr) -> Expr {
 }
 
 /// The expansion of `go!(<input>)`.
-pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    match syn::parse2::<GoInput>(input).and_then(generate) {
+pub(crate) fn expand(input: TokenStream, private: &TokenStream) -> TokenStream {
+    match syn::parse2::<GoInput>(input).and_then(|input| generate(input, private)) {
         Ok(tokens) => tokens,
         Err(e) => e.into_compile_error(),
     }
 }
 
-fn generate(input: GoInput) -> syn::Result<TokenStream> {
-    let private = quote!(::go_context::__private);
+fn generate(input: GoInput, private: &TokenStream) -> syn::Result<TokenStream> {
+    let private = private.clone();
     let work = peel(input.work);
     let span = work.span();
     let site = Span::mixed_site();
