@@ -118,12 +118,12 @@ pub fn scoped<F: IntoFuture>(ctx: &Context, body: F) -> impl Future<Output = F::
     ctx.scope(body)
 }
 
-/// Anything `#[cancellable]` takes as the parent context, and `select_done!` as its context:
-/// `Context`, `&Context`, `&mut Context`.
+/// Anything `select_done!` takes as its context (`done(ctx)`): `Context`, `&Context`,
+/// `&mut Context`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `go_context::Context`",
     label = "expected `Context` or `&Context` here",
-    note = "`#[cancellable]` takes a parameter whose type is spelled `Context` or `&Context` as the parent context; `select_done!` takes `done(ctx)` with `ctx` a `Context` or `&Context`"
+    note = "`select_done!` takes `done(ctx)` with `ctx` a `Context` or `&Context`"
 )]
 pub trait AsContext {
     /// The context itself.

@@ -44,16 +44,23 @@ use proc_macro::TokenStream;
 /// | (none) | a child of the parent, cancelled when the call returns |
 /// | `timeout = "2s"` | also a deadline, in Go's `time.ParseDuration` syntax (`300ms`, `1.5h`, `2h45m`, `10us`, `1µs`, `1ns`), checked at compile time: no sign, at most about 2,562,047 h |
 /// | `timeout = <expr>` | a deadline from a `Duration` expression evaluated at each call; it may use the fn's parameters (`timeout = self.limit`) |
-/// | `parent = ctx` | which parameter is the parent, when two have type `Context` |
-/// | `crate = "path"` | where `go_context` is, if it is renamed or re-exported |
+/// | `parent = <expr>` | the parent: a parameter's name (`parent = ctx`, when two are contexts), or any expression of type `Context`, `&Context`, `Arc<Context>` or `Option<Context>` (`parent = self.ctx`, `parent = Context::current()`) |
+/// | `crate = "path"` | where go-context is; needed only through a re-exporting facade crate, since the name of a renamed dependency (`ctx = { package = "go-context", .. }`) is read from `Cargo.toml` |
 ///
 /// # The parent and the child
 ///
-/// The parent is the parameter whose type is spelled `Context`, `&Context` or `&mut Context`
-/// (any name), else [`Context::current()`]. The body runs under a child of it (with the
-/// deadline, if any), which is also the current context while the body runs, so a
-/// `#[cancellable]` fn called from the body inherits the deadline without a parameter. Inside
-/// the body the parameter's name is rebound to the child, with the type as written:
+/// The parent is the parameter whose **type** is go-context's `Context`, `&Context`,
+/// `Arc<Context>`, `Option<Context>` or `Option<&Context>` (any name, any spelling: a
+/// `type Ctx = Context` alias counts; `std::task::Context` or another crate's `Context` does
+/// not), else [`Context::current()`] (also for `None`). The compiler decides, not the spelling
+/// (see `EXPANSION.md`). Two context parameters are a compile error that asks for
+/// `parent = …`; the receiver `self` is never taken by itself (write `parent = self.ctx`).
+///
+/// The body runs under a child of the parent (with the deadline, if any), which is also the
+/// current context while the body runs, so a `#[cancellable]` fn called from the body inherits
+/// the deadline without a parameter. Inside the body the parameter's name is rebound to the
+/// child, in the same shape (`&'static Context` becomes a borrow of the child, `Arc<Context>`
+/// a new `Arc` of it, `Some(ctx)` `Some(child)`):
 ///
 /// ```
 /// use go_context::{cancellable, Context, Error};
@@ -84,13 +91,17 @@ use proc_macro::TokenStream;
 ///
 /// At the head of every `loop`, `while` and `for` body of the fn, at every depth (labeled
 /// loops, `break` with a value, `while let`, loops in `match` arms all keep working), and not
-/// inside closures, `async` blocks, nested fns or items, or other macros' input. A loop whose
-/// own body holds a `select_done!` gets no check: that select is its checkpoint, so its done
-/// branch runs. A sync body is not otherwise interrupted: `ctx.sleep(..)`, `ctx.wait()` or
+/// inside closures, `async` blocks, const blocks and generic arguments, nested fns or items,
+/// or other macros' input. A loop whose own body holds a `select_done!` gets no check: that
+/// select is its checkpoint, so its done branch runs. A select is recognised by its
+/// `done =>` branch, so `use go_context::select_done as sel;` works too (a `select_done!`
+/// produced by another macro's expansion is not seen). A sync body is not otherwise interrupted: `ctx.sleep(..)`, `ctx.wait()` or
 /// your own `ctx.check()?` stop it between loop heads.
 ///
 /// An `async fn`'s body is also raced against `done()`: on cancellation the body future is
-/// dropped at its current `.await` and the fn returns at once. Rust futures do nothing before
+/// dropped at its current `.await` and the fn returns at once. A body that holds a
+/// `select_done!` is not raced (only made current): the select is its checkpoint, and racing
+/// would drop the body before the done branch could run. Rust futures do nothing before
 /// their first poll, so the child context (and the deadline's clock) starts at the first
 /// poll, not when the fn is called.
 ///
@@ -149,6 +160,17 @@ use proc_macro::TokenStream;
 ///
 /// - A value borrowed from the rebound `ctx` (such as `ctx.value::<T>()`) cannot be returned
 ///   from the fn: the child lives inside the call.
+/// - The child is cancelled when the call returns (Go's `defer cancel()`), so a context cannot
+///   leave the call alive: a return type that is a context (`Context`, `(Context,
+///   CancelHandle)`, either inside `Option` or `Result`) is a compile error, and so is a
+///   `&mut Context` parent (what the body writes through it would reach the caller cancelled).
+///   A rebound `ctx` moved into a value the fn returns (`Some(Req { ctx, id })`) is the child
+///   and is cancelled on return; the compiler cannot look inside your types, so this one is
+///   not refused. Build such values in a fn without `#[cancellable]`, or name the parent with
+///   an expression other than a bare parameter name (`parent = Context::current()`), which
+///   rebinds nothing: `ctx` is then the caller's.
+/// - Only parameters with a plain name (`ctx: Context`, `_: &Context`) can be the parent;
+///   a destructured one (`(ctx, id): (Context, u32)`) is not looked at.
 /// - A sync body is checked only at loop heads: a long blocking call between them is not
 ///   interrupted (use `ctx.sleep`, `ctx.wait_timeout`, or check inside it).
 /// - Not on `const fn`s or fns without a body; put it on trait methods' default bodies or on
@@ -156,7 +178,7 @@ use proc_macro::TokenStream;
 /// - With other attribute macros such as `#[tokio::test]`, put `#[cancellable]` first (outermost), so it
 ///   sees the `async fn` before they rewrite it.
 ///
-/// [`Context::current()`]: https://docs.rs/context-core/latest/go_context/struct.Context.html#method.current
+/// [`Context::current()`]: https://docs.rs/go-context/latest/go_context/struct.Context.html#method.current
 #[proc_macro_attribute]
 pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
     cancellable::cancellable(args.into(), item.into()).into()
