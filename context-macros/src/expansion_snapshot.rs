@@ -1,6 +1,7 @@
 //! `EXPANSION.md` is a snapshot: each `## ` section's first ```` ```rust ```` block is an
-//! input, its second the expansion, and this test runs the macro on the first and compares
-//! the result with the second, token by token (comments and spacing aside). The page
+//! input (items with `#[cancellable]`, or one `select_done!`/`go!` call), its second the
+//! expansion, and this test runs the macro on the first and compares the result with the
+//! second, token by token (comments, spacing and trailing commas aside). The page
 //! abbreviates `::go_context::__private` as `P` and every `#[allow(…)]` list as
 //! `#[allow(..)]`; everything else is exactly what the macros write.
 //!
@@ -31,18 +32,21 @@ fn sections() -> Vec<(String, String, String)> {
     out
 }
 
-/// The expansion of every `#[cancellable]` item in `file`, or of the bang macro it is.
-fn expand(input: &str) -> TokenStream {
+/// The expansion of every `#[cancellable]` item in `input` (items), or of the bang macro
+/// `input` is (`select_done! { … }`, `go!(…)`).
+fn expand(title: &str, input: &str) -> TokenStream {
     let private = quote!(::go_context::__private);
     if let Ok(mac) = syn::parse_str::<syn::ExprMacro>(input) {
         let name = mac.mac.path.segments.last().map(|s| s.ident.to_string());
         return match name.as_deref() {
             Some("select_done") => crate::select::select_done(mac.mac.tokens, &private),
             Some("go") => crate::go::expand(mac.mac.tokens, &private),
-            other => panic!("no macro {other:?} to expand"),
+            other => panic!("section `{title}`: no macro {other:?} to expand"),
         };
     }
-    let file: syn::File = syn::parse_str(input).expect("the input block parses");
+    let file: syn::File = syn::parse_str(input).unwrap_or_else(|e| {
+        panic!("section `{title}`: the input is neither items nor one macro call: {e}")
+    });
     let mut out = TokenStream::new();
     for item in file.items {
         match item {
@@ -197,7 +201,7 @@ fn expansion_md_shows_what_the_macros_write() {
     assert!(sections.len() >= 5, "EXPANSION.md lost its sections");
     let mut stale = Vec::new();
     for (title, input, expected) in sections {
-        let actual = abbreviate(expand(&input));
+        let actual = abbreviate(expand(&title, &input));
         if std::env::var_os("EXPANSION_PRINT").is_some() {
             println!("## {title}\n{actual}\n");
         }

@@ -89,22 +89,19 @@ impl VisitMut for Injector<'_> {
 /// Whether `stmts` call `select_done!`, looking through blocks, `if`, `match` and the like but
 /// not into nested loops, closures, `async` blocks or items.
 fn has_select_done(stmts: &mut [Stmt]) -> bool {
-    let mut finder = FindSelect {
-        found: false,
-        into_loops: false,
-    };
-    for stmt in stmts {
-        finder.visit_stmt_mut(stmt);
-    }
-    finder.found
+    find_select(stmts, false)
 }
 
 /// Whether a fn body calls `select_done!` anywhere it runs as part of this call (loops
 /// included; closures, `async` blocks and items not).
 pub(crate) fn body_has_select_done(stmts: &mut [Stmt]) -> bool {
+    find_select(stmts, true)
+}
+
+fn find_select(stmts: &mut [Stmt], into_loops: bool) -> bool {
     let mut finder = FindSelect {
         found: false,
-        into_loops: true,
+        into_loops,
     };
     for stmt in stmts {
         finder.visit_stmt_mut(stmt);
