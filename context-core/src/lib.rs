@@ -102,7 +102,9 @@ pub use spawn::{
 pub use waiters::Done;
 
 #[cfg(feature = "macros")]
-pub use context_macros::{cancellable, go, select_done};
+pub use context_macros::cancellable;
+#[cfg(feature = "macros")]
+mod macros;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -10,7 +10,11 @@ mod cancellable;
 mod duration;
 mod error;
 mod go;
+mod root;
 mod select;
+
+#[cfg(test)]
+mod expansion_snapshot;
 
 use proc_macro::TokenStream;
 
@@ -40,16 +44,23 @@ use proc_macro::TokenStream;
 /// | (none) | a child of the parent, cancelled when the call returns |
 /// | `timeout = "2s"` | also a deadline, in Go's `time.ParseDuration` syntax (`300ms`, `1.5h`, `2h45m`, `10us`, `1µs`, `1ns`), checked at compile time: no sign, at most about 2,562,047 h |
 /// | `timeout = <expr>` | a deadline from a `Duration` expression evaluated at each call; it may use the fn's parameters (`timeout = self.limit`) |
-/// | `parent = ctx` | which parameter is the parent, when two have type `Context` |
-/// | `crate = "path"` | where `go_context` is, if it is renamed or re-exported |
+/// | `parent = <expr>` | the parent: a parameter's name (`parent = ctx`, when two are contexts), or any expression of type `Context`, `&Context`, `Arc<Context>` or `Option<Context>` (`parent = self.ctx`, `parent = Context::current()`) |
+/// | `crate = "path"` | where go-context is; needed only through a re-exporting facade crate, since the name of a renamed dependency (`ctx = { package = "go-context", .. }`) is read from `Cargo.toml` |
 ///
 /// # The parent and the child
 ///
-/// The parent is the parameter whose type is spelled `Context`, `&Context` or `&mut Context`
-/// (any name), else [`Context::current()`]. The body runs under a child of it (with the
-/// deadline, if any), which is also the current context while the body runs, so a
-/// `#[cancellable]` fn called from the body inherits the deadline without a parameter. Inside
-/// the body the parameter's name is rebound to the child, with the type as written:
+/// The parent is the parameter whose **type** is go-context's `Context`, `&Context`,
+/// `Arc<Context>`, `Option<Context>` or `Option<&Context>` (any name, any spelling: a
+/// `type Ctx = Context` alias counts; `std::task::Context` or another crate's `Context` does
+/// not), else [`Context::current()`] (also for `None`). The compiler decides, not the spelling
+/// (see `EXPANSION.md`). Two context parameters are a compile error that asks for
+/// `parent = …`; the receiver `self` is never taken by itself (write `parent = self.ctx`).
+///
+/// The body runs under a child of the parent (with the deadline, if any), which is also the
+/// current context while the body runs, so a `#[cancellable]` fn called from the body inherits
+/// the deadline without a parameter. Inside the body the parameter's name is rebound to the
+/// child, in the same shape (`&'static Context` becomes a borrow of the child, `Arc<Context>`
+/// a new `Arc` of it, `Some(ctx)` `Some(child)`):
 ///
 /// ```
 /// use go_context::{cancellable, Context, Error};
@@ -80,13 +91,17 @@ use proc_macro::TokenStream;
 ///
 /// At the head of every `loop`, `while` and `for` body of the fn, at every depth (labeled
 /// loops, `break` with a value, `while let`, loops in `match` arms all keep working), and not
-/// inside closures, `async` blocks, nested fns or items, or other macros' input. A loop whose
-/// own body holds a `select_done!` gets no check: that select is its checkpoint, so its done
-/// branch runs. A sync body is not otherwise interrupted: `ctx.sleep(..)`, `ctx.wait()` or
+/// inside closures, `async` blocks, const blocks and generic arguments, nested fns or items,
+/// or other macros' input. A loop whose own body holds a `select_done!` gets no check: that
+/// select is its checkpoint, so its done branch runs. A select is recognised by its
+/// `done =>` branch, so `use go_context::select_done as sel;` works too (a `select_done!`
+/// produced by another macro's expansion is not seen). A sync body is not otherwise interrupted: `ctx.sleep(..)`, `ctx.wait()` or
 /// your own `ctx.check()?` stop it between loop heads.
 ///
 /// An `async fn`'s body is also raced against `done()`: on cancellation the body future is
-/// dropped at its current `.await` and the fn returns at once. Rust futures do nothing before
+/// dropped at its current `.await` and the fn returns at once. A body that holds a
+/// `select_done!` is not raced (only made current): the select is its checkpoint, and racing
+/// would drop the body before the done branch could run. Rust futures do nothing before
 /// their first poll, so the child context (and the deadline's clock) starts at the first
 /// poll, not when the fn is called.
 ///
@@ -145,6 +160,17 @@ use proc_macro::TokenStream;
 ///
 /// - A value borrowed from the rebound `ctx` (such as `ctx.value::<T>()`) cannot be returned
 ///   from the fn: the child lives inside the call.
+/// - The child is cancelled when the call returns (Go's `defer cancel()`), so a context cannot
+///   leave the call alive: a return type that is a context (`Context`, `(Context,
+///   CancelHandle)`, either inside `Option` or `Result`) is a compile error, and so is a
+///   `&mut Context` parent (what the body writes through it would reach the caller cancelled).
+///   A rebound `ctx` moved into a value the fn returns (`Some(Req { ctx, id })`) is the child
+///   and is cancelled on return; the compiler cannot look inside your types, so this one is
+///   not refused. Build such values in a fn without `#[cancellable]`, or name the parent with
+///   an expression other than a bare parameter name (`parent = Context::current()`), which
+///   rebinds nothing: `ctx` is then the caller's.
+/// - Only parameters with a plain name (`ctx: Context`, `_: &Context`) can be the parent;
+///   a destructured one (`(ctx, id): (Context, u32)`) is not looked at.
 /// - A sync body is checked only at loop heads: a long blocking call between them is not
 ///   interrupted (use `ctx.sleep`, `ctx.wait_timeout`, or check inside it).
 /// - Not on `const fn`s or fns without a body; put it on trait methods' default bodies or on
@@ -152,200 +178,24 @@ use proc_macro::TokenStream;
 /// - With other attribute macros such as `#[tokio::test]`, put `#[cancellable]` first (outermost), so it
 ///   sees the `async fn` before they rewrite it.
 ///
-/// [`Context::current()`]: https://docs.rs/context-core/latest/go_context/struct.Context.html#method.current
+/// [`Context::current()`]: https://docs.rs/go-context/latest/go_context/struct.Context.html#method.current
 #[proc_macro_attribute]
 pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
     cancellable::cancellable(args.into(), item.into()).into()
 }
 
-/// Go's `select` with a `case <-ctx.Done():`: run the done branch if the context is done,
-/// else another branch.
-///
-/// ```
-/// use go_context::{select_done, Context};
-///
-/// let (ctx, cancel) = Context::background().with_cancel();
-/// let mut rounds = 0;
-/// loop {
-///     select_done! {
-///         done(&ctx) => break,
-///         default => {
-///             rounds += 1;
-///             if rounds == 3 {
-///                 cancel.cancel();
-///             }
-///         }
-///     }
-/// }
-/// assert_eq!(rounds, 3);
-/// ```
-///
-/// # Syntax
-///
-/// | branch | Go | meaning |
-/// |---|---|---|
-/// | `done => body` | `case <-ctx.Done():` | the current context ([`Context::current()`]) is done |
-/// | `done(ctx) => body` | `case <-ctx.Done():` | `ctx` (a `Context` or `&Context`) is done |
-/// | `err = done => body`, `err = done(ctx) => body` | `case <-ctx.Done(): err := ctx.Err()` | the same, binding the `go_context::Error` |
-/// | `pattern = future => body` | `case v := <-ch:` | `future` completed with a value matching the (irrefutable) `pattern` |
-/// | `default => body` | `default:` | nothing else is ready |
-///
-/// Branches are separated by `,`; a `{ … }` body needs none, as in `match`. Exactly one done
-/// branch is required.
-///
-/// **Sync form**: a done branch and a `default` branch. It is an expression (one atomic load,
-/// no `.await`), so it works in threads and in async code alike: the loop body of Go's
-/// `for { select { case <-ctx.Done(): return; default: work() } }`.
-///
-/// **Async form**: a done branch and one or more future branches, with an optional `default`.
-/// It `.await`s, so it belongs in async code. Each time it is polled, it polls the done future
-/// first, then each future in written order; the first ready one wins, so the done branch wins
-/// whenever the context is done. With `default`, every future is polled once before `default`
-/// runs (as Go's select looks at every case). The futures that lose are dropped before the
-/// winning body runs.
-///
-/// ```
-/// use go_context::{select_done, Context, Error};
-/// use std::time::Duration;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
-/// let outcome = select_done! {
-///     err = done(&ctx) => Err(err),
-///     n = async { tokio::time::sleep(Duration::from_secs(3600)).await; 7 } => Ok(n),
-/// };
-/// assert_eq!(outcome, Err(Error::DeadlineExceeded));
-///
-/// let ready = select_done! {
-///     done(&Context::background()) => 0,
-///     n = async { 7 } => n,
-///     default => -1,
-/// };
-/// assert_eq!(ready, 7);
-/// # }
-/// ```
-///
-/// # Differences from Go
-///
-/// - Go picks at random among ready cases; `select_done!` is deterministic: done first, then
-///   the futures in written order (like `tokio::select!` with `biased;`).
-/// - A future branch's pattern must be irrefutable; match inside the body for more.
-/// - `done` and `done(…)` in a branch head always mean the done branch; to select on your own
-///   future called `done`, wrap it: `v = (done) => …`.
-/// - A select with only a done branch is `ctx.wait()` (threads) or `ctx.done().await`; the
-///   macro asks you to write that instead.
-/// - Generated code names `::go_context`; the crate must be reachable under that name.
-///
-/// [`Context::current()`]: https://docs.rs/context-core/latest/go_context/struct.Context.html#method.current
+/// The expansion of `select_done!`; called by go-context's `select_done!` front door as
+/// `__select_done!(($crate) …)`. Not for direct use.
+#[doc(hidden)]
 #[proc_macro]
-pub fn select_done(input: TokenStream) -> TokenStream {
-    select::select_done(input.into()).into()
+pub fn __select_done(input: TokenStream) -> TokenStream {
+    root::front_door(input.into(), "select_done", select::select_done).into()
 }
 
-/// Go's `go` statement: spawns work under a new child context and returns a
-/// [`GoHandle`](https://docs.rs/context-core/latest/go_context/struct.GoHandle.html) to
-/// cancel or join it.
-///
-/// ```
-/// use go_context::{go, Context};
-///
-/// fn sum(xs: Vec<u64>) -> u64 {
-///     xs.iter().sum()
-/// }
-///
-/// let xs = vec![1, 2, 3];
-/// let handle = go!(sum(xs)); // like Go's `go sum(xs)`; `xs` is moved into the work
-/// assert_eq!(handle.join().unwrap(), 6);
-/// ```
-///
-/// # Forms
-///
-/// | form | runs under | for |
-/// |---|---|---|
-/// | `go!(f(args))`, `go!(obj.m(args))` | a new child of `Context::current()`, made current | code that uses the ambient context (`#[cancellable]` fns) |
-/// | `go!(in parent, f(args))` | a new child of `parent` (`Context` or `&Context`) | a context other than the current one |
-/// | `go!(\|ctx\| f(ctx, args))` | the child, also handed over as `ctx: Context` | fns that take a `Context` parameter |
-/// | `go!(group => f(args))` | the group's context, as a member of a `Group` | fan-out with first-error cancellation |
-///
-/// The forms combine: `go!(in parent, |ctx| f(ctx))`, `go!(group => |ctx| f(ctx))`. They
-/// cannot be confused: an expression never starts with `in` or holds a bare `=>`, and a
-/// closure is never the work itself (it would not run), so `|ctx|` always means "hand me the
-/// child context".
-///
-/// # What runs where
-///
-/// Like Go's `go f(x)`, the callee, the receiver and the arguments of a call are evaluated on
-/// the caller, then moved into the spawned work, where the call runs. Whether the call is
-/// blocking or async is decided by its **type**, not its spelling:
-///
-/// - if it returns a future (anything `IntoFuture`), the future runs as a task on the
-///   caller's tokio runtime (feature `tokio`), with the child current across its `.await`s.
-///   Outside a runtime this panics with a message saying what to do
-///   (`GoHandle::try_spawn` returns a `Result` instead);
-/// - otherwise the call runs on a new OS thread, with the child current on it. This holds
-///   inside a runtime too (the thread enters the runtime, so futures it spawns land there).
-///
-/// `async { .. }` blocks, `{ .. }` blocks and macro calls run whole in the spawned work.
-/// Any other expression (a variable, a field) is evaluated on the caller and must be a
-/// future.
-///
-/// ```
-/// use go_context::{go, Context, Error};
-/// use std::time::Duration;
-///
-/// async fn fetch(id: u32) -> u32 {
-///     tokio::time::sleep(Duration::from_millis(1)).await;
-///     id * 10
-/// }
-/// fn crunch(ctx: Context) -> Result<(), Error> {
-///     loop {
-///         ctx.sleep(Duration::from_millis(1))?;
-///     }
-/// }
-///
-/// # #[tokio::main]
-/// # async fn main() {
-/// let (parent, cancel) = Context::background().with_cancel();
-/// let task = go!(fetch(4)); // a future: a tokio task
-/// let thread = go!(in parent, |ctx| crunch(ctx)); // blocking: an OS thread
-/// assert_eq!(task.await.unwrap(), 40);
-/// cancel.cancel(); // reaches the child `ctx` of the thread
-/// assert_eq!(thread.await.unwrap(), Err(Error::Canceled));
-/// # }
-/// ```
-///
-/// # Joining, cancelling, detaching
-///
-/// The handle's `cancel()` cancels the child (cooperatively: the work sees it through its
-/// context). `handle.join()` blocks, `handle.await` waits asynchronously; both give the value
-/// or a `JoinError` whose `into_panic()` hands back the panic payload. Dropping the handle
-/// detaches the work, as Go's `go` does: it runs on until its context is done.
-///
-/// ```
-/// use go_context::{go, Context, Error, Group};
-///
-/// let group: Group<Error> = Group::new(&Context::background());
-/// for i in 0..3 {
-///     go!(group => |ctx| {
-///         if i == 1 {
-///             return Err(Error::DeadlineExceeded); // cancels the other members
-///         }
-///         ctx.wait();
-///         Ok(())
-///     });
-/// }
-/// assert_eq!(group.wait(), Err(Error::DeadlineExceeded));
-/// ```
-///
-/// # Limits
-///
-/// - The work's type must be known where `go!` is written: work that only diverges (a bare
-///   `panic!()`, a `loop` with no `break`) has no type yet and is taken for a future. Give it
-///   one: call a fn with a return type, or write `go!(|ctx| -> () { ... })`.
-/// - Members of a group return `Result<(), E>`; see `Group` for `E`.
-/// - Generated code names `::go_context`; the crate must be reachable under that name.
+/// The expansion of `go!`; called by go-context's `go!` front door as `__go!(($crate) …)`.
+/// Not for direct use.
+#[doc(hidden)]
 #[proc_macro]
-pub fn go(input: TokenStream) -> TokenStream {
-    go::expand(input.into(), &quote::quote!(::go_context::__private)).into()
+pub fn __go(input: TokenStream) -> TokenStream {
+    root::front_door(input.into(), "go", go::expand).into()
 }

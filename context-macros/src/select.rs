@@ -22,11 +22,12 @@ use crate::error::Errors;
 const FORMS: &str = "expected `done => …`, `err = done => …`, `done(ctx) => …`, \
                      `pattern = future => …` or `default => …`";
 
-/// The entry point: expansion, or the errors (there is no item to recover here).
-pub(crate) fn select_done(input: TokenStream) -> TokenStream {
+/// The entry point: expansion, or the errors (there is no item to recover here). `private` is
+/// the path of go-context's `__private` module, as the front door found it.
+pub(crate) fn select_done(input: TokenStream, private: &TokenStream) -> TokenStream {
     syn::parse2::<Select>(input)
         .and_then(|select| select.check())
-        .map(|checked| checked.expand())
+        .map(|checked| checked.expand(private))
         .unwrap_or_else(syn::Error::into_compile_error)
 }
 
@@ -235,15 +236,15 @@ impl Select {
 }
 
 impl Checked {
-    fn expand(self) -> TokenStream {
-        let private = quote!(::go_context::__private);
+    fn expand(self, private: &TokenStream) -> TokenStream {
         let mixed = Span::mixed_site();
         let err = Ident::new("__context_err", mixed);
-        let done_pat = match &self.done_pat {
-            Some(pat) => quote!(#pat),
+        let done_arm = bind_then(self.done_pat.as_ref(), &err, &self.done_body);
+        // With no pattern the error is not bound at all (an unused binding would warn).
+        let done_bind = match &self.done_pat {
+            Some(_) => quote!(#err),
             None => quote!(_),
         };
-        let done_body = &self.done_body;
         let ctx_ref = match &self.done_ctx {
             Some(ctx) => quote_spanned! {ctx.span()=> #private::AsContext::as_context(&(#ctx)) },
             None => quote!(&#private::Context::current()),
@@ -257,7 +258,7 @@ impl Checked {
             };
             return quote! {
                 match #err_now {
-                    ::core::option::Option::Some(#err) => { let #done_pat = #err; #done_body }
+                    ::core::option::Option::Some(#done_bind) => #done_arm,
                     ::core::option::Option::None => #default,
                 }
             };
@@ -287,7 +288,8 @@ impl Checked {
             .iter()
             .zip(&variants)
             .map(|((pat, _, body), v)| {
-                quote! { #out::#v(#value) => { let #pat = #value; #body } }
+                let arm = bind_then(Some(pat), &value, body);
+                quote! { #out::#v(#value) => #arm, }
             });
         let (default_variant, default_poll, default_arm) = match &self.default {
             Some(body) => (
@@ -326,10 +328,42 @@ impl Checked {
                 .await
             };
             match #chosen {
-                #out::Done(#err) => { let #done_pat = #err; #done_body }
+                #out::Done(#done_bind) => #done_arm,
                 #(#arms)*
                 #default_arm
             }
         }}
+    }
+}
+
+/// The arm body that binds `value` to the user's `pat` (if any) and runs `body`.
+///
+/// A `{ … }` body is spliced into the block that holds the `let`, not nested in it: a block
+/// whose only content is the user's block would make `unused_braces` fire on the user's braces.
+/// The `let` (not a match arm) keeps rustc's "refutable pattern in local binding" error for a
+/// refutable pattern.
+fn bind_then(pat: Option<&Pat>, value: &Ident, body: &Expr) -> TokenStream {
+    let Some(pat) = pat else {
+        return quote!(#body);
+    };
+    // The value is located at the pattern's end, so that rustc's `let … else` hint for a refutable pattern
+    // lands after the pattern, not inside it or in go-context's front door.
+    let end = quote::ToTokens::to_token_stream(pat)
+        .into_iter()
+        .last()
+        .map_or_else(|| pat.span(), |tree| tree.span());
+    let value = Ident::new(&value.to_string(), Span::mixed_site().located_at(end));
+    // Only the value is located there: the `let` stays generated code, which lints skip.
+    let bind = quote! { let #pat = #value; };
+    match body {
+        Expr::Block(block) if block.attrs.is_empty() && block.label.is_none() => {
+            let stmts = &block.block.stmts;
+            let mut out = quote! { #bind #(#stmts)* };
+            let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, out);
+            group.set_span(block.block.brace_token.span.join());
+            out = TokenStream::from(proc_macro2::TokenTree::Group(group));
+            out
+        }
+        other => quote! {{ #bind #other }},
     }
 }

@@ -1,6 +1,8 @@
 //! The Go seed program written with the macros: `#[cancellable]` makes the worker's child
 //! context and `select_done!` is Go's `select` with `case <-ctx.Done():`. Main cancels after
-//! 2 s; the worker prints `Operation cancelled` and returns; main waits for it.
+//! 2 s; the worker prints `Operation cancelled` and returns; main waits for it. Then the same
+//! worker as an `async fn` on tokio, sleeping with `.await`: its done branch runs too (the
+//! select is the body's checkpoint, so the body is not dropped at its `.await`).
 //!
 //! ```go
 //! func doSomeOperation(ctx context.Context) {
@@ -22,7 +24,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use go_context::{cancellable, select_done, Context};
+use go_context::{cancellable, go, select_done, Context};
 
 const HALF_SECOND: Duration = Duration::from_millis(500);
 
@@ -32,6 +34,17 @@ fn do_some_operation(ctx: Context) {
         select_done! {
             done => { println!("Operation cancelled"); return }
             default => { println!("Performing work..."); let _ = ctx.sleep(HALF_SECOND); }
+        }
+    }
+}
+
+#[cancellable]
+async fn do_some_operation_async(ctx: Context) -> Option<&'static str> {
+    let _ = ctx;
+    loop {
+        select_done! {
+            done => { println!("Operation cancelled"); return Some("Operation cancelled") }
+            default => { println!("Performing work..."); tokio::time::sleep(HALF_SECOND).await; }
         }
     }
 }
@@ -46,4 +59,16 @@ fn main() {
 
     worker.join().expect("the worker panicked");
     println!("main: worker stopped after {:.1?}", start.elapsed());
+
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    runtime.block_on(async {
+        let start = Instant::now();
+        let (ctx, cancel) = Context::background().with_cancel();
+        let worker = go!(do_some_operation_async(ctx.clone())); // a tokio task
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cancel.cancel();
+        let said = worker.await.expect("the async worker panicked");
+        assert_eq!(said, Some("Operation cancelled"));
+        println!("main: async worker stopped after {:.1?}", start.elapsed());
+    });
 }

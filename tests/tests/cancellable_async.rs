@@ -256,3 +256,59 @@ async fn the_child_and_its_deadline_are_made_at_the_first_poll() {
     let deadline = fut.await.unwrap();
     assert!(deadline >= created + Duration::from_secs(3600));
 }
+
+// ===== issue 12 item 2: the done branch of a select_done! in an async body runs =====
+
+/// The async seed written with the macros: Go's `for { select { case <-ctx.Done(): ...;
+/// return; default: work() } }`.
+#[cancellable]
+async fn seed_worker(ctx: &Context, said: Arc<std::sync::Mutex<Vec<&'static str>>>) {
+    let _ = ctx;
+    loop {
+        go_context::select_done! {
+            done => {
+                said.lock().unwrap().push("Operation cancelled");
+                return;
+            }
+            default => {
+                said.lock().unwrap().push("Performing work...");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_2_the_done_branch_of_an_async_select_runs() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let said = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let task = tokio::spawn({
+        let said = said.clone();
+        async move { seed_worker(&ctx, said).await }
+    });
+    // Cancel once the worker is inside its loop, often in the middle of its `sleep`.
+    while said.lock().unwrap().len() < 3 {
+        tokio::task::yield_now().await;
+    }
+    cancel.cancel();
+    tokio::time::timeout(PROMPT, task).await.unwrap().unwrap();
+    let said = said.lock().unwrap();
+    assert_eq!(said.last(), Some(&"Operation cancelled"), "{said:?}");
+}
+
+use go_context::select_done as pick;
+
+#[cancellable(timeout = "20ms")]
+async fn renamed_select_in_async() -> Result<&'static str, Error> {
+    loop {
+        pick! {
+            err = done => return Ok(if err.is_timeout() { "deadline seen" } else { "?" }),
+            default => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn issue_12_5_a_renamed_select_in_an_async_body_runs_its_done_branch() {
+    assert_eq!(renamed_select_in_async().await, Ok("deadline seen"));
+}

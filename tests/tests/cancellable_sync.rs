@@ -97,12 +97,13 @@ fn the_current_context_is_restored_after_the_call() {
 }
 
 #[cancellable(timeout = "1h")]
-fn give_back_the_child(ctx: Context) -> Option<Context> {
+fn keep_the_child(ctx: Context, out: &mut Vec<Context>) -> Option<()> {
     assert!(
         ctx.deadline().is_some(),
         "the parameter is rebound to the child"
     );
-    Some(ctx)
+    out.push(ctx);
+    Some(())
 }
 
 #[cancellable]
@@ -119,8 +120,9 @@ fn rebinds_mut(mut ctx: Context) -> Option<bool> {
 
 #[test]
 fn the_parameter_is_rebound_to_a_child_cancelled_on_return() {
-    let child = give_back_the_child(Context::background()).unwrap();
-    assert_eq!(child.err(), Some(Error::Canceled));
+    let mut kept = Vec::new();
+    keep_the_child(Context::background(), &mut kept).unwrap();
+    assert_eq!(kept[0].err(), Some(Error::Canceled));
     let (parent, cancel) = Context::background().with_cancel();
     assert_eq!(reports_done(&parent), Some(false));
     cancel.cancel();
@@ -494,4 +496,237 @@ fn literal_timeouts_use_go_syntax() {
     let left = fractional_timeout(&Context::background()).unwrap();
     assert!(left <= Duration::from_secs(5400));
     assert!(left > Duration::from_secs(5400) - PROMPT);
+}
+
+// ===== issue 12: the parent is decided by type, not by spelling =====
+
+/// Spins until its context is done: reports whether the parent's cancellation reached it.
+fn spin_until_done() -> bool {
+    let ctx = Context::current();
+    let start = Instant::now();
+    while !ctx.is_done() {
+        if start.elapsed() > PROMPT {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+    true
+}
+
+type Ctx = Context;
+
+#[cancellable]
+fn alias_param(ctx: Ctx) -> Option<bool> {
+    assert!(ctx.is_done(), "the alias is rebound to the child");
+    Some(spin_until_done())
+}
+
+#[cancellable]
+fn optional_param(ctx: Option<Context>) -> Option<bool> {
+    let rebound = ctx.map(|c| c.is_done());
+    Some(rebound.unwrap_or(true) && spin_until_done())
+}
+
+#[cancellable]
+fn optional_ref_param(ctx: Option<&Context>) -> Option<bool> {
+    let rebound = ctx.map(|c| c.is_done());
+    Some(rebound.unwrap_or(true) && spin_until_done())
+}
+
+#[cancellable]
+fn arc_param(ctx: std::sync::Arc<Context>) -> Option<bool> {
+    assert!(ctx.is_done(), "the Arc is rebound to the child");
+    Some(spin_until_done())
+}
+
+#[cancellable]
+fn static_param(ctx: &'static Context) -> Option<bool> {
+    assert!(ctx.is_done());
+    Some(spin_until_done())
+}
+
+#[test]
+fn issue_12_3_a_done_caller_context_reaches_the_body_whatever_its_spelling() {
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(alias_param(done.clone()), Some(true));
+    assert_eq!(optional_param(Some(done.clone())), Some(true));
+    assert_eq!(optional_ref_param(Some(&done)), Some(true));
+    assert_eq!(arc_param(std::sync::Arc::new(done.clone())), Some(true));
+    static DONE: std::sync::OnceLock<Context> = std::sync::OnceLock::new();
+    let done_static = DONE.get_or_init(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        cancel.cancel();
+        ctx
+    });
+    assert_eq!(static_param(done_static), Some(true));
+}
+
+#[cancellable(timeout = "10ms")]
+fn optional_none_param(ctx: Option<Context>) -> Result<u64, Error> {
+    assert!(ctx.is_none(), "None stays None");
+    let mut n = 0u64;
+    loop {
+        n = n.wrapping_add(1);
+    }
+}
+
+#[test]
+fn issue_12_3_option_none_falls_back_to_the_current_context_with_the_deadline() {
+    let start = Instant::now();
+    assert_eq!(optional_none_param(None), Err(Error::DeadlineExceeded));
+    assert!(start.elapsed() < PROMPT);
+}
+
+mod template {
+    /// A template engine's context: nothing to do with ours.
+    #[derive(Default)]
+    pub struct Context {
+        pub name: &'static str,
+    }
+}
+
+#[cancellable]
+fn other_context_type(page: template::Context, cx: &mut std::task::Context<'_>) -> Option<bool> {
+    let _ = cx;
+    assert_eq!(page.name, "index");
+    // Neither is ours: the parent is the current context.
+    Some(Context::current().is_done())
+}
+
+#[test]
+fn issue_12_3_other_types_named_context_are_left_alone() {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let _guard = done.enter();
+    let page = template::Context { name: "index" };
+    assert_eq!(other_context_type(page, &mut cx), Some(true));
+}
+
+struct Request {
+    ctx: Context,
+    id: u32,
+}
+
+impl Request {
+    #[cancellable(parent = self.ctx)]
+    fn handle(&self) -> Option<u32> {
+        assert!(spin_until_done());
+        Some(self.id)
+    }
+
+    #[cancellable(parent = Context::current(), timeout = "10ms")]
+    fn handle_current(&self, ctx: &Context) -> Result<u32, Error> {
+        assert!(!ctx.is_done(), "not the parent: not rebound");
+        loop {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[cancellable(parent = first, timeout = "1h")]
+fn two_contexts_named_first(first: &Context, second: &Context) -> Option<(bool, bool)> {
+    Some((first.deadline().is_some(), second.deadline().is_some()))
+}
+
+#[test]
+fn issue_12_3_parent_names_any_expression() {
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let req = Request { ctx: done, id: 7 };
+    assert_eq!(req.handle(), Some(7));
+    let live = Request {
+        ctx: Context::background(),
+        id: 8,
+    };
+    assert_eq!(
+        live.handle_current(&Context::background()),
+        Err(Error::DeadlineExceeded)
+    );
+    let bg = Context::background();
+    assert_eq!(
+        two_contexts_named_first(&bg, &bg),
+        Some((true, false)),
+        "the named parent is rebound, the other parameter is not"
+    );
+}
+
+// ===== issue 12: valid code that failed to compile =====
+
+const fn width<const N: usize>() -> usize {
+    N
+}
+
+#[cancellable]
+fn const_generic_block_with_a_loop() -> Option<usize> {
+    Some(width::<
+        {
+            let mut i = 0;
+            while i < 4 {
+                i += 1;
+            }
+            i
+        },
+    >())
+}
+
+#[test]
+fn issue_12_const_generic_block_with_a_loop_compiles() {
+    assert_eq!(const_generic_block_with_a_loop(), Some(4));
+}
+
+// ===== issue 12 item 5: a renamed select_done! is seen =====
+
+use go_context::select_done as sel;
+
+#[cancellable]
+fn loop_with_renamed_select(ctx: &Context) -> Option<&'static str> {
+    let _ = ctx;
+    loop {
+        sel! {
+            done => return Some("done branch ran"),
+            default => {}
+        }
+    }
+}
+
+#[cancellable]
+fn loop_with_renamed_select_binding(ctx: &Context) -> Result<&'static str, Error> {
+    let _ = ctx;
+    loop {
+        let _ = sel! {
+            err = done => return Ok(if err == Error::Canceled { "bound" } else { "?" }),
+            default => 0,
+        };
+    }
+}
+
+#[test]
+fn issue_12_5_a_renamed_select_done_is_the_loops_checkpoint() {
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(loop_with_renamed_select(&done), Some("done branch ran"));
+    assert_eq!(loop_with_renamed_select_binding(&done), Ok("bound"));
+}
+
+// ===== issue 12 item 7: the deadline's cause names the user's fn =====
+
+#[cancellable(timeout = "1ms")]
+fn times_out() -> Result<(), Error> {
+    Context::current().wait();
+    let cause = Context::current().cause().expect("done");
+    let location = cause.location();
+    assert!(
+        location.file().ends_with("cancellable_sync.rs"),
+        "the cause names the user's file, not the library's: {location}"
+    );
+    assert_eq!(location.line(), line!() - 9, "the line of `fn times_out`");
+    Err(cause.err())
+}
+
+#[test]
+fn issue_12_7_the_timeout_cause_names_the_fn() {
+    assert_eq!(times_out(), Err(Error::DeadlineExceeded));
 }

@@ -20,7 +20,7 @@ const CRATE: &str = "crate";
 
 /// Every accepted form, for error messages.
 const VALID: &str = "expected one of: `timeout = \"2s\"`, `timeout = <expr of type Duration>`, \
-                     `parent = <parameter name>`, `crate = \"path::to::go_context\"`";
+                     `parent = <expr of type Context>`, `crate = \"path::to::go_context\"`";
 
 /// `timeout = …`: a literal parsed now, or an expression evaluated at call time.
 pub(crate) enum Timeout {
@@ -34,8 +34,8 @@ pub(crate) enum Timeout {
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) timeout: Option<Timeout>,
-    /// `parent = ctx`: which parameter is the parent context, when two are `Context`s.
-    pub(crate) parent: Option<syn::Ident>,
+    /// `parent = <expr>`: the parent context (a parameter's name, `self.ctx`, any expression).
+    pub(crate) parent: Option<Expr>,
     /// `crate = "path"`: the root every generated path goes through.
     pub(crate) krate: Option<syn::Path>,
 }
@@ -76,7 +76,7 @@ impl Args {
         if self.timeout.is_some() {
             return Err(format_err!(
                 meta.path(),
-                "`timeout` is set more than once; keep a single `timeout = …`"
+                "`timeout` is set more than once; keep a single `timeout = …`; {VALID}"
             ));
         }
         let value = name_value(
@@ -110,27 +110,19 @@ impl Args {
         if self.parent.is_some() {
             return Err(format_err!(
                 meta.path(),
-                "`parent` is set more than once; keep a single `parent = …`"
+                "`parent` is set more than once; keep a single `parent = …`; {VALID}"
             ));
         }
-        let value = name_value(meta, "parent = ctx")?;
-        match value {
-            Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
-                self.parent = path.path.get_ident().cloned();
-                Ok(())
-            }
-            other => Err(format_err!(
-                other,
-                "`parent` takes the name of a parameter, e.g. `parent = ctx`"
-            )),
-        }
+        let value = name_value(meta, "parent = ctx` or `parent = self.ctx")?;
+        self.parent = Some(value.clone());
+        Ok(())
     }
 
     fn set_crate(&mut self, meta: &Meta) -> syn::Result<()> {
         if self.krate.is_some() {
             return Err(format_err!(
                 meta.path(),
-                "`crate` is set more than once; keep a single `crate = \"…\"`"
+                "`crate` is set more than once; keep a single `crate = \"…\"`; {VALID}"
             ));
         }
         let value = name_value(meta, "crate = \"path::to::go_context\"")?;

@@ -35,11 +35,12 @@
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::{AttrStyle, Attribute};
 
 use super::args::{Args, Timeout};
-use super::check::{Checked, ParamKind};
-use super::inject::inject_into_stmts;
+use super::check::{Checked, ParentChoice};
+use super::inject::{body_has_select_done, inject_into_stmts};
 
 /// `tokens` with every span (groups included) set to `span`.
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
@@ -56,6 +57,15 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             tree
         })
         .collect()
+}
+
+/// Whether `ident` occurs in `tokens`, at any depth.
+fn mentioned(tokens: &TokenStream, ident: &Ident) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        TokenTree::Ident(i) => i == *ident,
+        TokenTree::Group(g) => mentioned(&g.stream(), ident),
+        _ => false,
+    })
 }
 
 /// Lints the fake-return guard trips on purpose.
@@ -79,20 +89,29 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
     let Checked {
         func,
         parent,
+        params,
         erased_ret,
+        ret_has_impl,
         ret_span,
     } = checked;
     let root = match &args.krate {
         Some(path) => path.to_token_stream(),
-        None => quote!(::go_context),
+        None => crate::root::found_root(),
     };
     let private = quote!(#root::__private);
     let mixed = Span::mixed_site();
     let scope = Ident::new("__context_scope", mixed);
     let ctx = Ident::new("__context_ctx", mixed);
+    let child = Ident::new("__context_child", mixed);
+    let cancel = Ident::new("__context_cancel", mixed);
     let err = Ident::new("__context_err", mixed);
     let fake = Ident::new("__context_fake", mixed);
     let value = Ident::new("__context_value", mixed);
+    let found = Ident::new("__context_found", mixed);
+    let tiers = quote! {
+        #[allow(unused_imports)]
+        use #private::{ContextParam as _, MutContextParam as _, OtherParam as _};
+    };
 
     let timeout = match &args.timeout {
         None => quote!(::core::option::Option::None),
@@ -107,29 +126,84 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
             ::core::option::Option::Some::<#private::Duration>(#expr)
         },
     };
-    let parent_expr = match &parent {
-        Some(parent) => {
-            let binding = &parent.binding;
-            quote!(#private::AsContext::as_context(&#binding))
-        }
-        None => quote!(&#private::Context::current()),
+
+    // The parent, as a `ParentRef`: by type among the parameters, or as named.
+    let probe_at = |binding: &Ident, span: Span| {
+        let at = Span::call_site().located_at(span);
+        let private_at = respan(private.clone(), at);
+        quote_spanned! {at=> (&&&#private_at::probe(&#binding)).__context_parent(&#binding) }
     };
-    let rebind = parent.as_ref().and_then(|p| p.rebind.as_ref()).map(|r| {
-        let name = &r.name;
-        let mutability = r.mutable.then(|| quote!(mut));
-        let (ty, init) = match &r.kind {
-            ParamKind::Owned(ty) => (quote!(#ty), quote!(::core::clone::Clone::clone(#ctx))),
-            ParamKind::Ref(elem) => (quote!(&#elem), quote!(#ctx)),
-            ParamKind::RefMut(elem) => (
-                quote!(&mut #elem),
-                quote!(&mut ::core::clone::Clone::clone(#ctx)),
-            ),
-        };
-        quote! {
-            #[allow(unused_variables, unused_mut)]
-            let #mutability #name: #ty = #init;
+    let parent_var = Ident::new("__context_parent_ref", mixed);
+    let parent_ref = match &parent {
+        ParentChoice::ByType => {
+            let mut fold = quote!(#private::NotFound);
+            for param in &params {
+                let at = Span::call_site().located_at(param.span);
+                let private_at = respan(private.clone(), at);
+                let probe = probe_at(&param.binding, param.span);
+                fold = quote_spanned! {at=> #private_at::Either::either((#fold, #probe)) };
+            }
+            quote!(let #parent_var = #private::Resolve::resolve(#fold);)
         }
-    });
+        ParentChoice::Param(index) => {
+            let param = &params[*index];
+            let probe = probe_at(&param.binding, param.span);
+            quote!(let #parent_var = #private::named_parent(#probe);)
+        }
+        ParentChoice::Expr(expr) => {
+            let at = Span::call_site().located_at(expr.span());
+            let private_at = respan(private.clone(), at);
+            quote_spanned! {at=>
+                let #found = &(#expr);
+                let #parent_var =
+                    #private_at::named_parent((&&&#private_at::probe(#found)).__context_parent(#found));
+            }
+        }
+    };
+    // The child is made spanned at the fn's name: `child` is `#[track_caller]`, so a deadline's
+    // cause names the user's fn.
+    let at_name = Span::call_site().located_at(func.sig.ident.span());
+    let private_at_name = respan(private.clone(), at_name);
+    let make_child = {
+        let call = quote_spanned! {at_name=>
+            #private_at_name::child(#private::ParentRef::get(&#parent_var), #timeout)
+        };
+        quote! {{
+            #tiers
+            #parent_ref
+            #call
+        }}
+    };
+    let args_tokens = {
+        let mut tokens = TokenStream::new();
+        if let Some(Timeout::Expr(expr)) = &args.timeout {
+            expr.to_tokens(&mut tokens);
+        }
+        if let ParentChoice::Expr(expr) = &parent {
+            expr.to_tokens(&mut tokens);
+        }
+        tokens
+    };
+    let rebinds: Vec<TokenStream> = params
+        .iter()
+        .filter_map(|param| {
+            let rebind = param.rebind.as_ref()?;
+            let name = &rebind.name;
+            let mutability = rebind.mutable.then(|| quote!(mut));
+            let at = Span::call_site().located_at(param.span);
+            let private_at = respan(private.clone(), at);
+            // A parameter used by `timeout = …` or `parent = …` is used even if the body does
+            // not use it; otherwise an unused one warns as it would without the macro.
+            let allow = mentioned(&args_tokens, name).then(|| quote!(#[allow(unused_variables)]));
+            Some(quote_spanned! {at=>
+                #allow
+                let #mutability #name = {
+                    #tiers
+                    (&&&#private_at::probe(&#name)).__context_rebind(#name, #ctx)
+                };
+            })
+        })
+        .collect();
 
     // Cancellation values: located at the return type (resolved at the call site), so an
     // unsupported type is reported there, once: every site writes the same call with the same
@@ -138,12 +212,21 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
     let private_at_ret = respan(private.clone(), at_ret);
     let cancelled = quote_spanned! {at_ret=> #private_at_ret::cancelled(#err) };
     let allows = guard_allows();
+    let check_return = (!ret_has_impl).then(|| {
+        let private_at_ret = respan(private.clone(), at_ret);
+        quote_spanned! {at_ret=> (&&#private_at_ret::probe(&#fake)).__context_return_check(&#fake); }
+    });
     // The fake return pins inference to the declared type (as tracing-attributes does); the
     // second block checks that the type has a cancellation value even without loops.
     let fake_return = quote! {
         #allows
         if false {
             let #fake: #erased_ret = loop {};
+            {
+                #[allow(unused_imports)]
+                use #private::{ReturnsContext as _, ReturnsOther as _};
+                #check_return
+            }
             return #fake;
         }
         #allows
@@ -168,33 +251,47 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
         .into_iter()
         .partition(|a| matches!(a.style, AttrStyle::Inner(_)));
     let mut stmts = block.stmts;
+    let has_select = body_has_select_done(&mut stmts);
     inject_into_stmts(&mut stmts, &check);
     let brace = block.brace_token;
 
     let mut body = TokenStream::new();
     if sig.asyncness.is_none() {
+        // The rebound parameters are declared before the scope, so they drop after it (as
+        // parameters drop after the body): the child is cancelled and the caller's current
+        // context is back before their `Drop`s run.
         body.extend(quote! {
             #(#inner_attrs)*
             #fake_return
-            let #scope = #private::SyncScope::new(#parent_expr, #timeout);
-            let #ctx: &#private::Context = #scope.context();
-            #rebind
+            let (#child, #cancel) = #make_child;
+            let #ctx: &#private::Context = &#child;
+            #(#rebinds)*
+            let #scope = #private::SyncScope::new(#ctx, #cancel);
             #(#stmts)*
         });
     } else {
-        let result = quote_spanned! {at_ret=>
-            match #private::run(#ctx, async move {
+        let inner = quote! {
+            async move {
                 #fake_return
-                #rebind
+                #(#rebinds)*
                 #(#stmts)*
-            }).await {
-                ::core::result::Result::Ok(#value) => #value,
-                ::core::result::Result::Err(#err) => #cancelled,
+            }
+        };
+        // A body that holds a `select_done!` is not raced against `done()`: that select is its
+        // checkpoint, and racing would drop the body before its done branch runs.
+        let result = if has_select {
+            quote_spanned! {at_ret=> #private::scoped(#ctx, #inner).await }
+        } else {
+            quote_spanned! {at_ret=>
+                match #private::run(#ctx, #inner).await {
+                    ::core::result::Result::Ok(#value) => #value,
+                    ::core::result::Result::Err(#err) => #cancelled,
+                }
             }
         };
         body.extend(quote! {
             #(#inner_attrs)*
-            let #scope = #private::AsyncScope::new(#parent_expr, #timeout);
+            let #scope = #private::AsyncScope::new(#make_child);
             let #ctx: &#private::Context = #scope.context();
             #result
         });

@@ -59,13 +59,8 @@ fn chosen_parent(a: &Context, b: Context) -> Result<(), Error> {
 }
 
 #[cancellable]
-fn owned(mut ctx: Context) -> Option<Context> {
+fn owned(mut ctx: Context) -> Option<bool> {
     ctx = ctx.with_value(1u8);
-    Some(ctx)
-}
-
-#[cancellable]
-fn by_mut_ref(ctx: &mut Context) -> Option<bool> {
     Some(ctx.is_done())
 }
 
@@ -119,7 +114,6 @@ fn main() {
     let bg = Context::background();
     let _ = chosen_parent(&bg, bg.clone());
     let _ = owned(bg.clone());
-    let _ = by_mut_ref(&mut bg.clone());
     let _ = with_lifetime(&bg, "x");
     let _ = impl_trait_inside(3);
     let _ = async_unit();

@@ -1,0 +1,17 @@
+use go_context::{cancellable, CancelHandle, Context};
+
+// issue 12 item 4: a returned context would reach the caller already cancelled.
+#[cancellable]
+fn give_back(ctx: Context) -> Option<Context> {
+    Some(ctx)
+}
+
+#[cancellable(timeout = "1s")]
+fn derive(ctx: &Context) -> Result<(Context, CancelHandle), go_context::Error> {
+    Ok(ctx.with_cancel())
+}
+
+fn main() {
+    let _ = give_back(Context::background());
+    let _ = derive(&Context::background());
+}
