@@ -124,6 +124,24 @@ fn quietly(f: impl FnOnce()) {
     let _ = panic::catch_unwind(AssertUnwindSafe(f));
 }
 
+/// Waits on `cv` until `target` (read against `now`), or for a notification if `None`.
+fn sleep_until<'a, T>(
+    cv: &Condvar,
+    guard: MutexGuard<'a, T>,
+    now: Ticks,
+    target: Option<Ticks>,
+) -> MutexGuard<'a, T> {
+    match target {
+        None => cv.wait(guard).unwrap_or_else(|p| p.into_inner()),
+        Some(at) => {
+            let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
+            cv.wait_timeout(guard, timeout)
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Role {
     Firer(u64),
@@ -255,16 +273,7 @@ impl<E: Expire> Timer<E> {
                 (a, b) => a.or(b),
             };
             st.wake_at = target;
-            return match target {
-                None => self.firer.wait(st).unwrap_or_else(|p| p.into_inner()),
-                Some(at) => {
-                    let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
-                    self.firer
-                        .wait_timeout(st, timeout)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
+            return sleep_until(&self.firer, st, now, target);
         }
         if !st.has_standby && st.threads < MAX_THREADS && self.may_spawn(&st, now) {
             st.has_standby = true;
@@ -370,17 +379,7 @@ impl<E: Expire> Timer<E> {
         }
         let target = target.or_else(|| st.queue.next().map(|at| at.max(now).saturating_add(stall)));
         st.standby_wake_at = target;
-        let st = match target {
-            None => self.standby.wait(st).unwrap_or_else(|p| p.into_inner()),
-            Some(at) => {
-                let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
-                self.standby
-                    .wait_timeout(st, timeout)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0
-            }
-        };
-        (st, false)
+        (sleep_until(&self.standby, st, now, target), false)
     }
 }
 
