@@ -90,6 +90,25 @@ fn submit(job: Job) {
 ///
 /// Dropping it does **not** unregister the callback (as discarding Go's `stop` does not).
 ///
+/// # Where the callback runs
+///
+/// Go runs each callback in a goroutine of its own. Here callbacks run on a pool of threads
+/// shared by the process, never on the thread that cancels (nor on the timer's threads, for a
+/// deadline) and never under a lock of this crate, so a callback may cancel, derive, wait on
+/// or register on any context, its own included, and `cancel()` never waits for it.
+///
+/// - Callbacks that block do not stop the others: when every pool thread has been busy for
+///   a millisecond or two, the pool starts more, up to 512 threads (tokio's blocking pool has as
+///   many). So up to 512 callbacks can block at once, even waiting on each other; beyond that,
+///   callbacks queue until one returns (Go has no such limit).
+/// - A callback may wait a millisecond or two behind a slow (not blocked) one before another
+///   thread takes it; a burst of callbacks is handed over with one wake-up, so cancelling a
+///   context with 100,000 callbacks costs the canceller well under a microsecond each.
+/// - If the OS refuses a thread, the callbacks wait in the queue (they never run on the
+///   cancelling thread) and the pool asks again a millisecond later (or, if it could not start
+///   at all, at the next callback handed to it).
+/// - Threads idle for ten seconds exit.
+///
 /// # Examples
 ///
 /// ```

@@ -21,7 +21,11 @@
 //! reference to values. None of it runs under a lock of the timer. If one expiry takes longer
 //! than [`driver::STALL`] (10 ms) after its node is done (a slow waker, a slow `Drop`), a
 //! standby thread takes over the firing, so later deadlines are late by about 10 ms, not by
-//! the slow code's duration; up to [`driver::MAX_THREADS`]` - 2` expiries can be stuck at once.
+//! the slow code's duration. Up to 30 expiries can be stuck at once ([`driver::MAX_THREADS`]
+//! threads, less the firer and the standby); beyond that, deadlines wait for one to return.
+//!
+//! The tree calls this module and this module calls the tree (`tree::cancel`): the glue is the
+//! one place where the timer knows of nodes; [`queue`] and [`driver`] import only the clock.
 
 mod driver;
 mod queue;

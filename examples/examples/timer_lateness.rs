@@ -8,6 +8,13 @@
 //! cargo run --release -p context-examples --example timer_lateness [-- <timers> <spread_ms>]
 //! ```
 //!
+//! Then two stress rows:
+//! - *burst*: 300,000 deadlines at the same instant and one 1 ms later: how late is that one, and
+//!   how long does a `with_timeout` on another thread wait while the burst fires (the timer's
+//!   lock is held for one entry at a time);
+//! - *slow waker*: a deadline whose waker takes 1 s, and one 1 ms later: how late is that one
+//!   (a standby thread takes over the firing after 10 ms).
+//!
 //! Nothing here is asserted but "never early": lateness depends on the machine and its load.
 //! RELIABILITY.md quotes a run.
 
@@ -117,6 +124,81 @@ fn measure(timers: usize, spread: Duration, seed: u64) -> Stats {
     }
 }
 
+/// A context whose `done()` is polled with a [`Recorder`]; `None` if it was already done.
+fn recorded(ctx: &Context, origin: Instant) -> Option<(go_context::Done, Arc<Recorder>)> {
+    let recorder = Arc::new(Recorder {
+        origin,
+        woken_at: AtomicU64::new(0),
+    });
+    let waker = Waker::from(Arc::clone(&recorder));
+    let mut done = ctx.done();
+    let polled = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+    polled.is_pending().then_some((done, recorder))
+}
+
+/// Lateness of the deadline 1 ms after a burst of `n` equal ones, and the longest
+/// `with_timeout` call on another thread while the burst fired.
+fn burst(n: usize) -> Option<(Duration, Duration)> {
+    let origin = Instant::now();
+    let at = origin + Duration::from_millis(500 + n as u64 / 100);
+    let handles: Vec<_> = (0..n)
+        .map(|_| Context::background().with_deadline(at))
+        .collect();
+    let after_at = at + Duration::from_millis(1);
+    let (after, _cancel) = Context::background().with_deadline(after_at);
+    let (_done, recorder) = recorded(&after, origin)?;
+    if Instant::now() >= at {
+        return None; // arming outlasted the head start
+    }
+    let prober = {
+        let after = after.clone();
+        thread::spawn(move || {
+            let mut longest = Duration::ZERO;
+            while !after.is_done() {
+                let t = Instant::now();
+                let (probe, _c) = Context::background().with_timeout(Duration::from_secs(3600));
+                longest = longest.max(t.elapsed());
+                drop(probe);
+            }
+            longest
+        })
+    };
+    assert_eq!(after.wait(), Error::DeadlineExceeded);
+    let longest = prober.join().unwrap();
+    let woken = origin + Duration::from_nanos(recorder.woken_at.load(Ordering::SeqCst));
+    let late = woken.checked_duration_since(after_at).expect("never early");
+    drop(handles);
+    Some((late, longest))
+}
+
+/// A waker that takes `d` when woken.
+struct Slow(Duration);
+
+impl Wake for Slow {
+    fn wake(self: Arc<Self>) {
+        thread::sleep(self.0);
+    }
+}
+
+/// Lateness of a deadline due 1 ms after one whose waker takes `slow`.
+fn slow_waker(slow: Duration) -> Option<Duration> {
+    let origin = Instant::now();
+    let at = origin + Duration::from_millis(50);
+    let (first, _c1) = Context::background().with_deadline(at);
+    let waker = Waker::from(Arc::new(Slow(slow)));
+    let mut first_done = first.done();
+    let _ = Pin::new(&mut first_done).poll(&mut TaskContext::from_waker(&waker));
+    let next_at = at + Duration::from_millis(1);
+    let (next, _c2) = Context::background().with_deadline(next_at);
+    let (_done, recorder) = recorded(&next, origin)?;
+    assert_eq!(next.wait(), Error::DeadlineExceeded);
+    let woken = origin + Duration::from_nanos(recorder.woken_at.load(Ordering::SeqCst));
+    let late = woken.checked_duration_since(next_at).expect("never early");
+    // Let the slow waker finish before the next measurement.
+    thread::sleep(slow);
+    Some(late)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let timers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3000);
@@ -159,4 +241,17 @@ fn main() {
     }
     row(&format!("{cores} spinning threads"), &busy);
     assert_eq!(idle.early + busy.early, 0, "a deadline fired early");
+
+    println!();
+    match burst(300_000) {
+        Some((late, longest)) => println!(
+            "burst of 300,000 equal deadlines: the one 1 ms later fired {late:.1?} late; \
+             longest with_timeout meanwhile {longest:.1?}"
+        ),
+        None => println!("burst: could not arm 300,000 deadlines before they were due"),
+    }
+    match slow_waker(Duration::from_secs(1)) {
+        Some(late) => println!("a waker taking 1 s: the deadline 1 ms later fired {late:.1?} late"),
+        None => println!("slow waker: could not arm in time"),
+    }
 }

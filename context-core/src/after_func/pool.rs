@@ -2,13 +2,15 @@
 //! them on a pool that grows whenever its threads are all stuck.
 //!
 //! - [`Pool::submit`] is what a cancelling thread (or the timer) pays per callback: one short
-//!   lock and a push. It never runs a job, never spawns a worker, and wakes a worker only if one
-//!   is idle and not already woken, so a burst of callbacks costs one wake-up, not one each.
-//! - A *supervisor* thread grows the pool: at once up to [`EAGER`] workers, then, while jobs
-//!   wait and no worker has taken one for a [`TICK`] (they are all blocked), up to
-//!   [`SPAWN_BATCH`] more per tick, up to [`MAX_THREADS`]. So blocked callbacks never stop the
-//!   others (up to `MAX_THREADS` blocked at once), and a burst of quick callbacks does not
-//!   spawn hundreds of threads.
+//!   lock and a push. It never runs a job and never spawns a worker; it wakes an idle worker
+//!   only when fewer than one per [`PER_WORKER`] queued jobs is awake, so a burst of callbacks
+//!   is handed over with one wake-up, not one per callback.
+//! - A *supervisor* thread watches while jobs wait. If no worker is awake, or none took a job
+//!   for a whole [`TICK`] (they are all blocked or slow), it wakes idle workers, or else starts
+//!   new ones: at once up to [`EAGER`], then up to [`SPAWN_BATCH`] per tick, up to
+//!   [`MAX_THREADS`]. So blocked callbacks never stop the others (up to `MAX_THREADS` blocked at
+//!   once), a callback waits at most about a tick behind a slow one, and a burst of quick
+//!   callbacks does not start hundreds of threads.
 //! - If the OS refuses a thread, the jobs stay queued (never run on the submitting thread) and
 //!   the supervisor tries again at the next tick; if it refuses the supervisor itself, the next
 //!   `submit` tries again.
@@ -18,13 +20,13 @@
 //!
 //! 1. Every field of [`State`] is read and written under `state`; no job runs, is dropped or is
 //!    spawned under it (jobs are moved out first), so a job may submit jobs itself.
-//! 2. `woken <= idle` only approximately (a notification can meet a timed-out worker); the count
-//!    only decides whether a submit needs the supervisor, so an error costs a tick or an extra
-//!    wake-up, never a lost job: a queued job is taken by an idle worker that wakes up, by a
-//!    worker that finishes its job, or by a worker the supervisor starts while jobs wait.
-//! 3. The supervisor runs while `watching` or jobs are queued with no idle worker; `submit` sets
-//!    `watching` (and starts or notifies it) whenever it leaves a job that no idle worker will
-//!    take.
+//! 2. `woken` (notifications not yet consumed) is only approximately right (a notification can
+//!    meet a timed-out worker); the counts only decide whom to wake, so an error costs a tick
+//!    or an extra wake-up, never a lost job: a queued job is taken by an awake worker when it
+//!    finishes its job, or by one the supervisor wakes or starts while jobs wait.
+//! 3. While jobs are queued the supervisor is running and watching: `submit` sets `watching`
+//!    (and starts or notifies it) whenever it leaves a job without waking a worker for it, and
+//!    the supervisor clears it only when the queue is empty.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -44,6 +46,9 @@ pub(crate) const EAGER: usize = 4;
 
 /// How often the supervisor looks for stuck workers while jobs wait.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// A submit wakes another idle worker only for every this many queued jobs.
+pub(crate) const PER_WORKER: usize = 256;
 
 /// The most workers started per tick beyond [`EAGER`].
 pub(crate) const SPAWN_BATCH: usize = 32;
@@ -67,6 +72,8 @@ struct State {
     woken: usize,
     /// Workers alive (or being started).
     threads: usize,
+    /// Workers awake: running a job or about to look at the queue (or being started).
+    running: usize,
     /// Jobs taken so far: the supervisor's measure of progress.
     taken: u64,
     supervisor: bool,
@@ -83,6 +90,7 @@ impl Pool {
                 idle: 0,
                 woken: 0,
                 threads: 0,
+                running: 0,
                 taken: 0,
                 supervisor: false,
                 watching: false,
@@ -103,13 +111,16 @@ impl Pool {
     pub(crate) fn submit(&'static self, job: Job) {
         let mut st = self.lock();
         st.jobs.push_back(job);
-        if st.idle > st.woken {
+        // One awake worker per `PER_WORKER` queued jobs: a burst wakes one worker, not one per
+        // job (invariant 3).
+        let awake = st.running + st.woken;
+        if awake <= st.jobs.len() / PER_WORKER && st.idle > st.woken {
             st.woken += 1;
             drop(st);
             self.work.notify_one();
             return;
         }
-        // Invariant 3: no idle worker will take it; the supervisor will start one.
+        // An awake worker will take it, unless they are all stuck: the supervisor watches.
         if st.watching {
             return;
         }
@@ -144,8 +155,7 @@ impl Pool {
         let mut st = self.lock();
         let mut last_taken = None;
         loop {
-            let stuck = !st.jobs.is_empty() && st.idle <= st.woken;
-            if !stuck {
+            if st.jobs.is_empty() {
                 st.watching = false;
                 last_taken = None;
                 let (next, timeout) = self
@@ -159,32 +169,45 @@ impl Pool {
                 }
                 continue;
             }
-            // Jobs wait and no idle worker will take them.
-            let room = MAX_THREADS.saturating_sub(st.threads);
-            let want = if st.threads < EAGER {
-                EAGER - st.threads
-            } else if last_taken == Some(st.taken) {
-                // No worker took a job for a whole tick: they are all blocked.
-                SPAWN_BATCH
-            } else {
-                0
-            };
-            let n = want.min(room).min(st.jobs.len());
+            // Jobs wait. Stuck: no worker is awake to take them, or none took one for a whole
+            // tick (they are all blocked, or slow).
+            let stuck = st.running + st.woken == 0 || last_taken == Some(st.taken);
             last_taken = Some(st.taken);
-            if n > 0 {
-                st.threads += n;
-                let mut started = 0;
-                // Spawning takes a while: without the lock, so submits and workers go on.
-                drop(st);
-                for _ in 0..n {
-                    if self.spawn(|pool| pool.work()).is_err() {
-                        break;
+            if stuck {
+                let sleepers = st.idle.saturating_sub(st.woken).min(st.jobs.len());
+                if sleepers > 0 {
+                    // Idle workers first.
+                    st.woken += sleepers;
+                    for _ in 0..sleepers {
+                        self.work.notify_one();
                     }
-                    started += 1;
+                } else {
+                    let room = MAX_THREADS.saturating_sub(st.threads);
+                    // At once up to EAGER workers, then a batch per stuck tick.
+                    let want = if st.threads < EAGER {
+                        EAGER - st.threads
+                    } else {
+                        SPAWN_BATCH
+                    };
+                    let n = want.min(room).min(st.jobs.len());
+                    if n > 0 {
+                        st.threads += n;
+                        st.running += n;
+                        let mut started = 0;
+                        // Spawning takes a while: without the lock, so submits and workers go on.
+                        drop(st);
+                        for _ in 0..n {
+                            if self.spawn(|pool| pool.work()).is_err() {
+                                break;
+                            }
+                            started += 1;
+                        }
+                        st = self.lock();
+                        // Refused: the rest are not started; the next tick tries again.
+                        st.threads -= n - started;
+                        st.running -= n - started;
+                    }
                 }
-                st = self.lock();
-                // Refused: the rest are not started; the next tick tries again.
-                st.threads -= n - started;
             }
             st = self
                 .grow
@@ -209,6 +232,7 @@ impl Pool {
                 st = self.lock();
                 continue;
             }
+            st.running -= 1;
             st.idle += 1;
             let (next, timeout) = self
                 .work
@@ -221,6 +245,7 @@ impl Pool {
                 st.threads -= 1;
                 return;
             }
+            st.running += 1;
         }
     }
 }

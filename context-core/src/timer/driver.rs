@@ -8,30 +8,39 @@
 //! # Invariants
 //!
 //! 1. Never early, in order: the firer reads the clock after every wake-up (spurious or not)
-//!    and pops an entry only if its deadline is at or before that reading; it pops one entry at
-//!    a time, in `(deadline, id)` order, and releases the lock before expiring it. An entry is
-//!    popped only after the previous one has *landed* (its `expire` returned, or
-//!    [`Expire::landed`] says its ordering effect is visible): see 4.
+//!    and pops entries only if their deadline is at or before that reading, in `(deadline, id)`
+//!    order, at most [`BATCH`] at a time into its *hand*; it expires them one by one, in that
+//!    order, with no lock held. An entry is expired only after the previous one has *landed*
+//!    (its `expire` returned, or [`Expire::landed`] says its ordering effect is visible): see 4.
 //! 2. No lock is held while user code runs: `expire` and the drops of entries and probes happen
-//!    after the lock is released. The lock is held for one queue operation at a time, so a
-//!    burst of equal deadlines never keeps `arm` or `disarm` waiting for more than one entry.
+//!    after every lock is released. The timer lock is held for one queue operation, or one pop
+//!    of at most [`BATCH`] entries, at a time, so a burst of equal deadlines keeps `arm` and
+//!    `disarm` waiting for at most that. Lock order: the timer lock, then a hand's lock; the
+//!    firer takes its hand's lock alone for each entry, so arming threads never wait on it.
 //! 3. `wake_at` is the time the firer will wake up by itself (`None`: it waits for a
 //!    notification), or earlier. Arming an entry before `wake_at` notifies it (and lowers
 //!    `wake_at`); a later one does not, so a steady stream of long timeouts costs no system
 //!    call. `standby_wake_at` is the same for the standby, planned [`STALL`] after the earliest
 //!    deadline or the current expiry's start.
-//! 4. Takeover: the firer records the entry it is expiring in `in_flight` with the time it
-//!    started. If the standby finds it there for [`STALL`] or more *and landed*, it bumps
-//!    `generation` and becomes the firer; the stuck thread, on its return, sees a newer
-//!    generation and becomes the standby (or exits if there is one). Requiring "landed" keeps
-//!    invariant 1 across a takeover: a firer that is merely slow to reach its entry's effect
-//!    (descheduled, say) is waited for.
+//! 4. Takeover: the hand records the entry being expired and when it started. If the standby
+//!    finds it there for [`STALL`] or more *and landed*, it marks the hand abandoned, puts the
+//!    hand's unexpired entries back at the front of the queue (they are due and earlier than any
+//!    other entry, so the order holds), bumps `generation` and becomes the firer; the stuck
+//!    thread, on its return, sees the abandoned hand and a newer generation and becomes the
+//!    standby (or exits if there is one). Requiring "landed" keeps invariant 1 across a
+//!    takeover: a firer that is merely slow to reach its entry's effect (descheduled, say) is
+//!    waited for.
 //! 5. At most [`MAX_THREADS`] threads exist; a takeover needs a free one for the next standby,
 //!    so at most `MAX_THREADS - 2` expiries can be stuck at once. Beyond that, deadlines wait for
 //!    a stuck expiry to return.
+//! 6. An entry being expired is in no queue, so a `disarm` of it from its own `expire` (the
+//!    tree disarms every node it cancels) finds nothing: the firer notes it in a thread-local
+//!    and such a `disarm` returns without taking the lock.
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -43,6 +52,9 @@ pub(crate) const STALL: Duration = Duration::from_millis(10);
 
 /// The most threads a timer runs (firer, standby, and expiries stuck in user code).
 pub(crate) const MAX_THREADS: usize = 32;
+
+/// The most due entries the firer pops at once.
+pub(crate) const BATCH: usize = 32;
 
 /// After the OS refuses the standby thread, how long until the firer asks again.
 const RETRY_SPAWN: Duration = Duration::from_millis(100);
@@ -77,8 +89,8 @@ struct State<E: Expire> {
     standby_wake_at: Option<Ticks>,
     /// Bumped by every takeover (invariant 4).
     generation: u64,
-    /// The expiry in progress: its start and its probe.
-    in_flight: Option<(Ticks, E::Probe)>,
+    /// The current firer's hand (kept from batch to batch), for the standby to watch.
+    hand: Option<Arc<Mutex<Hand<E>>>>,
     firer_running: bool,
     has_standby: bool,
     /// When the OS last refused the standby thread.
@@ -86,11 +98,48 @@ struct State<E: Expire> {
     threads: usize,
 }
 
+/// Due entries popped by the firer and not yet expired, and the expiry in progress.
+struct Hand<E: Expire> {
+    entries: VecDeque<(Ticks, E)>,
+    /// The expiry in progress (or the last one, until the next starts): its start, its probe.
+    current: Option<(Ticks, E::Probe)>,
+    /// Set by a takeover: the firer holding this hand has been superseded (invariant 4).
+    abandoned: bool,
+}
+
+fn lock_hand<E: Expire>(hand: &Mutex<Hand<E>>) -> MutexGuard<'_, Hand<E>> {
+    // No user code runs under this lock either.
+    hand.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The entry this thread is expiring: `(timer address, deadline, id)` (invariant 6).
+    static EXPIRING: Cell<Option<(usize, Ticks, usize)>> = const { Cell::new(None) };
+}
+
 /// Runs `f`, which may run user code, so that its panic (already reported by the panic hook)
 /// neither unwinds through a timer thread, which every deadline depends on, nor skips the rest
 /// of the firing.
 fn quietly(f: impl FnOnce()) {
     let _ = panic::catch_unwind(AssertUnwindSafe(f));
+}
+
+/// Waits on `cv` until `target` (read against `now`), or for a notification if `None`.
+fn sleep_until<'a, T>(
+    cv: &Condvar,
+    guard: MutexGuard<'a, T>,
+    now: Ticks,
+    target: Option<Ticks>,
+) -> MutexGuard<'a, T> {
+    match target {
+        None => cv.wait(guard).unwrap_or_else(|p| p.into_inner()),
+        Some(at) => {
+            let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
+            cv.wait_timeout(guard, timeout)
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -113,7 +162,7 @@ impl<E: Expire> Timer<E> {
                 wake_at: None,
                 standby_wake_at: None,
                 generation: 0,
-                in_flight: None,
+                hand: None,
                 firer_running: false,
                 has_standby: false,
                 refused_at: None,
@@ -162,6 +211,11 @@ impl<E: Expire> Timer<E> {
     /// Removes the entry armed for `at` with `id`, if it has not been popped yet. The caller
     /// drops it (after the lock is released).
     pub(crate) fn disarm(&self, at: Ticks, id: usize) -> Option<E> {
+        let me = self as *const Self as usize;
+        if EXPIRING.with(Cell::get) == Some((me, at, id)) {
+            // Invariant 6: being expired, so in no queue.
+            return None;
+        }
         self.lock().queue.remove(at, id)
     }
 
@@ -191,7 +245,7 @@ impl<E: Expire> Timer<E> {
                     role = Role::Standby;
                     st
                 }
-                Role::Firer(generation) => self.fire_or_sleep(st, generation),
+                Role::Firer(_) => self.fire_or_sleep(st),
                 Role::Standby => match self.watch(st) {
                     (st, true) => {
                         role = Role::Firer(st.generation);
@@ -203,14 +257,13 @@ impl<E: Expire> Timer<E> {
         }
     }
 
-    /// One step of the firer: expire one due entry, or sleep until the next one.
+    /// One step of the firer: expire a batch of due entries, or sleep until the next one.
     fn fire_or_sleep<'a>(
         &'static self,
         mut st: MutexGuard<'a, State<E>>,
-        generation: u64,
     ) -> MutexGuard<'a, State<E>> {
         let now = clock::now();
-        let Some((at, entry)) = st.queue.pop_due(now) else {
+        if st.queue.next().is_none_or(|at| at > now) {
             // Keep an earlier planned wake-up that is still ahead (invariant 3): re-planning it
             // away would make the next arm notify again.
             let next = st.queue.next();
@@ -220,17 +273,8 @@ impl<E: Expire> Timer<E> {
                 (a, b) => a.or(b),
             };
             st.wake_at = target;
-            return match target {
-                None => self.firer.wait(st).unwrap_or_else(|p| p.into_inner()),
-                Some(at) => {
-                    let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
-                    self.firer
-                        .wait_timeout(st, timeout)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-        };
+            return sleep_until(&self.firer, st, now, target);
+        }
         if !st.has_standby && st.threads < MAX_THREADS && self.may_spawn(&st, now) {
             st.has_standby = true;
             st.threads += 1;
@@ -243,19 +287,48 @@ impl<E: Expire> Timer<E> {
                 st.refused_at = Some(now);
             }
         }
-        st.in_flight = Some((now, entry.probe()));
-        drop(st);
-        quietly(move || entry.expire(at));
-        let mut st = self.lock();
-        if st.generation == generation {
-            if let Some(done) = st.in_flight.take() {
-                drop(st);
-                // The probe may hold the last reference to what the entry fired.
-                quietly(move || drop(done));
-                st = self.lock();
+        let hand = Arc::clone(st.hand.get_or_insert_with(|| {
+            Arc::new(Mutex::new(Hand {
+                entries: VecDeque::with_capacity(BATCH),
+                current: None,
+                abandoned: false,
+            }))
+        }));
+        {
+            // Invariant 2: the timer lock, then the hand's.
+            let mut h = lock_hand(&hand);
+            while h.entries.len() < BATCH {
+                match st.queue.pop_due(now) {
+                    Some(entry) => h.entries.push_back(entry),
+                    None => break,
+                }
             }
         }
-        st
+        drop(st);
+        let me = self as *const Self as usize;
+        loop {
+            let mut h = lock_hand(&hand);
+            let last = h.current.take();
+            let next = if h.abandoned {
+                None
+            } else {
+                h.entries.pop_front()
+            };
+            if let Some((_, entry)) = &next {
+                h.current = Some((clock::now(), entry.probe()));
+            }
+            drop(h);
+            // The probe may hold the last reference to what its entry fired.
+            quietly(move || drop(last));
+            let Some((at, entry)) = next else {
+                break;
+            };
+            EXPIRING.with(|e| e.set(Some((me, at, entry.id()))));
+            quietly(move || entry.expire(at));
+            EXPIRING.with(|e| e.set(None));
+        }
+        // A superseded firer finds a newer generation in `run` (invariant 4).
+        self.lock()
     }
 
     fn may_spawn(&self, st: &State<E>, now: Ticks) -> bool {
@@ -271,36 +344,42 @@ impl<E: Expire> Timer<E> {
     ) -> (MutexGuard<'a, State<E>>, bool) {
         let now = clock::now();
         let stall = clock::span(STALL);
-        let target = match &st.in_flight {
-            Some((since, probe)) if now.saturating_sub(*since) >= stall => {
-                if E::landed(probe) {
-                    // Invariant 4: take over. The stuck thread keeps its count in `threads`.
+        let mut target = None;
+        let mut took_over = None;
+        if let Some(hand) = st.hand.clone() {
+            let mut h = lock_hand(&hand);
+            if let Some((since, probe)) = &h.current {
+                if now.saturating_sub(*since) < stall {
+                    target = Some(since.saturating_add(stall));
+                } else if !E::landed(probe) {
+                    // Not landed yet: look again a little later.
+                    target = Some(now.saturating_add(stall));
+                } else {
+                    // Invariant 4: take over; the unexpired entries go back to the front of
+                    // the queue.
+                    h.abandoned = true;
+                    took_over = Some(h.current.take());
+                    let rest = std::mem::take(&mut h.entries);
+                    drop(h);
+                    for (at, entry) in rest {
+                        st.queue.insert(at, entry);
+                    }
+                    // The stuck thread keeps its count in `threads`.
+                    st.hand = None;
                     st.generation += 1;
                     st.has_standby = false;
                     st.standby_wake_at = None;
-                    let stale = st.in_flight.take();
-                    drop(st);
-                    quietly(move || drop(stale));
-                    return (self.lock(), true);
                 }
-                // Not landed yet: look again a little later.
-                Some(now.saturating_add(stall))
             }
-            Some((since, _)) => Some(since.saturating_add(stall)),
-            None => st.queue.next().map(|at| at.max(now).saturating_add(stall)),
-        };
+        }
+        if let Some(stale) = took_over {
+            drop(st);
+            quietly(move || drop(stale));
+            return (self.lock(), true);
+        }
+        let target = target.or_else(|| st.queue.next().map(|at| at.max(now).saturating_add(stall)));
         st.standby_wake_at = target;
-        let st = match target {
-            None => self.standby.wait(st).unwrap_or_else(|p| p.into_inner()),
-            Some(at) => {
-                let timeout = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
-                self.standby
-                    .wait_timeout(st, timeout)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0
-            }
-        };
-        (st, false)
+        (sleep_until(&self.standby, st, now, target), false)
     }
 }
 
@@ -544,5 +623,25 @@ mod tests {
             assert_eq!(fired.iter().map(|f| f.1).collect::<Vec<_>>(), [1]);
             assert!(!t.contains_id(0));
         }
+    }
+
+    #[test]
+    fn an_expiry_may_disarm_itself_and_others() {
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let (tx, rx) = mpsc::channel();
+        let start = clock::now() + ms(2);
+        let later = start + ms(60_000);
+        let action: Action = Box::new(move |landed| {
+            // Itself: being expired, in no queue (invariant 6); another: still armed.
+            let own = t.disarm(start, 0).is_some();
+            let other = t.disarm(later, 1).map(|j| j.id);
+            landed.store(true, Ordering::SeqCst);
+            tx.send((own, other)).unwrap();
+        });
+        t.arm(later, job(later, 1, &log, None)).unwrap();
+        t.arm(start, job(start, 0, &log, Some(action))).unwrap();
+        assert_eq!(rx.recv_timeout(PATIENCE), Ok((false, Some(1))));
+        assert!(!t.contains_id(1));
     }
 }

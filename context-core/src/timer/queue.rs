@@ -40,6 +40,35 @@ fn key<E: Id>(entry: &(Ticks, E)) -> Key {
     (entry.0, entry.1.id())
 }
 
+/// Puts `entry` (with key `k`) into `chunk`, the one it belongs to. Returns a new chunk to add
+/// after it, if `chunk` was full: a fresh one if `entry` goes after everything in the last chunk
+/// (invariant 3), else the upper half of `chunk`.
+fn place<E: Id>(
+    chunk: &mut VecDeque<(Ticks, E)>,
+    k: Key,
+    entry: (Ticks, E),
+    is_last: bool,
+) -> Option<VecDeque<(Ticks, E)>> {
+    let pos = match chunk.binary_search_by(|e| key(e).cmp(&k)) {
+        Ok(_) => unreachable!("(deadline, id) is unique"),
+        Err(pos) => pos,
+    };
+    if chunk.len() < CHUNK {
+        chunk.insert(pos, entry);
+        return None;
+    }
+    if pos == CHUNK && is_last {
+        return Some(VecDeque::from([entry]));
+    }
+    let mut tail = chunk.split_off(CHUNK / 2);
+    if pos >= CHUNK / 2 {
+        tail.insert(pos - CHUNK / 2, entry);
+    } else {
+        chunk.insert(pos, entry);
+    }
+    Some(tail)
+}
+
 impl<E: Id> Queue<E> {
     pub(crate) const fn new() -> Queue<E> {
         Queue {
@@ -65,6 +94,15 @@ impl<E: Id> Queue<E> {
     pub(crate) fn insert(&mut self, at: Ticks, entry: E) {
         let k = (at, entry.id());
         self.len += 1;
+        // The common case first: at or after the last chunk's key (growing deadlines).
+        if let Some(mut last) = self.chunks.last_entry() {
+            if *last.key() <= k {
+                if let Some(tail) = place(last.get_mut(), k, (at, entry), true) {
+                    self.chunks.insert(key(&tail[0]), tail);
+                }
+                return;
+            }
+        }
         let ck = match self.chunks.range(..=k).next_back() {
             Some((&ck, _)) => ck,
             None => match self.chunks.pop_first() {
@@ -79,29 +117,9 @@ impl<E: Id> Queue<E> {
                 }
             },
         };
-        let is_last = self
-            .chunks
-            .last_key_value()
-            .is_some_and(|(&last, _)| last == ck);
         let chunk = self.chunks.get_mut(&ck).expect("found just above");
-        let pos = match chunk.binary_search_by(|e| key(e).cmp(&k)) {
-            Ok(_) => unreachable!("(deadline, id) is unique"),
-            Err(pos) => pos,
-        };
-        if chunk.len() < CHUNK {
-            chunk.insert(pos, (at, entry));
-        } else if pos == CHUNK && is_last {
-            // Invariant 3: a growing deadline starts a new chunk, leaving this one full.
-            self.chunks.insert(k, VecDeque::from([(at, entry)]));
-        } else {
-            let mut tail = chunk.split_off(CHUNK / 2);
-            if pos >= CHUNK / 2 {
-                tail.insert(pos - CHUNK / 2, (at, entry));
-            } else {
-                chunk.insert(pos, (at, entry));
-            }
-            let tail_key = key(tail.front().expect("half a full chunk"));
-            self.chunks.insert(tail_key, tail);
+        if let Some(tail) = place(chunk, k, (at, entry), false) {
+            self.chunks.insert(key(&tail[0]), tail);
         }
     }
 
