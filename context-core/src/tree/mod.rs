@@ -34,10 +34,11 @@
 //!    removes it from its link parent and the timer, so a context nobody holds is unlinked at
 //!    once. Nothing links a node to its children strongly once it is done.
 //! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only
-//!    under the node's lock and only while it is live. Cancellation takes the whole waiter list
-//!    under that lock, after setting the state, so a waiter is either in the list it takes or
-//!    refused by `register` (which re-checks the state under the lock): no wake-up is lost,
-//!    and no waiter key is used after the node is done.
+//!    under the node's lock and only while it is live: the waiter list exists only in
+//!    `Phase::Live`. Cancellation replaces that phase by `Phase::Done` under the lock, taking
+//!    the whole list, so a waiter is either in the list it takes or refused by `register`
+//!    (which finds `Phase::Done`): no wake-up is lost, and no waiter key is used after the
+//!    node is done.
 //! 5. The thread that cancels a node (the *origin* of that cancellation) holds the origin's lock
 //!    until every descendant is done, then marks every node it made done (and every done node it
 //!    met) `settled` (a `Release` RMW, or part of `set_done`'s for a leaf). A concurrent `cancel`
