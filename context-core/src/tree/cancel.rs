@@ -168,7 +168,9 @@ fn finish(
     // A node without children is settled as soon as it is done (invariant 5): one atomic
     // operation for both.
     core.set_done(err, children.len() == 0);
-    children.drain_into(work);
+    if children.len() != 0 {
+        children.drain_into(work);
+    }
     // Invariant 4: the list is taken under the lock that `register` takes, together with the
     // state, so every waiter is either in it or refused.
     if !waiters.is_empty() {
@@ -238,18 +240,27 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
 /// wakes waiters, drops released nodes. Returns the first panic of a waker, for the caller to
 /// resume once it is done.
 fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
-    for (at, node) in acc.first_timer.into_iter().chain(acc.timers) {
+    // The common case (one node, no timer, no waiter) is a few tests: no iterator is built
+    // over collections known to be empty (`timers` and `waiters` fill only after the first).
+    if let Some((at, node)) = acc.first_timer {
         timer::disarm(at, &node);
-    }
-    let mut first_panic = None;
-    for waiter in acc.first_waiters.into_iter().chain(acc.waiters).flatten() {
-        // A panicking waker must not stop the others from being woken.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
-        if let Err(payload) = result {
-            first_panic.get_or_insert(payload);
+        for (at, node) in acc.timers {
+            timer::disarm(at, &node);
         }
     }
-    drop(acc.released);
+    let mut first_panic = None;
+    if let Some(first) = acc.first_waiters {
+        for waiter in first.chain(acc.waiters.into_iter().flatten()) {
+            // A panicking waker must not stop the others from being woken.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
+            if let Err(payload) = result {
+                first_panic.get_or_insert(payload);
+            }
+        }
+    }
+    if !acc.released.is_empty() {
+        drop(acc.released);
+    }
     first_panic
 }
 

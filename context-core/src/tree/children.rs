@@ -29,6 +29,7 @@ pub(super) enum Children {
 }
 
 impl Children {
+    #[inline]
     pub(super) fn len(&self) -> usize {
         match self {
             Children::Empty => 0,
@@ -38,6 +39,7 @@ impl Children {
     }
 
     /// Appends `node`; returns its index.
+    #[inline]
     pub(super) fn push(&mut self, node: Arc<Node>) -> usize {
         match self {
             Children::Many(v) => {

@@ -30,7 +30,8 @@
 //!    cancellation takes the whole list.
 //! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s, its link
 //!    parent's `children` and, with a deadline of its own, the timer. Dropping the last handle
-//!    cancels it (the handle count's `fetch_sub` is `AcqRel`, as `Arc`'s), and cancellation
+//!    cancels it (the handle count is released as `Arc`'s: an `Acquire` load that sees 1, or
+//!    an `AcqRel` `fetch_sub`, each pairing with the `Release` of the others'), and cancellation
 //!    removes it from its link parent and the timer, so a context nobody holds is unlinked at
 //!    once. Nothing links a node to its children strongly once it is done.
 //! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only

@@ -224,7 +224,15 @@ impl CancelNode {
 
     /// A dropped [`CancelHandle`](crate::CancelHandle) clone; `true` if it was the last.
     pub(crate) fn release_handle(&self) -> bool {
-        // AcqRel, as `Arc`'s drop: the last one sees every other clone's uses.
+        // A count of 1 is this handle alone, and it cannot grow: a clone is made from a live
+        // handle, and the only one is being dropped. So the last handle (nearly always the
+        // only one) needs no read-modify-write; the count is never read again. The `Acquire`
+        // load pairs with the `Release` half of the other clones' `fetch_sub`, as `Arc`'s drop
+        // does: the last one sees every other clone's uses.
+        if self.word.load(Ordering::Acquire) & HANDLES_MASK == 1 {
+            return true;
+        }
+        // Two clones dropped at once both see 2 or more above; this decides which is last.
         self.word.fetch_sub(1, Ordering::AcqRel) & HANDLES_MASK == 1
     }
 
