@@ -6,6 +6,7 @@ use crate::sync::{Arc, Ordering};
 use crate::timer::{self, Ticks, NEVER};
 use crate::trace::{self, Origin};
 
+use super::children::Children;
 use super::node::{Body, CancelNode, Node, Phase};
 use super::waiter_list::Drain;
 
@@ -133,8 +134,10 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
         }
         drop(inner);
     }
-    detach(node, core);
+    // Wake first: unlinking from the parent is bookkeeping nobody waits for (every accessor
+    // already reports done), so it is kept out of the wake-up's latency.
     let panic = run_aftermath(acc);
+    detach(node, core);
     trace::cancelled(origin, || Context {
         node: Arc::clone(node),
     });
@@ -168,8 +171,10 @@ fn finish(
     // A node without children is settled as soon as it is done (invariant 5): one atomic
     // operation for both.
     core.set_done(err, children.len() == 0);
-    if children.len() != 0 {
-        children.drain_into(work);
+    match children {
+        // A leaf (most nodes): nothing to move, nothing to drop.
+        Children::Empty => {}
+        children => children.drain_into(work),
     }
     // Invariant 4: the list is taken under the lock that `register` takes, together with the
     // state, so every waiter is either in it or refused.
