@@ -70,8 +70,9 @@
 //! two locks respects that order:
 //! - `cancel` holds the origin's lock and takes each descendant's in turn (one at a time under
 //!   the origin's; the origin is an ancestor of each);
-//! - `new_cancel_node` holds the link parent's lock and, for a child born done, takes the new
-//!   child's, which nobody else can see yet (so it cannot be contended at all);
+//! - `new_cancel_node` holds the link parent's lock alone; for a child born done it releases
+//!   it, then takes the new child's (which nobody else can see yet), and it arms the timer
+//!   under the new node's lock (the timer's lock is a leaf, below);
 //! - `detach` and `wait_settled` release the node's own lock before taking an ancestor's, and
 //!   hold one lock at a time.
 //!
