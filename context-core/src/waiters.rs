@@ -24,7 +24,8 @@ use crate::Context;
 /// A future that resolves with the context's [`Error`] once the context is done: Go's
 /// `<-ctx.Done()`, followed by `ctx.Err()`.
 ///
-/// Made by [`Context::done`]. It works on any executor: it only stores the task's [`Waker`].
+/// Made by [`Context::done`]. It works on any executor: it only stores the task's
+/// [`Waker`](std::task::Waker).
 /// Dropping it while pending unregisters it, so it leaves nothing behind. For a context that
 /// can never be done (such as [`Context::background`]) it stays pending forever and stores
 /// nothing.

@@ -7,7 +7,7 @@ use crate::timer::{self, Ticks, NEVER};
 use crate::trace::{self, Origin};
 
 use super::children::Children;
-use super::node::{Body, CancelNode, Inner, Node, Phase};
+use super::node::{Body, CancelNode, Node, Phase};
 use super::waiter_list::Drain;
 
 /// What one cancellation collected, to be acted on once every lock is released (invariant 6).
@@ -46,7 +46,7 @@ pub(crate) fn new_cancel_node(
     if let Some(link) = parent.signal() {
         let link_core = link.cancel_node().expect("a signal is a cancel node");
         let mut link_inner = link_core.lock();
-        match &mut link_inner.phase {
+        match &mut *link_inner {
             Phase::Done(cause) => {
                 // Born done: nobody else can see `node` yet, so taking its lock cannot block.
                 let cause = cause.clone();
@@ -54,14 +54,13 @@ pub(crate) fn new_cancel_node(
                 drop(link_inner);
                 {
                     let mut inner = core.lock();
-                    inner.phase = Phase::Done(cause);
+                    *inner = Phase::Done(cause);
                     // No children: its subtree is done too (invariant 5).
                     core.set_done(err, true);
                 }
                 return node;
             }
-            Phase::Live(children) => {
-                let children = children.get_or_insert_with(Default::default);
+            Phase::Live { children, .. } => {
                 let slot = children.push(Arc::clone(&node));
                 let slot = u32::try_from(slot).expect("fewer than 2^32 children");
                 // Relaxed: `slot` is only read under this (the link parent's) lock.
@@ -135,8 +134,10 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
         }
         drop(inner);
     }
-    detach(node, core);
+    // Wake first: unlinking from the parent is bookkeeping nobody waits for (every accessor
+    // already reports done), so it is kept out of the wake-up's latency.
     let panic = run_aftermath(acc);
+    detach(node, core);
     trace::cancelled(origin, || Context {
         node: Arc::clone(node),
     });
@@ -153,28 +154,32 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
 fn finish(
     core: &CancelNode,
     node: &Arc<Node>,
-    inner: &mut Inner,
+    inner: &mut Phase,
     err: Error,
     cause: &CauseData,
     acc: &mut Aftermath,
     work: &mut Vec<Arc<Node>>,
 ) {
     // The cause first, then the state (invariant 1).
-    let children = match std::mem::replace(&mut inner.phase, Phase::Done(cause.clone())) {
-        Phase::Live(children) => children,
-        Phase::Done(_) => unreachable!("finish runs on a live node"),
+    let Phase::Live {
+        children,
+        mut waiters,
+    } = std::mem::replace(inner, Phase::Done(cause.clone()))
+    else {
+        unreachable!("finish runs on a live node")
     };
     // A node without children is settled as soon as it is done (invariant 5): one atomic
     // operation for both.
-    let leaf = children.as_ref().is_none_or(|c| c.len() == 0);
-    core.set_done(err, leaf);
-    if let Some(children) = children {
-        Children::drain_into(*children, work);
+    core.set_done(err, children.len() == 0);
+    match children {
+        // A leaf (most nodes): nothing to move, nothing to drop.
+        Children::Empty => {}
+        children => children.drain_into(work),
     }
-    // Invariant 4: the list is taken under the lock that `register` takes, after the state is
-    // set, so every waiter is either in it or refused.
-    if !inner.waiters.is_empty() {
-        let drain = inner.waiters.take();
+    // Invariant 4: the list is taken under the lock that `register` takes, together with the
+    // state, so every waiter is either in it or refused.
+    if !waiters.is_empty() {
+        let drain = waiters.take();
         if acc.first_waiters.is_none() {
             acc.first_waiters = Some(drain);
         } else {
@@ -219,21 +224,16 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
     let link_core = link.cancel_node().expect("a signal is a cancel node");
     let removed = {
         let mut link_inner = link_core.lock();
-        let children = match &mut link_inner.phase {
+        let children = match &mut *link_inner {
             // The link parent's cancellation took (or is about to take) the whole list.
             Phase::Done(_) => return,
-            Phase::Live(Some(children)) => children,
-            Phase::Live(None) => unreachable!("a linked child implies its parent has children"),
+            Phase::Live { children, .. } => children,
         };
         let slot = core.slot.load(Ordering::Relaxed) as usize;
         let removed = children.swap_remove(slot);
         debug_assert!(Arc::ptr_eq(&removed, node));
         if let Some(Body::Cancel(moved)) = children.get(slot).map(|n| &n.body) {
             moved.slot.store(slot as u32, Ordering::Relaxed);
-        }
-        if children.len() == 0 {
-            // Give the list's memory back.
-            link_inner.phase = Phase::Live(None);
         }
         removed
     };
@@ -245,27 +245,36 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
 /// wakes waiters, drops released nodes. Returns the first panic of a waker, for the caller to
 /// resume once it is done.
 fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
-    for (at, node) in acc.first_timer.into_iter().chain(acc.timers) {
+    // The common case (one node, no timer, no waiter) is a few tests: no iterator is built
+    // over collections known to be empty (`timers` and `waiters` fill only after the first).
+    if let Some((at, node)) = acc.first_timer {
         timer::disarm(at, &node);
-    }
-    let mut first_panic = None;
-    for waiter in acc.first_waiters.into_iter().chain(acc.waiters).flatten() {
-        // A panicking waker must not stop the others from being woken.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
-        if let Err(payload) = result {
-            first_panic.get_or_insert(payload);
+        for (at, node) in acc.timers {
+            timer::disarm(at, &node);
         }
     }
-    drop(acc.released);
+    let mut first_panic = None;
+    if let Some(first) = acc.first_waiters {
+        for waiter in first.chain(acc.waiters.into_iter().flatten()) {
+            // A panicking waker must not stop the others from being woken.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
+            if let Err(payload) = result {
+                first_panic.get_or_insert(payload);
+            }
+        }
+    }
+    if !acc.released.is_empty() {
+        drop(acc.released);
+    }
     first_panic
 }
 
 #[cfg(test)]
 pub(crate) fn child_count(node: &Node) -> usize {
     match node.cancel_node() {
-        Some(core) => match &core.lock().phase {
-            Phase::Live(Some(children)) => children.len(),
-            _ => 0,
+        Some(core) => match &*core.lock() {
+            Phase::Live { children, .. } => children.len(),
+            Phase::Done(_) => 0,
         },
         None => 0,
     }
@@ -274,9 +283,9 @@ pub(crate) fn child_count(node: &Node) -> usize {
 #[cfg(test)]
 pub(crate) fn children_capacity(node: &Node) -> usize {
     match node.cancel_node() {
-        Some(core) => match &core.lock().phase {
-            Phase::Live(Some(children)) => children.capacity(),
-            _ => 0,
+        Some(core) => match &*core.lock() {
+            Phase::Live { children, .. } => children.capacity(),
+            Phase::Done(_) => 0,
         },
         None => 0,
     }
@@ -284,6 +293,8 @@ pub(crate) fn children_capacity(node: &Node) -> usize {
 
 #[cfg(test)]
 pub(crate) fn waiter_count(node: &Node) -> usize {
-    node.cancel_node()
-        .map_or(0, |core| core.lock().waiters.len())
+    node.cancel_node().map_or(0, |core| match &*core.lock() {
+        Phase::Live { waiters, .. } => waiters.len(),
+        Phase::Done(_) => 0,
+    })
 }

@@ -14,16 +14,22 @@ use super::node::Node;
 /// the reallocation.
 const KEEP_CAPACITY: usize = 16;
 
-/// A node's children: the first one inline, a `Vec` from the second on.
+/// A node's children: the first one inline, a boxed `Vec` from the second on. 16 bytes, so
+/// that it fits beside the waiter list in the node's lock (see `node::Phase`); a chain (one
+/// child per node) allocates nothing for it.
 #[derive(Default)]
 pub(super) enum Children {
     #[default]
     Empty,
     One(Arc<Node>),
-    Many(Vec<Arc<Node>>),
+    // Boxed on purpose: a `Vec` is 24 bytes, a box 8, and this enum must stay 16 (see above);
+    // the extra allocation is made once per node with two children or more.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Arc<Node>>>),
 }
 
 impl Children {
+    #[inline]
     pub(super) fn len(&self) -> usize {
         match self {
             Children::Empty => 0,
@@ -33,24 +39,26 @@ impl Children {
     }
 
     /// Appends `node`; returns its index.
+    #[inline]
     pub(super) fn push(&mut self, node: Arc<Node>) -> usize {
-        match std::mem::take(self) {
+        match self {
+            Children::Many(v) => {
+                v.push(node);
+                v.len() - 1
+            }
             Children::Empty => {
                 *self = Children::One(node);
                 0
             }
-            Children::One(first) => {
+            Children::One(_) => {
+                let Children::One(first) = std::mem::take(self) else {
+                    unreachable!()
+                };
                 let mut v = Vec::with_capacity(4);
                 v.push(first);
                 v.push(node);
-                *self = Children::Many(v);
+                *self = Children::Many(Box::new(v));
                 1
-            }
-            Children::Many(mut v) => {
-                v.push(node);
-                let at = v.len() - 1;
-                *self = Children::Many(v);
-                at
             }
         }
     }
@@ -99,8 +107,8 @@ impl Children {
         match self {
             Children::Empty => {}
             Children::One(n) => work.push(n),
-            Children::Many(v) if work.is_empty() => *work = v,
-            Children::Many(v) => work.extend(v),
+            Children::Many(v) if work.is_empty() => *work = *v,
+            Children::Many(v) => work.extend(*v),
         }
     }
 }

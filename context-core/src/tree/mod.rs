@@ -30,14 +30,16 @@
 //!    cancellation takes the whole list.
 //! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s, its link
 //!    parent's `children` and, with a deadline of its own, the timer. Dropping the last handle
-//!    cancels it (the handle count's `fetch_sub` is `AcqRel`, as `Arc`'s), and cancellation
+//!    cancels it (the handle count is released as `Arc`'s: an `Acquire` load that sees 1, or
+//!    an `AcqRel` `fetch_sub`, each pairing with the `Release` of the others'), and cancellation
 //!    removes it from its link parent and the timer, so a context nobody holds is unlinked at
 //!    once. Nothing links a node to its children strongly once it is done.
 //! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only
-//!    under the node's lock and only while it is live. Cancellation takes the whole waiter list
-//!    under that lock, after setting the state, so a waiter is either in the list it takes or
-//!    refused by `register` (which re-checks the state under the lock): no wake-up is lost,
-//!    and no waiter key is used after the node is done.
+//!    under the node's lock and only while it is live: the waiter list exists only in
+//!    `Phase::Live`. Cancellation replaces that phase by `Phase::Done` under the lock, taking
+//!    the whole list, so a waiter is either in the list it takes or refused by `register`
+//!    (which finds `Phase::Done`): no wake-up is lost, and no waiter key is used after the
+//!    node is done.
 //! 5. The thread that cancels a node (the *origin* of that cancellation) holds the origin's lock
 //!    until every descendant is done, then marks every node it made done (and every done node it
 //!    met) `settled` (a `Release` RMW, or part of `set_done`'s for a leaf). A concurrent `cancel`
@@ -68,8 +70,9 @@
 //! two locks respects that order:
 //! - `cancel` holds the origin's lock and takes each descendant's in turn (one at a time under
 //!   the origin's; the origin is an ancestor of each);
-//! - `new_cancel_node` holds the link parent's lock and, for a child born done, takes the new
-//!   child's, which nobody else can see yet (so it cannot be contended at all);
+//! - `new_cancel_node` holds the link parent's lock alone; for a child born done it releases
+//!   it, then takes the new child's (which nobody else can see yet), and it arms the timer
+//!   under the new node's lock (the timer's lock is a leaf, below);
 //! - `detach` and `wait_settled` release the node's own lock before taking an ancestor's, and
 //!   hold one lock at a time.
 //!

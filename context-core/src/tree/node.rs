@@ -59,26 +59,26 @@ pub(crate) struct CancelNode {
     /// node is shared, never changed. (A deadline's cause lives in the timer entry: it is needed
     /// only when the timer fires.)
     pub(super) deadline: Ticks,
-    pub(super) inner: Mutex<Inner>,
+    pub(super) inner: Mutex<Phase>,
 }
 
-/// What a cancel node's lock guards: 24 bytes.
-#[derive(Default)]
-pub(super) struct Inner {
-    pub(super) phase: Phase,
-    pub(super) waiters: WaiterList,
-}
-
-/// Live (with its children, allocated on the first one) or done (with the cause): a node needs
-/// one or the other, never both, so they share 16 bytes.
+/// What a cancel node's lock guards, 24 bytes: while live, its children and its waiters; once
+/// done, its cause (tree invariant 1). A node never needs both, so they share the space (the
+/// enum's tag lives in a spare value of `Children`'s).
 pub(super) enum Phase {
-    Live(Option<Box<Children>>),
+    Live {
+        children: Children,
+        waiters: WaiterList,
+    },
     Done(CauseData),
 }
 
 impl Default for Phase {
     fn default() -> Phase {
-        Phase::Live(None)
+        Phase::Live {
+            children: Children::Empty,
+            waiters: WaiterList::default(),
+        }
     }
 }
 
@@ -156,11 +156,11 @@ impl CancelNode {
             word: AtomicU32::new(1 | if own { OWN_DEADLINE } else { 0 }),
             slot: AtomicU32::new(u32::MAX),
             deadline,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Phase::default()),
         }
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Phase> {
         lock(&self.inner)
     }
 
@@ -224,7 +224,15 @@ impl CancelNode {
 
     /// A dropped [`CancelHandle`](crate::CancelHandle) clone; `true` if it was the last.
     pub(crate) fn release_handle(&self) -> bool {
-        // AcqRel, as `Arc`'s drop: the last one sees every other clone's uses.
+        // A count of 1 is this handle alone, and it cannot grow: a clone is made from a live
+        // handle, and the only one is being dropped. So the last handle (nearly always the
+        // only one) needs no read-modify-write; the count is never read again. The `Acquire`
+        // load pairs with the `Release` half of the other clones' `fetch_sub`, as `Arc`'s drop
+        // does: the last one sees every other clone's uses.
+        if self.word.load(Ordering::Acquire) & HANDLES_MASK == 1 {
+            return true;
+        }
+        // Two clones dropped at once both see 2 or more above; this decides which is last.
         self.word.fetch_sub(1, Ordering::AcqRel) & HANDLES_MASK == 1
     }
 
@@ -233,20 +241,22 @@ impl CancelNode {
             return None;
         }
         // Invariant 1: the cause was written before the state, under this lock.
-        let data = match &self.lock().phase {
+        let data = match &*self.lock() {
             Phase::Done(data) => data.clone(),
-            Phase::Live(_) => unreachable!("a done node has its cause"),
+            Phase::Live { .. } => unreachable!("a done node has its cause"),
         };
         Some(Cause::from_parts(self.err()?, data))
     }
 
     /// Registers `waiter`, or gives it back with the error if the node is already done.
     pub(crate) fn register(&self, waiter: Waiter) -> Result<WaiterKey, (Waiter, Error)> {
-        let mut inner = self.lock();
-        if let Some(e) = self.err() {
-            return Err((waiter, e));
+        match &mut *self.lock() {
+            Phase::Live { waiters, .. } => Ok(waiters.insert(waiter)),
+            Phase::Done(_) => {
+                let err = self.err().expect("a node with a cause is done");
+                Err((waiter, err))
+            }
         }
-        Ok(inner.waiters.insert(waiter))
     }
 
     /// Runs `f` on the waiter registered under `key`, unless the node is done (cancellation
@@ -261,14 +271,13 @@ impl CancelNode {
         key: WaiterKey,
         f: impl FnOnce(&mut Waiter) -> R,
     ) -> Option<R> {
-        let mut inner = self.lock();
-        if self.is_done() {
-            return None;
+        match &mut *self.lock() {
+            // SAFETY: the node is live, so its list was never taken, and the caller guarantees
+            // the key is this list's and still registered: it is valid (waiter-list invariant
+            // 4). We hold the node's lock.
+            Phase::Live { waiters, .. } => Some(f(unsafe { waiters.get_mut(key) })),
+            Phase::Done(_) => None,
         }
-        // SAFETY: the node is live, so its list was never taken, and the caller guarantees the
-        // key is this list's and still registered: it is valid (waiter-list invariant 4).
-        // We hold the node's lock.
-        Some(f(unsafe { inner.waiters.get_mut(key) }))
     }
 
     /// Removes the waiter under `key`; `None` if the node is done (cancellation took it).
@@ -277,11 +286,10 @@ impl CancelNode {
     ///
     /// As for [`with_waiter`](CancelNode::with_waiter); `key` is invalid afterwards.
     pub(crate) unsafe fn unregister(&self, key: WaiterKey) -> Option<Waiter> {
-        let mut inner = self.lock();
-        if self.is_done() {
-            return None;
+        match &mut *self.lock() {
+            // SAFETY: as in `with_waiter`.
+            Phase::Live { waiters, .. } => Some(unsafe { waiters.remove(key) }),
+            Phase::Done(_) => None,
         }
-        // SAFETY: as in `with_waiter`.
-        Some(unsafe { inner.waiters.remove(key) })
     }
 }

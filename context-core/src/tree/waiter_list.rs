@@ -143,6 +143,7 @@ impl WaiterList {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.head.is_none()
     }
@@ -161,9 +162,12 @@ impl WaiterList {
 }
 
 impl Drop for WaiterList {
+    #[inline]
     fn drop(&mut self) {
         // A node is done before it is dropped, so this is empty in practice; free it anyway.
-        drop(self.take());
+        if self.head.is_some() {
+            drop(self.take());
+        }
     }
 }
 
