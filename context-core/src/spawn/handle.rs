@@ -301,13 +301,14 @@ impl<T> GoHandle<T> {
     ///
     /// ```
     /// use go_context::{Context, GoHandle};
+    /// use std::future::IntoFuture;
     ///
     /// assert!(GoHandle::try_spawn(&Context::background(), |_| async { 1 }).is_err());
     /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     /// let handle = rt.block_on(async {
     ///     GoHandle::try_spawn(&Context::background(), |_| async { 1 }).unwrap()
     /// });
-    /// assert_eq!(rt.block_on(handle).unwrap(), 1);
+    /// assert_eq!(rt.block_on(handle.into_future()).unwrap(), 1);
     /// ```
     #[track_caller]
     pub fn try_spawn<F, Fut>(parent: &Context, f: F) -> Result<GoHandle<T>, SpawnError>

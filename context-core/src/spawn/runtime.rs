@@ -264,7 +264,7 @@ mod tests {
         assert!(thread.is_none());
         let err = rx.try_recv().expect("delivered at once").unwrap_err();
         assert!(err.is_refused(), "{err:?}");
-        assert!(std::error::Error::source(&err).is_some());
+        assert!(err.os_error().is_some());
         assert!(err.to_string().contains("refused a thread"), "{err}");
     }
 }
