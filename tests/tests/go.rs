@@ -500,3 +500,52 @@ fn join_in_tokio_spawn_blocking_on_a_current_thread_runtime_is_allowed() {
     });
     assert_eq!(value, 3);
 }
+
+#[test]
+fn awaiting_yields_once_then_waits_on_the_finished_signal_with_exact_wake_ups() {
+    use std::future::{Future, IntoFuture};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Poll, Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(Arc::clone(&count));
+    let mut cx = std::task::Context::from_waker(&waker);
+
+    let (release, released) = mpsc::channel::<()>();
+    let mut join = go!(|_ctx| released.recv().is_ok()).into_future();
+    let mut join = std::pin::Pin::new(&mut join);
+    assert!(join.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "the first poll yields: one self-wake"
+    );
+    assert!(join.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "then it waits, without waking"
+    );
+    release.send(()).unwrap();
+    let start = std::time::Instant::now();
+    while count.0.load(Ordering::SeqCst) < 2 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the finish must wake the joiner"
+        );
+        thread::yield_now();
+    }
+    assert!(matches!(join.as_mut().poll(&mut cx), Poll::Ready(Ok(true))));
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        2,
+        "woken exactly once by the finish"
+    );
+}
