@@ -107,7 +107,8 @@ async fn worker(ctx: Context, url: &'static str, t0: Instant) -> Result<(), Fetc
             let cause = ctx.cause().expect("a done context has a cause");
             match cause.downcast_ref::<MemberFailed>() {
                 Some(failed) => println!(
-                    "{now}  {url:<9} cancelled ({e}): because \"{failed}\" (that member was started at {})",
+                    "{now}  {url:<9} cancelled ({e}): because \"{failed}\" (member #{}, started at {})",
+                    failed.member(),
                     failed.location()
                 ),
                 None => println!(

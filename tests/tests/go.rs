@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use go_context::{go, Context, Error, GoHandle, JoinError};
 
-/// Generous bound for "this must happen", on a loaded 2-core machine.
-const PATIENCE: Duration = Duration::from_secs(30);
+#[path = "support/spawn.rs"]
+mod support;
+use support::{bounded, current_thread, multi_thread, panic_message, PATIENCE};
 
 fn current_chain() -> String {
     format!("{:?}", Context::current())
@@ -29,14 +30,6 @@ async fn wait_current_async() -> Error {
 
 async fn wait_param_async(ctx: Context) -> Error {
     ctx.done().await
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 // ===== threads =====
@@ -345,17 +338,6 @@ fn a_task_dropped_by_its_runtime_joins_as_cancelled() {
 
 // ===== issue 11: no hang, no crash =====
 
-/// Runs `f` on its own thread and waits at most `PATIENCE` for it: a hang fails the test
-/// instead of hanging it (the stuck thread is left behind; the process ends with the tests).
-fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(PATIENCE)
-        .expect("hung (or panicked) instead of returning")
-}
-
 async fn seven() -> u8 {
     7
 }
@@ -364,10 +346,7 @@ async fn seven() -> u8 {
 fn join_in_a_multi_thread_runtime_task_returns_instead_of_hanging() {
     // Regression (issue 11, 2): the joined task sat in the blocked worker's LIFO slot.
     let value = bounded(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let rt = multi_thread(2);
         rt.block_on(async { tokio::spawn(async { go!(seven()).join().unwrap() }).await })
             .unwrap()
     });
@@ -377,10 +356,7 @@ fn join_in_a_multi_thread_runtime_task_returns_instead_of_hanging() {
 #[test]
 fn join_in_a_multi_thread_root_future_returns() {
     let value = bounded(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
+        let rt = multi_thread(1);
         rt.block_on(async { go!(seven()).join().unwrap() })
     });
     assert_eq!(value, 7);
@@ -390,9 +366,7 @@ fn join_in_a_multi_thread_root_future_returns() {
 fn join_in_a_current_thread_root_future_panics_with_the_message_instead_of_hanging() {
     // Regression (issue 11, 3): `#[tokio::test]`'s root future is not a task, and hung.
     let msg = bounded(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         let caught = panic::catch_unwind(AssertUnwindSafe(|| {
             rt.block_on(async { go!(seven()).join() })
         }));
@@ -511,4 +485,67 @@ mod no_lint_on_user_tokens {
         });
         assert!(!handle.await.unwrap());
     }
+}
+
+#[test]
+fn join_in_tokio_spawn_blocking_on_a_current_thread_runtime_is_allowed() {
+    // tokio's blocking pool is not the runtime's driver, though its closures have a task id.
+    let value = bounded(|| {
+        let rt = current_thread();
+        rt.block_on(async {
+            tokio::task::spawn_blocking(|| go!(|_ctx| 3).join().unwrap())
+                .await
+                .unwrap()
+        })
+    });
+    assert_eq!(value, 3);
+}
+
+#[test]
+fn awaiting_yields_once_then_waits_on_the_finished_signal_with_exact_wake_ups() {
+    use std::future::{Future, IntoFuture};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Poll, Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(Arc::clone(&count));
+    let mut cx = std::task::Context::from_waker(&waker);
+
+    let (release, released) = mpsc::channel::<()>();
+    let mut join = go!(|_ctx| released.recv().is_ok()).into_future();
+    let mut join = std::pin::Pin::new(&mut join);
+    assert!(join.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "the first poll yields: one self-wake"
+    );
+    assert!(join.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "then it waits, without waking"
+    );
+    release.send(()).unwrap();
+    let start = std::time::Instant::now();
+    while count.0.load(Ordering::SeqCst) < 2 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the finish must wake the joiner"
+        );
+        thread::yield_now();
+    }
+    assert!(matches!(join.as_mut().poll(&mut cx), Poll::Ready(Ok(true))));
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        2,
+        "woken exactly once by the finish"
+    );
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use go_context::{go, Context, Error, Group, MemberFailed};
 
-const PATIENCE: Duration = Duration::from_secs(30);
+#[path = "support/spawn.rs"]
+mod support;
+use support::{bounded, current_thread, multi_thread, panic_message, PATIENCE};
 
 #[derive(Debug, PartialEq)]
 enum FetchError {
@@ -561,24 +563,6 @@ async fn many_mixed_members_under_a_limit_finish_with_the_first_error() {
 
 // ===== issue 11 =====
 
-/// Runs `f` on its own thread and waits at most `PATIENCE` for it: a hang fails the test.
-fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(PATIENCE)
-        .expect("hung (or panicked) instead of returning")
-}
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
-
 /// The process's number of memory mappings (the kernel's `vm.max_map_count` is what ran out).
 #[cfg(target_os = "linux")]
 fn map_count() -> usize {
@@ -622,10 +606,7 @@ fn a_long_lived_group_reaps_finished_member_threads() {
 fn wait_in_a_multi_thread_runtime_task_returns_instead_of_hanging() {
     // Regression (issue 11, 2): the member task sat in the blocked worker's LIFO slot.
     let result = bounded(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let rt = multi_thread(2);
         rt.block_on(async {
             tokio::spawn(async {
                 let group: Group = Group::new(&Context::background());
@@ -643,9 +624,7 @@ fn wait_in_a_multi_thread_runtime_task_returns_instead_of_hanging() {
 fn wait_in_a_current_thread_root_future_panics_with_the_message_instead_of_hanging() {
     // Regression (issue 11, 3).
     let msg = bounded(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         let caught = panic::catch_unwind(AssertUnwindSafe(|| {
             rt.block_on(async {
                 let group: Group = Group::new(&Context::background());
@@ -653,7 +632,7 @@ fn wait_in_a_current_thread_root_future_panics_with_the_message_instead_of_hangi
                 group.wait()
             })
         }));
-        message(&*caught.unwrap_err())
+        panic_message(&*caught.unwrap_err())
     });
     assert!(msg.contains("current-thread tokio runtime"), "{msg}");
     assert!(msg.contains("wait_async"), "{msg}");

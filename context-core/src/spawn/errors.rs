@@ -67,8 +67,9 @@ enum Repr {
     Panic(Mutex<Payload>),
     /// Dropped before it finished; the text says by whom.
     Cancelled(&'static str),
-    /// The OS refused a thread: the work never ran.
-    Refused(std::io::Error),
+    /// The OS refused a thread: the work never ran. The OS error is kept as its kind and text,
+    /// so `JoinError` stays `UnwindSafe` (`io::Error` is not).
+    Refused(std::io::ErrorKind, String),
     /// A group member that returned `Err` or panicked: that went to the group's `wait`.
     Failed,
 }
@@ -88,7 +89,7 @@ impl JoinError {
 
     pub(crate) fn refused(e: std::io::Error) -> JoinError {
         JoinError {
-            repr: Repr::Refused(e),
+            repr: Repr::Refused(e.kind(), e.to_string()),
         }
     }
 
@@ -132,8 +133,8 @@ impl JoinError {
         matches!(self.repr, Repr::Cancelled(_))
     }
 
-    /// Whether the work never ran because the OS refused to start a thread for it; the OS
-    /// error is the [`source`](StdError::source).
+    /// Whether the work never ran because the OS refused to start a thread for it (see
+    /// [`os_error`](JoinError::os_error)).
     ///
     /// ```
     /// use go_context::go;
@@ -142,7 +143,22 @@ impl JoinError {
     /// assert!(go!(|_ctx| 1).join().is_ok());
     /// ```
     pub fn is_refused(&self) -> bool {
-        matches!(self.repr, Repr::Refused(_))
+        matches!(self.repr, Repr::Refused(..))
+    }
+
+    /// The OS error that refused the thread (its kind and message), if
+    /// [`is_refused`](JoinError::is_refused).
+    ///
+    /// ```
+    /// use go_context::go;
+    ///
+    /// assert!(go!(|_ctx| -> () { panic!("no") }).join().unwrap_err().os_error().is_none());
+    /// ```
+    pub fn os_error(&self) -> Option<std::io::Error> {
+        match &self.repr {
+            Repr::Refused(kind, message) => Some(std::io::Error::new(*kind, message.clone())),
+            _ => None,
+        }
     }
 
     /// Whether this was a [`Group`](crate::Group) member that returned `Err` or panicked: the
@@ -233,7 +249,9 @@ impl fmt::Display for JoinError {
                 None => f.write_str("spawned work panicked"),
             },
             Repr::Cancelled(why) => write!(f, "spawned work was dropped before it finished: {why}"),
-            Repr::Refused(e) => write!(f, "the OS refused a thread for the spawned work: {e}"),
+            Repr::Refused(_, e) => {
+                write!(f, "the OS refused a thread for the spawned work: {e}")
+            }
             Repr::Failed => f.write_str("the group member failed; its error is the group's"),
         }
     }
@@ -247,20 +265,17 @@ impl fmt::Debug for JoinError {
                 .field(&self.panic_message().unwrap_or_else(|| "..".into()))
                 .finish(),
             Repr::Cancelled(why) => f.debug_tuple("JoinError::Cancelled").field(why).finish(),
-            Repr::Refused(e) => f.debug_tuple("JoinError::Refused").field(e).finish(),
+            Repr::Refused(kind, e) => f
+                .debug_tuple("JoinError::Refused")
+                .field(kind)
+                .field(e)
+                .finish(),
             Repr::Failed => f.write_str("JoinError::Failed"),
         }
     }
 }
 
-impl StdError for JoinError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.repr {
-            Repr::Refused(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+impl StdError for JoinError {}
 
 // ===== SpawnError =====
 

@@ -471,7 +471,7 @@ where
     /// use go_context::{Context, Group};
     ///
     /// let group = Group::new(&Context::background());
-    /// group.spawn_blocking(|_| Err(std::io::Error::other("disk on fire")));
+    /// group.spawn_blocking(|_| Err::<(), _>(std::io::Error::other("disk on fire")));
     /// group.spawn_blocking(|_| Ok(()));
     /// let err: std::io::Error = group.wait().unwrap_err();
     /// assert_eq!(err.to_string(), "disk on fire");

