@@ -384,7 +384,13 @@ fn churned_tree_wakes_every_waiter_and_returns_to_baseline() {
     // the nodes of a batch it has just cancelled, a pool thread dropping a callback's closure
     // after it ran. Let them settle (bounded; a real leak never does).
     let settle = Instant::now();
-    while live() > baseline && settle.elapsed() < Duration::from_secs(5) {
+    // Process-wide structures keep a bounded capacity that depends on how much was live at
+    // once, not on how many operations ran: the timer's queue chunks (64 entries of 24 bytes),
+    // the callback pool's queue and worker records. A churn with more at once than the warm-up
+    // leaves them somewhat larger (up to 416 bytes seen; also below baseline, by up to 1.7 KiB).
+    // A leak per operation would show as hundreds of KiB after ~600,000 operations.
+    const SLACK: isize = 4096;
+    while live() > baseline + SLACK && settle.elapsed() < Duration::from_secs(5) {
         std::thread::park_timeout(Duration::from_millis(1));
     }
     let settled_in = settle.elapsed();
@@ -394,5 +400,5 @@ fn churned_tree_wakes_every_waiter_and_returns_to_baseline() {
          live memory vs baseline: {leaked} bytes (settled in {settled_in:?})"
     );
     assert!(ops > 1000, "the churn did run");
-    assert!(leaked <= 0, "leaked {leaked} bytes");
+    assert!(leaked <= SLACK, "leaked {leaked} bytes");
 }
