@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use go_context::{BoxError, CancelHandle, Context, Done};
@@ -64,8 +65,9 @@ pub(crate) struct Watch {
     pub(crate) cut: bool,
     /// Make `ctx` current while the inner body is polled (server: the handler's stream).
     pub(crate) enter: bool,
-    /// Rewrite a late `CANCELLED` in the trailers (client).
-    pub(crate) fix_cancelled: bool,
+    /// Rewrite a `CANCELLED` in the trailers that arrives after this deadline (client: the
+    /// deadline it sent).
+    pub(crate) fix_cancelled: Option<Instant>,
     pub(crate) grpc: bool,
 }
 
@@ -193,8 +195,8 @@ where
                 match polled {
                     Poll::Ready(Some(Ok(mut frame))) => {
                         if let Some(trailers) = frame.trailers_mut() {
-                            if watch.fix_cancelled {
-                                protocol::fix_late_cancelled(trailers, &watch.ctx);
+                            if let Some(deadline) = &watch.fix_cancelled {
+                                protocol::fix_late_cancelled(trailers, *deadline);
                             }
                             finish(finished, guard);
                         } else if body.is_end_stream() {
@@ -263,7 +265,7 @@ mod tests {
             ctx: ctx.clone(),
             cut: true,
             enter: true,
-            fix_cancelled: false,
+            fix_cancelled: None,
             grpc: true,
         };
         let mut body = Box::pin(ContextBody::wrap(
@@ -296,7 +298,7 @@ mod tests {
             ctx: ctx.clone(),
             cut: true,
             enter: true,
-            fix_cancelled: false,
+            fix_cancelled: None,
             grpc: false,
         };
         let body = ContextBody::wrap(inner, watch, Some(DropGuard::armed(handle)));

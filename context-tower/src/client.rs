@@ -218,6 +218,7 @@ where
         if ctx.is_done() {
             return ResponseFuture::failed(call_error(grpc, ContextDone::of(&ctx)));
         }
+        let mut sent = None;
         if let Some(deadline) = ctx.deadline() {
             let config = &*self.config;
             let left = deadline
@@ -231,10 +232,15 @@ where
                 .headers()
                 .get(&config.header)
                 .and_then(|v| config.format.parse(v.as_bytes()).ok());
-            if present.is_none_or(|p| p > left) {
-                req.headers_mut()
-                    .insert(config.header.clone(), config.format.format(left));
-            }
+            let budget = match present {
+                Some(p) if p <= left => p,
+                _ => {
+                    req.headers_mut()
+                        .insert(config.header.clone(), config.format.format(left));
+                    left
+                }
+            };
+            sent = Instant::now().checked_add(budget);
         }
         let fut = self.inner.call(req);
         ResponseFuture {
@@ -243,6 +249,7 @@ where
                 ctx,
                 done: None,
                 grpc,
+                sent,
             },
         }
     }
@@ -274,6 +281,8 @@ pin_project! {
             ctx: Context,
             done: Option<Done>,
             grpc: bool,
+            // The deadline the callee was sent, if any.
+            sent: Option<Instant>,
         },
         Failed { err: Option<BoxError> },
         Finished,
@@ -309,24 +318,34 @@ where
                 ctx,
                 done,
                 grpc,
+                sent,
             } => {
                 if !ctx.is_done() {
                     match fut.poll(cx) {
                         Poll::Ready(Err(e)) => {
-                            let e = e.into();
+                            // An inner timeout layer (tonic's `Channel` enforces the header we
+                            // wrote) failing after the deadline we sent is that deadline.
+                            let e = if ctx.is_done() {
+                                call_error(*grpc, ContextDone::of(ctx))
+                            } else if sent.is_some_and(|d| Instant::now() >= d) {
+                                call_error(*grpc, ContextDone::no_time_left())
+                            } else {
+                                e.into()
+                            };
                             self.project().state.project_replace(State::Finished);
                             return Poll::Ready(Err(e));
                         }
                         Poll::Ready(Ok(mut resp)) => {
                             let grpc = *grpc || protocol::is_grpc(resp.headers());
-                            if grpc {
-                                protocol::fix_late_cancelled(resp.headers_mut(), ctx);
+                            let fix = if grpc { *sent } else { None };
+                            if let Some(deadline) = fix {
+                                protocol::fix_late_cancelled(resp.headers_mut(), deadline);
                             }
                             let watch = Watch {
                                 ctx: ctx.clone(),
                                 cut: true,
                                 enter: false,
-                                fix_cancelled: grpc,
+                                fix_cancelled: fix,
                                 grpc,
                             };
                             self.project().state.project_replace(State::Finished);

@@ -84,7 +84,8 @@ impl std::error::Error for ContextDone {
 }
 
 impl ContextDone {
-    /// A deadline that leaves no time for the call (the client's margin ate it).
+    /// A deadline that leaves no time for the call: the client's margin ate it, or the
+    /// deadline sent to the callee passed.
     pub(crate) fn no_time_left() -> ContextDone {
         ContextDone {
             err: Error::DeadlineExceeded,

@@ -300,7 +300,7 @@ where
                                 ctx: ctx.clone(),
                                 cut: *cover,
                                 enter: true,
-                                fix_cancelled: false,
+                                fix_cancelled: None,
                                 grpc: *grpc,
                             };
                             let guard = guard.take();
