@@ -1,1 +1,163 @@
-fn main() {}
+//! S13 of `shared/BENCHMARKS.md`: a loopback hyper service (HTTP/2 on 127.0.0.1) with and
+//! without `ContextLayer` (server) + `PropagateLayer` (client), in the same run.
+//!
+//! - `S13/latency/{bare,layers}`: one request round trip, client and server on one
+//!   current-thread runtime (so the figure is the CPU cost of both sides plus loopback I/O).
+//! - `S13/throughput/{bare,layers}`: 32 requests in flight on the connection per iteration.
+//!
+//! With layers, each request carries a context with a deadline: the client writes
+//! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
+//! entry), makes it current for the handler and drops it after the body.
+//!
+//! Run: `cargo bench -p context-tower --bench s13_tower` (criterion prints medians and
+//! elements/s; the ratios are layers / bare of the same run).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use context_tower::{ContextLayer, PropagateLayer, RequestContextExt};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use go_context::{BoxError, Context};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Layer, Service, ServiceExt};
+
+const IN_FLIGHT: usize = 32;
+
+async fn hello(_req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    Ok(http::Response::new(Full::new(Bytes::from_static(b"hello"))))
+}
+
+/// Serves connections on 127.0.0.1 with `svc`, a tower service.
+async fn serve<S, B>(svc: S) -> SocketAddr
+where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let svc = svc.clone();
+            let hyper_svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), hyper_svc),
+            );
+        }
+    });
+    addr
+}
+
+/// hyper's HTTP/2 `SendRequest` as a tower service.
+#[derive(Clone)]
+struct Sender(hyper::client::conn::http2::SendRequest<Empty<Bytes>>);
+
+impl Service<http::Request<Empty<Bytes>>> for Sender {
+    type Response = http::Response<Incoming>;
+    type Error = hyper::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Empty<Bytes>>) -> Self::Future {
+        Box::pin(self.0.send_request(req))
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Sender {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    Sender(send)
+}
+
+/// One request through `client`, body read to the end.
+async fn one<S, B>(client: &S, uri: &http::Uri, ctx: Option<&Context>)
+where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let mut req = http::Request::get(uri.clone()).body(Empty::new()).unwrap();
+    if let Some(ctx) = ctx {
+        req.set_context(ctx.clone());
+    }
+    let resp = client.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+}
+
+fn s13(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (bare, layered, uri_bare, uri_layered) = rt.block_on(async {
+        let bare_addr = serve(tower::service_fn(hello)).await;
+        let layered_addr = serve(ContextLayer::http().layer(tower::service_fn(hello))).await;
+        let bare = connect(bare_addr).await;
+        let layered = PropagateLayer::http().layer(connect(layered_addr).await);
+        let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
+        (bare, layered, u(bare_addr), u(layered_addr))
+    });
+    // The caller's context: a deadline that never fires during the run.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+
+    let mut g = c.benchmark_group("S13/latency");
+    g.bench_function("bare", |b| {
+        b.iter(|| rt.block_on(one(&bare, &uri_bare, None)))
+    });
+    g.bench_function("layers", |b| {
+        b.iter(|| rt.block_on(one(&layered, &uri_layered, Some(&ctx))))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("S13/throughput");
+    g.throughput(Throughput::Elements(IN_FLIGHT as u64));
+    g.bench_function("bare", |b| {
+        b.iter(|| {
+            rt.block_on(futures_util::future::join_all(
+                (0..IN_FLIGHT).map(|_| one(&bare, &uri_bare, None)),
+            ))
+        })
+    });
+    g.bench_function("layers", |b| {
+        b.iter(|| {
+            rt.block_on(futures_util::future::join_all(
+                (0..IN_FLIGHT).map(|_| one(&layered, &uri_layered, Some(&ctx))),
+            ))
+        })
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(60)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = s13
+}
+criterion_main!(benches);

@@ -237,15 +237,9 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Text { text } => SizeHint::with_exact(text.map_or(0, |t| t.len() as u64)),
-            Kind::Inner { body, watch, .. } if !watch.cut => body.size_hint(),
-            // A cut may end the stream early (or add trailers): promise no exact length.
-            Kind::Inner { body, .. } => {
-                let mut h = SizeHint::new();
-                if let Some(upper) = body.size_hint().upper() {
-                    h.set_upper(upper);
-                }
-                h
-            }
+            // A cut only shortens the stream (gRPC adds trailers, which no length counts; HTTP
+            // ends it with an error), so the inner hint stays true for every byte we send.
+            Kind::Inner { body, .. } => body.size_hint(),
         }
     }
 }

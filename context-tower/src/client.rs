@@ -38,12 +38,12 @@ struct Config {
 /// context is done.
 ///
 /// The call's context is the request extension `Context` (set it with
-/// [`RequestContextExt::set_context`](crate::RequestContextExt::set_context)), else
+/// [`RequestContextExt::set_context`]), else
 /// `Context::current()`, so inside a handler served by [`ContextLayer`](crate::ContextLayer)
 /// the caller's deadline propagates with no code at all.
 ///
 /// - Context already done (or no time left after the margin): the call fails at once with
-///   that error, nothing is sent. The error is a boxed [`ContextDone`](crate::ContextDone)
+///   that error, nothing is sent. The error is a boxed [`ContextDone`]
 ///   (a `tonic::Status` for gRPC calls with feature `tonic`).
 /// - Else the remaining time, less the margin, is written (rounded up, never `0n`, at most 8
 ///   digits, saturating), or kept if a header already present is shorter.
@@ -63,15 +63,16 @@ struct Config {
 /// let mut client = ServiceBuilder::new()
 ///     .layer(PropagateLayer::grpc())
 ///     .service_fn(|req: http::Request<String>| async move {
-///         // What the server would receive.
-///         let sent = req.headers()["grpc-timeout"].to_str().unwrap().to_owned();
-///         Ok::<_, std::convert::Infallible>(http::Response::new(sent))
+///         // Echo what the server would receive.
+///         let mut resp = http::Response::new(String::new());
+///         resp.headers_mut().insert("sent", req.headers()["grpc-timeout"].clone());
+///         Ok::<_, std::convert::Infallible>(resp)
 ///     });
 /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(300));
 /// let mut req = http::Request::new(String::new());
 /// req.set_context(ctx);
 /// let resp = client.ready().await.unwrap().call(req).await.unwrap();
-/// let sent = resp.into_body();
+/// let sent = resp.headers()["sent"].to_str().unwrap();
 /// assert!(sent.ends_with('u') && sent.len() <= 9, "{sent}");
 /// # }
 /// ```

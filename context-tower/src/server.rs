@@ -5,7 +5,7 @@
 //!    `DropGuard`: in the [`ResponseFuture`] until the handler answers, then in the
 //!    [`ContextBody`] until the stream ends. Whoever drops it first ends the context, so no
 //!    context, timer entry or `go!` child outlives its request.
-//! 2. The guard is armed (drop = cancel with [`RequestDropped`]) exactly while the request is
+//! 2. The guard is armed (drop = cancel with [`RequestDropped`](crate::RequestDropped)) exactly while the request is
 //!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut.
 //! 3. The handler future is polled only while the context is live: a done context drops it
 //!    (the answer is `DEADLINE_EXCEEDED`/504 or `CANCELLED`/503) before any further poll.

@@ -6,6 +6,61 @@
 //! the handler no deadline; ours answers `DEADLINE_EXCEEDED` and makes the deadline the
 //! handler's context (see the crate docs for the full server).
 //!
+//! A tonic server (any generated or hand-written service `svc`) behind our layer, with
+//! graceful shutdown through the parent context:
+//!
+//! ```no_run
+//! use context_tower::ContextLayer;
+//! use go_context::Context;
+//! use std::convert::Infallible;
+//! use tonic::server::NamedService;
+//!
+//! async fn serve<S>(svc: S) -> std::io::Result<()>
+//! where
+//!     S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
+//!         + NamedService + Clone + Send + Sync + 'static,
+//!     S::Future: Send + 'static,
+//! {
+//!     let (shutdown, _stop) = Context::background().with_cancel(); // `_stop.cancel()` drains
+//!     let app = tonic::service::Routes::new(svc)
+//!         .into_axum_router()
+//!         .layer(ContextLayer::grpc().parent(&shutdown));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+//!     axum::serve(listener, app)
+//!         .with_graceful_shutdown(async move { shutdown.done().await; })
+//!         .await
+//! }
+//! ```
+//!
+//! In a handler, the request's context carries the caller's deadline:
+//!
+//! ```
+//! use context_tower::{tonic::status_from_context, RequestContextExt};
+//! use std::time::Duration;
+//!
+//! async fn say_hello(req: tonic::Request<String>) -> Result<tonic::Response<String>, tonic::Status> {
+//!     let ctx = req.context();
+//!     let work = tokio::time::sleep(Duration::from_millis(1));
+//!     ctx.run(work).await.map_err(|_| status_from_context(&ctx))?;
+//!     Ok(tonic::Response::new(format!("hello {}", req.get_ref())))
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! # assert_eq!(say_hello(tonic::Request::new("you".into())).await.unwrap().into_inner(), "hello you");
+//! # }
+//! ```
+//!
+//! A tonic client over a `Channel` (with generated clients: `GreeterClient::new(channel)`):
+//!
+//! ```no_run
+//! use context_tower::PropagateLayer;
+//! # async fn run() -> Result<(), tonic::transport::Error> {
+//! let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect().await?;
+//! let channel = tower::ServiceBuilder::new().layer(PropagateLayer::grpc()).service(channel);
+//! let client = tonic::client::Grpc::new(channel);
+//! # let _ = client; Ok(()) }
+//! ```
+//!
 //! [`ContextLayer`]: crate::ContextLayer
 
 use go_context::{Cause, Context, Error};

@@ -203,7 +203,8 @@ pub fn parse_grpc_timeout(value: &[u8]) -> Result<Duration, WireError> {
 /// use context_tower::wire::format_grpc_timeout;
 /// use std::time::Duration;
 /// assert_eq!(format_grpc_timeout(Duration::from_millis(300)).as_str(), "300000u");
-/// assert_eq!(format_grpc_timeout(Duration::from_secs(30)).as_str(), "30000m");
+/// assert_eq!(format_grpc_timeout(Duration::from_secs(30)).as_str(), "30000000u");
+/// assert_eq!(format_grpc_timeout(Duration::from_secs(300)).as_str(), "300000m");
 /// assert_eq!(format_grpc_timeout(Duration::from_nanos(100_000_001)).as_str(), "100001u");
 /// assert_eq!(format_grpc_timeout(Duration::ZERO).as_str(), "1n");
 /// assert_eq!(format_grpc_timeout(Duration::MAX).as_str(), "99999999H");
