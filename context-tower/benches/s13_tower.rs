@@ -9,8 +9,12 @@
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
 //! entry), makes it current for the handler and drops it after the body.
 //!
-//! Run: `cargo bench -p context-tower --bench s13_tower` (criterion prints medians and
-//! elements/s; the ratios are layers / bare of the same run).
+//! Run: `cargo bench -p context-tower --bench s13_tower` (criterion prints the time per
+//! iteration and elements/s; the ratios are layers / bare of the same run).
+//!
+//! Instruction counts, repeatable under load: `S13_COUNT=bare:N` (or `layers:N`) makes the
+//! binary send N sequential requests and exit, so two callgrind runs with different N give the
+//! instructions per request with the setup subtracted (`scripts`-free; see the crate README).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use context_tower::{ContextLayer, PropagateLayer, RequestContextExt};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use go_context::{BoxError, Context};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -104,19 +108,61 @@ where
     resp.into_body().collect().await.unwrap();
 }
 
-fn s13(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (bare, layered, uri_bare, uri_layered) = rt.block_on(async {
+type Setup = (
+    Sender,
+    context_tower::PropagateService<Sender>,
+    http::Uri,
+    http::Uri,
+);
+
+fn setup(rt: &tokio::runtime::Runtime) -> Setup {
+    rt.block_on(async {
         let bare_addr = serve(tower::service_fn(hello)).await;
         let layered_addr = serve(ContextLayer::http().layer(tower::service_fn(hello))).await;
         let bare = connect(bare_addr).await;
         let layered = PropagateLayer::http().layer(connect(layered_addr).await);
         let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
         (bare, layered, u(bare_addr), u(layered_addr))
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `S13_COUNT=bare:N` / `layers:N`: N sequential requests, for instruction counts.
+fn count(spec: &str) {
+    let (variant, n) = spec.split_once(':').expect("S13_COUNT=bare:N or layers:N");
+    let n: usize = n.parse().expect("a request count");
+    let rt = runtime();
+    let (bare, layered, uri_bare, uri_layered) = setup(&rt);
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    // `server` / `client`: one layer only (the other side bare), to split the cost.
+    let (server_only, client_only) = rt.block_on(async {
+        (
+            connect(uri_layered.authority().unwrap().as_str().parse().unwrap()).await,
+            PropagateLayer::http()
+                .layer(connect(uri_bare.authority().unwrap().as_str().parse().unwrap()).await),
+        )
     });
+    rt.block_on(async {
+        for _ in 0..n {
+            match variant {
+                "bare" => one(&bare, &uri_bare, None).await,
+                "server" => one(&server_only, &uri_layered, None).await,
+                "client" => one(&client_only, &uri_bare, Some(&ctx)).await,
+                _ => one(&layered, &uri_layered, Some(&ctx)).await,
+            }
+        }
+    });
+}
+
+fn s13(c: &mut Criterion) {
+    let rt = runtime();
+    let (bare, layered, uri_bare, uri_layered) = setup(&rt);
     // The caller's context: a deadline that never fires during the run.
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
 
@@ -160,4 +206,12 @@ criterion_group! {
     config = config();
     targets = s13
 }
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("S13_COUNT") {
+        count(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -249,24 +249,34 @@ mod tests {
     use super::*;
     use std::future::poll_fn;
 
-    #[test]
-    fn grpc_stream_cut_with_status_4_and_guard_disarmed() {
-        let (ctx, handle) = Context::background().with_timeout(std::time::Duration::ZERO);
-        let inner = http_body_util::StreamBody::new(tokio_stream::pending::<
-            Result<Frame<Bytes>, BoxError>,
-        >());
+    type Pending =
+        http_body_util::StreamBody<tokio_stream::Pending<Result<Frame<Bytes>, BoxError>>>;
+
+    /// A server-side body that never yields, watching `ctx` and holding its handle.
+    fn pending_body(
+        ctx: &Context,
+        handle: CancelHandle,
+        grpc: bool,
+    ) -> Pin<Box<ContextBody<Pending>>> {
+        let inner = http_body_util::StreamBody::new(tokio_stream::pending());
         let watch = Watch {
             ctx: ctx.clone(),
             cut: true,
             enter: true,
             fix_cancelled: None,
-            grpc: true,
+            grpc,
         };
-        let mut body = Box::pin(ContextBody::wrap(
+        Box::pin(ContextBody::wrap(
             inner,
             watch,
             Some(DropGuard::armed(handle)),
-        ));
+        ))
+    }
+
+    #[test]
+    fn grpc_stream_cut_with_status_4_and_guard_disarmed() {
+        let (ctx, handle) = Context::background().with_timeout(std::time::Duration::ZERO);
+        let mut body = pending_body(&ctx, handle, true);
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -275,27 +285,14 @@ mod tests {
         assert_eq!(protocol::grpc_status_of(&trailers), Some(4));
         assert!(body.is_end_stream());
         drop(body);
-        assert!(ctx
-            .cause()
-            .unwrap()
-            .downcast_ref::<RequestDropped>()
-            .is_none());
+        let cause = ctx.cause().unwrap();
+        assert!(cause.downcast_ref::<RequestDropped>().is_none());
     }
 
     #[test]
     fn body_dropped_before_its_end_cancels_with_request_dropped() {
         let (ctx, handle) = Context::background().with_cancel();
-        let inner = http_body_util::StreamBody::new(tokio_stream::pending::<
-            Result<Frame<Bytes>, BoxError>,
-        >());
-        let watch = Watch {
-            ctx: ctx.clone(),
-            cut: true,
-            enter: true,
-            fix_cancelled: None,
-            grpc: false,
-        };
-        let body = ContextBody::wrap(inner, watch, Some(DropGuard::armed(handle)));
+        let body = pending_body(&ctx, handle, false);
         assert!(!ctx.is_done());
         drop(body);
         let cause = ctx.cause().unwrap();

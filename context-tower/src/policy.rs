@@ -24,12 +24,17 @@ impl Format {
         }
     }
 
+    /// The header value to send. It is marked sensitive, so HTTP/2 sends it as HPACK
+    /// "never indexed": it changes with every call, and indexing it would fill the
+    /// connection's header table with dead entries (and evict the live ones) at each request.
     pub(crate) fn format(self, timeout: Duration) -> HeaderValue {
-        match self {
+        let mut value = match self {
             Format::Grpc => wire::format_grpc_timeout(timeout),
             Format::Millis => wire::format_timeout_ms(timeout),
         }
-        .to_header_value()
+        .to_header_value();
+        value.set_sensitive(true);
+        value
     }
 }
 

@@ -210,8 +210,14 @@ pub fn parse_grpc_timeout(value: &[u8]) -> Result<Duration, WireError> {
 /// assert_eq!(format_grpc_timeout(Duration::MAX).as_str(), "99999999H");
 /// ```
 pub fn format_grpc_timeout(timeout: Duration) -> TimeoutValue {
-    let nanos = timeout.as_nanos().max(1);
-    const UNITS: [(u128, u8); 6] = [
+    // Nanoseconds in a u64 cover 584 years (u64 division is much cheaper than u128); the
+    // longer rest saturates to hours below.
+    let Ok(nanos) = u64::try_from(timeout.as_nanos()) else {
+        let hours = timeout.as_secs().div_ceil(3600).min(GRPC_MAX_VALUE);
+        return TimeoutValue::new(hours, Some(b'H'));
+    };
+    let nanos = nanos.max(1);
+    const UNITS: [(u64, u8); 6] = [
         (1, b'n'),
         (1_000, b'u'),
         (1_000_000, b'm'),
@@ -221,8 +227,8 @@ pub fn format_grpc_timeout(timeout: Duration) -> TimeoutValue {
     ];
     for (per, unit) in UNITS {
         let v = nanos.div_ceil(per);
-        if v <= u128::from(GRPC_MAX_VALUE) {
-            return TimeoutValue::new(v as u64, Some(unit));
+        if v <= GRPC_MAX_VALUE {
+            return TimeoutValue::new(v, Some(unit));
         }
     }
     TimeoutValue::new(GRPC_MAX_VALUE, Some(b'H'))
@@ -252,11 +258,11 @@ pub fn parse_timeout_ms(value: &[u8]) -> Result<Duration, WireError> {
 /// assert_eq!(format_timeout_ms(Duration::MAX).as_str(), "9999999999");
 /// ```
 pub fn format_timeout_ms(timeout: Duration) -> TimeoutValue {
-    let ms = timeout
-        .as_nanos()
-        .div_ceil(1_000_000)
-        .clamp(1, u128::from(MS_MAX_VALUE));
-    TimeoutValue::new(ms as u64, None)
+    let ms = match u64::try_from(timeout.as_nanos()) {
+        Ok(nanos) => nanos.div_ceil(1_000_000).clamp(1, MS_MAX_VALUE),
+        Err(_) => MS_MAX_VALUE,
+    };
+    TimeoutValue::new(ms, None)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use context_tower::{
     ContextLayer, PropagateLayer, RemoteDeadline, RequestContextExt, RequestDropped,
 };
 use go_context::{go, Context, Error};
+use support::grpc::*;
 use support::*;
 use tokio::sync::{oneshot, Notify};
 use tonic::Code;
@@ -397,43 +398,22 @@ async fn interop_plain_tonic_client_against_our_server() {
         // hyper client, the status is the server's.
         let mut client = plain_hyper_client(s.addr);
         // tonic's set_timeout header reaches the handler as its deadline.
-        let mut req = tonic::Request::new(Hop { work_ms: 0 });
-        req.set_timeout(Duration::from_millis(800));
-        client.ready().await.unwrap();
-        let got = client
-            .unary::<_, Budgets, _>(
-                req,
-                http::uri::PathAndQuery::from_static(CALL),
-                tonic_prost::ProstCodec::default(),
-            )
+        let got = call_timed(&mut client, Hop { work_ms: 0 }, Duration::from_millis(800))
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert!(got.micros[0] > 0 && got.micros[0] <= 800_000, "{got:?}");
         // Expiry: DEADLINE_EXCEEDED (tonic's own server says CANCELLED).
-        let mut req = tonic::Request::new(Hop { work_ms: 10_000 });
-        req.set_timeout(Duration::from_millis(200));
-        client.ready().await.unwrap();
-        let err = client
-            .unary::<_, Budgets, _>(
-                req,
-                http::uri::PathAndQuery::from_static(CALL),
-                tonic_prost::ProstCodec::default(),
-            )
-            .await
-            .unwrap_err();
+        let err = call_timed(
+            &mut client,
+            Hop { work_ms: 10_000 },
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
         // tonic sends `0n` for a zero timeout: answered without calling the handler.
         let before = probe.len();
-        let mut req = tonic::Request::new(Hop { work_ms: 0 });
-        req.set_timeout(Duration::ZERO);
-        client.ready().await.unwrap();
-        let err = client
-            .unary::<_, Budgets, _>(
-                req,
-                http::uri::PathAndQuery::from_static(CALL),
-                tonic_prost::ProstCodec::default(),
-            )
+        let err = call_timed(&mut client, Hop { work_ms: 0 }, Duration::ZERO)
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
@@ -485,17 +465,13 @@ async fn interop_our_client_against_a_plain_tonic_server() {
         assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
         // ... where a plain tonic client, on the same server, gets CANCELLED.
         let mut plain = plain_client(s.addr);
-        let mut req = tonic::Request::new(Hop { work_ms: 10_000 });
-        req.set_timeout(Duration::from_millis(200));
-        plain.ready().await.unwrap();
-        let err = plain
-            .unary::<_, Budgets, _>(
-                req,
-                http::uri::PathAndQuery::from_static(CALL),
-                tonic_prost::ProstCodec::default(),
-            )
-            .await
-            .unwrap_err();
+        let err = call_timed(
+            &mut plain,
+            Hop { work_ms: 10_000 },
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), Code::Cancelled, "tonic changed: {err:?}");
         s.stop.cancel();
         s.join().await;

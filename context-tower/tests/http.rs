@@ -260,10 +260,7 @@ async fn shutdown_answers_503_and_the_server_drains() {
             client(false).request(req).await.unwrap().status().as_u16()
         });
         // Wait for the handler to hold its context.
-        while app.probe.get().is_none() {
-            tokio::task::yield_now().await;
-        }
-        let ctx = app.probe.get().unwrap();
+        let ctx = app.probe.wait(1).await;
         app.stop.cancel_with_cause("draining");
         assert_eq!(in_flight.await.unwrap(), 503);
         assert_eq!(ctx.cause().unwrap().to_string(), "draining");
@@ -311,19 +308,16 @@ async fn http_client_propagates_and_ends_the_call_with_its_context() {
             .body(Empty::<Bytes>::new())
             .unwrap();
         req.set_context(ctx);
-        let before = app.calls.load(Ordering::SeqCst);
+        let before = app.probe.len();
         let call = svc.ready().await.unwrap().call(req);
         let waiter = tokio::spawn(call);
-        while app.calls.load(Ordering::SeqCst) == before {
-            tokio::task::yield_now().await;
-        }
+        let server_ctx = app.probe.wait(before + 1).await;
         cancel.cancel_with_cause("user navigated away");
         let err = waiter.await.unwrap().unwrap_err();
         assert_eq!(
             err.downcast_ref::<ContextDone>().unwrap().error(),
             Error::Canceled
         );
-        let server_ctx = app.probe.get().unwrap();
         assert_eq!(done_within(&server_ctx, 5).await, Error::Canceled);
         assert!(server_ctx
             .cause()
