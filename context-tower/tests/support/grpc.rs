@@ -218,6 +218,29 @@ pub fn plain_hyper_client(addr: SocketAddr) -> tonic::client::Grpc<HyperGrpc> {
     tonic::client::Grpc::with_origin(client, format!("http://{addr}").parse().unwrap())
 }
 
+/// What a tonic client here runs over: a `Channel` (layered or not) or a hyper client.
+pub trait Transport:
+    tonic::client::GrpcService<
+    Body,
+    Error: Into<go_context::BoxError>,
+    ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<go_context::BoxError>>
+                      + Send
+                      + 'static,
+>
+{
+}
+
+impl<T> Transport for T where
+    T: tonic::client::GrpcService<
+        Body,
+        Error: Into<go_context::BoxError>,
+        ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<go_context::BoxError>>
+                          + Send
+                          + 'static,
+    >
+{
+}
+
 /// One `Call`, under `ctx` if given (else the current context).
 pub async fn call<T>(
     client: &mut tonic::client::Grpc<T>,
@@ -225,10 +248,7 @@ pub async fn call<T>(
     ctx: Option<Context>,
 ) -> Result<Budgets, Status>
 where
-    T: tonic::client::GrpcService<Body>,
-    T::Error: Into<go_context::BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<go_context::BoxError>,
+    T: Transport,
 {
     let mut req = Request::new(hop);
     if let Some(ctx) = ctx {
@@ -244,10 +264,7 @@ pub async fn call_timed<T>(
     timeout: Duration,
 ) -> Result<Budgets, Status>
 where
-    T: tonic::client::GrpcService<Body>,
-    T::Error: Into<go_context::BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<go_context::BoxError>,
+    T: Transport,
 {
     let mut req = Request::new(hop);
     req.set_timeout(timeout);
@@ -259,10 +276,7 @@ async fn call_req<T>(
     req: Request<Hop>,
 ) -> Result<Budgets, Status>
 where
-    T: tonic::client::GrpcService<Body>,
-    T::Error: Into<go_context::BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<go_context::BoxError>,
+    T: Transport,
 {
     client
         .ready()
