@@ -20,10 +20,7 @@ use tonic::Code;
 /// A hop that calls `next` (under its own request context, through `Context::current()`) and
 /// prepends the budget it received.
 fn forwarding(next: std::net::SocketAddr, margin: Duration, probe: Probe) -> ChainService {
-    let client = tonic::client::Grpc::new(tower::Layer::layer(
-        &PropagateLayer::grpc().margin(margin),
-        channel(next),
-    ));
+    let client = our_hyper_client(next, &PropagateLayer::grpc().margin(margin));
     ChainService {
         unary: unary(move |req: tonic::Request<Hop>| {
             let mut client = client.clone();

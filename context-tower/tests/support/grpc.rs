@@ -212,10 +212,28 @@ pub type HyperGrpc =
 /// A plain tonic client over a hyper-util client: unlike tonic's `Channel`, it enforces no
 /// timeout of its own, so what it reports is what the server answered.
 pub fn plain_hyper_client(addr: SocketAddr) -> tonic::client::Grpc<HyperGrpc> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    tonic::client::Grpc::with_origin(hyper_grpc(), format!("http://{addr}").parse().unwrap())
+}
+
+fn hyper_grpc() -> HyperGrpc {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
-        .build_http();
-    tonic::client::Grpc::with_origin(client, format!("http://{addr}").parse().unwrap())
+        .build_http()
+}
+
+/// Our layer over a hyper-util client. Over a `Channel`, tonic enforces the header we write
+/// on the calling side too, with the same budget measured from the send: it resets the call
+/// just before the callee's own deadline fires, so the callee ends `Canceled`
+/// (`RequestDropped`) rather than `DeadlineExceeded`. Hops that must see their own deadline
+/// fire use this transport.
+pub fn our_hyper_client(
+    addr: SocketAddr,
+    layer: &PropagateLayer,
+) -> tonic::client::Grpc<PropagateService<HyperGrpc>> {
+    tonic::client::Grpc::with_origin(
+        tower::Layer::layer(layer, hyper_grpc()),
+        format!("http://{addr}").parse().unwrap(),
+    )
 }
 
 /// What a tonic client here runs over: a `Channel` (layered or not) or a hyper client.
