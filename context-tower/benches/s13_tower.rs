@@ -1,0 +1,217 @@
+//! S13 of `shared/BENCHMARKS.md`: a loopback hyper service (HTTP/2 on 127.0.0.1) with and
+//! without `ContextLayer` (server) + `PropagateLayer` (client), in the same run.
+//!
+//! - `S13/latency/{bare,layers}`: one request round trip, client and server on one
+//!   current-thread runtime (so the figure is the CPU cost of both sides plus loopback I/O).
+//! - `S13/throughput/{bare,layers}`: 32 requests in flight on the connection per iteration.
+//!
+//! With layers, each request carries a context with a deadline: the client writes
+//! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
+//! entry), makes it current for the handler and drops it after the body.
+//!
+//! Run: `cargo bench -p context-tower --bench s13_tower` (criterion prints the time per
+//! iteration and elements/s; the ratios are layers / bare of the same run).
+//!
+//! Instruction counts, repeatable under load: `S13_COUNT=bare:N` (or `layers:N`) makes the
+//! binary send N sequential requests and exit, so two callgrind runs with different N give the
+//! instructions per request with the setup subtracted (`scripts`-free; see the crate README).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use context_tower::{ContextLayer, PropagateLayer, RequestContextExt};
+use criterion::{criterion_group, Criterion, Throughput};
+use go_context::{BoxError, Context};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Layer, Service, ServiceExt};
+
+const IN_FLIGHT: usize = 32;
+
+async fn hello(_req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    Ok(http::Response::new(Full::new(Bytes::from_static(b"hello"))))
+}
+
+/// Serves connections on 127.0.0.1 with `svc`, a tower service.
+async fn serve<S, B>(svc: S) -> SocketAddr
+where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let svc = svc.clone();
+            let hyper_svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), hyper_svc),
+            );
+        }
+    });
+    addr
+}
+
+/// hyper's HTTP/2 `SendRequest` as a tower service.
+#[derive(Clone)]
+struct Sender(hyper::client::conn::http2::SendRequest<Empty<Bytes>>);
+
+impl Service<http::Request<Empty<Bytes>>> for Sender {
+    type Response = http::Response<Incoming>;
+    type Error = hyper::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Empty<Bytes>>) -> Self::Future {
+        Box::pin(self.0.send_request(req))
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Sender {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    Sender(send)
+}
+
+/// One request through `client`, body read to the end.
+async fn one<S, B>(client: &S, uri: &http::Uri, ctx: Option<&Context>)
+where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let mut req = http::Request::get(uri.clone()).body(Empty::new()).unwrap();
+    if let Some(ctx) = ctx {
+        req.set_context(ctx.clone());
+    }
+    let resp = client.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+}
+
+type Setup = (
+    Sender,
+    context_tower::PropagateService<Sender>,
+    http::Uri,
+    http::Uri,
+);
+
+fn setup(rt: &tokio::runtime::Runtime) -> Setup {
+    rt.block_on(async {
+        let bare_addr = serve(tower::service_fn(hello)).await;
+        let layered_addr = serve(ContextLayer::http().layer(tower::service_fn(hello))).await;
+        let bare = connect(bare_addr).await;
+        let layered = PropagateLayer::http().layer(connect(layered_addr).await);
+        let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
+        (bare, layered, u(bare_addr), u(layered_addr))
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `S13_COUNT=bare:N` / `layers:N`: N sequential requests, for instruction counts.
+fn count(spec: &str) {
+    let (variant, n) = spec.split_once(':').expect("S13_COUNT=bare:N or layers:N");
+    let n: usize = n.parse().expect("a request count");
+    let rt = runtime();
+    let (bare, layered, uri_bare, uri_layered) = setup(&rt);
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    // `server` / `client`: one layer only (the other side bare), to split the cost.
+    let (server_only, client_only) = rt.block_on(async {
+        (
+            connect(uri_layered.authority().unwrap().as_str().parse().unwrap()).await,
+            PropagateLayer::http()
+                .layer(connect(uri_bare.authority().unwrap().as_str().parse().unwrap()).await),
+        )
+    });
+    rt.block_on(async {
+        for _ in 0..n {
+            match variant {
+                "bare" => one(&bare, &uri_bare, None).await,
+                "server" => one(&server_only, &uri_layered, None).await,
+                "client" => one(&client_only, &uri_bare, Some(&ctx)).await,
+                _ => one(&layered, &uri_layered, Some(&ctx)).await,
+            }
+        }
+    });
+}
+
+fn s13(c: &mut Criterion) {
+    let rt = runtime();
+    let (bare, layered, uri_bare, uri_layered) = setup(&rt);
+    // The caller's context: a deadline that never fires during the run.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+
+    let mut g = c.benchmark_group("S13/latency");
+    g.bench_function("bare", |b| {
+        b.iter(|| rt.block_on(one(&bare, &uri_bare, None)))
+    });
+    g.bench_function("layers", |b| {
+        b.iter(|| rt.block_on(one(&layered, &uri_layered, Some(&ctx))))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("S13/throughput");
+    g.throughput(Throughput::Elements(IN_FLIGHT as u64));
+    g.bench_function("bare", |b| {
+        b.iter(|| {
+            rt.block_on(futures_util::future::join_all(
+                (0..IN_FLIGHT).map(|_| one(&bare, &uri_bare, None)),
+            ))
+        })
+    });
+    g.bench_function("layers", |b| {
+        b.iter(|| {
+            rt.block_on(futures_util::future::join_all(
+                (0..IN_FLIGHT).map(|_| one(&layered, &uri_layered, Some(&ctx))),
+            ))
+        })
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(60)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = s13
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("S13_COUNT") {
+        count(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

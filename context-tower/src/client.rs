@@ -1,0 +1,375 @@
+//! The client side: [`PropagateLayer`] sends the call's deadline and ends the call with its
+//! context.
+//!
+//! # Invariants
+//! 1. A call whose context is done (or whose remaining time, less the margin, is zero) is
+//!    never handed to the inner service: it fails locally, nothing is sent.
+//! 2. The header written never exceeds the time left (rounded up only by the wire's last
+//!    unit) nor a deadline header already present.
+//! 3. Once the context is done, the inner future (or the response body) is not polled again:
+//!    it is dropped, which resets an HTTP/2 stream.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use go_context::{BoxError, Context, Done};
+use http::{HeaderName, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::{ContextBody, Watch};
+use crate::error::{call_error, ContextDone};
+use crate::ext::RequestContextExt;
+use crate::policy::Format;
+use crate::protocol;
+
+#[derive(Debug)]
+struct Config {
+    header: HeaderName,
+    format: Format,
+    margin: Duration,
+}
+
+/// Sends each outgoing call's remaining time as a deadline header and ends the call when its
+/// context is done.
+///
+/// The call's context is the request extension `Context` (set it with
+/// [`RequestContextExt::set_context`]), else
+/// `Context::current()`, so inside a handler served by [`ContextLayer`](crate::ContextLayer)
+/// the caller's deadline propagates with no code at all.
+///
+/// - Context already done (or no time left after the margin): the call fails at once with
+///   that error, nothing is sent. The error is a boxed [`ContextDone`]
+///   (a `tonic::Status` for gRPC calls with feature `tonic`).
+/// - Else the remaining time, less the margin, is written (rounded up, never `0n`, at most 8
+///   digits, saturating), or kept if a header already present is shorter. The value is
+///   marked sensitive, so HTTP/2 sends it "never indexed": a value that changes with every
+///   call would otherwise churn the connection's HPACK table (measured: S13 in the README).
+/// - The call and its response body are raced against the context and dropped on
+///   cancellation (HTTP/2 sends `RST_STREAM`).
+/// - A gRPC `CANCELLED` that arrives after our deadline passed is reported as
+///   `DEADLINE_EXCEEDED`.
+///
+/// ```
+/// use context_tower::{PropagateLayer, RequestContextExt};
+/// use go_context::Context;
+/// use std::time::Duration;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut client = ServiceBuilder::new()
+///     .layer(PropagateLayer::grpc())
+///     .service_fn(|req: http::Request<String>| async move {
+///         // Echo what the server would receive.
+///         let mut resp = http::Response::new(String::new());
+///         resp.headers_mut().insert("sent", req.headers()["grpc-timeout"].clone());
+///         Ok::<_, std::convert::Infallible>(resp)
+///     });
+/// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(300));
+/// let mut req = http::Request::new(String::new());
+/// req.set_context(ctx);
+/// let resp = client.ready().await.unwrap().call(req).await.unwrap();
+/// let sent = resp.headers()["sent"].to_str().unwrap();
+/// assert!(sent.ends_with('u') && sent.len() <= 9, "{sent}");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PropagateLayer {
+    config: Arc<Config>,
+}
+
+impl PropagateLayer {
+    fn with(header: HeaderName, format: Format) -> PropagateLayer {
+        PropagateLayer {
+            config: Arc::new(Config {
+                header,
+                format,
+                margin: Duration::ZERO,
+            }),
+        }
+    }
+
+    /// Writes `grpc-timeout` (what gRPC servers, and ours with either policy, read).
+    ///
+    /// ```
+    /// # use context_tower::PropagateLayer;
+    /// let layer = PropagateLayer::grpc();
+    /// # let _ = layer;
+    /// ```
+    pub fn grpc() -> PropagateLayer {
+        PropagateLayer::with(HeaderName::from_static("grpc-timeout"), Format::Grpc)
+    }
+
+    /// Writes `connect-timeout-ms` (milliseconds, rounded up).
+    ///
+    /// ```
+    /// # use context_tower::PropagateLayer;
+    /// let layer = PropagateLayer::http();
+    /// # let _ = layer;
+    /// ```
+    pub fn http() -> PropagateLayer {
+        PropagateLayer::with(
+            HeaderName::from_static("connect-timeout-ms"),
+            Format::Millis,
+        )
+    }
+
+    /// Writes `header` in the `grpc-timeout` form.
+    ///
+    /// ```
+    /// # use context_tower::PropagateLayer;
+    /// let layer = PropagateLayer::header_grpc(http::HeaderName::from_static("x-grpc-timeout"));
+    /// # let _ = layer;
+    /// ```
+    pub fn header_grpc(header: HeaderName) -> PropagateLayer {
+        PropagateLayer::with(header, Format::Grpc)
+    }
+
+    /// Writes `header` in the milliseconds form.
+    ///
+    /// ```
+    /// # use context_tower::PropagateLayer;
+    /// let layer = PropagateLayer::header_ms(http::HeaderName::from_static("x-timeout-ms"));
+    /// # let _ = layer;
+    /// ```
+    pub fn header_ms(header: HeaderName) -> PropagateLayer {
+        PropagateLayer::with(header, Format::Millis)
+    }
+
+    /// Sends `margin` less than the time left, so the callee gives up (and answers) before we
+    /// do. A call with no more than `margin` left fails locally with `DeadlineExceeded`.
+    ///
+    /// ```
+    /// # use context_tower::PropagateLayer;
+    /// # use std::time::Duration;
+    /// let layer = PropagateLayer::grpc().margin(Duration::from_millis(5));
+    /// # let _ = layer;
+    /// ```
+    pub fn margin(self, margin: Duration) -> PropagateLayer {
+        PropagateLayer {
+            config: Arc::new(Config {
+                header: self.config.header.clone(),
+                format: self.config.format,
+                margin,
+            }),
+        }
+    }
+}
+
+impl Default for PropagateLayer {
+    /// [`PropagateLayer::grpc`].
+    ///
+    /// ```
+    /// # use context_tower::PropagateLayer;
+    /// let layer = PropagateLayer::default();
+    /// # let _ = layer;
+    /// ```
+    fn default() -> PropagateLayer {
+        PropagateLayer::grpc()
+    }
+}
+
+impl<S> Layer<S> for PropagateLayer {
+    type Service = PropagateService<S>;
+
+    fn layer(&self, inner: S) -> PropagateService<S> {
+        PropagateService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`PropagateLayer`] makes.
+///
+/// ```
+/// use context_tower::{PropagateLayer, PropagateService};
+/// use tower::Layer;
+/// let svc: PropagateService<_> = PropagateLayer::grpc().layer(tower::service_fn(|_: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// }));
+/// # let _ = svc;
+/// ```
+#[derive(Clone, Debug)]
+pub struct PropagateService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for PropagateService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ResB: http_body::Body,
+{
+    type Response = Response<ContextBody<ResB>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let ctx = req.context();
+        let grpc = protocol::is_grpc(req.headers());
+        if ctx.is_done() {
+            return ResponseFuture::failed(call_error(grpc, ContextDone::of(&ctx)));
+        }
+        let mut sent = None;
+        if let Some(deadline) = ctx.deadline() {
+            let config = &*self.config;
+            let now = Instant::now();
+            let left = deadline
+                .saturating_duration_since(now)
+                .saturating_sub(config.margin);
+            if left.is_zero() {
+                // Invariant 1: nothing is sent; within the margin the call has no time either.
+                return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
+            }
+            let present = req
+                .headers()
+                .get(&config.header)
+                .and_then(|v| config.format.parse(v.as_bytes()).ok());
+            let budget = match present {
+                Some(p) if p <= left => p,
+                _ => {
+                    req.headers_mut()
+                        .insert(config.header.clone(), config.format.format(left));
+                    left
+                }
+            };
+            sent = now.checked_add(budget);
+        }
+        let fut = self.inner.call(req);
+        ResponseFuture {
+            state: State::Calling {
+                fut,
+                ctx,
+                done: None,
+                grpc,
+                sent,
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`PropagateService`] call.
+    ///
+    /// ```
+    /// use context_tower::client::ResponseFuture;
+    /// fn is_future<F: std::future::Future>() {}
+    /// is_future::<ResponseFuture<std::future::Ready<Result<http::Response<String>, std::io::Error>>>>();
+    /// ```
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[project_replace = StateReplace]
+    #[derive(Debug)]
+    enum State<F> {
+        Calling {
+            #[pin]
+            fut: F,
+            ctx: Context,
+            done: Option<Done>,
+            grpc: bool,
+            // The deadline the callee was sent, if any.
+            sent: Option<Instant>,
+        },
+        Failed { err: Option<BoxError> },
+        Finished,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn failed(err: BoxError) -> ResponseFuture<F> {
+        ResponseFuture {
+            state: State::Failed { err: Some(err) },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<ContextBody<B>>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.as_mut().project();
+        match this.state.project() {
+            StateProj::Failed { err } => match err.take() {
+                Some(e) => Poll::Ready(Err(e)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            StateProj::Finished => panic!("ResponseFuture polled after completion"),
+            StateProj::Calling {
+                fut,
+                ctx,
+                done,
+                grpc,
+                sent,
+            } => {
+                if !ctx.is_done() {
+                    match fut.poll(cx) {
+                        Poll::Ready(Err(e)) => {
+                            // An inner timeout layer (tonic's `Channel` enforces the header we
+                            // wrote) failing after the deadline we sent is that deadline.
+                            let e = if ctx.is_done() {
+                                call_error(*grpc, ContextDone::of(ctx))
+                            } else if sent.is_some_and(|d| Instant::now() >= d) {
+                                call_error(*grpc, ContextDone::no_time_left())
+                            } else {
+                                e.into()
+                            };
+                            self.project().state.project_replace(State::Finished);
+                            return Poll::Ready(Err(e));
+                        }
+                        Poll::Ready(Ok(mut resp)) => {
+                            let grpc = *grpc || protocol::is_grpc(resp.headers());
+                            let fix = if grpc { *sent } else { None };
+                            if let Some(deadline) = fix {
+                                protocol::fix_late_cancelled(resp.headers_mut(), deadline);
+                            }
+                            let watch = Watch {
+                                ctx: ctx.clone(),
+                                cut: true,
+                                enter: false,
+                                fix_cancelled: fix,
+                                grpc,
+                            };
+                            self.project().state.project_replace(State::Finished);
+                            return Poll::Ready(
+                                Ok(resp.map(|b| ContextBody::wrap(b, watch, None))),
+                            );
+                        }
+                        Poll::Pending => {
+                            let done = done.get_or_insert_with(|| ctx.done());
+                            if Pin::new(done).poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                }
+                // Invariant 3: the call is dropped here.
+                let err = call_error(*grpc, ContextDone::of(ctx));
+                self.project().state.project_replace(State::Finished);
+                Poll::Ready(Err(err))
+            }
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! [`DeadlinePolicy`]: where a server reads the caller's deadline and how far it trusts it.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::cause::RemoteDeadline;
+use crate::wire::{self, WireError};
+
+/// The wire form of one deadline header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// `grpc-timeout`: digits and a unit.
+    Grpc,
+    /// `*-timeout-ms`: digits of milliseconds.
+    Millis,
+}
+
+impl Format {
+    pub(crate) fn parse(self, value: &[u8]) -> Result<Duration, WireError> {
+        match self {
+            Format::Grpc => wire::parse_grpc_timeout(value),
+            Format::Millis => wire::parse_timeout_ms(value),
+        }
+    }
+
+    /// The header value to send. It is marked sensitive, so HTTP/2 sends it as HPACK
+    /// "never indexed": it changes with every call, and indexing it would fill the
+    /// connection's header table with dead entries (and evict the live ones) at each request.
+    pub(crate) fn format(self, timeout: Duration) -> HeaderValue {
+        let mut value = match self {
+            Format::Grpc => wire::format_grpc_timeout(timeout),
+            Format::Millis => wire::format_timeout_ms(timeout),
+        }
+        .to_header_value();
+        value.set_sensitive(true);
+        value
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Source {
+    pub(crate) header: HeaderName,
+    pub(crate) format: Format,
+}
+
+/// What to do with a deadline header that does not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Malformed {
+    Ignore,
+    Reject,
+}
+
+/// Where a server reads the caller's deadline, and how far it trusts it.
+///
+/// The first source header present wins. The budget it gives is clamped to `[min, max]`; with
+/// no header, the [`default_timeout`](Self::default_timeout) applies (if any). A budget of
+/// zero (`0n`, `0`) means the caller has no time left: the request is answered with
+/// `DEADLINE_EXCEEDED`/504 without calling the handler (the `min` clamp does not revive it).
+/// A header that does not parse is ignored (the default) or rejected with gRPC `INTERNAL` /
+/// HTTP 400, as grpc-go does.
+///
+/// ```
+/// use context_tower::DeadlinePolicy;
+/// use std::time::Duration;
+///
+/// let policy = DeadlinePolicy::grpc()
+///     .max(Duration::from_secs(30))          // never trust a caller for longer
+///     .min(Duration::from_millis(5))         // nor give less than this
+///     .default_timeout(Duration::from_secs(10))
+///     .reject_malformed();
+/// # let _ = policy;
+/// ```
+#[derive(Clone, Debug)]
+pub struct DeadlinePolicy {
+    pub(crate) sources: Vec<Source>,
+    pub(crate) max: Option<Duration>,
+    pub(crate) min: Option<Duration>,
+    pub(crate) default: Option<Duration>,
+    pub(crate) malformed: Malformed,
+    pub(crate) cover_body: bool,
+}
+
+/// What the policy made of a request's headers.
+#[derive(Debug)]
+pub(crate) enum Budget {
+    /// No deadline: the request runs under the parent's.
+    None,
+    /// This budget, and the cause to report when it runs out.
+    Some(Duration, RemoteDeadline),
+    /// A header did not parse and the policy rejects that.
+    Malformed(HeaderName, WireError),
+}
+
+impl DeadlinePolicy {
+    /// gRPC: the deadline is read from `grpc-timeout`.
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// let p = DeadlinePolicy::grpc();
+    /// # let _ = p;
+    /// ```
+    pub fn grpc() -> DeadlinePolicy {
+        DeadlinePolicy::empty().source_grpc(HeaderName::from_static("grpc-timeout"))
+    }
+
+    /// HTTP: the deadline is read from `connect-timeout-ms`, then `grpc-timeout`.
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// let p = DeadlinePolicy::http().source_ms(http::HeaderName::from_static("x-timeout-ms"));
+    /// # let _ = p;
+    /// ```
+    pub fn http() -> DeadlinePolicy {
+        DeadlinePolicy::empty()
+            .source_ms(HeaderName::from_static("connect-timeout-ms"))
+            .source_grpc(HeaderName::from_static("grpc-timeout"))
+    }
+
+    /// No header sources at all (only [`default_timeout`](Self::default_timeout), if set).
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// # use std::time::Duration;
+    /// let p = DeadlinePolicy::empty().default_timeout(Duration::from_secs(1));
+    /// # let _ = p;
+    /// ```
+    pub fn empty() -> DeadlinePolicy {
+        DeadlinePolicy {
+            sources: Vec::new(),
+            max: None,
+            min: None,
+            default: None,
+            malformed: Malformed::Ignore,
+            cover_body: true,
+        }
+    }
+
+    /// Also read `header` in the `grpc-timeout` form (after the sources already given).
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// let p = DeadlinePolicy::empty().source_grpc(http::HeaderName::from_static("x-grpc-timeout"));
+    /// # let _ = p;
+    /// ```
+    pub fn source_grpc(mut self, header: HeaderName) -> DeadlinePolicy {
+        self.sources.push(Source {
+            header,
+            format: Format::Grpc,
+        });
+        self
+    }
+
+    /// Also read `header` in the milliseconds form (after the sources already given).
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// let p = DeadlinePolicy::empty().source_ms(http::HeaderName::from_static("x-timeout-ms"));
+    /// # let _ = p;
+    /// ```
+    pub fn source_ms(mut self, header: HeaderName) -> DeadlinePolicy {
+        self.sources.push(Source {
+            header,
+            format: Format::Millis,
+        });
+        self
+    }
+
+    /// Never give a request more than `max`, whatever the caller sent (the default, if set, is
+    /// clamped too).
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// # use std::time::Duration;
+    /// let p = DeadlinePolicy::grpc().max(Duration::from_secs(30));
+    /// # let _ = p;
+    /// ```
+    pub fn max(mut self, max: Duration) -> DeadlinePolicy {
+        self.max = Some(max);
+        self
+    }
+
+    /// Never give a request (with a non-zero budget) less than `min`.
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// # use std::time::Duration;
+    /// let p = DeadlinePolicy::grpc().min(Duration::from_millis(1));
+    /// # let _ = p;
+    /// ```
+    pub fn min(mut self, min: Duration) -> DeadlinePolicy {
+        self.min = Some(min);
+        self
+    }
+
+    /// The budget of a request that sent no deadline (none by default: it runs under the
+    /// parent's deadline only).
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// # use std::time::Duration;
+    /// let p = DeadlinePolicy::http().default_timeout(Duration::from_secs(10));
+    /// # let _ = p;
+    /// ```
+    pub fn default_timeout(mut self, timeout: Duration) -> DeadlinePolicy {
+        self.default = Some(timeout);
+        self
+    }
+
+    /// Answer a request whose deadline header does not parse with gRPC `INTERNAL` (13) or
+    /// HTTP 400, without calling the handler (grpc-go's behaviour).
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// let p = DeadlinePolicy::grpc().reject_malformed();
+    /// # let _ = p;
+    /// ```
+    pub fn reject_malformed(mut self) -> DeadlinePolicy {
+        self.malformed = Malformed::Reject;
+        self
+    }
+
+    /// Treat a deadline header that does not parse as absent (the default; tonic's behaviour).
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// let p = DeadlinePolicy::grpc().reject_malformed().ignore_malformed();
+    /// # let _ = p;
+    /// ```
+    pub fn ignore_malformed(mut self) -> DeadlinePolicy {
+        self.malformed = Malformed::Ignore;
+        self
+    }
+
+    /// Whether the deadline also covers the response body (default `true`: the deadline is
+    /// the whole call's, so a stream that outlives it ends with `DEADLINE_EXCEEDED` in its
+    /// trailers). With `false` the context lives until the body ends, but the deadline only
+    /// bounds the handler's answer (tonic's behaviour).
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// let p = DeadlinePolicy::grpc().cover_streaming(false);
+    /// # let _ = p;
+    /// ```
+    pub fn cover_streaming(mut self, cover: bool) -> DeadlinePolicy {
+        self.cover_body = cover;
+        self
+    }
+
+    fn clamp(&self, budget: Duration) -> Duration {
+        if budget.is_zero() {
+            return budget;
+        }
+        let mut b = budget;
+        if let Some(min) = self.min {
+            b = b.max(min);
+        }
+        if let Some(max) = self.max {
+            b = b.min(max);
+        }
+        b
+    }
+
+    /// Reads the budget from `headers`.
+    pub(crate) fn budget(&self, headers: &HeaderMap) -> Budget {
+        for source in &self.sources {
+            let Some(value) = headers.get(&source.header) else {
+                continue;
+            };
+            match source.format.parse(value.as_bytes()) {
+                Ok(sent) => {
+                    let budget = self.clamp(sent);
+                    let cause =
+                        RemoteDeadline::from_header(source.header.clone(), value.clone(), budget);
+                    return Budget::Some(budget, cause);
+                }
+                Err(e) if self.malformed == Malformed::Reject => {
+                    return Budget::Malformed(source.header.clone(), e);
+                }
+                Err(_) => continue,
+            }
+        }
+        match self.default {
+            Some(d) => {
+                let budget = match self.max {
+                    Some(max) => d.min(max),
+                    None => d,
+                };
+                Budget::Some(budget, RemoteDeadline::default_timeout(budget))
+            }
+            None => Budget::None,
+        }
+    }
+}
+
+impl Default for DeadlinePolicy {
+    /// [`DeadlinePolicy::http`], which also reads `grpc-timeout`.
+    ///
+    /// ```
+    /// # use context_tower::DeadlinePolicy;
+    /// let p = DeadlinePolicy::default();
+    /// # let _ = p;
+    /// ```
+    fn default() -> DeadlinePolicy {
+        DeadlinePolicy::http()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn sources_in_order_and_clamps() {
+        let p = DeadlinePolicy::http()
+            .max(Duration::from_secs(1))
+            .min(Duration::from_millis(10));
+        let h = headers(&[("grpc-timeout", "5S"), ("connect-timeout-ms", "300")]);
+        match p.budget(&h) {
+            Budget::Some(b, c) => {
+                assert_eq!(b, Duration::from_millis(300));
+                assert_eq!(c.header().unwrap(), "connect-timeout-ms");
+            }
+            other => panic!("{other:?}"),
+        }
+        match p.budget(&headers(&[("grpc-timeout", "5S")])) {
+            Budget::Some(b, _) => assert_eq!(b, Duration::from_secs(1)),
+            other => panic!("{other:?}"),
+        }
+        match p.budget(&headers(&[("grpc-timeout", "1n")])) {
+            Budget::Some(b, _) => assert_eq!(b, Duration::from_millis(10)),
+            other => panic!("{other:?}"),
+        }
+        match p.budget(&headers(&[("grpc-timeout", "0n")])) {
+            Budget::Some(b, _) => assert_eq!(b, Duration::ZERO),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_ignored_or_rejected_and_default() {
+        let h = headers(&[("grpc-timeout", "123456789S")]);
+        assert!(matches!(DeadlinePolicy::grpc().budget(&h), Budget::None));
+        assert!(matches!(
+            DeadlinePolicy::grpc().reject_malformed().budget(&h),
+            Budget::Malformed(_, WireError::TooManyDigits)
+        ));
+        let p = DeadlinePolicy::grpc()
+            .default_timeout(Duration::from_secs(9))
+            .max(Duration::from_secs(2));
+        match p.budget(&h) {
+            Budget::Some(b, c) => {
+                assert_eq!(b, Duration::from_secs(2));
+                assert!(c.header().is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The server side: [`ContextLayer`] gives every request a context with the caller's deadline.
+//!
+//! # Invariants
+//! 1. Each request owns exactly one [`CancelHandle`](go_context::CancelHandle), inside a
+//!    `DropGuard`: in the [`ResponseFuture`] until the handler answers, then in the
+//!    [`ContextBody`] until the stream ends. Whoever drops it first ends the context, so no
+//!    context, timer entry or `go!` child outlives its request.
+//! 2. The guard is armed (drop = cancel with [`RequestDropped`](crate::RequestDropped)) exactly while the request is
+//!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut.
+//! 3. The handler future is polled only while the context is live: a done context drops it
+//!    (the answer is `DEADLINE_EXCEEDED`/504 or `CANCELLED`/503) before any further poll.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use go_context::{Context, Done};
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::{ContextBody, DropGuard, Watch};
+use crate::policy::{Budget, DeadlinePolicy};
+use crate::protocol::{self, ErrorAnswer};
+
+#[derive(Debug)]
+struct Config {
+    policy: DeadlinePolicy,
+    parent: Context,
+}
+
+/// Runs every request under a child of a parent context (a shutdown context, by default
+/// `Context::background()`), with the deadline the caller sent, as the handler's
+/// `Context::current()` and as the request extension `Context` (read it with
+/// [`RequestContextExt::context`](crate::RequestContextExt::context)).
+///
+/// - Deadline passes: the handler future is dropped and the caller gets `DEADLINE_EXCEEDED`
+///   (gRPC 4, trailers-only) or HTTP 504; a streaming body is cut with status 4 in its trailers.
+/// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
+/// - A caller with no time left (`0n`) is answered without calling the handler.
+/// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
+///   [`RequestDropped`](crate::RequestDropped), so `go!`/`Group` work under it stops too.
+///
+/// gRPC or HTTP is told from the request's `content-type`.
+///
+/// ```
+/// use context_tower::{ContextLayer, DeadlinePolicy, RequestContextExt};
+/// use go_context::Context;
+/// use std::time::Duration;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (shutdown, stop) = Context::background().with_cancel();
+/// let mut svc = ServiceBuilder::new()
+///     .layer(ContextLayer::new(DeadlinePolicy::http()).parent(&shutdown))
+///     .service_fn(|req: http::Request<String>| async move {
+///         // The caller's deadline, as the request's context and as the current one.
+///         let budget = req.context().deadline().unwrap() - std::time::Instant::now();
+///         assert!(Context::current().deadline().is_some());
+///         Ok::<_, std::convert::Infallible>(http::Response::new(format!("{}", budget.as_millis() <= 250)))
+///     });
+/// let req = http::Request::builder().header("connect-timeout-ms", "250").body(String::new()).unwrap();
+/// let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+/// assert_eq!(resp.status(), 200);
+/// # drop(stop);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ContextLayer {
+    config: Arc<Config>,
+}
+
+impl ContextLayer {
+    /// A layer reading deadlines by `policy`, under `Context::background()`.
+    ///
+    /// ```
+    /// # use context_tower::{ContextLayer, DeadlinePolicy};
+    /// let layer = ContextLayer::new(DeadlinePolicy::grpc());
+    /// # let _ = layer;
+    /// ```
+    pub fn new(policy: DeadlinePolicy) -> ContextLayer {
+        ContextLayer {
+            config: Arc::new(Config {
+                policy,
+                parent: Context::background(),
+            }),
+        }
+    }
+
+    /// gRPC preset: [`DeadlinePolicy::grpc`].
+    ///
+    /// ```
+    /// # use context_tower::ContextLayer;
+    /// let layer = ContextLayer::grpc();
+    /// # let _ = layer;
+    /// ```
+    pub fn grpc() -> ContextLayer {
+        ContextLayer::new(DeadlinePolicy::grpc())
+    }
+
+    /// HTTP preset: [`DeadlinePolicy::http`].
+    ///
+    /// ```
+    /// # use context_tower::ContextLayer;
+    /// let layer = ContextLayer::http();
+    /// # let _ = layer;
+    /// ```
+    pub fn http() -> ContextLayer {
+        ContextLayer::new(DeadlinePolicy::http())
+    }
+
+    /// Requests run under children of `parent`: cancel it to shut down, and every in-flight
+    /// request ends with `CANCELLED`/503 (its values and deadline reach every request too).
+    ///
+    /// ```
+    /// # use context_tower::ContextLayer;
+    /// use go_context::Context;
+    /// let (shutdown, _stop) = Context::background().with_cancel();
+    /// let layer = ContextLayer::grpc().parent(&shutdown);
+    /// # let _ = layer;
+    /// ```
+    pub fn parent(self, parent: &Context) -> ContextLayer {
+        ContextLayer {
+            config: Arc::new(Config {
+                policy: self.config.policy.clone(),
+                parent: parent.clone(),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for ContextLayer {
+    type Service = ContextService<S>;
+
+    fn layer(&self, inner: S) -> ContextService<S> {
+        ContextService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`ContextLayer`] makes.
+///
+/// ```
+/// use context_tower::{ContextLayer, ContextService};
+/// use tower::Layer;
+/// let svc: ContextService<_> = ContextLayer::http().layer(tower::service_fn(|_: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// }));
+/// # let _ = svc;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ContextService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for ContextService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: http_body::Body,
+{
+    type Response = Response<ContextBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let grpc = protocol::is_grpc(req.headers());
+        let config = &*self.config;
+        let (ctx, handle) = match config.policy.budget(req.headers()) {
+            Budget::Malformed(header, e) => {
+                let msg = format!("malformed {header}: {e}");
+                return ResponseFuture::answer(protocol::error_answer(
+                    grpc,
+                    protocol::GRPC_INTERNAL,
+                    StatusCode::BAD_REQUEST,
+                    &msg,
+                ));
+            }
+            Budget::Some(budget, cause) => config.parent.with_timeout_cause(budget, cause),
+            Budget::None => config.parent.with_cancel(),
+        };
+        if ctx.is_done() {
+            // No time left (`0n`) or the server is shutting down: the handler is not called.
+            return ResponseFuture::answer(protocol::context_answer(grpc, &ctx));
+        }
+        req.extensions_mut().insert(ctx.clone());
+        let fut = {
+            let _current = ctx.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture {
+            state: State::Running {
+                fut,
+                ctx,
+                guard: Some(DropGuard::armed(handle)),
+                done: None,
+                grpc,
+                cover: config.policy.cover_body,
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`ContextService`] call.
+    ///
+    /// ```
+    /// use context_tower::server::ResponseFuture;
+    /// fn is_future<F: std::future::Future>() {}
+    /// is_future::<ResponseFuture<std::future::Ready<Result<http::Response<String>, ()>>>>();
+    /// ```
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[project_replace = StateReplace]
+    #[derive(Debug)]
+    enum State<F> {
+        Running {
+            #[pin]
+            fut: F,
+            ctx: Context,
+            guard: Option<DropGuard>,
+            done: Option<Done>,
+            grpc: bool,
+            cover: bool,
+        },
+        Answer { answer: Option<ErrorAnswer> },
+        Finished,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn answer(answer: ErrorAnswer) -> ResponseFuture<F> {
+        ResponseFuture {
+            state: State::Answer {
+                answer: Some(answer),
+            },
+        }
+    }
+}
+
+fn answer_response<B>(answer: ErrorAnswer) -> Response<ContextBody<B>> {
+    let body = answer.body;
+    answer.response.map(|()| ContextBody::text(body))
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<ContextBody<B>>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.as_mut().project();
+        match this.state.project() {
+            StateProj::Answer { answer } => match answer.take() {
+                Some(a) => Poll::Ready(Ok(answer_response(a))),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            StateProj::Finished => panic!("ResponseFuture polled after completion"),
+            StateProj::Running {
+                fut,
+                ctx,
+                guard,
+                done,
+                grpc,
+                cover,
+            } => {
+                if !ctx.is_done() {
+                    let polled = {
+                        let _current = ctx.enter();
+                        fut.poll(cx)
+                    };
+                    match polled {
+                        Poll::Ready(Err(e)) => {
+                            if let Some(g) = guard.as_mut() {
+                                g.disarm();
+                            }
+                            self.project().state.project_replace(State::Finished);
+                            return Poll::Ready(Err(e));
+                        }
+                        Poll::Ready(Ok(resp)) => {
+                            let watch = Watch {
+                                ctx: ctx.clone(),
+                                cut: *cover,
+                                enter: true,
+                                fix_cancelled: None,
+                                grpc: *grpc,
+                            };
+                            let guard = guard.take();
+                            self.project().state.project_replace(State::Finished);
+                            return Poll::Ready(Ok(
+                                resp.map(|b| ContextBody::wrap(b, watch, guard))
+                            ));
+                        }
+                        // Registered only for handlers that wait: a quick one pays nothing.
+                        Poll::Pending => {
+                            let done = done.get_or_insert_with(|| ctx.done());
+                            if Pin::new(done).poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                }
+                // Invariant 3: the handler future is dropped here, before we answer.
+                let answer = protocol::context_answer(*grpc, ctx);
+                if let Some(g) = guard.as_mut() {
+                    g.disarm();
+                }
+                self.project().state.project_replace(State::Finished);
+                Poll::Ready(Ok(answer_response(answer)))
+            }
+        }
+    }
+}
