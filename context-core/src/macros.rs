@@ -197,7 +197,8 @@ macro_rules! select_done {
 /// - The work's type must be known where `go!` is written: work that only diverges (a bare
 ///   `panic!()`, a `loop` with no `break`) has no type yet and is taken for a future. Give it
 ///   one: call a fn with a return type, or write `go!(|ctx| -> () { ... })`.
-/// - Members of a group return `Result<T, E>`: `T` comes back through the member's `GoHandle`, `E` is the group's error type (see `Group`).
+/// - Members of a group return `Result<T, E>`: `T` comes back through the member's
+///   `GoHandle`, `E` is the group's error type (see `Group`).
 /// - It works under any name of the dependency: the macro reaches go-context through `$crate`.
 #[macro_export]
 macro_rules! go {
