@@ -337,6 +337,14 @@ impl Context {
     /// Blocks the current thread until the context is done and returns its error. On a
     /// context that can never be done, blocks forever (like receiving from Go's nil channel).
     ///
+    /// In async code, prefer `ctx.done().await`. Called from a task, `wait` blocks the runtime's
+    /// worker thread: on a current-thread runtime (or in its root future) nothing else of that
+    /// runtime runs until the context is done, so a cancellation that only one of its tasks
+    /// would make never comes. A deadline, or a cancel from another thread, still ends the wait
+    /// (deadlines fire on this crate's own timer thread, not the runtime's), which is why this
+    /// is not refused the way `GoHandle::join` on such a thread is: there the deadlock is
+    /// certain, here it is not.
+    ///
     /// ```
     /// use go_context::{Context, Error};
     ///
@@ -472,6 +480,8 @@ impl Context {
 
     /// Sleeps for `duration`, returning early with `Err` as soon as the context is done (at
     /// once if it already is).
+    /// It blocks the thread, as [`wait`](Context::wait) does, with the same caveat in async code
+    /// (there, race `tokio::time::sleep` with [`run`](Context::run)).
     ///
     /// ```
     /// use go_context::{Context, Error};
