@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 
 # The crates published to crates.io, in publish order (a crate after the crates it depends on).
 # A new published crate is one more word here, e.g. "context-macros go-context context-tower".
-PUBLISHED="context-macros go-context"
+PUBLISHED="context-macros go-context context-tower"
 # The crate users depend on, whose features are checked one by one.
 CORE="go-context"
 # The nightly for the docs.rs-style build; pinned so a new nightly cannot break CI overnight.
@@ -31,8 +31,11 @@ msrv="$(jq -r --arg p "$CORE" '.packages[] | select(.name == $p) | .rust_version
 features="$(jq -r --arg p "$CORE" \
   '.packages[] | select(.name == $p) | .features | keys[] | select(. != "default")' <<<"$metadata")"
 target_dir="$(jq -r .target_directory <<<"$metadata")"
-lib_args=()
-for p in $PUBLISHED; do lib_args+=(-p "$p"); done
+# MSRV and docs.rs-style docs: the core and its macros. context-tower's own step
+# (30-tower.sh) checks its docs with every feature; its MSRV is not claimed separately yet.
+lib_args=(-p context-macros -p go-context)
+publish_args=()
+for p in $PUBLISHED; do publish_args+=(-p "$p"); done
 
 # A publishable workspace member missing from PUBLISHED is not dry-run: say so loudly.
 for p in $(jq -r '.packages[] | select(.publish != []) | .name' <<<"$metadata"); do
@@ -74,7 +77,7 @@ done
 
 say "cargo publish --dry-run: $PUBLISHED"
 for p in $PUBLISHED; do cargo package -p "$p" --list | sed "s|^|  $p: |"; done
-cargo publish --dry-run "${lib_args[@]}"
+cargo publish --dry-run "${publish_args[@]}"
 
 say "a new user: cargo add $CORE --features tokio, then the seed, from the packaged crates"
 version_of() { jq -r --arg p "$1" '.packages[] | select(.name == $p) | .version' <<<"$metadata"; }
