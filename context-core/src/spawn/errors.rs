@@ -279,7 +279,7 @@ impl StdError for JoinError {}
 
 // ===== SpawnError =====
 
-/// Why a `try_spawn` did not start the work: [`GoHandle::try_spawn`](crate::GoHandle::try_spawn)
+/// Why a `try_spawn` did not start the work: `GoHandle::try_spawn`
 /// found no tokio runtime, or a [`Group`](crate::Group)'s `try_spawn`/`try_spawn_blocking`
 /// found the limit reached or the group failed. The work was dropped unstarted.
 ///

@@ -36,7 +36,7 @@ use crate::{BoxError, CancelHandle, Context, Done};
 ///   of `parent`. Each member runs under its own child of it (current while it runs, and also
 ///   passed as an argument), so [`GoHandle::cancel`] on a member stops that member only.
 /// - [`spawn_blocking`](Group::spawn_blocking) starts a member on an OS thread,
-///   [`spawn`](Group::spawn) (feature `tokio`) a future as a task on the caller's tokio
+///   `spawn` (feature `tokio`) a future as a task on the caller's tokio
 ///   runtime; `go!(group => f(args))` picks by type. Each returns the member's [`GoHandle`]:
 ///   members give their values back through it, no `Arc<Mutex<Vec<_>>>` needed.
 /// - **The first failure cancels the group's context**, with a [`MemberFailed`] cause naming
