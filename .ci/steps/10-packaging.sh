@@ -66,11 +66,16 @@ RUSTDOCFLAGS="-D warnings --cfg docsrs" CARGO_TARGET_DIR="$target_dir/docsrs" \
 # The gated items must carry their feature badge (an `Available on crate feature` note): the
 # pages of SpawnError and of the types with tokio-only methods (Group, GoHandle).
 doc="$target_dir/docsrs/doc/go_context"
-for page in struct.SpawnError.html struct.Group.html struct.GoHandle.html; do
+# page:feature — each page must mark its gated items with that feature (`SpawnError` is no
+# longer gated: `Group::try_spawn_blocking` returns it without tokio).
+for pair in struct.Group.html:tokio struct.GoHandle.html:tokio struct.Context.html:tokio-util \
+  struct.Context.html:signal struct.TokenCancelled.html:tokio-util \
+  struct.SignalReceived.html:signal; do
+  page="${pair%%:*}" feature="${pair#*:}"
   if [ ! -e "$doc/$page" ]; then
     echo "WARNING: no $page in the docs: update the page list in .ci/steps/10-packaging.sh"
-  elif ! grep -q 'Available on <strong>crate feature <code>tokio' "$doc/$page"; then
-    echo "docs.rs build: $page does not mark its tokio-gated items with their feature"
+  elif ! grep -q "Available on <strong>crate feature <code>$feature</code>" "$doc/$page"; then
+    echo "docs.rs build: $page does not mark its $feature-gated items with their feature"
     exit 1
   fi
 done
