@@ -297,9 +297,9 @@ fn loom_cancel_races_done_future_drop() {
         let waker = Waker::from(std::sync::Arc::clone(&counter));
         let c = ctx.clone();
         let poller = thread::spawn(move || {
-            let mut done = c.done();
+            let mut done = Box::pin(c.done());
             let mut cx = TaskContext::from_waker(&waker);
-            let first = std::pin::Pin::new(&mut done).poll(&mut cx);
+            let first = done.as_mut().poll(&mut cx);
             drop(done);
             drop(waker);
             first
@@ -332,14 +332,14 @@ fn loom_re_poll_with_a_new_waker_races_cancel() {
         let (ctx, cancel) = root();
         let a = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let b = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let mut done = ctx.done();
+        let mut done = Box::pin(ctx.done());
         let waker_a = Waker::from(std::sync::Arc::clone(&a));
-        let first = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker_a));
+        let first = done.as_mut().poll(&mut TaskContext::from_waker(&waker_a));
         assert!(first.is_pending());
         drop(waker_a);
         let waker_b = Waker::from(std::sync::Arc::clone(&b));
         let poller = thread::spawn(move || {
-            let second = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker_b));
+            let second = done.as_mut().poll(&mut TaskContext::from_waker(&waker_b));
             (second, done)
         });
         cancel.cancel();
@@ -374,9 +374,9 @@ fn loom_waiter_list_unlink_races_cancel() {
         let mut futures: Vec<_> = wakers
             .iter()
             .map(|w| {
-                let mut done = ctx.done();
+                let mut done = Box::pin(ctx.done());
                 let waker = Waker::from(std::sync::Arc::clone(w));
-                let poll = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+                let poll = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
                 assert!(poll.is_pending());
                 done
             })

@@ -4,7 +4,6 @@
 //! This file is its own test binary with a single test, so no other test allocates concurrently.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context as TaskContext, Waker};
 use std::time::Duration;
 
@@ -32,9 +31,10 @@ fn grow(parent: &Context, n: usize) -> (Vec<StopOnDrop>, Vec<Box<dyn std::any::A
         );
         let stop = d.after_func(|| {});
         // A registered, then abandoned, done() future.
-        let mut done = d.done();
+        let mut done = Box::pin(d.done());
         let waker = Waker::noop();
-        assert!(Pin::new(&mut done)
+        assert!(done
+            .as_mut()
             .poll(&mut TaskContext::from_waker(waker))
             .is_pending());
         stops.push(StopOnDrop(stop));
@@ -112,9 +112,11 @@ fn shrunk_lists_give_memory_back() {
 
     let (ctx, _cancel) = Context::background().with_cancel();
     let baseline = live();
-    let mut waiters: Vec<_> = (0..N).map(|_| ctx.done()).collect();
+    let mut waiters: Vec<_> = (0..N).map(|_| Box::pin(ctx.done())).collect();
     for done in &mut waiters {
-        let poll = Pin::new(done).poll(&mut TaskContext::from_waker(Waker::noop()));
+        let poll = done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(Waker::noop()));
         assert!(poll.is_pending());
     }
     let kept = waiters.swap_remove(N / 2);
