@@ -330,3 +330,107 @@ pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error
         core.err()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::tree;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll(done: Pin<&mut Done>, count: &Arc<Count>) -> Poll<Error> {
+        let waker = Waker::from(Arc::clone(count));
+        done.poll(&mut TaskContext::from_waker(&waker))
+    }
+
+    /// Inline entries at both ends and in the middle, each freed in a different way: dropped
+    /// while linked (unlinked), dropped after the mark without a poll, polled ready after the
+    /// mark and then dropped. Under Miri: no entry is touched after it is freed, and the list's
+    /// pointers into a pinned `Done` do not conflict with the `&mut` of its polls.
+    #[test]
+    fn inline_entries_are_freed_by_their_owners_in_any_order() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let count = Arc::new(Count::default());
+        let mut futures: Vec<_> = (0..5).map(|_| Box::pin(ctx.done())).collect();
+        for f in &mut futures {
+            assert!(poll(f.as_mut(), &count).is_pending());
+        }
+        // Re-polled with the same waker, then with another: the entry stays linked.
+        assert!(poll(futures[0].as_mut(), &count).is_pending());
+        let other = Arc::new(Count::default());
+        assert!(poll(futures[0].as_mut(), &other).is_pending());
+        assert_eq!(
+            Arc::strong_count(&count),
+            5,
+            "the replaced waker was dropped"
+        );
+        drop(futures.remove(2));
+        assert_eq!(tree::waiter_count(&ctx.node), 4);
+        cancel.cancel();
+        assert_eq!(tree::waiter_count(&ctx.node), 0);
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
+        assert_eq!(other.0.load(Ordering::SeqCst), 1);
+        drop(futures.remove(3));
+        for f in &mut futures {
+            assert_eq!(poll(f.as_mut(), &count), Poll::Ready(Error::Canceled));
+        }
+        drop(futures);
+        assert_eq!(Arc::strong_count(&count), 1, "nothing kept a waker");
+        assert_eq!(Arc::strong_count(&other), 1);
+    }
+
+    /// A `Done` on the stack (`pin!`) and a thread's stack entry (`wait_timeout`) leave the list
+    /// as their frames end: nothing stays registered on a live context.
+    #[test]
+    fn stack_entries_leave_the_list_with_their_frame() {
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let count = Arc::new(Count::default());
+        {
+            let done = std::pin::pin!(ctx.done());
+            assert!(poll(done, &count).is_pending());
+            assert_eq!(tree::waiter_count(&ctx.node), 1);
+        }
+        assert_eq!(tree::waiter_count(&ctx.node), 0);
+        assert_eq!(ctx.wait_timeout(std::time::Duration::from_millis(1)), None);
+        assert_eq!(tree::waiter_count(&ctx.node), 0);
+        assert_eq!(Arc::strong_count(&count), 1);
+    }
+
+    /// A task on another thread frees its `Done` as soon as it resumes, and a thread blocked in
+    /// `wait()` returns (ending the frame that holds its entry), while the canceller may still
+    /// be walking the list behind them. (Miri explores some of these interleavings.)
+    #[test]
+    fn owners_on_other_threads_free_their_entries_while_the_cancel_walks() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let count = Arc::new(Count::default());
+        let mut behind = Box::pin(ctx.done());
+        assert!(poll(behind.as_mut(), &count).is_pending());
+        let (task, blocked) = {
+            let (a, b) = (ctx.clone(), ctx.clone());
+            (
+                std::thread::spawn(move || futures_executor::block_on(a.done())),
+                std::thread::spawn(move || b.wait()),
+            )
+        };
+        while tree::waiter_count(&ctx.node) < 3 {
+            std::thread::yield_now();
+        }
+        cancel.cancel();
+        assert_eq!(task.join().unwrap(), Error::Canceled);
+        assert_eq!(blocked.join().unwrap(), Error::Canceled);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll(behind.as_mut(), &count), Poll::Ready(Error::Canceled));
+        drop(behind);
+        assert_eq!(Arc::strong_count(&count), 1);
+    }
+}
