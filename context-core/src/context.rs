@@ -317,7 +317,10 @@ impl Context {
     }
 
     /// A future that resolves with the context's error once it is done (Go's `<-ctx.Done()`).
-    /// Works on any executor; see [`Done`].
+    /// Works on any executor, and allocates nothing: its waiter entry lives inside it, so
+    /// [`Done`] is `!Unpin`. `.await` and `tokio::select!` take it by value as usual; to poll
+    /// it by hand or keep it across loop iterations, pin it with [`std::pin::pin!`] or
+    /// [`Box::pin`] (see [`Done`]).
     ///
     /// ```
     /// use go_context::{Context, Error};
