@@ -214,7 +214,12 @@ fn loom_cancel_drop_derive_and_wait_at_once() {
         let canceller = thread::spawn(move || cancel.cancel_with_cause("parent"));
         let dropper = thread::spawn(move || drop(child_cancel));
         let (grand, grand_cancel) = child.with_cancel();
-        assert_eq!(grand.wait(), Error::Canceled);
+        // Waited on a thread of its own, which ends right after: loom's `unpark` wakes a thread
+        // blocked on anything (a `join` included), and the canceller unparks the waiter after
+        // releasing its locks, possibly after the wait already returned (as std allows).
+        let g = grand.clone();
+        let waiter = thread::spawn(move || g.wait());
+        assert_eq!(waiter.join().unwrap(), Error::Canceled);
         canceller.join().unwrap();
         dropper.join().unwrap();
         let c = cause_text(&child).unwrap();

@@ -91,6 +91,30 @@ fn live_memory_returns_to_baseline() {
 
     shrunk_lists_give_memory_back();
     fired_callbacks_keep_nothing();
+    waiting_allocates_nothing();
+}
+
+/// A pending `done()` future and a thread blocked in `wait_timeout` keep their waiter entry
+/// inline (in the pinned future, on the stack): registering allocates nothing, whether the
+/// wait ends by a drop, a timeout or a cancel (before, each registration allocated a 40-byte
+/// entry).
+fn waiting_allocates_nothing() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    // Warm up the thread's handle (`thread::current()` may allocate it once).
+    assert_eq!(ctx.wait_timeout(Duration::ZERO), None);
+    let baseline = live();
+    {
+        let done = std::pin::pin!(ctx.done());
+        assert!(done.poll(&mut cx).is_pending());
+        assert_eq!(live(), baseline, "a pending done() allocated");
+    }
+    assert_eq!(ctx.wait_timeout(Duration::from_millis(1)), None);
+    let mut done = std::pin::pin!(ctx.done());
+    assert!(done.as_mut().poll(&mut cx).is_pending());
+    cancel.cancel();
+    assert!(done.as_mut().poll(&mut cx).is_ready());
+    assert_eq!(live(), baseline, "waiting allocated");
 }
 
 /// A million children or a million waiters, all gone but one: the lists hold no more than
