@@ -205,10 +205,8 @@ fn child_ctrl_c_many() {
         return;
     }
     // SAFETY: `count_ctrl_c` is a valid handler routine for the life of the process.
-    assert_ne!(
-        unsafe { SetConsoleCtrlHandler(Some(count_ctrl_c), TRUE) },
-        FALSE
-    );
+    let added = unsafe { SetConsoleCtrlHandler(Some(count_ctrl_c), TRUE) };
+    assert_ne!(added, FALSE);
     let contexts: Vec<_> = (0..3)
         .map(|_| Context::background().with_signals().unwrap())
         .collect();
@@ -233,10 +231,8 @@ fn child_ctrl_c_many() {
         std::thread::yield_now();
     }
     // SAFETY: removes the handler added above.
-    assert_ne!(
-        unsafe { SetConsoleCtrlHandler(Some(count_ctrl_c), FALSE) },
-        FALSE
-    );
+    let removed = unsafe { SetConsoleCtrlHandler(Some(count_ctrl_c), FALSE) };
+    assert_ne!(removed, FALSE);
     say_then_die_of("ALL CANCELLED", CTRL_C_EVENT);
 }
 

@@ -30,7 +30,8 @@
 //!    platform's `install`/`restore` there touch no OS state.)
 //! 3. An entry is removed once: by the [`Unregister`] guard registered on its context (when the
 //!    context is done, its waiters are taken and dropped) or, earlier, by [`claim`], which
-//!    empties the registry when a signal arrives (taking the live contexts to cancel them). Removal of a missing id is a no-op.
+//!    empties the registry when a signal arrives (taking the live contexts, to cancel them).
+//!    Removal of a missing id is a no-op.
 //! 4. A signal that finds no live registration (it raced with the last unregistration, or a
 //!    second signal arrived right after the first) gets the handling it would have had without
 //!    us: Unix raises it again if the restored disposition is the default, so it still ends the
