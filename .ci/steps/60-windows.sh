@@ -56,3 +56,5 @@ fi
 
 CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine" timeout 600 \
   cargo test --target "$target" -p context-tests --test signal_windows
+# Wine's server ends by itself a few seconds after its last process: wait for it.
+/usr/lib/wine/wineserver -w || true
