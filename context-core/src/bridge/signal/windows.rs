@@ -8,10 +8,11 @@
 //! lock held, though, so the cancellation (which wakes user code) is handed to the dispatcher
 //! thread, `context-signal`.
 //!
-//! Like Go, Ctrl-C and Ctrl-Break are reported as themselves and the process goes on; the
-//! close, logoff and shutdown events end the process as soon as the handler returns, whatever
-//! it answers, so a handler that claimed one of them never returns (as Go's does not): the
-//! program has until the OS's time-out to drain and exit.
+//! The events Go turns into `os.Interrupt` (Ctrl-C, Ctrl-Break) are handled and the process
+//! goes on. Those it reports as `SIGTERM` (close, logoff, shutdown) end the process as soon as
+//! the handler returns, whatever it answers, so a handler that claimed one of them never
+//! returns (as Go's does not): the program has until the OS's time-out to drain and exit. The
+//! cause names the event itself (`CTRL_C`, ..., `CTRL_SHUTDOWN`).
 //!
 //! # Invariants
 //!
