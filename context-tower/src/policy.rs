@@ -270,8 +270,11 @@ impl DeadlinePolicy {
             match source.format.parse(value.as_bytes()) {
                 Ok(sent) => {
                     let budget = self.clamp(sent);
-                    let cause =
-                        RemoteDeadline::from_header(source.header.clone(), value.clone(), budget);
+                    let cause = RemoteDeadline::from_header(
+                        source.header.clone(),
+                        value.as_bytes(),
+                        budget,
+                    );
                     return Budget::Some(budget, cause);
                 }
                 Err(e) if self.malformed == Malformed::Reject => {

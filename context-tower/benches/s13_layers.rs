@@ -9,12 +9,15 @@
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
 //! entry), makes it current for the handler and drops it after the body.
 //!
-//! Run: `cargo bench -p context-tower --bench s13_tower` (criterion prints the time per
-//! iteration and elements/s; the ratios are layers / bare of the same run).
+//! Run: `cargo bench -p context-tower --bench s13_layers` (criterion prints the time per
+//! iteration and elements/s; the ratios are layers / bare of the same run; `scripts/bench.sh`
+//! prints both rows).
 //!
 //! Instruction counts, repeatable under load: `S13_COUNT=bare:N` (or `layers:N`) makes the
 //! binary send N sequential requests and exit, so two callgrind runs with different N give the
-//! instructions per request with the setup subtracted (`scripts`-free; see the crate README).
+//! instructions per request with the setup subtracted (see the crate README). `server:N` and
+//! `client:N` put one layer only (the other side bare); `bare32:N` / `layers32:N` send N
+//! batches of 32 requests in flight (the throughput scenario).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -108,6 +111,17 @@ where
     resp.into_body().collect().await.unwrap();
 }
 
+/// `IN_FLIGHT` requests at once on the connection.
+async fn batch<S, B>(client: &S, uri: &http::Uri, ctx: Option<&Context>)
+where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    futures_util::future::join_all((0..IN_FLIGHT).map(|_| one(client, uri, ctx))).await;
+}
+
 type Setup = (
     Sender,
     context_tower::PropagateService<Sender>,
@@ -154,7 +168,10 @@ fn count(spec: &str) {
                 "bare" => one(&bare, &uri_bare, None).await,
                 "server" => one(&server_only, &uri_layered, None).await,
                 "client" => one(&client_only, &uri_bare, Some(&ctx)).await,
-                _ => one(&layered, &uri_layered, Some(&ctx)).await,
+                "layers" => one(&layered, &uri_layered, Some(&ctx)).await,
+                "bare32" => batch(&bare, &uri_bare, None).await,
+                "layers32" => batch(&layered, &uri_layered, Some(&ctx)).await,
+                other => panic!("S13_COUNT: unknown variant {other}"),
             }
         }
     });
@@ -178,18 +195,10 @@ fn s13(c: &mut Criterion) {
     let mut g = c.benchmark_group("S13/throughput");
     g.throughput(Throughput::Elements(IN_FLIGHT as u64));
     g.bench_function("bare", |b| {
-        b.iter(|| {
-            rt.block_on(futures_util::future::join_all(
-                (0..IN_FLIGHT).map(|_| one(&bare, &uri_bare, None)),
-            ))
-        })
+        b.iter(|| rt.block_on(batch(&bare, &uri_bare, None)))
     });
     g.bench_function("layers", |b| {
-        b.iter(|| {
-            rt.block_on(futures_util::future::join_all(
-                (0..IN_FLIGHT).map(|_| one(&layered, &uri_layered, Some(&ctx))),
-            ))
-        })
+        b.iter(|| rt.block_on(batch(&layered, &uri_layered, Some(&ctx))))
     });
     g.finish();
 }
