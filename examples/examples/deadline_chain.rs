@@ -284,10 +284,7 @@ mod grpc {
         if let Some(ctx) = ctx {
             req.set_context(ctx);
         }
-        client
-            .ready()
-            .await
-            .map_err(|e| Status::from_error(e.into()))?;
+        client.ready().await.map_err(Status::from_error)?;
         client
             .unary(req, PathAndQuery::from_static(CALL), ProstCodec::default())
             .await
