@@ -1,6 +1,8 @@
 //! The timer's store: entries in `(deadline, id)` order, kept in sorted chunks of at most
-//! [`CHUNK`] entries (a `BTreeMap` of `VecDeque`s), so an entry costs its own 8 + `size_of::<E>()`
-//! bytes plus a little slack instead of a B-tree slot per entry.
+//! [`CHUNK`] entries (a `VecDeque` of `VecDeque`s, found by a binary search over the chunks'
+//! first keys), so an entry costs its own 8 + `size_of::<E>()` bytes plus a little slack, and a
+//! quiet queue (a few entries, the common case between requests) is one short chunk: no tree
+//! to descend, nothing allocated.
 //!
 //! It knows nothing of what it stores beyond an [`Id`] (for the node timer, the node's address),
 //! which makes `(deadline, id)` unique and lets [`Queue::remove`] find an entry without a handle.
@@ -9,14 +11,16 @@
 //!
 //! 1. Every chunk is non-empty, sorted strictly ascending by `(deadline, id)`, and holds at most
 //!    [`CHUNK`] entries.
-//! 2. A chunk's map key is at most its first entry's key, and its last entry's key is below the
-//!    next chunk's map key. So the entry with key `k`, if any, is in the chunk with the greatest
-//!    map key `<= k`, and the first chunk's front is the earliest entry.
+//! 2. Every entry of a chunk is below the next chunk's first entry. So the entry with key `k`,
+//!    if any, is in the last chunk whose first key is `<= k`, and the first chunk's front is
+//!    the earliest entry.
 //! 3. Deadlines that only grow (`now + timeout`, the common case) append to the last chunk and
 //!    start a new one when it is full: chunks stay full. Anywhere else a full chunk splits in
-//!    half; a chunk emptied to a quarter of its capacity gives memory back.
+//!    half; a chunk emptied to a quarter of its capacity gives memory back, and so does the
+//!    list of chunks. An empty queue keeps at most one small chunk's allocation (`spare`,
+//!    [`SPARE`] entries) and a small list.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::clock::Ticks;
 
@@ -29,26 +33,42 @@ pub(crate) trait Id {
 /// The most entries in a chunk.
 pub(crate) const CHUNK: usize = 64;
 
-type Key = (Ticks, usize);
+/// The largest chunk kept as the spare of an empty queue.
+const SPARE: usize = 4;
+
+/// The capacity of the list of chunks that is never given back.
+const KEEP_CHUNKS: usize = 8;
+
+/// An entry's place in the order: its deadline, then its id.
+pub(crate) type Key = (Ticks, usize);
+
+type Chunk<E> = VecDeque<(Ticks, E)>;
 
 pub(crate) struct Queue<E> {
-    chunks: BTreeMap<Key, VecDeque<(Ticks, E)>>,
+    chunks: VecDeque<Chunk<E>>,
     len: usize,
+    /// The last chunk's allocation, kept when the queue empties if it is small: a queue that
+    /// goes from empty to one entry and back, as most do between requests, allocates nothing.
+    spare: Option<Chunk<E>>,
 }
 
 fn key<E: Id>(entry: &(Ticks, E)) -> Key {
     (entry.0, entry.1.id())
 }
 
+fn first_key<E: Id>(chunk: &Chunk<E>) -> Key {
+    key(&chunk[0])
+}
+
 /// Puts `entry` (with key `k`) into `chunk`, the one it belongs to. Returns a new chunk to add
 /// after it, if `chunk` was full: a fresh one if `entry` goes after everything in the last chunk
 /// (invariant 3), else the upper half of `chunk`.
 fn place<E: Id>(
-    chunk: &mut VecDeque<(Ticks, E)>,
+    chunk: &mut Chunk<E>,
     k: Key,
     entry: (Ticks, E),
     is_last: bool,
-) -> Option<VecDeque<(Ticks, E)>> {
+) -> Option<Chunk<E>> {
     let pos = match chunk.binary_search_by(|e| key(e).cmp(&k)) {
         Ok(_) => unreachable!("(deadline, id) is unique"),
         Err(pos) => pos,
@@ -72,8 +92,9 @@ fn place<E: Id>(
 impl<E: Id> Queue<E> {
     pub(crate) const fn new() -> Queue<E> {
         Queue {
-            chunks: BTreeMap::new(),
+            chunks: VecDeque::new(),
             len: 0,
+            spare: None,
         }
     }
 
@@ -83,83 +104,100 @@ impl<E: Id> Queue<E> {
     }
 
     /// The earliest deadline.
+    #[cfg(test)]
     pub(crate) fn next(&self) -> Option<Ticks> {
+        self.first().map(|k| k.0)
+    }
+
+    /// The earliest entry's key.
+    pub(crate) fn first(&self) -> Option<Key> {
+        self.chunks.front().map(first_key)
+    }
+
+    /// The chunk that holds (or would hold) the entry with key `k` (invariant 2), if any
+    /// chunk's first key is `<= k`.
+    fn find(&self, k: Key) -> Option<usize> {
+        // The common case first: the last chunk (growing deadlines; the only chunk of a
+        // quiet queue).
+        let last = self.chunks.len().checked_sub(1)?;
+        if first_key(&self.chunks[last]) <= k {
+            return Some(last);
+        }
         self.chunks
-            .first_key_value()
-            .and_then(|(_, c)| c.front())
-            .map(|e| e.0)
+            .partition_point(|c| first_key(c) <= k)
+            .checked_sub(1)
     }
 
     /// Adds `entry` for `at`. Its `(at, id)` must not be in the queue already.
     pub(crate) fn insert(&mut self, at: Ticks, entry: E) {
         let k = (at, entry.id());
         self.len += 1;
-        // The common case first: at or after the last chunk's key (growing deadlines).
-        if let Some(mut last) = self.chunks.last_entry() {
-            if *last.key() <= k {
-                if let Some(tail) = place(last.get_mut(), k, (at, entry), true) {
-                    self.chunks.insert(key(&tail[0]), tail);
-                }
-                return;
-            }
+        if self.chunks.is_empty() {
+            let mut chunk = self
+                .spare
+                .take()
+                .unwrap_or_else(|| VecDeque::with_capacity(SPARE));
+            chunk.push_back((at, entry));
+            self.chunks.push_back(chunk);
+            return;
         }
-        let ck = match self.chunks.range(..=k).next_back() {
-            Some((&ck, _)) => ck,
-            None => match self.chunks.pop_first() {
-                // Earlier than everything: the first chunk's key comes down to `k` (invariant 2).
-                Some((_, first)) => {
-                    self.chunks.insert(k, first);
-                    k
-                }
-                None => {
-                    self.chunks.insert(k, VecDeque::from([(at, entry)]));
-                    return;
-                }
-            },
-        };
-        let chunk = self.chunks.get_mut(&ck).expect("found just above");
-        if let Some(tail) = place(chunk, k, (at, entry), false) {
-            self.chunks.insert(key(&tail[0]), tail);
+        // Earlier than everything: it goes to the front of the first chunk.
+        let i = self.find(k).unwrap_or(0);
+        let is_last = i + 1 == self.chunks.len();
+        if let Some(tail) = place(&mut self.chunks[i], k, (at, entry), is_last) {
+            self.chunks.insert(i + 1, tail);
         }
     }
 
     /// Removes and returns the entry for `at` with `id`, if it is there.
     pub(crate) fn remove(&mut self, at: Ticks, id: usize) -> Option<E> {
         let k = (at, id);
-        let (&ck, chunk) = self.chunks.range_mut(..=k).next_back()?;
+        let i = self.find(k)?;
+        let chunk = &mut self.chunks[i];
         let pos = chunk.binary_search_by(|e| key(e).cmp(&k)).ok()?;
         let (_, entry) = chunk.remove(pos).expect("found just above");
         self.len -= 1;
-        if chunk.is_empty() {
-            self.chunks.remove(&ck);
-        } else if chunk.len() < chunk.capacity() / 4 {
-            // Invariant 3: give a thinned chunk's memory back.
-            chunk.shrink_to(chunk.len() * 2);
-        }
+        self.thinned(i);
         Some(entry)
     }
 
     /// Removes and returns the earliest entry if its deadline is at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Ticks) -> Option<(Ticks, E)> {
-        let mut first = self.chunks.first_entry()?;
-        let chunk = first.get_mut();
+        let chunk = self.chunks.front_mut()?;
         if chunk.front()?.0 > now {
             return None;
         }
         let entry = chunk.pop_front();
-        if chunk.is_empty() {
-            first.remove();
-        } else if chunk.len() < chunk.capacity() / 4 {
-            chunk.shrink_to(chunk.len() * 2);
-        }
         self.len -= 1;
+        self.thinned(0);
         entry
+    }
+
+    /// Invariant 3, after an entry left chunk `i`: drops it if empty (kept as the spare if it
+    /// was the last and is small), else gives back what a thinned chunk does not use.
+    fn thinned(&mut self, i: usize) {
+        let chunk = &mut self.chunks[i];
+        if !chunk.is_empty() {
+            if chunk.len() < chunk.capacity() / 4 {
+                chunk.shrink_to(chunk.len() * 2);
+            }
+            return;
+        }
+        let chunk = self.chunks.remove(i).expect("chunk i exists");
+        if self.chunks.is_empty() && chunk.capacity() <= SPARE {
+            self.spare = Some(chunk);
+        }
+        let cap = self.chunks.capacity();
+        if cap > KEEP_CHUNKS && self.chunks.len() < cap / 4 {
+            self.chunks
+                .shrink_to((self.chunks.len() * 2).max(KEEP_CHUNKS));
+        }
     }
 
     /// Whether an entry with `id` is in the queue, at any deadline (a linear scan, for tests).
     #[cfg(test)]
     pub(crate) fn contains_id(&self, id: usize) -> bool {
-        self.chunks.values().flatten().any(|e| e.1.id() == id)
+        self.chunks.iter().flatten().any(|e| e.1.id() == id)
     }
 
     /// Checks invariants 1 and 2 (for tests).
@@ -167,17 +205,12 @@ impl<E: Id> Queue<E> {
     fn check(&self) {
         let mut prev: Option<Key> = None;
         let mut len = 0;
-        for (&ck, chunk) in &self.chunks {
+        for chunk in &self.chunks {
             assert!(!chunk.is_empty() && chunk.len() <= CHUNK);
-            assert!(
-                prev.is_none_or(|p| p < ck),
-                "chunk keys above the previous chunk"
-            );
-            assert!(ck <= key(&chunk[0]));
             for e in chunk {
                 assert!(
                     prev.is_none_or(|p| p < key(e)),
-                    "entries strictly ascending"
+                    "entries strictly ascending, across chunks too"
                 );
                 prev = Some(key(e));
             }
@@ -282,7 +315,7 @@ mod tests {
         }
         q.check();
         assert_eq!(q.chunks.len(), n / CHUNK, "every chunk full");
-        assert!(q.chunks.values().all(|c| c.capacity() == CHUNK));
+        assert!(q.chunks.iter().all(|c| c.capacity() == CHUNK));
         // Earlier than everything: the first chunk's key comes down.
         q.insert(-5, T(n));
         q.check();
@@ -299,8 +332,35 @@ mod tests {
             q.remove(id as Ticks, id);
         }
         q.check();
-        assert!(q.chunks.values().all(|c| c.capacity() <= 8));
+        assert!(q.chunks.iter().all(|c| c.capacity() <= 8));
         q.remove(0, 0);
         assert!(q.chunks.is_empty());
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let mut q = Queue::new();
+        let n = 200 * CHUNK;
+        for id in 0..n {
+            q.insert((id % 1000) as Ticks, T(id));
+        }
+        q.check();
+        assert!(q.chunks.capacity() >= n / CHUNK);
+        for id in 0..n {
+            assert_eq!(q.remove((id % 1000) as Ticks, id).map(|t| t.0), Some(id));
+        }
+        assert!(q.chunks.is_empty());
+        assert!(
+            q.chunks.capacity() <= KEEP_CHUNKS,
+            "the list of chunks shrank"
+        );
+        assert!(q.spare.as_ref().is_none_or(|c| c.capacity() <= SPARE));
+        // A quiet queue reuses the spare: one entry in, out, in again.
+        q.insert(1, T(0));
+        q.remove(1, 0);
+        assert!(q.spare.is_some(), "a one-entry chunk is kept");
+        q.insert(2, T(1));
+        assert!(q.spare.is_none(), "and reused");
+        assert_eq!(q.pop_due(2).map(|e| e.0), Some(2));
     }
 }
