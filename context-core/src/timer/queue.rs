@@ -154,8 +154,14 @@ impl<E: Id> Queue<E> {
         let k = (at, id);
         let i = self.find(k)?;
         let chunk = &mut self.chunks[i];
-        let pos = chunk.binary_search_by(|e| key(e).cmp(&k)).ok()?;
-        let (_, entry) = chunk.remove(pos).expect("found just above");
+        // The last entry first: the only one of a quiet queue, the newest of growing ones.
+        let (_, entry) = if chunk.back().is_some_and(|e| key(e) == k) {
+            chunk.pop_back()
+        } else {
+            let pos = chunk.binary_search_by(|e| key(e).cmp(&k)).ok()?;
+            chunk.remove(pos)
+        }
+        .expect("found just above");
         self.len -= 1;
         self.thinned(i);
         Some(entry)
@@ -183,7 +189,12 @@ impl<E: Id> Queue<E> {
             }
             return;
         }
-        let chunk = self.chunks.remove(i).expect("chunk i exists");
+        let chunk = if i + 1 == self.chunks.len() {
+            self.chunks.pop_back()
+        } else {
+            self.chunks.remove(i)
+        }
+        .expect("chunk i exists");
         if self.chunks.is_empty() && chunk.capacity() <= SPARE {
             self.spare = Some(chunk);
         }
