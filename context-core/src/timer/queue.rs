@@ -1,8 +1,8 @@
-//! The timer's store: entries in `(deadline, id)` order, kept in sorted chunks of at most
-//! [`CHUNK`] entries (a `VecDeque` of `VecDeque`s, found by a binary search over the chunks'
-//! first keys), so an entry costs its own 8 + `size_of::<E>()` bytes plus a little slack, and a
-//! quiet queue (a few entries, the common case between requests) is one short chunk: no tree
-//! to descend, nothing allocated.
+//! The timer's store: entries in `(deadline, id)` order. A quiet queue (at most [`SMALL`]
+//! entries, the common case between requests) keeps them inline, sorted, and allocates
+//! nothing; a larger one keeps them in sorted chunks of at most [`CHUNK`] entries (a `VecDeque`
+//! of `VecDeque`s, found by a binary search over the chunks' first keys), so an entry costs its
+//! own 8 + `size_of::<E>()` bytes plus a little slack.
 //!
 //! It knows nothing of what it stores beyond an [`Id`] (for the node timer, the node's address),
 //! which makes `(deadline, id)` unique and lets [`Queue::remove`] find an entry without a handle.
@@ -17,8 +17,11 @@
 //! 3. Deadlines that only grow (`now + timeout`, the common case) append to the last chunk and
 //!    start a new one when it is full: chunks stay full. Anywhere else a full chunk splits in
 //!    half; a chunk emptied to a quarter of its capacity gives memory back, and so does the
-//!    list of chunks. An empty queue keeps at most one small chunk's allocation (`spare`,
-//!    [`SPARE`] entries) and a small list.
+//!    list of chunks; an emptied queue holds no allocation at all.
+//! 4. While there is no chunk, the entries (at most [`SMALL`]) are the first `small_len` slots
+//!    of `small`, sorted strictly ascending, every one `Some`, the rest `None`. The entry that
+//!    would make `SMALL + 1` moves them all into a first chunk; the queue goes back to the
+//!    inline slots only once it is empty.
 
 use std::collections::VecDeque;
 
@@ -33,11 +36,8 @@ pub(crate) trait Id {
 /// The most entries in a chunk.
 pub(crate) const CHUNK: usize = 64;
 
-/// The largest chunk kept as the spare of an empty queue.
-const SPARE: usize = 4;
-
-/// The capacity of the list of chunks that is never given back.
-const KEEP_CHUNKS: usize = 8;
+/// The most entries a queue keeps inline (invariant 4).
+pub(crate) const SMALL: usize = 4;
 
 /// An entry's place in the order: its deadline, then its id.
 pub(crate) type Key = (Ticks, usize);
@@ -45,11 +45,11 @@ pub(crate) type Key = (Ticks, usize);
 type Chunk<E> = VecDeque<(Ticks, E)>;
 
 pub(crate) struct Queue<E> {
+    /// Invariant 4: the entries of a queue without chunks.
+    small: [Option<(Ticks, E)>; SMALL],
+    small_len: usize,
     chunks: VecDeque<Chunk<E>>,
     len: usize,
-    /// The last chunk's allocation, kept when the queue empties if it is small: a queue that
-    /// goes from empty to one entry and back, as most do between requests, allocates nothing.
-    spare: Option<Chunk<E>>,
 }
 
 fn key<E: Id>(entry: &(Ticks, E)) -> Key {
@@ -92,9 +92,10 @@ fn place<E: Id>(
 impl<E: Id> Queue<E> {
     pub(crate) const fn new() -> Queue<E> {
         Queue {
+            small: [const { None }; SMALL],
+            small_len: 0,
             chunks: VecDeque::new(),
             len: 0,
-            spare: None,
         }
     }
 
@@ -111,14 +112,23 @@ impl<E: Id> Queue<E> {
 
     /// The earliest entry's key.
     pub(crate) fn first(&self) -> Option<Key> {
-        self.chunks.front().map(first_key)
+        match self.chunks.front() {
+            Some(chunk) => Some(first_key(chunk)),
+            None => self.small[0].as_ref().map(key),
+        }
+    }
+
+    /// The inline entries (invariant 4).
+    fn small_keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.small[..self.small_len]
+            .iter()
+            .map(|e| key(e.as_ref().expect("invariant 4")))
     }
 
     /// The chunk that holds (or would hold) the entry with key `k` (invariant 2), if any
     /// chunk's first key is `<= k`.
     fn find(&self, k: Key) -> Option<usize> {
-        // The common case first: the last chunk (growing deadlines; the only chunk of a
-        // quiet queue).
+        // The common case first: the last chunk (growing deadlines).
         let last = self.chunks.len().checked_sub(1)?;
         if first_key(&self.chunks[last]) <= k {
             return Some(last);
@@ -133,13 +143,20 @@ impl<E: Id> Queue<E> {
         let k = (at, entry.id());
         self.len += 1;
         if self.chunks.is_empty() {
-            let mut chunk = self
-                .spare
-                .take()
-                .unwrap_or_else(|| VecDeque::with_capacity(SPARE));
-            chunk.push_back((at, entry));
+            let n = self.small_len;
+            if n < SMALL {
+                // Invariant 4: in order among the inline entries.
+                let pos = self.small_keys().position(|e| e > k).unwrap_or(n);
+                self.small[pos..=n].rotate_right(1);
+                self.small[pos] = Some((at, entry));
+                self.small_len = n + 1;
+                return;
+            }
+            // One more than fits inline: they all move to a first chunk, in order.
+            let mut chunk = VecDeque::with_capacity(2 * SMALL);
+            chunk.extend(self.small.iter_mut().filter_map(Option::take));
+            self.small_len = 0;
             self.chunks.push_back(chunk);
-            return;
         }
         // Earlier than everything: it goes to the front of the first chunk.
         let i = self.find(k).unwrap_or(0);
@@ -152,9 +169,13 @@ impl<E: Id> Queue<E> {
     /// Removes and returns the entry for `at` with `id`, if it is there.
     pub(crate) fn remove(&mut self, at: Ticks, id: usize) -> Option<E> {
         let k = (at, id);
+        if self.chunks.is_empty() {
+            let pos = self.small_keys().position(|e| e == k)?;
+            return Some(self.take_small(pos));
+        }
         let i = self.find(k)?;
         let chunk = &mut self.chunks[i];
-        // The last entry first: the only one of a quiet queue, the newest of growing ones.
+        // The last entry first: the newest of growing deadlines.
         let (_, entry) = if chunk.back().is_some_and(|e| key(e) == k) {
             chunk.pop_back()
         } else {
@@ -167,9 +188,21 @@ impl<E: Id> Queue<E> {
         Some(entry)
     }
 
+    /// Takes the inline entry at `pos` (invariant 4: the later ones move down).
+    fn take_small(&mut self, pos: usize) -> E {
+        let (_, entry) = self.small[pos].take().expect("invariant 4");
+        self.small[pos..self.small_len].rotate_left(1);
+        self.small_len -= 1;
+        self.len -= 1;
+        entry
+    }
+
     /// Removes and returns the earliest entry if its deadline is at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Ticks) -> Option<(Ticks, E)> {
-        let chunk = self.chunks.front_mut()?;
+        let Some(chunk) = self.chunks.front_mut() else {
+            let at = self.small[0].as_ref()?.0;
+            return (at <= now).then(|| (at, self.take_small(0)));
+        };
         if chunk.front()?.0 > now {
             return None;
         }
@@ -179,8 +212,8 @@ impl<E: Id> Queue<E> {
         entry
     }
 
-    /// Invariant 3, after an entry left chunk `i`: drops it if empty (kept as the spare if it
-    /// was the last and is small), else gives back what a thinned chunk does not use.
+    /// Invariant 3, after an entry left chunk `i`: drops it if empty, else gives back what a
+    /// thinned chunk does not use; an emptied queue gives back its list too.
     fn thinned(&mut self, i: usize) {
         let chunk = &mut self.chunks[i];
         if !chunk.is_empty() {
@@ -189,33 +222,44 @@ impl<E: Id> Queue<E> {
             }
             return;
         }
-        let chunk = if i + 1 == self.chunks.len() {
+        let emptied = if i + 1 == self.chunks.len() {
             self.chunks.pop_back()
         } else {
             self.chunks.remove(i)
-        }
-        .expect("chunk i exists");
-        if self.chunks.is_empty() && chunk.capacity() <= SPARE {
-            self.spare = Some(chunk);
-        }
-        let cap = self.chunks.capacity();
-        if cap > KEEP_CHUNKS && self.chunks.len() < cap / 4 {
-            self.chunks
-                .shrink_to((self.chunks.len() * 2).max(KEEP_CHUNKS));
+        };
+        drop(emptied);
+        if self.chunks.is_empty() {
+            self.chunks = VecDeque::new();
+        } else if self.chunks.len() < self.chunks.capacity() / 4 {
+            self.chunks.shrink_to(self.chunks.len() * 2);
         }
     }
 
     /// Whether an entry with `id` is in the queue, at any deadline (a linear scan, for tests).
     #[cfg(test)]
     pub(crate) fn contains_id(&self, id: usize) -> bool {
-        self.chunks.iter().flatten().any(|e| e.1.id() == id)
+        let small = self.small.iter().flatten();
+        small
+            .chain(self.chunks.iter().flatten())
+            .any(|e| e.1.id() == id)
     }
 
     /// Checks invariants 1 and 2 (for tests).
     #[cfg(test)]
     fn check(&self) {
         let mut prev: Option<Key> = None;
-        let mut len = 0;
+        let mut len = self.small_len;
+        assert!(self.small_len == 0 || self.chunks.is_empty(), "invariant 4");
+        for (i, e) in self.small.iter().enumerate() {
+            assert_eq!(e.is_some(), i < self.small_len, "invariant 4");
+        }
+        for k in self.small_keys() {
+            assert!(
+                prev.is_none_or(|p| p < k),
+                "inline entries strictly ascending"
+            );
+            prev = Some(k);
+        }
         for chunk in &self.chunks {
             assert!(!chunk.is_empty() && chunk.len() <= CHUNK);
             for e in chunk {
@@ -361,17 +405,37 @@ mod tests {
             assert_eq!(q.remove((id % 1000) as Ticks, id).map(|t| t.0), Some(id));
         }
         assert!(q.chunks.is_empty());
-        assert!(
-            q.chunks.capacity() <= KEEP_CHUNKS,
-            "the list of chunks shrank"
-        );
-        assert!(q.spare.as_ref().is_none_or(|c| c.capacity() <= SPARE));
-        // A quiet queue reuses the spare: one entry in, out, in again.
-        q.insert(1, T(0));
-        q.remove(1, 0);
-        assert!(q.spare.is_some(), "a one-entry chunk is kept");
-        q.insert(2, T(1));
-        assert!(q.spare.is_none(), "and reused");
-        assert_eq!(q.pop_due(2).map(|e| e.0), Some(2));
+        assert_eq!(q.chunks.capacity(), 0, "an empty queue holds no allocation");
+        q.check();
+    }
+
+    #[test]
+    fn a_quiet_queue_keeps_its_entries_inline_in_order() {
+        let mut q = Queue::new();
+        for (at, id) in [(5, 0), (3, 1), (5, 2), (4, 3)] {
+            q.insert(at, T(id));
+            q.check();
+        }
+        assert!(q.chunks.is_empty() && q.chunks.capacity() == 0, "inline");
+        assert_eq!(q.first(), Some((3, 1)));
+        assert_eq!(q.remove(5, 0).map(|t| t.0), Some(0));
+        assert!(q.remove(5, 0).is_none());
+        assert!(q.contains_id(2) && !q.contains_id(0));
+        q.check();
+        // One more than fits: into a chunk, still in order.
+        q.insert(1, T(4));
+        q.insert(6, T(5));
+        q.check();
+        assert!(!q.chunks.is_empty());
+        assert!(q.pop_due(0).is_none(), "never early");
+        let order: Vec<_> = std::iter::from_fn(|| q.pop_due(10).map(|(at, t)| (at, t.0))).collect();
+        assert_eq!(order, [(1, 4), (3, 1), (4, 3), (5, 2), (6, 5)]);
+        assert_eq!(q.chunks.capacity(), 0);
+        // And inline again.
+        q.insert(7, T(6));
+        assert!(q.chunks.is_empty());
+        assert_eq!(q.pop_due(7).map(|(at, t)| (at, t.0)), Some((7, 6)));
+        assert_eq!(q.len(), 0);
+        q.check();
     }
 }
