@@ -55,11 +55,17 @@ fn custom_causes() -> MutexGuard<'static, Option<HashMap<Key, Arc<BoxError>>>> {
 }
 
 /// Removes the custom cause of the entry at `k`, if it has one.
+#[inline]
 fn take_custom(k: Key) -> Option<Arc<BoxError>> {
     // Pairs with the `Release` increment in `arm`, which happened before the entry was armed.
     if CUSTOMS.load(Ordering::Acquire) == 0 {
         return None;
     }
+    take_custom_slow(k)
+}
+
+#[cold]
+fn take_custom_slow(k: Key) -> Option<Arc<BoxError>> {
     let mut map = custom_causes();
     let custom = map.as_mut()?.remove(&k);
     if custom.is_some() && CUSTOMS.fetch_sub(1, Ordering::Relaxed) == 1 {
