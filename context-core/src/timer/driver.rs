@@ -779,4 +779,54 @@ mod tests {
         }
         assert_eq!(t.len(), 0);
     }
+
+    #[test]
+    fn an_earlier_entry_wakes_a_firer_asleep_until_a_later_one() {
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let far = clock::now() + ms(3_600_000);
+        t.arm(far, job(far, 0, &log, None)).unwrap();
+        // Wait (bounded) until the firer sleeps until `far` (invariant 3's plan).
+        let bound = Instant::now() + PATIENCE;
+        while t.wake.wake_at.load(Ordering::Relaxed) != far {
+            assert!(Instant::now() < bound, "the firer never planned for {far}");
+            thread::yield_now();
+        }
+        let near = clock::now() + ms(1);
+        t.arm(near, job(near, 1, &log, None)).unwrap();
+        let fired = log.wait_for(1);
+        assert_eq!(fired[0].1, 1);
+        assert!(fired[0].2 >= near, "never early");
+        assert!(t.contains_id(0), "the far one waits");
+    }
+
+    #[test]
+    fn concurrent_arms_never_lose_a_wake_up() {
+        // Four threads arm entries due soon, in shuffled order, while the firer plans and
+        // sleeps: each must fire (a lost notification would leave one waiting for a later
+        // deadline, here an hour away).
+        const PER_THREAD: usize = 300;
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let far = clock::now() + ms(3_600_000);
+        t.arm(far, job(far, usize::MAX, &log, None)).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|n| {
+                let log = Arc::clone(&log);
+                thread::spawn(move || {
+                    let mut s = 17 + n as u64;
+                    for i in 0..PER_THREAD {
+                        let at = clock::now() + (rng(&mut s) % 3_000_000) as Ticks;
+                        t.arm(at, job(at, n * PER_THREAD + i, &log, None)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        let fired = log.wait_for(4 * PER_THREAD);
+        assert!(fired.iter().all(|(at, _, when)| when >= at), "never early");
+        assert!(t.contains_id(usize::MAX));
+    }
 }
