@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! cargo build --release -p go-context --example timer_ir
-//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p target/release/examples/timer_ir s3 0
-//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p target/release/examples/timer_ir s3 10000
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p \
+//!     target/release/examples/timer_ir s3 0
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p \
+//!     target/release/examples/timer_ir s3 10000
 //! ```
 //!
 //! Scenarios: `s3` (`with_timeout(1h)` + cancel + drop), `s12` (one thread's request of S12:

@@ -13,10 +13,10 @@
 //!
 //! A due entry's [`Expire::expire`], which may run user code (for a node: its waiters' wakers,
 //! the drops of the last references to values). None of it runs under a lock of the timer. If
-//! one expiry takes longer than [`STALL`] (10 ms) after it has landed (a slow waker, a slow
+//! one expiry takes longer than [`driver::STALL`] (10 ms) after it has landed (a slow waker, a slow
 //! `Drop`), a standby thread takes over the firing, so later deadlines are late by about
 //! 10 ms, not by the slow code's duration. Up to 30 expiries can be stuck at once
-//! ([`MAX_THREADS`] threads, less the firer and the standby); beyond that, deadlines wait for
+//! ([`driver::MAX_THREADS`] threads, less the firer and the standby); beyond that, deadlines wait for
 //! one to return.
 
 mod driver;
@@ -24,6 +24,4 @@ mod queue;
 
 pub(crate) use crate::clock::{instant, now, ticks, Ticks, NEVER};
 pub(crate) use driver::{Expire, Timer};
-#[allow(unused_imports)] // Named by the docs above.
-pub(crate) use driver::{MAX_THREADS, STALL};
 pub(crate) use queue::Id;

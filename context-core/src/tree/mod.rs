@@ -13,10 +13,10 @@
 //! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
 //!
 //! Modules: [`node`] (the node, its body, the state word and the lock), [`children`] (the
-//! children list), [`waiter_list`] (the intrusive waiter list) and [`cancel`] (linking and
-//! cancelling). They import downwards only: `cancel` → `deadline` → `node`, and `cancel` → `node` →
-//! `children`, `waiter_list`; [`deadline`] (a node's entry on the timer) is the one module that
-//! knows the timer, which knows nothing of nodes.
+//! children list), [`waiter_list`] (the intrusive waiter list), [`deadline`] (a node's entry on
+//! the timer) and [`cancel`] (linking and cancelling). They import downwards only: `cancel` →
+//! `deadline` → `node` → `children`, `waiter_list`; `deadline` is the one module that knows
+//! the timer, which knows nothing of nodes.
 //!
 //! # Invariants
 //!
