@@ -16,11 +16,16 @@
 //! when the last handle goes, about 60-75 ns on the reference machine.
 //!
 //! Run: `cargo bench -p context-tests --bench s10_go`
+//!
+//! Instruction counts (deterministic under load): the same binary with `S10_IR=<go|tokio>:<N>`
+//! runs N rounds of the `current_thread` loop outside criterion and exits, so
+//! `(Ir(N) - Ir(0)) / N` under `valgrind --tool=callgrind` is the cost of one spawn + join:
+//! `S10_IR=go:10000 valgrind --tool=callgrind target/release/deps/s10_go-* --bench`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use go_context::go;
 use tokio::runtime::{Builder, Runtime};
 
@@ -77,4 +82,30 @@ fn s10(c: &mut Criterion) {
 }
 
 criterion_group!(benches, s10);
-criterion_main!(benches);
+
+/// `S10_IR=<go|tokio>:<N>`: N rounds on a current-thread runtime, outside criterion.
+fn instruction_driver(spec: &str) {
+    let (which, n) = spec
+        .split_once(':')
+        .expect("S10_IR=<go|tokio>:<N>, e.g. S10_IR=go:10000");
+    let n: u64 = n.parse().expect("S10_IR: N is a number");
+    let with_go = match which {
+        "go" => true,
+        "tokio" => false,
+        other => panic!("S10_IR: `{other}` is neither `go` nor `tokio`"),
+    };
+    let rt = Builder::new_current_thread().build().unwrap();
+    // One round first, so that one-time set-up (thread-locals, the runtime's first task) is
+    // in Ir(0) as well as in Ir(N).
+    run(&rt, 1, with_go, false);
+    black_box(run(&rt, n, with_go, false));
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("S10_IR") {
+        instruction_driver(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
