@@ -2,9 +2,9 @@
 //! (target: ≤ 1.3×).
 //!
 //! `go!` does more than `tokio::spawn`: it makes a child context of the current one, keeps
-//! a cancel handle for the task, runs the task with the child as its current context, and
-//! joins through the spawning wing's one "finished" signal (a result slot plus a private
-//! cancel node, made when the joiner first has to wait) instead of tokio's `JoinHandle`.
+//! a cancel handle for the task, runs the task with the child as its current context (lent
+//! to the thread-local once per poll) and catches its panics; it joins through tokio's own
+//! `JoinHandle`, as the peer does.
 //! Each sample spawns and awaits one task at a time, so the numbers are spawn + schedule +
 //! complete + wake + join, on:
 //! - `current_thread`: one thread, no cross-thread wake-ups (the overhead shows most), the

@@ -449,9 +449,9 @@ impl<T> Future for GoJoin<T> {
         };
         // Work awaited at once (spawn, then `.await`) has usually not run yet: yield once
         // (wake ourselves, as `yield_now` does) so that it can, before paying for the finished
-        // signal's node. On a current-thread runtime the task was queued first, so it is done
-        // when we are polled again: S10 went from 5,379 to 4,097 instructions per spawn + await
-        // (callgrind; `tokio::spawn` + await: 2,570).
+        // signal's node. On a current-thread runtime a group member's task was queued first,
+        // so it is done when we are polled again (when `go!` tasks still joined through the
+        // slot, this took S10 from 5,379 to 4,097 instructions per spawn + await).
         if !this.yielded && this.done.is_none() && !slot.is_finished() {
             this.yielded = true;
             cx.waker().wake_by_ref();

@@ -207,7 +207,9 @@ where
     let mut fut = std::pin::pin!(None::<Fut::IntoFuture>);
     std::future::poll_fn(|cx| {
         let first = make.take().map(|make| {
-            let child = home.clone().expect("the task's context is home between polls");
+            let child = home
+                .clone()
+                .expect("the task's context is home between polls");
             (make, child)
         });
         let polled = crate::ambient::lend(home, || {
