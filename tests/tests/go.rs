@@ -552,24 +552,34 @@ fn awaiting_yields_once_then_waits_on_the_finished_signal_with_exact_wake_ups() 
 
 // ===== tasks join through tokio's JoinHandle =====
 
-/// A value whose `Drop` panics, held by a task across its last `.await`.
-struct PanicsOnDrop;
-impl Drop for PanicsOnDrop {
+/// A future that is ready at once and whose own `Drop` panics: dropped after the poll that
+/// completed it (unlike an `async fn`'s locals, which go inside that poll).
+struct PanicsOnDrop<T>(Option<T>);
+impl<T: Unpin> std::future::Future for PanicsOnDrop<T> {
+    type Output = T;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        std::task::Poll::Ready(self.0.take().expect("polled once"))
+    }
+}
+impl<T> Drop for PanicsOnDrop<T> {
     fn drop(&mut self) {
         panic!("deliberate: the work's future panics as it is dropped");
     }
 }
 
+fn panics_on_drop<T>(value: T) -> PanicsOnDrop<T> {
+    PanicsOnDrop(Some(value))
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_panic_in_the_drop_of_a_tasks_future_is_its_panic_not_a_shutdown() {
-    // Before: the drop ran after the task's catch, so tokio dropped the task and the handle
-    // joined to "cancelled: its runtime dropped the task (the runtime shut down)".
-    async fn holds_it() -> u8 {
-        let _guard = PanicsOnDrop;
-        tokio::task::yield_now().await;
-        7
-    }
-    let err = go!(holds_it()).await.unwrap_err();
+    // Before: the future was dropped after the task's last catch, so tokio dropped the task
+    // and the handle joined to "cancelled: its runtime dropped the task (the runtime shut
+    // down)".
+    let err = go!(panics_on_drop(7u8)).await.unwrap_err();
     assert!(err.is_panic(), "{err:?}");
     assert!(!err.is_cancelled());
     assert!(
@@ -580,16 +590,15 @@ async fn a_panic_in_the_drop_of_a_tasks_future_is_its_panic_not_a_shutdown() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_panic_in_the_drop_of_a_group_members_future_reaches_wait_as_that_panic() {
-    async fn holds_it() -> Result<(), go_context::BoxError> {
-        let _guard = PanicsOnDrop;
-        tokio::task::yield_now().await;
-        Ok(())
-    }
     let group: go_context::Group = go_context::Group::new(&Context::background());
-    let member = go!(group => holds_it());
+    let member = go!(group => panics_on_drop(Ok::<(), go_context::BoxError>(())));
     let waited = AssertUnwindSafe(group.wait_async());
     let payload = futures_catch(waited).await.unwrap_err();
-    assert!(panic_message(&*payload).contains("panics as it is dropped"));
+    assert!(
+        panic_message(&*payload).contains("panics as it is dropped"),
+        "{}",
+        panic_message(&*payload)
+    );
     assert!(member.await.unwrap_err().is_failed());
 }
 
