@@ -17,8 +17,9 @@
 //!
 //! Run: `cargo bench -p context-tests --bench s10_go`
 //!
-//! Instruction counts (deterministic under load): the same binary with `S10_IR=<go|tokio>:<N>`
-//! runs N rounds of the `current_thread` loop outside criterion and exits, so
+//! Instruction counts (deterministic under load): the same binary with
+//! `S10_IR=<go|tokio>[-in-task]:<N>` runs N rounds of the `current_thread` (or
+//! `current_thread_in_task`) loop outside criterion and exits, so
 //! `(Ir(N) - Ir(0)) / N` under `valgrind --tool=callgrind` is the cost of one spawn + join:
 //! `S10_IR=go:10000 valgrind --tool=callgrind target/release/deps/s10_go-* --bench`.
 
@@ -83,12 +84,17 @@ fn s10(c: &mut Criterion) {
 
 criterion_group!(benches, s10);
 
-/// `S10_IR=<go|tokio>:<N>`: N rounds on a current-thread runtime, outside criterion.
+/// `S10_IR=<go|tokio>[-in-task]:<N>`: N rounds on a current-thread runtime, outside
+/// criterion; `-in-task` runs the loop in a task (the `current_thread_in_task` group).
 fn instruction_driver(spec: &str) {
     let (which, n) = spec
         .split_once(':')
-        .expect("S10_IR=<go|tokio>:<N>, e.g. S10_IR=go:10000");
+        .expect("S10_IR=<go|tokio>[-in-task]:<N>, e.g. S10_IR=go:10000");
     let n: u64 = n.parse().expect("S10_IR: N is a number");
+    let (which, in_task) = match which.strip_suffix("-in-task") {
+        Some(which) => (which, true),
+        None => (which, false),
+    };
     let with_go = match which {
         "go" => true,
         "tokio" => false,
@@ -97,8 +103,8 @@ fn instruction_driver(spec: &str) {
     let rt = Builder::new_current_thread().build().unwrap();
     // One round first, so that one-time set-up (thread-locals, the runtime's first task) is
     // in Ir(0) as well as in Ir(N).
-    run(&rt, 1, with_go, false);
-    black_box(run(&rt, n, with_go, false));
+    run(&rt, 1, with_go, in_task);
+    black_box(run(&rt, n, with_go, in_task));
 }
 
 fn main() {
