@@ -13,8 +13,10 @@
 //! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
 //!
 //! Modules: [`node`] (the node, its body, the state word and the lock), [`children`] (the
-//! children list), [`waiter_list`] (the intrusive waiter list) and [`cancel`] (linking and
-//! cancelling). They import downwards only: `cancel` → `node` → `children`, `waiter_list`.
+//! children list), [`waiter_list`] (the intrusive waiter list), [`deadline`] (a node's entry on
+//! the timer) and [`cancel`] (linking and cancelling). They import downwards only: `cancel` →
+//! `deadline` → `node` → `children`, `waiter_list`; `deadline` is the one module that knows
+//! the timer, which knows nothing of nodes.
 //!
 //! # Invariants
 //!
@@ -84,6 +86,7 @@
 
 mod cancel;
 mod children;
+mod deadline;
 mod node;
 mod waiter_list;
 
@@ -92,4 +95,4 @@ pub(crate) use node::{Body, CancelNode, Node, ValueNode};
 pub(crate) use waiter_list::{Waiter, WaiterKey};
 
 #[cfg(test)]
-pub(crate) use cancel::{child_count, children_capacity, waiter_count};
+pub(crate) use cancel::{child_count, children_capacity, is_armed, waiter_count};
