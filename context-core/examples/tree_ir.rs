@@ -21,6 +21,10 @@
 //!   `drop_layers`, so `--toggle-collect='*drop_layers*'` counts the drop path alone.
 //!
 //! `TIME=1` prints the wall time of the loop (for quick A/B runs outside valgrind).
+//!
+//! `tree_ir s11_phases <depth>` (not for callgrind) builds S11's mixed chain of `depth` layers
+//! on a 2 MiB stack and prints the wall time of each part of its drop: the handles, the
+//! contexts but the last, the last one (which frees the chain).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -130,6 +134,50 @@ fn s11_tokio() {
     drop_layers((chain, root));
 }
 
+/// S11's drop, part by part (wall time), with `depth` layers.
+fn s11_phases(depth: usize) {
+    let first_deadline = Instant::now() + Duration::from_secs(3600);
+    let mut contexts = Vec::with_capacity(depth);
+    let mut handles = Vec::with_capacity(depth);
+    let (root, cancel) = Context::background().with_cancel();
+    for i in 0..depth {
+        let parent = contexts.last().unwrap_or(&root);
+        let ctx = match i % 4 {
+            0 => parent.with_value(i),
+            1 => {
+                let (ctx, h) = parent.with_cancel();
+                handles.push(h);
+                ctx
+            }
+            2 => {
+                let (ctx, h) =
+                    parent.with_deadline(first_deadline + Duration::from_nanos(i as u64));
+                handles.push(h);
+                ctx
+            }
+            _ => {
+                let (ctx, h) = parent.with_timeout_cause(Duration::from_secs(7200), "slow layer");
+                handles.push(h);
+                ctx
+            }
+        };
+        contexts.push(ctx);
+    }
+    cancel.cancel();
+    let start = Instant::now();
+    drop(handles);
+    let handles_ms = start.elapsed().as_secs_f64() * 1e3;
+    let last = contexts.pop();
+    let start = Instant::now();
+    drop(contexts);
+    let contexts_ms = start.elapsed().as_secs_f64() * 1e3;
+    let start = Instant::now();
+    drop(last);
+    drop(root);
+    let chain_ms = start.elapsed().as_secs_f64() * 1e3;
+    println!("s11_phases depth={depth} handles_ms={handles_ms:.1} contexts_ms={contexts_ms:.1} chain_ms={chain_ms:.1}");
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().expect("usage: tree_ir <scenario> <N>");
@@ -138,6 +186,15 @@ fn main() {
         .expect("usage: tree_ir <scenario> <N>")
         .parse()
         .expect("N is a number");
+    if scenario == "s11_phases" {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || s11_phases(n))
+            .expect("spawn")
+            .join()
+            .expect("s11_phases panicked");
+        return;
+    }
     // Everything a scenario needs is built before the loop, so N = 0 pays for it too.
     let (parent, _cancel) = Context::background().with_cancel();
     let token = CancellationToken::new();

@@ -1,11 +1,11 @@
 //! Linking a new cancel node under its parent, and cancelling a subtree.
 
-use crate::context::Context;
 use crate::error::{CauseData, Error};
 use crate::sync::{Arc, Ordering};
 use crate::timer::{self, Ticks, NEVER};
 use crate::trace::{self, Origin};
 
+use super::chain::Chain;
 use super::children::{ChildPtr, Children};
 use super::node::{Body, CancelNode, Node, Phase};
 use super::waiter_list::Drain;
@@ -171,9 +171,7 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
     // already reports done), so it is kept out of the wake-up's latency.
     let panic = run_aftermath(acc);
     detach(node, core);
-    trace::cancelled(origin, || Context {
-        node: Arc::clone(node),
-    });
+    trace::cancelled(origin, || (node.cause(), Chain(node)));
     if let Some(payload) = panic {
         if !std::thread::panicking() {
             std::panic::resume_unwind(payload);

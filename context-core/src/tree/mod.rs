@@ -13,8 +13,10 @@
 //! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
 //!
 //! Modules: [`node`] (the node, its body, the state word and the lock), [`children`] (the
-//! children list), [`waiter_list`] (the intrusive waiter list) and [`cancel`] (linking and
-//! cancelling). They import downwards only: `cancel` → `node` → `children`, `waiter_list`.
+//! children list), [`waiter_list`] (the intrusive waiter list), [`cancel`] (linking and
+//! cancelling) and [`chain`] (a context's chain, printed by `Context`'s `Debug` and the trace
+//! event). They import downwards only: `cancel` → `chain` → `node` → `children`,
+//! `waiter_list`; nothing in the tree imports `Context`.
 //!
 //! # Invariants
 //!
@@ -109,11 +111,13 @@
 //! released (invariant 6).
 
 mod cancel;
+mod chain;
 mod children;
 mod node;
 mod waiter_list;
 
 pub(crate) use cancel::{cancel, new_cancel_node};
+pub(crate) use chain::Chain;
 pub(crate) use node::{Body, CancelNode, Node, ValueNode};
 pub(crate) use waiter_list::{Waiter, WaiterKey};
 
