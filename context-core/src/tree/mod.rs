@@ -70,11 +70,11 @@
 //! 5. The thread that cancels a node (the *origin* of that cancellation) holds the origin's lock
 //!    until every descendant is done, then marks every node it made done (and every done node it
 //!    met) `settled` (a `Release` RMW, or part of `set_done`'s for an origin without children),
-//!    in the order of invariant 3. A concurrent `cancel`
-//!    that finds its node settled (an `Acquire` load, pairing with it) returns at once: every
-//!    descendant's state was set before the flag. One that finds it done but not settled returns
-//!    only after taking (and releasing) the lock of every done link ancestor in turn up to the
-//!    first live one: the origin is among them, since a cancellation makes a node done only
+//!    in the order of invariant 3. A concurrent `cancel` that finds its node settled (an
+//!    `Acquire` load, pairing with it) returns at once: every descendant's state was set
+//!    before the flag. One that finds it done but not settled returns only after taking (and
+//!    releasing) the lock of every done link ancestor in turn up to the first settled or live
+//!    one: the origin is among them, since a cancellation makes a node done only
 //!    after every link ancestor between it and the origin, and the origin's lock is released
 //!    only once the subtree is done (the lock's release/acquire orders those states before the
 //!    waiter's return). So when *any* `cancel` returns, the whole subtree reports done
