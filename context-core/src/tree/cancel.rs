@@ -7,8 +7,28 @@ use crate::trace::{self, Origin};
 
 use super::chain::Chain;
 use super::children::{ChildPtr, Children};
+use super::deadline::{Deadlines, Fire};
 use super::node::{Body, CancelNode, Node, Phase};
 use super::waiter_list::Drain;
+
+/// The timer of every node deadline: a due entry cancels its node (`deadline.rs` is the glue,
+/// this is what firing does).
+static DEADLINES: Deadlines<Expiry> = Deadlines::new();
+
+/// What a due deadline does: cancel its node with `DeadlineExceeded`.
+struct Expiry;
+
+impl Fire for Expiry {
+    fn fire(node: &Arc<Node>, cause: CauseData) {
+        cancel(node, Error::DeadlineExceeded, cause, Origin::Deadline);
+    }
+}
+
+/// Whether `node` has an entry on the timer (for tests).
+#[cfg(test)]
+pub(crate) fn is_armed(node: &Arc<Node>) -> bool {
+    DEADLINES.is_armed(node)
+}
 
 /// What one cancellation collected, to be acted on once every lock is released (invariant 6).
 /// The first of each kind is kept inline: a single node with a deadline and waiters allocates
@@ -78,7 +98,7 @@ pub(crate) fn new_cancel_node(
             let inner = core.lock();
             if !core.is_done() {
                 let armed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    timer::arm(at, &node, cause)
+                    DEADLINES.arm(at, &node, cause)
                 }));
                 if let Err(payload) = armed {
                     // No handle exists yet to unlink `node` when it is dropped (invariant 3):
@@ -317,9 +337,9 @@ fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
     // The common case (one node, no timer, no waiter) is a few tests: no iterator is built
     // over collections known to be empty (`timers` and `waiters` fill only after the first).
     if let Some((at, node)) = acc.first_timer {
-        timer::disarm(at, &node);
+        DEADLINES.disarm(at, &node);
         for (at, node) in acc.timers {
-            timer::disarm(at, &node);
+            DEADLINES.disarm(at, &node);
         }
     }
     let mut first_panic = None;

@@ -13,10 +13,11 @@
 //! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
 //!
 //! Modules: [`node`] (the node, its body, the state word and the lock), [`children`] (the
-//! children list), [`waiter_list`] (the intrusive waiter list), [`cancel`] (linking and
-//! cancelling) and [`chain`] (a context's chain, printed by `Context`'s `Debug` and the trace
-//! event). They import downwards only: `cancel` → `chain` → `node` → `children`,
-//! `waiter_list`; nothing in the tree imports `Context`.
+//! children list), [`waiter_list`] (the intrusive waiter list), [`deadline`] (a node's entry on
+//! the timer), [`cancel`] (linking and cancelling) and [`chain`] (a context's chain, printed by
+//! `Context`'s `Debug` and the trace event). They import downwards only: `cancel` → `chain`,
+//! `deadline` → `node` → `children`, `waiter_list`; `deadline` is the one module that knows
+//! the timer, which knows nothing of nodes; nothing in the tree imports `Context`.
 //!
 //! # Invariants
 //!
@@ -113,6 +114,7 @@
 mod cancel;
 mod chain;
 mod children;
+mod deadline;
 mod node;
 mod waiter_list;
 
@@ -122,4 +124,4 @@ pub(crate) use node::{Body, CancelNode, Node, ValueNode};
 pub(crate) use waiter_list::{Waiter, WaiterKey};
 
 #[cfg(test)]
-pub(crate) use cancel::{child_count, children_capacity, waiter_count};
+pub(crate) use cancel::{child_count, children_capacity, is_armed, waiter_count};
