@@ -3,7 +3,7 @@
 # for S5m/S11, S6/S6t and S8), the macro benches S9/S10 of context-tests, plus the Go twins when
 # a Go toolchain is found (BENCH_GO=0 skips them), then prints a markdown table with every row
 # of BENCHMARKS.md: medians, same-run ratios and the verdict against its target (a row whose
-# benchmark does not exist yet, such as S13 before context-tower has one, says "not measured").
+# benchmark was not run says "not measured").
 # Every figure comes from this run's output; nothing is hard-coded.
 #
 # Usage: scripts/bench.sh [criterion args, e.g. --measurement-time 5]
@@ -27,7 +27,7 @@ cargo bench -p go-context --bench scenarios -- --noplot "$@" | tee "$out/scenari
 for bin in latency memory deep_chain; do
   cargo bench -p go-context --bench "$bin" | tee "$out/$bin.txt"
 done
-# S9 and S10 (the macros' costs) live in context-tests; S13 in context-tower, once it has one.
+# S9 and S10 (the macros' costs) live in context-tests; S13 in context-tower.
 for bench in s9_cancellable s10_go; do
   if [ -e "tests/benches/$bench.rs" ]; then
     cargo bench -p context-tests --bench "$bench" -- --noplot "$@" | tee "$out/$bench.txt"
@@ -50,6 +50,7 @@ crit, out, started, load_before, load_after, commit, rustc = sys.argv[1:8]
 
 # Criterion medians in ns; per-element benches (a numeric parameter) divided by it.
 med = {}
+elems = {}
 for dirpath, _, files in os.walk(crit):
     if "benchmark.json" in files and os.path.basename(dirpath) == "new":
         with open(os.path.join(dirpath, "benchmark.json")) as f:
@@ -60,6 +61,9 @@ for dirpath, _, files in os.walk(crit):
         if b.get("value_str"):
             ns /= float(b["value_str"])
         med[(b["group_id"], b["function_id"])] = ns
+        # Elements per iteration of a group with a throughput (S13/throughput).
+        if isinstance(b.get("throughput"), dict) and "Elements" in b["throughput"]:
+            elems[(b["group_id"], b["function_id"])] = float(b["throughput"]["Elements"])
 
 def result_lines(name):
     rows = {}
@@ -182,9 +186,25 @@ row("S11", "1,000,000 mixed layers (value, `with_cancel`, later `with_deadline`,
 o, t = c("S12_request_2threads", "ours"), c("S12_request_2threads", "tokio_util")
 row("S12", "a server's request, 2 threads, one parent (per thread; tokio-util: child token + `tokio::time::timeout`)",
     o, t, None, None, o, t, 0.8, "tokio-util")
-o, t = c("S13/latency", "layers"), c("S13/latency", "no_layers")
-row("S13", "`context-tower` layers on a loopback service vs none (median latency)",
+# S13: context-tower/benches/s13_layers.rs, `layers` (ContextLayer + PropagateLayer) vs `bare`.
+o, t = c("S13/latency", "layers"), c("S13/latency", "bare")
+row("S13 latency", "`context-tower` layers vs none on a loopback HTTP/2 service: median latency of one request",
     o, None, t, None, o, t, 1.05, "no layers")
+# Throughput in elements (requests) per second; the ratio is layers / bare of requests per
+# second, so higher is better and the target is a floor.
+o, t = c("S13/throughput", "layers"), c("S13/throughput", "bare")
+n = elems.get(("S13/throughput", "layers"))
+ops = None if o is None or n is None else n / o * 1e9
+tps = None if t is None or n is None else n / t * 1e9
+def fmt_rps(v):
+    return "—" if v is None else f"{v/1e3:.3g} K req/s"
+if ops is None or tps is None:
+    verdict, rtxt = "not measured", "—"
+else:
+    rtxt = f"{ops / tps:.2f}× no layers"
+    verdict = "met" if ops / tps >= 0.95 - 1e-9 else "**missed**"
+rows.append(("S13 throughput", "same, throughput: 32 requests in flight on one connection (requests/s)",
+             fmt_rps(ops), "—", fmt_rps(tps), "—", rtxt, "≥ 0.95× no layers", verdict))
 
 
 print()

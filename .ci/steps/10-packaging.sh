@@ -52,6 +52,10 @@ for f in $features; do
   cargo check -p "$CORE" --no-default-features --features "$f"
 done
 cargo check -p "$CORE" --all-features
+# The crate's doctests as a user of the crate alone runs them (default features): in the
+# workspace other members turn `tokio` on, which once hid a doctest that needed it.
+say "$CORE doctests with its default features alone"
+cargo test -q -p "$CORE" --doc
 
 say "MSRV $msrv: ${PUBLISHED}"
 rustup toolchain install "$msrv" --profile minimal

@@ -4,7 +4,20 @@
 # `axum`, through the examples). No protoc needed: the tests use hand-written prost messages.
 set -euo pipefail
 cargo clippy -p context-tower --all-targets --all-features -- -D warnings
+cargo clippy -p context-examples --example deadline_chain --features grpc -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc -p context-tower --all-features --no-deps
 cargo test -p context-tower --all-features --test grpc
 cargo test -p context-tower --all-features --doc
-cargo package -p context-tower --list --allow-dirty >/dev/null
+# The crate tests from its own package: no test includes a file from outside it.
+if grep -rn '#\[path = "\.\./' context-tower/tests; then
+  echo "context-tower/tests includes a file from outside the crate" >&2
+  exit 1
+fi
+files="$(cargo package -p context-tower --list --allow-dirty)"
+grep -qx 'tests/support/counting_alloc.rs' <<<"$files"
+# The deadline_chain example, over HTTP then gRPC, ends by itself with DEADLINE_EXCEEDED at
+# the client and C's work stopped (it asserts both; bounded here in case it hangs).
+out="$(timeout 180 cargo run -q -p context-examples --example deadline_chain --features grpc)"
+echo "$out"
+grep -q 'client: DEADLINE_EXCEEDED (504' <<<"$out"
+grep -q 'client: DeadlineExceeded (status 4)' <<<"$out"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Miri on the core's own tests that reach its `unsafe` code (the intrusive waiter list in
-# context-core/src/tree/waiter_list.rs, the tree operations that use it, and the inline entries
-# of `Done` and `wait()` in context-core/src/waiters.rs): undefined
+# context-core/src/tree/waiter_list.rs, the unowned child links of tree/children.rs (`tree::`
+# includes tree::cancel::tests, a parent's cancellation racing the drops of its children on
+# two threads), the tree operations that use them, and the inline waiter entries of `Done` and
+# `wait()` in context-core/src/waiters.rs): undefined
 # behaviour, use after free, double free and leaks are errors. A bounded subset, no timer
 # (its background thread outlives the tests). The tests themselves take 13 s; the rest is the
 # one-off Miri sysroot and the build of the dev-dependencies for Miri (a few minutes on an idle

@@ -176,6 +176,15 @@ pub(crate) fn scope<F: IntoFuture>(ctx: Context, fut: F) -> impl Future<Output =
     }
 }
 
+/// Runs `f` with the context in `home` current (lent to the thread-local, no reference-count
+/// traffic) and gives it back after, also when `f` panics: one poll of a task body that keeps
+/// its context itself (the spawning wing's tasks), as [`scope`] does per poll.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) fn lend<R>(home: &mut Option<Context>, f: impl FnOnce() -> R) -> R {
+    let _lent = Lent::new(home);
+    f()
+}
+
 /// The scope's context, lent to the thread-local for one poll; given back on drop (also when
 /// the poll panics). Guards made inside the poll are dropped before it ends, so what the
 /// thread-local holds then is the lent context again.

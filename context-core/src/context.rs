@@ -599,34 +599,6 @@ impl Default for Context {
 /// `background.with_cancel.with_deadline(in 1.2s).with_value(RequestId)`.
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut chain = Vec::new();
-        let mut node = Some(&*self.node);
-        while let Some(n) = node {
-            chain.push(n);
-            node = n.parent.as_deref();
-        }
-        let now = Instant::now();
-        for (i, n) in chain.iter().rev().enumerate() {
-            if i > 0 {
-                f.write_str(".")?;
-            }
-            match &n.body {
-                Body::Background => f.write_str("background")?,
-                Body::Todo => f.write_str("todo")?,
-                Body::WithoutCancel => f.write_str("without_cancel")?,
-                Body::Value(v) => write!(f, "with_value({})", values::short_type_name(v.name))?,
-                Body::Cancel(c) => match c.own_deadline().map(timer::instant) {
-                    None => f.write_str("with_cancel")?,
-                    Some(at) => match at.checked_duration_since(now) {
-                        Some(left) if left >= Duration::from_secs(1) => {
-                            write!(f, "with_deadline(in {:.1}s)", left.as_secs_f64())?
-                        }
-                        Some(left) => write!(f, "with_deadline(in {}ms)", left.as_millis())?,
-                        None => f.write_str("with_deadline(passed)")?,
-                    },
-                },
-            }
-        }
-        Ok(())
+        fmt::Debug::fmt(&tree::Chain(&self.node), f)
     }
 }

@@ -63,9 +63,10 @@
 //! - `tokio-util`: `Context::to_token` (a `CancellationToken` cancelled when the context is
 //!   done) and `Context::with_token` (a child cancelled when a token is), synchronous both
 //!   ways, with no task or thread per bridge. Needs no tokio runtime.
-//! - `signal` (Unix): `Context::with_signals`, Go's `signal.NotifyContext`: a child cancelled
-//!   on SIGINT or SIGTERM, with a cause naming the signal; once it is done, a second Ctrl-C
-//!   ends the process. Needs no async runtime.
+//! - `signal` (Unix and Windows): `Context::with_signals`, Go's `signal.NotifyContext`: a child
+//!   cancelled on SIGINT or SIGTERM (on Windows: the console's Ctrl-C, Ctrl-Break, close,
+//!   logoff or shutdown event), with a cause naming the signal; once it is done, a second
+//!   Ctrl-C ends the process. Needs no async runtime.
 #![warn(missing_docs)]
 // docs.rs (`--cfg docsrs`, nightly): mark every feature-gated item with its feature. `doc_cfg`
 // now includes what `doc_auto_cfg` did, so the `#[cfg(feature = "...")]` attributes are enough.
@@ -73,7 +74,7 @@
 
 mod after_func;
 mod ambient;
-#[cfg(any(feature = "tokio-util", all(feature = "signal", unix)))]
+#[cfg(any(feature = "tokio-util", all(feature = "signal", any(unix, windows))))]
 mod bridge;
 mod clock;
 mod context;
@@ -89,7 +90,7 @@ mod waiters;
 
 pub use after_func::AfterFunc;
 pub use ambient::EnterGuard;
-#[cfg(all(feature = "signal", unix))]
+#[cfg(all(feature = "signal", any(unix, windows)))]
 pub use bridge::signal::SignalReceived;
 #[cfg(feature = "tokio-util")]
 pub use bridge::token::TokenCancelled;

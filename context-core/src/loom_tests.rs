@@ -628,3 +628,70 @@ fn loom_done_re_polled_with_a_new_waker_and_freed_at_its_mark() {
         assert_eq!(std::sync::Arc::strong_count(&behind), 1);
     });
 }
+
+// ===== loom_tree: unowned child links (tree invariant 3) =====
+//
+// A children list holds its children by address only. The race to rule out: a child cancelled
+// by the drop of its last handle, whose `detach` finds the link parent already done while the
+// parent's cancellation still holds the child's address in its work list. The child must not
+// be freed before that cancellation has let go: `CancelNode`'s loom-only `pins` count asserts
+// it when the child is dropped.
+
+/// The root's cancellation (the origin, holding the child's address) races the drop of the
+/// child's last handle, the only thing keeping the child alive.
+#[test]
+fn loom_tree_unowned_child_freed_while_parent_cancels() {
+    model(|| {
+        let (parent, cancel) = root();
+        let (child, child_cancel) = parent.with_cancel();
+        let weak_child = weak(&child);
+        drop(child);
+        let dropper = thread::spawn(move || drop(child_cancel));
+        cancel.cancel();
+        dropper.join().unwrap();
+        assert_eq!(children(&parent), 0);
+        assert!(weak_child.upgrade().is_none(), "child leaked");
+    });
+}
+
+/// The same with the child two levels down, through a value node: the link parent is not the
+/// origin, so the child's `detach` has to climb to the origin's lock.
+#[test]
+fn loom_tree_unowned_grandchild_freed_while_ancestor_cancels() {
+    model(|| {
+        let (root_ctx, cancel) = root();
+        let (mid, _mid_cancel) = root_ctx.with_cancel();
+        let (grand, grand_cancel) = mid.with_value(1u8).with_cancel();
+        let weak_grand = weak(&grand);
+        drop(grand);
+        let dropper = thread::spawn(move || drop(grand_cancel));
+        cancel.cancel();
+        dropper.join().unwrap();
+        assert!(mid.is_done());
+        assert_eq!(children(&mid), 0);
+        assert!(weak_grand.upgrade().is_none(), "grandchild leaked");
+    });
+}
+
+/// Two siblings dropped on two threads while their parent is cancelled: each `detach` either
+/// removes its own address (fixing the moved sibling's slot) or waits for the cancellation.
+#[test]
+fn loom_tree_unowned_siblings_freed_while_parent_cancels() {
+    model(|| {
+        let (parent, cancel) = root();
+        let (a, a_cancel) = parent.with_cancel();
+        let (b, b_cancel) = parent.with_cancel();
+        let (weak_a, weak_b) = (weak(&a), weak(&b));
+        drop((a, b));
+        let dropper = thread::spawn(move || drop(a_cancel));
+        let canceller = thread::spawn(move || cancel.cancel());
+        drop(b_cancel);
+        dropper.join().unwrap();
+        canceller.join().unwrap();
+        assert_eq!(children(&parent), 0);
+        assert!(
+            weak_a.upgrade().is_none() && weak_b.upgrade().is_none(),
+            "leaked"
+        );
+    });
+}

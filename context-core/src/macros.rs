@@ -144,7 +144,8 @@ macro_rules! select_done {
 /// Any other expression (a variable, a field) is evaluated on the caller and must be a
 /// future.
 ///
-/// ```
+#[cfg_attr(feature = "tokio", doc = "```")]
+#[cfg_attr(not(feature = "tokio"), doc = "```ignore")]
 /// use go_context::{go, Context, Error};
 /// use std::time::Duration;
 ///

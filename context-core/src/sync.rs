@@ -2,7 +2,7 @@
 //! them for loom's model-checked twins (as tokio-util and crossbeam do).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 // Under loom, `Arc` stays std's: loom's `Arc` cannot be a method receiver (`self: &Arc<Node>`)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{timer, tree, Context};
+use crate::{tree, Context};
 
 #[test]
 fn a_cancelled_child_leaves_its_parent_list() {
@@ -46,9 +46,9 @@ fn a_child_of_a_value_links_to_the_nearest_cancel_ancestor() {
 fn a_cancelled_deadline_leaves_the_timer() {
     // Other tests arm timers concurrently: look for our own entries only.
     let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(3600));
-    assert!(timer::is_armed(&ctx.node));
+    assert!(tree::is_armed(&ctx.node));
     cancel.cancel();
-    assert!(!timer::is_armed(&ctx.node));
+    assert!(!tree::is_armed(&ctx.node));
 }
 
 #[test]
@@ -67,7 +67,7 @@ fn a_child_born_done_is_not_linked_nor_armed() {
     cancel.cancel();
     let (child, _c) = parent.with_timeout(Duration::from_secs(3600));
     assert!(child.is_done());
-    assert!(!timer::is_armed(&child.node));
+    assert!(!tree::is_armed(&child.node));
     assert_eq!(tree::child_count(&parent.node), 0);
 }
 
@@ -143,7 +143,7 @@ fn the_effective_deadline_is_stored_not_searched() {
             // Later than the parent's: moot, as in Go (no timer entry, shown as with_cancel).
             ctx.with_deadline(soon + Duration::from_secs(60))
         };
-        assert!(!timer::is_armed(&next.node));
+        assert!(!tree::is_armed(&next.node));
         handles.push(h);
         ctx = next;
     }
@@ -154,7 +154,7 @@ fn the_effective_deadline_is_stored_not_searched() {
     // An earlier deadline below wins, and is armed.
     let (earlier, _e) = ctx.with_deadline(soon - Duration::from_secs(60));
     assert_eq!(earlier.deadline(), Some(soon - Duration::from_secs(60)));
-    assert!(timer::is_armed(&earlier.node));
+    assert!(tree::is_armed(&earlier.node));
 }
 
 #[test]

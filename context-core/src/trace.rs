@@ -5,7 +5,8 @@
 //! token or a signal); never one per descendant. Callers invoke
 //! [`cancelled`] once, after every lock of ours is released, only when their call is the one that
 //! moved the context from live to done. Without the feature this compiles to nothing: the
-//! closure is never called, so not even the `Arc` clone is paid.
+//! closure that reads the cause and the chain is never called. This module imports nothing of
+//! the tree or of `Context`: the caller hands it the cause and something that prints the chain.
 //!
 //! # The event
 //!
@@ -24,7 +25,9 @@
 //! The fields are built only if a subscriber wants the event (`tracing::enabled!`): with
 //! the feature on but nobody listening, a cancellation pays one check of a cached interest.
 
-use crate::context::Context;
+use std::fmt;
+
+use crate::error::Cause;
 
 /// What started a cancellation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,15 +62,20 @@ impl Origin {
     }
 }
 
-/// Reports one cancellation origin. `ctx` builds the context that was cancelled (it is only
-/// called with the feature on, and only if a subscriber wants the event).
+/// Reports one cancellation origin. `cancelled` gives the cause of the context that was
+/// cancelled and its chain (`Debug`); it is only called with the feature on, and only if a
+/// subscriber wants the event.
 #[inline(always)]
 #[allow(unused_variables, dead_code)]
-pub(crate) fn cancelled(origin: Origin, ctx: impl FnOnce() -> Context) {
+pub(crate) fn cancelled<C: fmt::Debug>(
+    origin: Origin,
+    cancelled: impl FnOnce() -> (Option<Cause>, C),
+) {
     #[cfg(feature = "tracing")]
     {
         if tracing::enabled!(target: "go_context", tracing::Level::DEBUG) {
-            emit(origin, ctx());
+            let (cause, chain) = cancelled();
+            emit(origin, cause, &chain);
         }
     }
 }
@@ -76,10 +84,10 @@ pub(crate) fn cancelled(origin: Origin, ctx: impl FnOnce() -> Context) {
 #[cfg(feature = "tracing")]
 #[cold]
 #[inline(never)]
-fn emit(origin: Origin, ctx: Context) {
+fn emit(origin: Origin, cause: Option<Cause>, chain: &dyn fmt::Debug) {
     // The caller holds no lock of ours (the module contract), so reading the cause (one lock)
     // and formatting user errors in the subscriber are both safe here.
-    let Some(cause) = ctx.cause() else {
+    let Some(cause) = cause else {
         // Only a done context is reported; a caller that broke that rule emits nothing.
         debug_assert!(false, "trace::cancelled on a live context");
         return;
@@ -91,7 +99,7 @@ fn emit(origin: Origin, ctx: Context) {
         error = %cause.err(),
         cause = %cause,
         cause.location = %cause.location(),
-        context = ?ctx,
+        context = ?chain,
         "context done"
     );
 }

@@ -3,10 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderName;
 
 /// The cause of a request context whose deadline came from the caller (or from the policy's
 /// default): `ctx.cause()` reports it once the deadline fires.
+///
+/// It keeps the header's name and its raw value inline (a deadline value that parses is at
+/// most 10 bytes), so building one per request allocates nothing.
 ///
 /// ```
 /// use context_tower::RemoteDeadline;
@@ -15,7 +18,7 @@ use http::{HeaderName, HeaderValue};
 ///
 /// let cause = RemoteDeadline::from_header(
 ///     http::HeaderName::from_static("grpc-timeout"),
-///     http::HeaderValue::from_static("1n"),
+///     b"1n",
 ///     Duration::from_nanos(1),
 /// );
 /// let (ctx, _cancel) = Context::background().with_deadline_cause(Instant::now(), cause);
@@ -27,27 +30,54 @@ use http::{HeaderName, HeaderValue};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteDeadline {
     header: Option<HeaderName>,
-    value: Option<HeaderValue>,
+    value: RawValue,
     budget: Duration,
+}
+
+/// Up to [`RawValue::CAP`] bytes of a header value, kept inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RawValue {
+    buf: [u8; RawValue::CAP],
+    len: u8,
+}
+
+impl RawValue {
+    /// Room for any deadline value that parses (10 digits at most) and some more.
+    const CAP: usize = 22;
+
+    fn new(bytes: &[u8]) -> RawValue {
+        let len = bytes.len().min(RawValue::CAP);
+        let mut buf = [0u8; RawValue::CAP];
+        buf[..len].copy_from_slice(&bytes[..len]);
+        RawValue {
+            buf,
+            len: len as u8,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
 }
 
 impl RemoteDeadline {
     /// A deadline read from `header: value`, giving the request `budget` (after the clamps).
+    /// `value` is kept as sent, up to 22 bytes (every deadline value that parses is shorter).
     ///
     /// ```
     /// # use context_tower::RemoteDeadline;
     /// # use std::time::Duration;
     /// let c = RemoteDeadline::from_header(
     ///     http::HeaderName::from_static("connect-timeout-ms"),
-    ///     http::HeaderValue::from_static("250"),
+    ///     b"250",
     ///     Duration::from_millis(250),
     /// );
     /// assert_eq!(c.to_string(), "deadline sent by the caller (connect-timeout-ms: 250, budget 250ms)");
     /// ```
-    pub fn from_header(header: HeaderName, value: HeaderValue, budget: Duration) -> RemoteDeadline {
+    pub fn from_header(header: HeaderName, value: &[u8], budget: Duration) -> RemoteDeadline {
         RemoteDeadline {
             header: Some(header),
-            value: Some(value),
+            value: RawValue::new(value),
             budget,
         }
     }
@@ -64,7 +94,7 @@ impl RemoteDeadline {
     pub fn default_timeout(budget: Duration) -> RemoteDeadline {
         RemoteDeadline {
             header: None,
-            value: None,
+            value: RawValue::new(b""),
             budget,
         }
     }
@@ -80,15 +110,17 @@ impl RemoteDeadline {
         self.header.as_ref()
     }
 
-    /// The header's raw value as the caller sent it.
+    /// The header's raw value as the caller sent it (`None` for the policy's default, or if
+    /// it is not UTF-8, which a value that parses always is).
     ///
     /// ```
     /// # use context_tower::RemoteDeadline;
     /// # use std::time::Duration;
     /// assert!(RemoteDeadline::default_timeout(Duration::ZERO).raw_value().is_none());
     /// ```
-    pub fn raw_value(&self) -> Option<&HeaderValue> {
-        self.value.as_ref()
+    pub fn raw_value(&self) -> Option<&str> {
+        self.header.as_ref()?;
+        std::str::from_utf8(self.value.as_bytes()).ok()
     }
 
     /// The time the request was given, after the policy's clamps.
@@ -105,14 +137,14 @@ impl RemoteDeadline {
 
 impl fmt::Display for RemoteDeadline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.header, &self.value) {
-            (Some(h), Some(v)) => write!(
+        match &self.header {
+            Some(h) => write!(
                 f,
                 "deadline sent by the caller ({h}: {}, budget {:?})",
-                String::from_utf8_lossy(v.as_bytes()),
+                String::from_utf8_lossy(self.value.as_bytes()),
                 self.budget
             ),
-            _ => write!(f, "server default deadline (budget {:?})", self.budget),
+            None => write!(f, "server default deadline (budget {:?})", self.budget),
         }
     }
 }

@@ -16,6 +16,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use go_context::{BoxError, Context, Done};
+use http::header::Entry;
 use http::{HeaderName, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -232,15 +233,17 @@ where
                 // Invariant 1: nothing is sent; within the margin the call has no time either.
                 return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
             }
-            let present = req
-                .headers()
-                .get(&config.header)
-                .and_then(|v| config.format.parse(v.as_bytes()).ok());
-            let budget = match present {
-                Some(p) if p <= left => p,
-                _ => {
-                    req.headers_mut()
-                        .insert(config.header.clone(), config.format.format(left));
+            // One lookup of the header name, whether it is present or not.
+            let budget = match req.headers_mut().entry(&config.header) {
+                Entry::Occupied(mut e) => match config.format.parse(e.get().as_bytes()) {
+                    Ok(p) if p <= left => p,
+                    _ => {
+                        e.insert(config.format.format(left));
+                        left
+                    }
+                },
+                Entry::Vacant(e) => {
+                    e.insert(config.format.format(left));
                     left
                 }
             };
@@ -345,14 +348,19 @@ where
                             if let Some(deadline) = fix {
                                 protocol::fix_late_cancelled(resp.headers_mut(), deadline);
                             }
+                            // The context moves on into the body (no clone).
+                            let StateReplace::Calling { ctx, .. } =
+                                self.project().state.project_replace(State::Finished)
+                            else {
+                                unreachable!("the state was Calling")
+                            };
                             let watch = Watch {
-                                ctx: ctx.clone(),
+                                ctx,
                                 cut: true,
                                 enter: false,
                                 fix_cancelled: fix,
                                 grpc,
                             };
-                            self.project().state.project_replace(State::Finished);
                             return Poll::Ready(
                                 Ok(resp.map(|b| ContextBody::wrap(b, watch, None))),
                             );

@@ -95,16 +95,22 @@
 //!   `grpc::interop_our_client_against_a_plain_tonic_server`,
 //!   `grpc::deadline_expiring_while_c_works_is_deadline_exceeded_everywhere_and_stops_go_tasks`.
 //! - The handler sees the deadline as its context, and calls it makes carry it on (tonic
-//!   hands it nothing): `grpc::chain_budget_shrinks_along_the_chain_and_is_never_extended`.
+//!   hands it nothing): `grpc::chain_budget_shrinks_along_the_chain_and_is_never_extended`,
+//!   `grpc::interop_our_client_against_a_plain_tonic_server`.
 //! - The client rounds up, never sends `0n`, and saturates instead of panicking on
-//!   `Duration::MAX` (tonic truncates, sends `0n`, panics): the property tests in
-//!   `wire`, `grpc::already_done_context_fails_locally_without_sending`.
+//!   `Duration::MAX` (tonic truncates, sends `0n`, panics):
+//!   `grpc::tonic_timeout_header_truncates_sends_0n_and_panics_where_ours_does_not`, the
+//!   property tests in `wire`, `grpc::already_done_context_fails_locally_without_sending`.
 //! - Untrusted deadlines are clamped (`max`, `min`, a default):
 //!   `http::untrusted_deadlines_are_clamped_and_defaulted`.
 //! - A dropped request cancels its whole subtree with a cause, `go!` tasks included:
 //!   `grpc::dropped_call_cancels_c_with_request_dropped`,
 //!   `http::http_client_propagates_and_ends_the_call_with_its_context`; and nothing is
 //!   kept after 1,000 requests: `leaks::no_leaks_after_1000_requests`.
+//! - A shutdown (cancelling the layer's parent) answers in-flight requests `CANCELLED`/503
+//!   with its cause, then the server drains:
+//!   `grpc::shutdown_cancels_in_flight_requests_and_the_server_drains`,
+//!   `http::shutdown_answers_503_and_the_server_drains`.
 //!
 //! # Features
 //!

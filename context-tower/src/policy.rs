@@ -1,11 +1,12 @@
 //! [`DeadlinePolicy`]: where a server reads the caller's deadline and how far it trusts it.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cause::RemoteDeadline;
-use crate::wire::{self, WireError};
+use crate::wire::{self, TimeoutValue, WireError};
 
 /// The wire form of one deadline header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,15 +28,51 @@ impl Format {
     /// The header value to send. It is marked sensitive, so HTTP/2 sends it as HPACK
     /// "never indexed": it changes with every call, and indexing it would fill the
     /// connection's header table with dead entries (and evict the live ones) at each request.
+    ///
+    /// Calls made within one unit of each other (a millisecond for `*-timeout-ms`) send the
+    /// same text: from the second such call on, this thread's last value is shared (a
+    /// reference count) instead of allocated again. A value that differs from the last costs
+    /// one comparison more than no cache at all.
     pub(crate) fn format(self, timeout: Duration) -> HeaderValue {
-        let mut value = match self {
+        let text = match self {
             Format::Grpc => wire::format_grpc_timeout(timeout),
             Format::Millis => wire::format_timeout_ms(timeout),
-        }
-        .to_header_value();
-        value.set_sensitive(true);
-        value
+        };
+        LAST_VALUE
+            .try_with(|last| {
+                let mut last = last.borrow_mut();
+                match &mut last[self as usize] {
+                    Some((t, Some(value))) if *t == text => value.clone(),
+                    Some((t, cached @ None)) if *t == text => {
+                        // The text repeats: keep a value to share from now on.
+                        let value = sensitive(&text);
+                        *cached = Some(value.clone());
+                        value
+                    }
+                    slot => {
+                        // Only the text is kept (no allocation) until it repeats. The old
+                        // value dropped here is bytes only: no user code runs.
+                        *slot = Some((text, None));
+                        sensitive(&text)
+                    }
+                }
+            })
+            .unwrap_or_else(|_| sensitive(&text))
     }
+}
+
+fn sensitive(text: &TimeoutValue) -> HeaderValue {
+    let mut value = text.to_header_value();
+    value.set_sensitive(true);
+    value
+}
+
+/// The last text formatted on a thread, and its header value once the text repeated.
+type Last = Option<(TimeoutValue, Option<HeaderValue>)>;
+
+thread_local! {
+    /// [`Last`], per [`Format`].
+    static LAST_VALUE: RefCell<[Last; 2]> = const { RefCell::new([None, None]) };
 }
 
 #[derive(Clone, Debug)]
@@ -270,8 +307,11 @@ impl DeadlinePolicy {
             match source.format.parse(value.as_bytes()) {
                 Ok(sent) => {
                     let budget = self.clamp(sent);
-                    let cause =
-                        RemoteDeadline::from_header(source.header.clone(), value.clone(), budget);
+                    let cause = RemoteDeadline::from_header(
+                        source.header.clone(),
+                        value.as_bytes(),
+                        budget,
+                    );
                     return Budget::Some(budget, cause);
                 }
                 Err(e) if self.malformed == Malformed::Reject => {
@@ -343,6 +383,25 @@ mod tests {
             Budget::Some(b, _) => assert_eq!(b, Duration::ZERO),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn repeated_values_are_shared_and_stay_sensitive() {
+        let ms = Duration::from_micros(2_500_300);
+        let a = Format::Millis.format(ms);
+        let b = Format::Millis.format(ms);
+        let c = Format::Millis.format(ms);
+        assert_eq!(
+            (a.as_bytes(), b.as_bytes(), c.as_bytes()),
+            (&b"2501"[..], &b"2501"[..], &b"2501"[..])
+        );
+        // From the second repeat on, the bytes are shared with the cached value.
+        assert_eq!(b.as_bytes().as_ptr(), c.as_bytes().as_ptr());
+        assert!(a.is_sensitive() && b.is_sensitive() && c.is_sensitive());
+        // Another text, and the other format, are formatted afresh.
+        assert_eq!(Format::Millis.format(Duration::from_millis(7)), "7");
+        assert_eq!(Format::Grpc.format(ms), "2500300u");
+        assert_eq!(Format::Millis.format(ms), "2501");
     }
 
     #[test]

@@ -296,15 +296,20 @@ where
                             return Poll::Ready(Err(e));
                         }
                         Poll::Ready(Ok(resp)) => {
+                            let (cut, grpc) = (*cover, *grpc);
+                            // The context and the guard move on into the body (no clone).
+                            let StateReplace::Running { ctx, guard, .. } =
+                                self.project().state.project_replace(State::Finished)
+                            else {
+                                unreachable!("the state was Running")
+                            };
                             let watch = Watch {
-                                ctx: ctx.clone(),
-                                cut: *cover,
+                                ctx,
+                                cut,
                                 enter: true,
                                 fix_cancelled: None,
-                                grpc: *grpc,
+                                grpc,
                             };
-                            let guard = guard.take();
-                            self.project().state.project_replace(State::Finished);
                             return Poll::Ready(Ok(
                                 resp.map(|b| ContextBody::wrap(b, watch, guard))
                             ));

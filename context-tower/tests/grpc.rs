@@ -426,12 +426,19 @@ async fn interop_our_client_against_a_plain_tonic_server() {
     bounded(async {
         let seen = Arc::new(std::sync::Mutex::new(None::<String>));
         let s2 = seen.clone();
+        let handed = Arc::new(std::sync::Mutex::new(Vec::<bool>::new()));
+        let h2 = handed.clone();
         let svc = ChainService {
             unary: unary(move |req: tonic::Request<Hop>| {
                 *s2.lock().unwrap() = req
                     .metadata()
                     .get("grpc-timeout")
                     .map(|v| v.to_str().unwrap().to_owned());
+                // What tonic hands its handler of the deadline: nothing (no context, no
+                // deadline), though its timeout layer read the header.
+                h2.lock().unwrap().push(
+                    req.context().deadline().is_some() || Context::current().deadline().is_some(),
+                );
                 let work = req.get_ref().work_ms;
                 async move {
                     tokio::time::sleep(Duration::from_millis(work)).await;
@@ -454,6 +461,11 @@ async fn interop_our_client_against_a_plain_tonic_server() {
             "{header}"
         );
         assert!(header.len() <= 9 && header.ends_with('u'), "{header}");
+        assert_eq!(
+            *handed.lock().unwrap(),
+            [false],
+            "tonic changed: its handler sees a deadline"
+        );
         // Expiry: we report DEADLINE_EXCEEDED ...
         let (ctx, _c) = Context::background().with_timeout(Duration::from_millis(200));
         let err = call(&mut ours, Hop { work_ms: 10_000 }, Some(ctx))
@@ -474,4 +486,37 @@ async fn interop_our_client_against_a_plain_tonic_server() {
         s.join().await;
     })
     .await;
+}
+
+/// The wire-format points we make against tonic, pinned on tonic itself: its client truncates
+/// (shortening the deadline it sends), sends `0n` for a zero timeout and panics on a huge one,
+/// where `wire::format_grpc_timeout` rounds up, never writes `0n` and saturates.
+#[test]
+fn tonic_timeout_header_truncates_sends_0n_and_panics_where_ours_does_not() {
+    use context_tower::wire::{format_grpc_timeout, parse_grpc_timeout};
+    fn tonic_header(d: Duration) -> String {
+        let mut req = tonic::Request::new(());
+        req.set_timeout(d);
+        req.metadata()
+            .get("grpc-timeout")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+    let d = Duration::from_nanos(100_000_999);
+    let theirs = parse_grpc_timeout(tonic_header(d).as_bytes()).unwrap();
+    assert!(
+        theirs < d,
+        "tonic changed: it no longer truncates ({theirs:?})"
+    );
+    let ours = parse_grpc_timeout(format_grpc_timeout(d).as_bytes()).unwrap();
+    assert!(ours >= d, "ours shortened {d:?} to {ours:?}");
+
+    assert_eq!(tonic_header(Duration::ZERO), "0n", "tonic changed");
+    assert_ne!(format_grpc_timeout(Duration::ZERO).as_str(), "0n");
+
+    let huge = std::panic::catch_unwind(|| tonic_header(Duration::MAX));
+    assert!(huge.is_err(), "tonic changed: no panic on Duration::MAX");
+    assert_eq!(format_grpc_timeout(Duration::MAX).as_str(), "99999999H");
 }

@@ -2,7 +2,7 @@
 //! heap (so contexts and timer entries), the handlers, the `go!` tasks and tokio's live tasks
 //! are back at their baseline. One #[test]: the counting allocator sees the whole process.
 
-#[path = "../../tests/tests/support/counting_alloc.rs"]
+#[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
 use std::sync::atomic::{AtomicIsize, Ordering};

@@ -1,22 +1,24 @@
 //! Graceful shutdown, Go's `signal.NotifyContext`: a pool of workers drains its queue on
-//! Ctrl-C (SIGINT) or SIGTERM. The signal stops the producer; jobs already queued are
-//! finished, within a grace period; a second Ctrl-C ends the process at once.
+//! Ctrl-C (SIGINT) or SIGTERM (on Windows: the console's Ctrl-C, Ctrl-Break or close). The
+//! signal stops the producer; jobs already queued are finished, within a grace period; a
+//! second Ctrl-C ends the process at once.
 //!
 //! Run: `cargo run -p context-examples --example shutdown` and press Ctrl-C. If nobody does,
 //! it sends itself SIGINT after a while (`--after-ms 300` for a short run, as CI does), so it
-//! always ends by itself.
+//! always ends by itself. (On Windows it raises Ctrl-C in its console, as a key press would:
+//! every process attached to that console gets it.)
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     pool::run()
 }
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 fn main() {
-    eprintln!("the `signal` feature is Unix-only for now");
+    eprintln!("the `signal` feature is for Unix and Windows");
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod pool {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc, Mutex};
@@ -43,8 +45,10 @@ mod pool {
         std::thread::spawn(move || {
             // Nobody pressed Ctrl-C in time: do it ourselves, so the example always ends.
             if watched.wait_timeout(after).is_none() {
-                // SAFETY: `kill` and `getpid` have no memory-safety preconditions.
-                unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+                if let Err(e) = press_ctrl_c() {
+                    eprintln!("cannot send ourselves Ctrl-C: {e}");
+                    std::process::exit(2);
+                }
             }
         });
 
@@ -100,6 +104,28 @@ mod pool {
         assert_eq!(result, Ok(()), "drained within the grace period");
         assert_eq!(finished, queued, "no queued job lost");
         Ok(())
+    }
+
+    /// What Ctrl-C does: SIGINT to this process.
+    #[cfg(unix)]
+    fn press_ctrl_c() -> std::io::Result<()> {
+        // SAFETY: `kill` and `getpid` have no memory-safety preconditions.
+        match unsafe { libc::kill(libc::getpid(), libc::SIGINT) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    /// What Ctrl-C does: the console's Ctrl-C event, to every process attached to it. (A
+    /// process without a console, started detached, gets no console events at all.)
+    #[cfg(windows)]
+    fn press_ctrl_c() -> std::io::Result<()> {
+        use windows_sys::Win32::System::Console::{GenerateConsoleCtrlEvent, CTRL_C_EVENT};
+        // SAFETY: no pointers; group 0 is every process of our console.
+        match unsafe { GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0) } {
+            0 => Err(std::io::Error::last_os_error()),
+            _ => Ok(()),
+        }
     }
 
     /// `--after-ms N` (or the env var `SHUTDOWN_AFTER_MS`): when to send ourselves SIGINT.

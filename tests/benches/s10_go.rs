@@ -2,9 +2,9 @@
 //! (target: ≤ 1.3×).
 //!
 //! `go!` does more than `tokio::spawn`: it makes a child context of the current one, keeps
-//! a cancel handle for the task, runs the task with the child as its current context, and
-//! joins through the spawning wing's one "finished" signal (a result slot plus a private
-//! cancel node, made when the joiner first has to wait) instead of tokio's `JoinHandle`.
+//! a cancel handle for the task, runs the task with the child as its current context (lent
+//! to the thread-local once per poll) and catches its panics; it joins through tokio's own
+//! `JoinHandle`, as the peer does.
 //! Each sample spawns and awaits one task at a time, so the numbers are spawn + schedule +
 //! complete + wake + join, on:
 //! - `current_thread`: one thread, no cross-thread wake-ups (the overhead shows most), the
@@ -16,11 +16,17 @@
 //! when the last handle goes, about 60-75 ns on the reference machine.
 //!
 //! Run: `cargo bench -p context-tests --bench s10_go`
+//!
+//! Instruction counts (deterministic under load): the same binary with
+//! `S10_IR=<go|tokio>[-in-task]:<N>` runs N rounds of the `current_thread` (or
+//! `current_thread_in_task`) loop outside criterion and exits, so
+//! `(Ir(N) - Ir(0)) / N` under `valgrind --tool=callgrind` is the cost of one spawn + join:
+//! `S10_IR=go:10000 valgrind --tool=callgrind target/release/deps/s10_go-* --bench`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use go_context::go;
 use tokio::runtime::{Builder, Runtime};
 
@@ -77,4 +83,35 @@ fn s10(c: &mut Criterion) {
 }
 
 criterion_group!(benches, s10);
-criterion_main!(benches);
+
+/// `S10_IR=<go|tokio>[-in-task]:<N>`: N rounds on a current-thread runtime, outside
+/// criterion; `-in-task` runs the loop in a task (the `current_thread_in_task` group).
+fn instruction_driver(spec: &str) {
+    let (which, n) = spec
+        .split_once(':')
+        .expect("S10_IR=<go|tokio>[-in-task]:<N>, e.g. S10_IR=go:10000");
+    let n: u64 = n.parse().expect("S10_IR: N is a number");
+    let (which, in_task) = match which.strip_suffix("-in-task") {
+        Some(which) => (which, true),
+        None => (which, false),
+    };
+    let with_go = match which {
+        "go" => true,
+        "tokio" => false,
+        other => panic!("S10_IR: `{other}` is neither `go` nor `tokio`"),
+    };
+    let rt = Builder::new_current_thread().build().unwrap();
+    // One round first, so that one-time set-up (thread-locals, the runtime's first task) is
+    // in Ir(0) as well as in Ir(N).
+    run(&rt, 1, with_go, in_task);
+    black_box(run(&rt, n, with_go, in_task));
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("S10_IR") {
+        instruction_driver(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

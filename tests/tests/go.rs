@@ -549,3 +549,110 @@ fn awaiting_yields_once_then_waits_on_the_finished_signal_with_exact_wake_ups() 
         "woken exactly once by the finish"
     );
 }
+
+// ===== tasks join through tokio's JoinHandle =====
+
+/// A future that is ready at once and whose own `Drop` panics: dropped after the poll that
+/// completed it (unlike an `async fn`'s locals, which go inside that poll).
+struct PanicsOnDrop<T>(Option<T>);
+impl<T: Unpin> std::future::Future for PanicsOnDrop<T> {
+    type Output = T;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        std::task::Poll::Ready(self.0.take().expect("polled once"))
+    }
+}
+impl<T> Drop for PanicsOnDrop<T> {
+    fn drop(&mut self) {
+        panic!("deliberate: the work's future panics as it is dropped");
+    }
+}
+
+fn panics_on_drop<T>(value: T) -> PanicsOnDrop<T> {
+    PanicsOnDrop(Some(value))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_in_the_drop_of_a_tasks_future_is_its_panic_not_a_shutdown() {
+    // Before: the future was dropped after the task's last catch, so tokio dropped the task
+    // and the handle joined to "cancelled: its runtime dropped the task (the runtime shut
+    // down)".
+    let err = go!(panics_on_drop(7u8)).await.unwrap_err();
+    assert!(err.is_panic(), "{err:?}");
+    assert!(!err.is_cancelled());
+    assert!(
+        panic_message(&*err.into_panic()).contains("panics as it is dropped"),
+        "the payload is the Drop's"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_in_the_drop_of_a_group_members_future_reaches_wait_as_that_panic() {
+    let group: go_context::Group = go_context::Group::new(&Context::background());
+    let member = go!(group => panics_on_drop(Ok::<(), go_context::BoxError>(())));
+    let waited = AssertUnwindSafe(group.wait_async());
+    let payload = futures_catch(waited).await.unwrap_err();
+    assert!(
+        panic_message(&*payload).contains("panics as it is dropped"),
+        "{}",
+        panic_message(&*payload)
+    );
+    assert!(member.await.unwrap_err().is_failed());
+}
+
+/// `catch_unwind` for a future (the group re-raises a member's panic from `wait_async`).
+async fn futures_catch<F: std::future::Future + std::panic::UnwindSafe>(
+    fut: F,
+) -> std::thread::Result<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        match panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    })
+    .await
+}
+
+#[test]
+fn joining_a_finished_task_from_a_task_with_no_budget_left_returns() {
+    // The blocking join polls tokio's JoinHandle, which spends the cooperative budget; a task
+    // that has spent it would be refused forever while its thread blocks, unless the join
+    // polls unconstrained.
+    let value = bounded(|| {
+        current_thread().block_on(async {
+            tokio::spawn(async {
+                let handle = go!(seven());
+                while !handle.is_finished() {
+                    tokio::task::yield_now().await;
+                }
+                let waker = std::task::Waker::noop();
+                let mut cx = std::task::Context::from_waker(waker);
+                while let std::task::Poll::Ready(spent) = tokio::task::coop::poll_proceed(&mut cx) {
+                    spent.made_progress();
+                }
+                handle.join().unwrap()
+            })
+            .await
+            .unwrap()
+        })
+    });
+    assert_eq!(value, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_tasks_context_is_released_before_its_outcome_is_seen() {
+    // The work's clone of its cancel handle goes before the output is stored: once the join
+    // returns and the handle is gone, the work's context is done (nothing keeps it alive).
+    let (tx, rx) = mpsc::channel();
+    let handle = go!(async move {
+        tx.send(Context::current()).unwrap();
+        1u8
+    });
+    assert_eq!(handle.await.unwrap(), 1);
+    let child = rx.recv().unwrap();
+    assert_eq!(child.err(), Some(Error::Canceled));
+}

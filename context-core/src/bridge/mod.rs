@@ -4,7 +4,7 @@
 //! Each bridge is one module; what they share is here: cancelling a context from outside its
 //! handles, with a cause of the bridge's own and one trace event as the origin.
 
-#[cfg(all(feature = "signal", unix))]
+#[cfg(all(feature = "signal", any(unix, windows)))]
 pub(crate) mod signal;
 #[cfg(feature = "tokio-util")]
 pub(crate) mod token;

@@ -1,41 +1,57 @@
-//! Feature `signal` (Unix): Go's `signal.NotifyContext`, as [`Context::with_signals`].
+//! Feature `signal` (Unix and Windows): Go's `signal.NotifyContext`, as
+//! [`Context::with_signals`].
 //!
-//! A signal handler may do almost nothing (POSIX lists the few async-signal-safe calls), so
-//! ours only writes the signal's number, one byte, to a socket pair (the self-pipe trick).
-//! One process-wide thread, `context-signal`, started by the first `with_signals`, reads those
-//! bytes and cancels the registered contexts, outside the handler. That is one thread per
-//! process, as the deadline timer is, never one per context.
+//! This file is what both platforms share: the registry of the contexts waiting for a signal,
+//! their removal when they are done, the claim a signal makes on them, their cancellation with
+//! the cause [`SignalReceived`], and when the OS's own handling comes back. The platform part
+//! (`unix.rs`, `windows.rs`) only gets the OS to tell it "signal N arrived" and hands N to
+//! [`claim`]; it also says what "our handler in" and "the previous handling back" mean there.
 //!
-//! Our handler is installed for SIGINT and SIGTERM while at least one registration is live,
-//! and the disposition that was there before (usually the default, which ends the process) is
-//! put back when the last one goes, so a second Ctrl-C ends the process. A registration goes
-//! when its context is done, whatever made it done: the signal, its handle, its parent.
+//! - Unix (SIGINT, SIGTERM): the signal handler writes N to a socket (the self-pipe trick);
+//!   the dispatcher thread reads it, claims, cancels, and raises the signal again if nobody
+//!   claimed it and its disposition is the default.
+//! - Windows (the console's control events): the OS runs our handler on a thread of its own,
+//!   with the console's handler lock held; the handler claims at once (the answer "handled or
+//!   not" is its return value) and hands the claimed contexts to the dispatcher thread, which
+//!   cancels them outside that lock.
+//!
+//! Either way one process-wide thread, `context-signal`, started by the first `with_signals`,
+//! cancels the contexts, as the deadline timer is one thread per process, never one per
+//! context.
 //!
 //! # Invariants
 //!
-//! 1. `installed` is `Some` exactly when `entries` is non-empty: our handler is installed
-//!    for both signals while some context waits for them. Both change together, under the
+//! 1. `installed` is `Some` exactly when `entries` is non-empty: our handling is in for every
+//!    signal we listen to while some context waits for them. Both change together, under the
 //!    registry lock.
 //! 2. The registry lock is a leaf: nobody takes a node lock, cancels a context or wakes
-//!    anything while holding it.
+//!    anything while holding it. (On Windows it is taken by a thread holding the console's
+//!    handler lock, so nobody may call into the console while holding it either: the
+//!    platform's `install`/`restore` there touch no OS state.)
 //! 3. An entry is removed once: by the [`Unregister`] guard registered on its context (when the
-//!    context is done, its waiters are taken and dropped) or, earlier, by the dispatcher, which
-//!    finds the context done. Removal of a missing id is a no-op.
-//! 4. A signal that finds no live registration (the dispatcher raced with the last
-//!    unregistration, or a second signal arrived right after the first) is raised again if the
-//!    restored disposition is the default, so it still ends the process; any other
-//!    disposition (ignored, another library's handler) is left to its owner.
-//! 5. `WRITE_FD` is set once, before any handler is installed, to a socket that is never
-//!    closed: the handler may use it at any time.
+//!    context is done, its waiters are taken and dropped) or, earlier, by [`claim`], which
+//!    empties the registry when a signal arrives (taking the live contexts, to cancel them).
+//!    Removal of a missing id is a no-op.
+//! 4. A signal that finds no live registration (it raced with the last unregistration, or a
+//!    second signal arrived right after the first) gets the handling it would have had without
+//!    us: Unix raises it again if the restored disposition is the default, so it still ends the
+//!    process (any other disposition is left to its owner); Windows' handler answers "not
+//!    handled", so the next handler runs (by default, the one that ends the process).
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as platform;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as platform;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
-use std::io::{self, Read};
-use std::os::fd::IntoRawFd;
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::panic::Location;
-use std::sync::atomic::{AtomicI32, Ordering as AtomicOrdering};
 use std::sync::{Mutex as StdMutex, OnceLock, Weak};
 use std::task::Waker;
 
@@ -46,12 +62,13 @@ use crate::tree::Node;
 use crate::tree::Waiter;
 use crate::Context;
 
-/// The signals [`Context::with_signals`] listens to.
-const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
-
 /// The [`Cause`](crate::Cause) of a context made by [`Context::with_signals`] when a signal
 /// arrived; find it with `cause().downcast_ref::<SignalReceived>()`. It names the signal; its
 /// location is the `with_signals` call.
+///
+/// On Unix the signal is `SIGINT` or `SIGTERM`. On Windows it is the console's control event:
+/// `CTRL_C` or `CTRL_BREAK` (what Go calls `os.Interrupt`), `CTRL_CLOSE`, `CTRL_LOGOFF` or
+/// `CTRL_SHUTDOWN` (what Go reports as `SIGTERM`).
 ///
 /// ```no_run
 /// use go_context::{Context, SignalReceived};
@@ -60,44 +77,52 @@ const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 /// ctx.wait(); // until Ctrl-C
 /// let cause = ctx.cause().unwrap();
 /// let signal = cause.downcast_ref::<SignalReceived>().unwrap();
-/// assert_eq!(signal.name(), "SIGINT");
-/// assert_eq!(cause.to_string(), "received SIGINT");
+/// if cfg!(unix) {
+///     assert_eq!(signal.name(), "SIGINT");
+///     assert_eq!(cause.to_string(), "received SIGINT");
+/// } else {
+///     assert_eq!(signal.name(), "CTRL_C");
+///     assert_eq!(cause.to_string(), "received CTRL_C");
+/// }
 /// ```
-#[cfg_attr(docsrs, doc(cfg(all(feature = "signal", unix))))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "signal", any(unix, windows)))))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SignalReceived {
-    signal: libc::c_int,
+    signal: i32,
 }
 
 impl SignalReceived {
-    /// The signal's number (`libc::SIGINT`, `libc::SIGTERM`).
+    /// The signal's number: on Unix `libc::SIGINT` or `libc::SIGTERM`; on Windows the control
+    /// event's code (`CTRL_C_EVENT` is 0, `CTRL_BREAK_EVENT` 1, `CTRL_CLOSE_EVENT` 2,
+    /// `CTRL_LOGOFF_EVENT` 5, `CTRL_SHUTDOWN_EVENT` 6).
     ///
     /// ```no_run
     /// # use go_context::{Context, SignalReceived};
     /// let (ctx, _stop) = Context::background().with_signals().unwrap();
     /// ctx.wait();
     /// let number = ctx.cause().unwrap().downcast_ref::<SignalReceived>().unwrap().number();
-    /// assert!(number == 2 || number == 15); // SIGINT or SIGTERM
+    /// if cfg!(unix) {
+    ///     assert!(number == 2 || number == 15); // SIGINT or SIGTERM
+    /// }
     /// ```
     pub fn number(&self) -> i32 {
         self.signal
     }
 
-    /// The signal's name: `SIGINT` or `SIGTERM`.
+    /// The signal's name: on Unix `SIGINT` or `SIGTERM`; on Windows `CTRL_C`, `CTRL_BREAK`,
+    /// `CTRL_CLOSE`, `CTRL_LOGOFF` or `CTRL_SHUTDOWN`.
     ///
     /// ```no_run
     /// # use go_context::{Context, SignalReceived};
     /// let (ctx, _stop) = Context::background().with_signals().unwrap();
     /// ctx.wait();
     /// let name = ctx.cause().unwrap().downcast_ref::<SignalReceived>().unwrap().name();
-    /// assert!(name == "SIGINT" || name == "SIGTERM");
+    /// if cfg!(unix) {
+    ///     assert!(name == "SIGINT" || name == "SIGTERM");
+    /// }
     /// ```
     pub fn name(&self) -> &'static str {
-        match self.signal {
-            libc::SIGINT => "SIGINT",
-            libc::SIGTERM => "SIGTERM",
-            _ => "signal",
-        }
+        platform::name(self.signal)
     }
 }
 
@@ -120,8 +145,8 @@ struct Entry {
 struct Registry {
     entries: HashMap<u64, Entry>,
     next_id: u64,
-    /// The dispositions our handler replaced, one per [`SIGNALS`] (invariant 1).
-    installed: Option<[libc::sigaction; 2]>,
+    /// What our handling replaced (invariant 1).
+    installed: Option<platform::Saved>,
 }
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -133,37 +158,11 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
-/// The write end of the self-pipe, for the handler; -1 until the dispatcher runs (invariant 5).
-static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
-
-/// Starts the dispatcher thread and its socket pair, once per process.
+/// Starts the platform's delivery path (the dispatcher thread, and what feeds it), once per
+/// process.
 fn dispatcher() -> io::Result<()> {
     static STARTED: OnceLock<Result<(), io::ErrorKind>> = OnceLock::new();
-    let started = STARTED.get_or_init(|| {
-        let start = || -> io::Result<()> {
-            let (mut reader, writer) = UnixStream::pair()?;
-            // The handler must never block: a full buffer just drops the byte (a signal is
-            // already pending then, which is all the dispatcher needs to know).
-            writer.set_nonblocking(true)?;
-            std::thread::Builder::new()
-                .name("context-signal".into())
-                .spawn(move || {
-                    let mut buf = [0u8; 64];
-                    loop {
-                        match reader.read(&mut buf) {
-                            Ok(0) => return,
-                            Ok(n) => buf[..n].iter().for_each(|&s| dispatch(s.into())),
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(_) => return,
-                        }
-                    }
-                })?;
-            // Never closed: the handler may write to it at any time (invariant 5).
-            WRITE_FD.store(writer.into_raw_fd(), AtomicOrdering::Release);
-            Ok(())
-        };
-        start().map_err(|e| e.kind())
-    });
+    let started = STARTED.get_or_init(|| platform::start().map_err(|e| e.kind()));
     started.map_err(|kind| {
         io::Error::new(
             kind,
@@ -172,169 +171,85 @@ fn dispatcher() -> io::Result<()> {
     })
 }
 
-/// The signal handler: async-signal-safe calls only (`write`, and `errno` kept intact).
-extern "C" fn on_signal(signal: libc::c_int) {
-    let fd = WRITE_FD.load(AtomicOrdering::Acquire);
-    if fd < 0 {
-        return;
-    }
-    let saved = errno::get();
-    let byte = signal as u8;
-    // SAFETY: `fd` is a socket that stays open for the life of the process (invariant 5), and
-    // `byte` is a valid one-byte buffer for the duration of the call. `write` is
-    // async-signal-safe.
-    let _ = unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
-    errno::set(saved);
-}
-
-/// `errno`, which a handler must leave as it found it.
-mod errno {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn location() -> *mut libc::c_int {
-        // SAFETY: returns the calling thread's `errno` slot; no preconditions.
-        unsafe { libc::__errno_location() }
-    }
-
-    #[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
-    fn location() -> *mut libc::c_int {
-        // SAFETY: returns the calling thread's `errno` slot; no preconditions.
-        unsafe { libc::__error() }
-    }
-
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_vendor = "apple",
-        target_os = "freebsd"
-    ))]
-    pub(super) fn get() -> libc::c_int {
-        // SAFETY: the slot is valid and thread-local for the calling thread.
-        unsafe { *location() }
-    }
-
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_vendor = "apple",
-        target_os = "freebsd"
-    ))]
-    pub(super) fn set(value: libc::c_int) {
-        // SAFETY: as in `get`.
-        unsafe { *location() = value }
-    }
-
-    // Elsewhere `errno` is left as `write` set it (only on failure: a full socket buffer).
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_vendor = "apple",
-        target_os = "freebsd"
-    )))]
-    pub(super) fn get() -> libc::c_int {
-        0
-    }
-
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_vendor = "apple",
-        target_os = "freebsd"
-    )))]
-    pub(super) fn set(_: libc::c_int) {}
-}
-
-/// Installs our handler for every signal of [`SIGNALS`], returning what it replaced.
-fn install() -> io::Result<[libc::sigaction; 2]> {
-    // SAFETY: an all-zero `sigaction` is a valid value (no handler, no flags, empty mask).
-    let mut ours: libc::sigaction = unsafe { std::mem::zeroed() };
-    ours.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    ours.sa_flags = libc::SA_RESTART;
-    // SAFETY: `sa_mask` is a valid, writable `sigset_t`.
-    unsafe { libc::sigemptyset(&mut ours.sa_mask) };
-    // SAFETY: as above, zeroed `sigaction`s are valid out-parameters.
-    let mut old: [libc::sigaction; 2] = unsafe { std::mem::zeroed() };
-    for (i, &signal) in SIGNALS.iter().enumerate() {
-        // SAFETY: both pointers are valid for the call; `on_signal` is async-signal-safe.
-        if unsafe { libc::sigaction(signal, &ours, &mut old[i]) } != 0 {
-            let err = io::Error::last_os_error();
-            restore(&old[..i]);
-            return Err(err);
-        }
-    }
-    Ok(old)
-}
-
-/// Puts back the dispositions `old` (one per signal of [`SIGNALS`], in order), for each
-/// signal whose handler is still ours: one installed later by someone else is theirs to keep.
-fn restore(old: &[libc::sigaction]) {
-    for (&signal, old) in SIGNALS.iter().zip(old) {
-        if current_handler(signal) == Some(on_signal as extern "C" fn(libc::c_int) as usize) {
-            // SAFETY: `old` is a disposition the kernel gave us for this very signal.
-            unsafe { libc::sigaction(signal, old, std::ptr::null_mut()) };
-        }
-    }
-}
-
-/// The handler address (or `SIG_DFL`/`SIG_IGN`) currently installed for `signal`.
-fn current_handler(signal: libc::c_int) -> Option<usize> {
-    // SAFETY: a zeroed `sigaction` is a valid out-parameter; a null `act` only queries.
-    let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut cur) };
-    (rc == 0).then_some(cur.sa_sigaction)
-}
-
-/// Removes entry `id` if it is still there (invariant 3); uninstalls the handler with the
+/// Removes entry `id` if it is still there (invariant 3); takes our handling out with the
 /// last one (invariant 1).
 fn unregister(id: u64) {
     let mut reg = registry();
     let removed = reg.entries.remove(&id);
     if reg.entries.is_empty() {
         if let Some(old) = reg.installed.take() {
-            restore(&old);
+            platform::restore(&old);
         }
     }
     drop(reg);
     drop(removed);
 }
 
-/// Runs on the dispatcher thread for each signal that arrived.
-fn dispatch(signal: libc::c_int) {
-    let (live, raise_again) = {
+/// What a signal found in the registry.
+enum Claim {
+    /// The live contexts it cancels.
+    Cancel(Claimed),
+    /// Nobody was waiting (invariant 4); `default` tells whether the handling now in place
+    /// for it is the OS's default (Unix raises it again then; Windows passes every unclaimed
+    /// event on to the next handler, and needs not ask).
+    Nobody {
+        #[cfg_attr(windows, allow(dead_code))]
+        default: bool,
+    },
+}
+
+/// The contexts a signal took from the registry: cancel them with no lock of ours held.
+struct Claimed {
+    signal: i32,
+    targets: Vec<(Arc<Node>, &'static Location<'static>)>,
+}
+
+/// Empties the registry for `signal`: takes the live registrations, forgets the done ones, and
+/// puts the previous handling back (invariants 1, 3, 4). Called by the platform part for each
+/// signal that arrived, on a thread where locks may be taken (never in a Unix signal handler).
+fn claim(signal: i32) -> Claim {
+    let mut targets = Vec::new();
+    // Upgraded nodes that were done: dropped after the lock, as one may be the last strong
+    // reference, and a node's drop drops its cause, a user value (invariant 2).
+    let mut done = Vec::new();
+    let default = {
         let mut reg = registry();
-        let mut live = Vec::new();
-        let mut done = Vec::new();
-        for (&id, entry) in &reg.entries {
+        // Every entry leaves: the live ones are this signal's to cancel (a second signal finds
+        // them gone and gets the previous handling), the others are done already.
+        for (_, entry) in reg.entries.drain() {
             match entry.node.upgrade() {
-                Some(node) if node.err().is_none() => live.push((node, entry.location)),
-                _ => done.push(id),
+                Some(node) if node.err().is_none() => targets.push((node, entry.location)),
+                Some(node) => done.push(node),
+                None => {}
             }
         }
-        for id in done {
-            reg.entries.remove(&id);
+        if let Some(old) = reg.installed.take() {
+            platform::restore(&old);
         }
-        if reg.entries.is_empty() {
-            if let Some(old) = reg.installed.take() {
-                restore(&old);
-            }
-        }
-        // Invariant 4: nobody was waiting for this one; let it do what it does by default.
-        let raise_again = live.is_empty() && current_handler(signal) == Some(libc::SIG_DFL);
-        (live, raise_again)
+        // Invariant 4: asked under the lock, before a new registration may put ours back.
+        targets.is_empty() && platform::is_default(signal)
     };
-    // Invariant 2: cancel with the registry lock released (cancellation runs the
-    // `Unregister` guards, which take it).
-    for (node, location) in live {
-        super::cancel(
-            &node,
-            Origin::Signal,
-            Box::new(SignalReceived { signal }),
-            location,
-        );
+    drop(done);
+    if targets.is_empty() {
+        Claim::Nobody { default }
+    } else {
+        Claim::Cancel(Claimed { signal, targets })
     }
-    if raise_again {
-        // SAFETY: `raise` has no memory-safety preconditions.
-        unsafe { libc::raise(signal) };
+}
+
+impl Claimed {
+    /// Cancels the claimed contexts with the cause [`SignalReceived`]. Invariant 2: the
+    /// registry lock is released (cancellation runs the `Unregister` guards, which take it).
+    fn cancel(self) {
+        let signal = self.signal;
+        for (node, location) in self.targets {
+            super::cancel(
+                &node,
+                Origin::Signal,
+                Box::new(SignalReceived { signal }),
+                location,
+            );
+        }
     }
 }
 
@@ -354,23 +269,37 @@ impl Drop for Unregister {
 
 impl Context {
     /// Go's `signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)`: a child of this context
-    /// that is cancelled when the process receives SIGINT (Ctrl-C) or SIGTERM, with the cause
+    /// that is cancelled when the process receives SIGINT (Ctrl-C) or SIGTERM, or on Windows
+    /// the console's Ctrl-C, Ctrl-Break, close, logoff or shutdown event, with the cause
     /// [`SignalReceived`] naming the signal (located at this call).
     ///
-    /// While such a context is live, the two signals no longer end the process: they cancel the
+    /// While such a context is live, these signals no longer end the process: they cancel the
     /// context instead. Once it is done (the signal came, its handle was used or dropped, or
     /// its parent was cancelled) the signals' previous handling (usually the default) is back,
     /// so a **second Ctrl-C ends the process**, even while the program is still draining. (In
     /// Go, the signals stay caught until `stop()` is called.) Several such contexts may be live
     /// at once; a signal cancels them all, and the previous handling returns with the last.
     ///
-    /// The handler only writes a byte to a socket; one process-wide thread, started by the
-    /// first call, cancels the contexts. It needs no async runtime. Another library's handler
-    /// installed while ours is live is left in place. Unix only.
+    /// One process-wide thread, started by the first call, cancels the contexts. It needs no
+    /// async runtime. On each platform:
+    ///
+    /// - **Unix**: a handler for SIGINT and SIGTERM that only writes a byte to a socket; it is
+    ///   installed while such a context is live, and the previous disposition is put back
+    ///   after. Another library's handler installed while ours is live is left in place.
+    /// - **Windows**: a console control handler (`SetConsoleCtrlHandler`), added by the first
+    ///   call and kept: while no such context is live it answers "not handled", so the next
+    ///   handler runs as if ours were not there (by default, the one that ends the process).
+    ///   Ctrl-C and Ctrl-Break are then handled, and the process goes on. The close, logoff
+    ///   and shutdown events end the process whatever a handler answers, once it returns: as
+    ///   Go does, ours then never returns, so the program has until the OS's time-out (a few
+    ///   seconds) to drain and exit. A process that ignores Ctrl-C (`SetConsoleCtrlHandler(NULL,
+    ///   TRUE)`, or started in a new process group) still gets Ctrl-Break, not Ctrl-C.
+    /// - Elsewhere this method does not exist.
     ///
     /// # Errors
     ///
-    /// The error of the OS if the socket pair, the thread or the handler cannot be set up.
+    /// The error of the OS if the thread or the handler (and on Unix, the socket pair) cannot
+    /// be set up.
     ///
     /// # Examples
     ///
@@ -384,12 +313,12 @@ impl Context {
     ///         // ... serve ...
     ///     }
     ///     let cause = ctx.cause().unwrap();
-    ///     eprintln!("shutting down: {cause}"); // "received SIGINT"
+    ///     eprintln!("shutting down: {cause}"); // "received SIGINT" ("received CTRL_C")
     ///     assert!(cause.downcast_ref::<SignalReceived>().is_some());
     ///     Ok(())
     /// }
     /// ```
-    #[cfg_attr(docsrs, doc(cfg(all(feature = "signal", unix))))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "signal", any(unix, windows)))))]
     #[track_caller]
     pub fn with_signals(&self) -> io::Result<(Context, CancelHandle)> {
         let location = Location::caller();
@@ -404,7 +333,7 @@ impl Context {
         let id = {
             let mut reg = registry();
             if reg.installed.is_none() {
-                reg.installed = Some(install()?);
+                reg.installed = Some(platform::install()?);
             }
             let id = reg.next_id;
             reg.next_id += 1;

@@ -443,11 +443,11 @@ where
         F: FnOnce(Context) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
     {
-        let (handle, work) = GoHandle::prepare(&self.shared.ctx, Kind::Thread);
+        let (handle, work, child) = GoHandle::prepare(&self.shared.ctx, Kind::Thread);
         let shared = Arc::clone(&self.shared);
         let admit = self.shared.admission.admit(queue, move |member| Member {
             start: Box::new(move || {
-                runtime::spawn_thread(work.context(), f, move |outcome| {
+                runtime::spawn_thread(child, f, move |outcome| {
                     shared.end(outcome, work, member, site)
                 })
             }),
@@ -608,13 +608,14 @@ where
         T: Send + 'static,
     {
         let spawner = runtime::Spawner::captured()?;
-        let (handle, work) = GoHandle::prepare(&self.shared.ctx, Kind::Task);
+        let (handle, work, child) = GoHandle::prepare(&self.shared.ctx, Kind::Task);
         let shared = Arc::clone(&self.shared);
         let admit = self.shared.admission.admit(queue, move |member| Member {
             start: Box::new(move || {
-                spawner.spawn(work.context(), f, move |outcome| {
+                // The member's outcome goes to its slot; the task's `JoinHandle` is dropped.
+                drop(spawner.spawn(child, f, move |outcome| {
                     shared.end(outcome, work, member, site)
-                });
+                }));
                 None
             }),
         });

@@ -24,22 +24,16 @@ pub(crate) enum Kind {
     Task,
 }
 
-/// The spawned side of a [`GoHandle`]: the work's context, the work's clone of its cancel
-/// handle (released when the work ends) and the slot it leaves its outcome in. Dropped
-/// without [`deliver`](Work::deliver) (a group dropped the member unstarted), it delivers
-/// [`JoinError::cancelled`].
+/// The spawned side of a [`GoHandle`] whose outcome goes through a [`Slot`] (a thread, a
+/// group member): the work's clone of its cancel handle (released when the work ends) and the
+/// slot it leaves its outcome in. Dropped without [`deliver`](Work::deliver) (a group dropped
+/// the member unstarted), it delivers [`JoinError::cancelled`].
 pub(crate) struct Work<T> {
-    ctx: Context,
     cancel: Option<CancelHandle>,
     slot: Arc<Slot<T>>,
 }
 
 impl<T> Work<T> {
-    /// The context the work runs under.
-    pub(crate) fn context(&self) -> Context {
-        self.ctx.clone()
-    }
-
     /// Ends the work: its context is released first (so a joiner finds nothing of the work
     /// left), then the outcome is left for the joiner.
     pub(crate) fn deliver(mut self, outcome: Result<T, JoinError>) {
@@ -96,32 +90,46 @@ impl<T> Drop for Work<T> {
 pub struct GoHandle<T> {
     ctx: Context,
     cancel: CancelHandle,
-    slot: Arc<Slot<T>>,
-    /// The work's thread, if this handle owns it: joined by [`GoHandle::join`], so the thread
-    /// has exited when it returns. (A group owns its members' threads.)
-    thread: Option<JoinHandle<()>>,
+    outcome: Outcome<T>,
     kind: Kind,
 }
 
+/// Where the work's outcome comes back.
+enum Outcome<T> {
+    /// Our [`Slot`] (threads, and group members, which may be queued before they have a task).
+    Slot {
+        slot: Arc<Slot<T>>,
+        /// The work's thread, if this handle owns it: joined by [`GoHandle::join`], so the
+        /// thread has exited when it returns. (A group owns its members' threads.)
+        thread: Option<JoinHandle<()>>,
+    },
+    /// The task's own output, through tokio's `JoinHandle` (a task spawned at once, by `go!`
+    /// or [`GoHandle::spawn`]): no slot to allocate, no second "finished" signal. The task
+    /// catches its panics and releases its context before it returns, so what the runtime
+    /// adds is only its drop of the task (as cancelled) or a panic in its `Drop`.
+    #[cfg(feature = "tokio")]
+    Task(tokio::task::JoinHandle<Result<T, JoinError>>),
+}
+
 impl<T> GoHandle<T> {
-    /// A handle and its work, under a new child of `parent`; nothing runs yet.
+    /// A handle and its work, under a new child of `parent`, and the child for the work to
+    /// run under; nothing runs yet.
     #[track_caller]
-    pub(crate) fn prepare(parent: &Context, kind: Kind) -> (GoHandle<T>, Work<T>) {
+    pub(crate) fn prepare(parent: &Context, kind: Kind) -> (GoHandle<T>, Work<T>, Context) {
         let (ctx, cancel) = parent.with_cancel();
         let slot = Arc::new(Slot::new());
         let work = Work {
-            ctx: ctx.clone(),
             cancel: Some(cancel.clone()),
             slot: Arc::clone(&slot),
         };
+        let child = ctx.clone();
         let handle = GoHandle {
             ctx,
             cancel,
-            slot,
-            thread: None,
+            outcome: Outcome::Slot { slot, thread: None },
             kind,
         };
-        (handle, work)
+        (handle, work, child)
     }
 
     /// Runs `f` on a new OS thread under a new child of `parent`, which is current on that
@@ -149,8 +157,13 @@ impl<T> GoHandle<T> {
         F: FnOnce(Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (mut handle, work) = GoHandle::prepare(parent, Kind::Thread);
-        handle.thread = runtime::spawn_thread(work.context(), f, move |r| work.deliver(r));
+        let (mut handle, work, child) = GoHandle::prepare(parent, Kind::Thread);
+        let spawned = runtime::spawn_thread(child, f, move |r| work.deliver(r));
+        match &mut handle.outcome {
+            Outcome::Slot { thread, .. } => *thread = spawned,
+            #[cfg(feature = "tokio")]
+            Outcome::Task(_) => unreachable!("prepared with a slot"),
+        }
         handle
     }
 
@@ -213,7 +226,11 @@ impl<T> GoHandle<T> {
     /// handle.join().unwrap();
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.slot.is_finished()
+        match &self.outcome {
+            Outcome::Slot { slot, .. } => slot.is_finished(),
+            #[cfg(feature = "tokio")]
+            Outcome::Task(task) => task.is_finished(),
+        }
     }
 
     /// Blocks this thread until the work finishes, and returns its value, or a [`JoinError`]
@@ -241,21 +258,42 @@ impl<T> GoHandle<T> {
     /// assert_eq!(handle.join().unwrap(), 6);
     /// ```
     #[track_caller]
-    pub fn join(mut self) -> Result<T, JoinError> {
-        let finished = self.slot.is_finished();
-        let mut finish = move || {
-            let outcome = self.slot.take_blocking();
-            if let Some(thread) = self.thread.take() {
-                // The thread has delivered: only its exit is left, and it cannot panic any
-                // more (the work's panic was caught).
-                let _ = thread.join();
+    pub fn join(self) -> Result<T, JoinError> {
+        let finished = self.is_finished();
+        let outcome = self.outcome;
+        let finish = move || match outcome {
+            Outcome::Slot { slot, thread } => {
+                let outcome = slot.take_blocking();
+                if let Some(thread) = thread {
+                    // The thread has delivered: only its exit is left, and it cannot panic any
+                    // more (the work's panic was caught).
+                    let _ = thread.join();
+                }
+                outcome
             }
-            outcome
+            #[cfg(feature = "tokio")]
+            Outcome::Task(task) => task_outcome(runtime::wait_blocking(task)),
         };
         if finished {
             return finish();
         }
         runtime::block("GoHandle::join", "handle.await", finish)
+    }
+}
+
+/// What a `go!` task's `JoinHandle` gave, as the handle's outcome: the task's own, or how the
+/// runtime ended it.
+#[cfg(feature = "tokio")]
+fn task_outcome<T>(
+    joined: Result<Result<T, JoinError>, tokio::task::JoinError>,
+) -> Result<T, JoinError> {
+    match joined {
+        Ok(outcome) => outcome,
+        // Only a `Drop` of the work's can panic out of the task (its polls are caught).
+        Err(e) if e.is_panic() => Err(JoinError::panic(e.into_panic())),
+        Err(_) => Err(JoinError::cancelled(
+            "its runtime dropped the task (the runtime shut down)",
+        )),
     }
 }
 
@@ -319,9 +357,20 @@ impl<T> GoHandle<T> {
         T: Send + 'static,
     {
         let spawner = runtime::Spawner::here()?;
-        let (handle, work) = GoHandle::prepare(parent, Kind::Task);
-        spawner.spawn(work.context(), f, move |r| work.deliver(r));
-        Ok(handle)
+        let (ctx, cancel) = parent.with_cancel();
+        let work_cancel = cancel.clone();
+        // The work's context is released (its handle clone dropped) before the outcome is
+        // there for the joiner, as `Work::deliver` does.
+        let task = spawner.spawn(ctx.clone(), f, move |outcome| {
+            drop(work_cancel);
+            outcome
+        });
+        Ok(GoHandle {
+            ctx,
+            cancel,
+            outcome: Outcome::Task(task),
+            kind: Kind::Task,
+        })
     }
 }
 
@@ -393,18 +442,24 @@ impl<T> Future for GoJoin<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let slot = match &mut this.handle.outcome {
+            Outcome::Slot { slot, .. } => slot,
+            // tokio's own join: the peer's cost, on any executor.
+            #[cfg(feature = "tokio")]
+            Outcome::Task(task) => return Pin::new(task).poll(cx).map(task_outcome),
+        };
         // Work awaited at once (spawn, then `.await`) has usually not run yet: yield once
         // (wake ourselves, as `yield_now` does) so that it can, before paying for the finished
-        // signal's node. On a current-thread runtime the task was queued first, so it is done
-        // when we are polled again: S10 went from 5,379 to 4,097 instructions per spawn + await
-        // (callgrind; `tokio::spawn` + await: 2,570).
-        if !this.yielded && this.done.is_none() && !this.handle.slot.is_finished() {
+        // signal's node. On a current-thread runtime a group member's task was queued first,
+        // so it is done when we are polled again (when `go!` tasks still joined through the
+        // slot, this took S10 from 5,379 to 4,097 instructions per spawn + await).
+        if !this.yielded && this.done.is_none() && !slot.is_finished() {
             this.yielded = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         // A thread that has delivered is at its exit; it is not joined here, which would block.
-        this.handle.slot.poll_take(&mut this.done, cx)
+        slot.poll_take(&mut this.done, cx)
     }
 }
 

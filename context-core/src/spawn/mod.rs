@@ -4,8 +4,9 @@
 //! errors     JoinError, SpawnError, MemberFailed, LimitError; panic payloads
 //! runtime    the shared glue: thread body, OS-refusal policy, task body, may-block check
 //! signal     the one waiting primitive for "finished": a lazily made private cancel node
-//! slot       where work leaves its outcome, and how a joiner waits for it
-//! handle     GoHandle (+ GoJoin): spawn, spawn_blocking, join, .await, cancel
+//! slot       where threads and group members leave their outcome, and how a joiner waits
+//! handle     GoHandle (+ GoJoin): spawn, spawn_blocking, join, .await, cancel; a task spawned
+//!            at once joins through tokio's own JoinHandle (its output), with no slot
 //! admission  a group's state machine: limit, queue, first failure, idle (loom-modelled)
 //! group      Group (+ GroupWait): admission + failure policy over the same spawning
 //! support    what `go!` expands to

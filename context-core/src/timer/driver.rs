@@ -9,23 +9,40 @@
 //!
 //! 1. Never early, in order: the firer reads the clock after every wake-up (spurious or not)
 //!    and pops entries only if their deadline is at or before that reading, in `(deadline, id)`
-//!    order, at most [`BATCH`] at a time into its *hand*; it expires them one by one, in that
-//!    order, with no lock held. An entry is expired only after the previous one has *landed*
-//!    (its `expire` returned, or [`Expire::landed`] says its ordering effect is visible): see 4.
+//!    order across the shards (a merge of their fronts), at most [`BATCH`] at a time into its
+//!    *hand*; it expires them one by one, in that order, with no lock held. An entry is expired
+//!    only after the previous one has *landed* (its `expire` returned, or [`Expire::landed`]
+//!    says its ordering effect is visible): see 4.
 //! 2. No lock is held while user code runs: `expire` and the drops of entries and probes happen
-//!    after every lock is released. The timer lock is held for one queue operation, or one pop
-//!    of at most [`BATCH`] entries, at a time, so a burst of equal deadlines keeps `arm` and
-//!    `disarm` waiting for at most that. Lock order: the timer lock, then a hand's lock; the
-//!    firer takes its hand's lock alone for each entry, so arming threads never wait on it.
-//! 3. `wake_at` is the time the firer will wake up by itself (`None`: it waits for a
-//!    notification), or earlier. Arming an entry before `wake_at` notifies it (and lowers
-//!    `wake_at`); a later one does not, so a steady stream of long timeouts costs no system
-//!    call. `standby_wake_at` is the same for the standby, planned [`STALL`] after the earliest
-//!    deadline or the current expiry's start.
+//!    after every lock is released. The entries live in [`SHARDS`] queues, each under its own
+//!    lock, chosen by a hash of `(deadline, id)` (so `disarm` finds the shard again from its
+//!    arguments, and two threads arming at once nearly never meet on one lock). A shard's lock
+//!    is held for one queue operation, or one pop, at a time, so a burst of equal deadlines
+//!    keeps `arm` and `disarm` waiting for at most one entry's removal. Lock order: the state
+//!    lock, then a hand's lock, then one shard's lock; `arm` and `disarm` take a shard's lock
+//!    alone (and `arm`, after releasing it, may take the state lock alone); the firer takes its
+//!    hand's lock alone for each entry, so arming threads never wait on it.
+//! 3. Wake-ups without the state lock: `wake_at` is the deadline before which an `arm` must
+//!    notify the firer (`arm` inserts, releases the shard, then loads `wake_at`, and takes the
+//!    state lock to notify only if its deadline is earlier). The firer stores `i64::MAX`
+//!    ("tell me") there before it scans the shards under the state lock, then the time it will
+//!    wake up by itself (or `i64::MAX` if it will wait for a notification) before it waits, or
+//!    `i64::MIN` ("no need") while it fires (it scans again before sleeping). Every access is
+//!    `Relaxed`: the shard lock orders them. An `arm` whose insert comes after the scan of its
+//!    shard took that shard's lock after the scan released it, so the store that preceded the
+//!    scan happens before the `arm`'s load, which reads it or a later value (coherence): `MAX`,
+//!    `MIN` from a firing that will scan again, or a wake-up time the firer will keep. An `arm`
+//!    whose insert comes before the scan is seen by the scan. Either way no entry waits past
+//!    its deadline for a notification that never came, and a steady stream of long timeouts
+//!    costs no lock but its shard's and no system call. The notify itself happens under the
+//!    state lock, which the firer holds from its scan until it waits, so it is never lost.
+//!    `standby_at` is the same for the standby (`arm` notifies it if its deadline plus
+//!    [`STALL`] is earlier; `i64::MIN` while there is no standby), planned [`STALL`] after the
+//!    earliest deadline or the current expiry's start.
 //! 4. Takeover: the hand records the entry being expired and when it started. If the standby
 //!    finds it there for [`STALL`] or more *and landed*, it marks the hand abandoned, puts the
-//!    hand's unexpired entries back at the front of the queue (they are due and earlier than any
-//!    other entry, so the order holds), bumps `generation` and becomes the firer; the stuck
+//!    hand's unexpired entries back in their shards (they are due and earlier than any other
+//!    entry, so the order holds), bumps `generation` and becomes the firer; the stuck
 //!    thread, on its return, sees the abandoned hand and a newer generation and becomes the
 //!    standby (or exits if there is one). Requiring "landed" keeps invariant 1 across a
 //!    takeover: a firer that is merely slow to reach its entry's effect (descheduled, say) is
@@ -35,16 +52,17 @@
 //!    a stuck expiry to return.
 //! 6. An entry being expired is in no queue, so a `disarm` of it from its own `expire` (the
 //!    tree disarms every node it cancels) finds nothing: the firer notes it in a thread-local
-//!    and such a `disarm` returns without taking the lock.
+//!    and such a `disarm` returns without taking a lock.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use super::queue::{Id, Queue};
+use super::queue::{Id, Key, Queue};
 use crate::clock::{self, Ticks};
 
 /// How long an expiry may take before the standby takes over the firing.
@@ -55,6 +73,9 @@ pub(crate) const MAX_THREADS: usize = 32;
 
 /// The most due entries the firer pops at once.
 pub(crate) const BATCH: usize = 32;
+
+/// How many queues the entries are spread over (invariant 2): a power of two.
+pub(crate) const SHARDS: usize = 16;
 
 /// After the OS refuses the standby thread, how long until the firer asks again.
 const RETRY_SPAWN: Duration = Duration::from_millis(100);
@@ -78,15 +99,36 @@ pub(crate) trait Expire: Id + Send + 'static {
 /// One timer: a queue of entries and the threads that fire them.
 pub(crate) struct Timer<E: Expire> {
     name: &'static str,
+    shards: [Shard<E>; SHARDS],
+    /// Read by every `arm`, written by the timer's threads only when they plan (invariant 3):
+    /// on a line of their own, apart from the state the firer writes.
+    wake: Wake,
     state: Mutex<State<E>>,
     firer: Condvar,
     standby: Condvar,
 }
 
+/// One shard's queue, on its own cache lines (two threads arming in different shards do not
+/// share a line).
+#[repr(align(128))]
+struct Shard<E>(Mutex<Queue<E>>);
+
+/// Invariant 3: `arm` notifies the firer if its deadline is before `wake_at`, the standby if
+/// its deadline plus [`STALL`] is before `standby_at`.
+#[repr(align(128))]
+struct Wake {
+    wake_at: AtomicI64,
+    standby_at: AtomicI64,
+}
+
+/// `wake_at`/`standby_at`: every `arm` must notify.
+const TELL_ME: Ticks = i64::MAX;
+/// `wake_at`/`standby_at`: no `arm` needs to notify.
+const NO_NEED: Ticks = i64::MIN;
+
 struct State<E: Expire> {
-    queue: Queue<E>,
+    /// When the firer planned to wake up by itself (`None`: it waits for a notification).
     wake_at: Option<Ticks>,
-    standby_wake_at: Option<Ticks>,
     /// Bumped by every takeover (invariant 4).
     generation: u64,
     /// The current firer's hand (kept from batch to batch), for the standby to watch.
@@ -109,7 +151,13 @@ struct Hand<E: Expire> {
 
 fn lock_hand<E: Expire>(hand: &Mutex<Hand<E>>) -> MutexGuard<'_, Hand<E>> {
     // No user code runs under this lock either.
-    hand.lock().unwrap_or_else(|p| p.into_inner())
+    lock(hand)
+}
+
+/// Locks `m`, ignoring poison: no user code runs under the timer's locks, so poison can only
+/// be a bug here, and the data stays valid.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 thread_local! {
@@ -157,10 +205,14 @@ impl<E: Expire> Timer<E> {
     pub(crate) const fn new(name: &'static str) -> Timer<E> {
         Timer {
             name,
+            shards: [const { Shard(Mutex::new(Queue::new())) }; SHARDS],
+            wake: Wake {
+                // No firer yet: the first `arm` starts it.
+                wake_at: AtomicI64::new(TELL_ME),
+                standby_at: AtomicI64::new(NO_NEED),
+            },
             state: Mutex::new(State {
-                queue: Queue::new(),
                 wake_at: None,
-                standby_wake_at: None,
                 generation: 0,
                 hand: None,
                 firer_running: false,
@@ -179,16 +231,38 @@ impl<E: Expire> Timer<E> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The shard of the entry `(at, id)` (invariant 2). `at` takes part, so that one thread's
+    /// entries (often at one address, reused) spread over every shard.
+    fn shard(&self, at: Ticks, id: usize) -> &Mutex<Queue<E>> {
+        let h = ((at as u64) ^ (id as u64).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        &self.shards[(h >> (64 - SHARDS.trailing_zeros())) as usize].0
+    }
+
     /// Arms `entry` for `at`. `Err` if the firer thread is not running and the OS refused to
     /// start it: the entry stays armed, and the next `arm` tries again.
     pub(crate) fn arm(&'static self, at: Ticks, entry: E) -> Result<(), Refused> {
+        let id = entry.id();
+        lock(self.shard(at, id)).insert(at, entry);
+        // Invariant 3: after the shard's lock is released.
+        let watch = at.saturating_add(clock::span(STALL));
+        if at < self.wake.wake_at.load(Ordering::Relaxed)
+            || watch < self.wake.standby_at.load(Ordering::Relaxed)
+        {
+            return self.notify(at, watch);
+        }
+        Ok(())
+    }
+
+    /// The slow path of `arm` (invariant 3): starts the firer, or wakes it or the standby to
+    /// plan again for `at`.
+    #[cold]
+    fn notify(&'static self, at: Ticks, watch: Ticks) -> Result<(), Refused> {
         let mut st = self.lock();
-        st.queue.insert(at, entry);
         if !st.firer_running {
             st.firer_running = true;
             st.threads += 1;
             let generation = st.generation;
-            // The thread waits for this lock, so it sees the entry just inserted.
+            // The thread waits for this lock, then scans the shards: it finds the entry.
             if self.spawn(Role::Firer(generation)).is_err() {
                 st.firer_running = false;
                 st.threads -= 1;
@@ -196,13 +270,15 @@ impl<E: Expire> Timer<E> {
             }
             return Ok(());
         }
-        if st.wake_at.is_none_or(|w| at < w) {
+        // Under the state lock, which the firer holds from its scan until it waits: the
+        // notification cannot fall between the two.
+        if at < self.wake.wake_at.load(Ordering::Relaxed) {
+            self.wake.wake_at.store(at, Ordering::Relaxed);
             st.wake_at = Some(at);
             self.firer.notify_one();
         }
-        let watch = at.saturating_add(clock::span(STALL));
-        if st.has_standby && st.standby_wake_at.is_none_or(|w| watch < w) {
-            st.standby_wake_at = Some(watch);
+        if st.has_standby && watch < self.wake.standby_at.load(Ordering::Relaxed) {
+            self.wake.standby_at.store(watch, Ordering::Relaxed);
             self.standby.notify_one();
         }
         Ok(())
@@ -216,12 +292,29 @@ impl<E: Expire> Timer<E> {
             // Invariant 6: being expired, so in no queue.
             return None;
         }
-        self.lock().queue.remove(at, id)
+        lock(self.shard(at, id)).remove(at, id)
+    }
+
+    /// Puts back entries taken from the queues (a takeover's, invariant 4).
+    fn put_back(&self, entries: impl IntoIterator<Item = (Ticks, E)>) {
+        for (at, entry) in entries {
+            lock(self.shard(at, entry.id())).insert(at, entry);
+        }
+    }
+
+    /// The first key of every shard, taking each shard's lock in turn.
+    fn fronts(&self) -> [Option<Key>; SHARDS] {
+        std::array::from_fn(|i| lock(&self.shards[i].0).first())
     }
 
     #[cfg(test)]
     pub(crate) fn contains_id(&self, id: usize) -> bool {
-        self.lock().queue.contains_id(id)
+        self.shards.iter().any(|s| lock(&s.0).contains_id(id))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(&s.0).len()).sum()
     }
 
     fn spawn(&'static self, role: Role) -> std::io::Result<()> {
@@ -263,18 +356,26 @@ impl<E: Expire> Timer<E> {
         mut st: MutexGuard<'a, State<E>>,
     ) -> MutexGuard<'a, State<E>> {
         let now = clock::now();
-        if st.queue.next().is_none_or(|at| at > now) {
-            // Keep an earlier planned wake-up that is still ahead (invariant 3): re-planning it
-            // away would make the next arm notify again.
-            let next = st.queue.next();
+        // Invariant 3: every `arm` from here on notifies, until the plan below is stored.
+        self.wake.wake_at.store(TELL_ME, Ordering::Relaxed);
+        let mut fronts = self.fronts();
+        let next = fronts.iter().flatten().min().map(|k| k.0);
+        if next.is_none_or(|at| at > now) {
+            // Keep an earlier planned wake-up that is still ahead: re-planning it away would
+            // make the next arm notify again.
             let planned = st.wake_at.filter(|w| *w > now);
             let target = match (next, planned) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             st.wake_at = target;
+            self.wake
+                .wake_at
+                .store(target.unwrap_or(TELL_ME), Ordering::Relaxed);
             return sleep_until(&self.firer, st, now, target);
         }
+        // Firing: the firer scans again before it sleeps, so no `arm` needs to notify.
+        self.wake.wake_at.store(NO_NEED, Ordering::Relaxed);
         if !st.has_standby && st.threads < MAX_THREADS && self.may_spawn(&st, now) {
             st.has_standby = true;
             st.threads += 1;
@@ -295,13 +396,24 @@ impl<E: Expire> Timer<E> {
             }))
         }));
         {
-            // Invariant 2: the timer lock, then the hand's.
+            // Invariant 2: the state lock, then the hand's, then one shard's at a time.
+            // Invariant 1: a merge of the shards' fronts, in key order.
             let mut h = lock_hand(&hand);
             while h.entries.len() < BATCH {
-                match st.queue.pop_due(now) {
-                    Some(entry) => h.entries.push_back(entry),
-                    None => break,
+                let Some((i, _)) = fronts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, k)| Some((i, (*k)?)))
+                    .filter(|(_, k)| k.0 <= now)
+                    .min_by_key(|(_, k)| *k)
+                else {
+                    break;
+                };
+                let mut q = lock(&self.shards[i].0);
+                if let Some(entry) = q.pop_due(now) {
+                    h.entries.push_back(entry);
                 }
+                fronts[i] = q.first();
             }
         }
         drop(st);
@@ -345,7 +457,6 @@ impl<E: Expire> Timer<E> {
         let now = clock::now();
         let stall = clock::span(STALL);
         let mut target = None;
-        let mut took_over = None;
         if let Some(hand) = st.hand.clone() {
             let mut h = lock_hand(&hand);
             if let Some((since, probe)) = &h.current {
@@ -355,30 +466,32 @@ impl<E: Expire> Timer<E> {
                     // Not landed yet: look again a little later.
                     target = Some(now.saturating_add(stall));
                 } else {
-                    // Invariant 4: take over; the unexpired entries go back to the front of
-                    // the queue.
+                    // Invariant 4: take over; the unexpired entries go back to their shards.
                     h.abandoned = true;
-                    took_over = Some(h.current.take());
+                    let stale = h.current.take();
                     let rest = std::mem::take(&mut h.entries);
                     drop(h);
-                    for (at, entry) in rest {
-                        st.queue.insert(at, entry);
-                    }
+                    self.put_back(rest);
                     // The stuck thread keeps its count in `threads`.
                     st.hand = None;
                     st.generation += 1;
                     st.has_standby = false;
-                    st.standby_wake_at = None;
+                    self.wake.standby_at.store(NO_NEED, Ordering::Relaxed);
+                    drop(st);
+                    quietly(move || drop(stale));
+                    return (self.lock(), true);
                 }
             }
         }
-        if let Some(stale) = took_over {
-            drop(st);
-            quietly(move || drop(stale));
-            return (self.lock(), true);
-        }
-        let target = target.or_else(|| st.queue.next().map(|at| at.max(now).saturating_add(stall)));
-        st.standby_wake_at = target;
+        // Invariant 3, as for the firer: "tell me" while scanning, then the plan.
+        self.wake.standby_at.store(TELL_ME, Ordering::Relaxed);
+        let target = target.or_else(|| {
+            let next = self.fronts().into_iter().flatten().min();
+            next.map(|k| k.0.max(now).saturating_add(stall))
+        });
+        self.wake
+            .standby_at
+            .store(target.unwrap_or(TELL_ME), Ordering::Relaxed);
         (sleep_until(&self.standby, st, now, target), false)
     }
 }
@@ -643,5 +756,77 @@ mod tests {
         t.arm(start, job(start, 0, &log, Some(action))).unwrap();
         assert_eq!(rx.recv_timeout(PATIENCE), Ok((false, Some(1))));
         assert!(!t.contains_id(1));
+    }
+
+    #[test]
+    fn entries_spread_over_the_shards_and_disarm_finds_each() {
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let start = clock::now() + ms(3_600_000);
+        let mut s = 5;
+        let keys: Vec<(Ticks, usize)> = (0..2000)
+            .map(|id| (start + (rng(&mut s) % 50) as Ticks, id))
+            .collect();
+        for &(at, id) in &keys {
+            t.arm(at, job(at, id, &log, None)).unwrap();
+        }
+        assert_eq!(t.len(), keys.len());
+        let used = t.shards.iter().filter(|s| lock(&s.0).len() > 0).count();
+        assert_eq!(used, SHARDS, "2000 entries leave no shard empty");
+        for &(at, id) in keys.iter().rev() {
+            assert_eq!(t.disarm(at, id).map(|j| j.id), Some(id));
+            assert!(t.disarm(at, id).is_none(), "gone");
+        }
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn an_earlier_entry_wakes_a_firer_asleep_until_a_later_one() {
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let far = clock::now() + ms(3_600_000);
+        t.arm(far, job(far, 0, &log, None)).unwrap();
+        // Wait (bounded) until the firer sleeps until `far` (invariant 3's plan).
+        let bound = Instant::now() + PATIENCE;
+        while t.wake.wake_at.load(Ordering::Relaxed) != far {
+            assert!(Instant::now() < bound, "the firer never planned for {far}");
+            thread::yield_now();
+        }
+        let near = clock::now() + ms(1);
+        t.arm(near, job(near, 1, &log, None)).unwrap();
+        let fired = log.wait_for(1);
+        assert_eq!(fired[0].1, 1);
+        assert!(fired[0].2 >= near, "never early");
+        assert!(t.contains_id(0), "the far one waits");
+    }
+
+    #[test]
+    fn concurrent_arms_never_lose_a_wake_up() {
+        // Four threads arm entries due soon, in shuffled order, while the firer plans and
+        // sleeps: each must fire (a lost notification would leave one waiting for a later
+        // deadline, here an hour away).
+        const PER_THREAD: usize = 300;
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let far = clock::now() + ms(3_600_000);
+        t.arm(far, job(far, usize::MAX, &log, None)).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|n| {
+                let log = Arc::clone(&log);
+                thread::spawn(move || {
+                    let mut s = 17 + n as u64;
+                    for i in 0..PER_THREAD {
+                        let at = clock::now() + (rng(&mut s) % 3_000_000) as Ticks;
+                        t.arm(at, job(at, n * PER_THREAD + i, &log, None)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        let fired = log.wait_for(4 * PER_THREAD);
+        assert!(fired.iter().all(|(at, _, when)| when >= at), "never early");
+        assert!(t.contains_id(usize::MAX));
     }
 }

@@ -1,6 +1,8 @@
-//! The timer's store: entries in `(deadline, id)` order, kept in sorted chunks of at most
-//! [`CHUNK`] entries (a `BTreeMap` of `VecDeque`s), so an entry costs its own 8 + `size_of::<E>()`
-//! bytes plus a little slack instead of a B-tree slot per entry.
+//! The timer's store: entries in `(deadline, id)` order. A quiet queue (at most [`SMALL`]
+//! entries, the common case between requests) keeps them inline, sorted, and allocates
+//! nothing; a larger one keeps them in sorted chunks of at most [`CHUNK`] entries (a `VecDeque`
+//! of `VecDeque`s, found by a binary search over the chunks' first keys), so an entry costs its
+//! own 8 + `size_of::<E>()` bytes plus a little slack.
 //!
 //! It knows nothing of what it stores beyond an [`Id`] (for the node timer, the node's address),
 //! which makes `(deadline, id)` unique and lets [`Queue::remove`] find an entry without a handle.
@@ -9,14 +11,19 @@
 //!
 //! 1. Every chunk is non-empty, sorted strictly ascending by `(deadline, id)`, and holds at most
 //!    [`CHUNK`] entries.
-//! 2. A chunk's map key is at most its first entry's key, and its last entry's key is below the
-//!    next chunk's map key. So the entry with key `k`, if any, is in the chunk with the greatest
-//!    map key `<= k`, and the first chunk's front is the earliest entry.
+//! 2. Every entry of a chunk is below the next chunk's first entry. So the entry with key `k`,
+//!    if any, is in the last chunk whose first key is `<= k`, and the first chunk's front is
+//!    the earliest entry.
 //! 3. Deadlines that only grow (`now + timeout`, the common case) append to the last chunk and
 //!    start a new one when it is full: chunks stay full. Anywhere else a full chunk splits in
-//!    half; a chunk emptied to a quarter of its capacity gives memory back.
+//!    half; a chunk emptied to a quarter of its capacity gives memory back, and so does the
+//!    list of chunks; an emptied queue holds no allocation at all.
+//! 4. While there is no chunk, the entries (at most [`SMALL`]) are the first `small_len` slots
+//!    of `small`, sorted strictly ascending, every one `Some`, the rest `None`. The entry that
+//!    would make `SMALL + 1` moves them all into a first chunk; the queue goes back to the
+//!    inline slots only once it is empty.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::clock::Ticks;
 
@@ -29,10 +36,19 @@ pub(crate) trait Id {
 /// The most entries in a chunk.
 pub(crate) const CHUNK: usize = 64;
 
-type Key = (Ticks, usize);
+/// The most entries a queue keeps inline (invariant 4).
+pub(crate) const SMALL: usize = 4;
+
+/// An entry's place in the order: its deadline, then its id.
+pub(crate) type Key = (Ticks, usize);
+
+type Chunk<E> = VecDeque<(Ticks, E)>;
 
 pub(crate) struct Queue<E> {
-    chunks: BTreeMap<Key, VecDeque<(Ticks, E)>>,
+    /// Invariant 4: the entries of a queue without chunks.
+    small: [Option<(Ticks, E)>; SMALL],
+    small_len: usize,
+    chunks: VecDeque<Chunk<E>>,
     len: usize,
 }
 
@@ -40,15 +56,19 @@ fn key<E: Id>(entry: &(Ticks, E)) -> Key {
     (entry.0, entry.1.id())
 }
 
+fn first_key<E: Id>(chunk: &Chunk<E>) -> Key {
+    key(&chunk[0])
+}
+
 /// Puts `entry` (with key `k`) into `chunk`, the one it belongs to. Returns a new chunk to add
 /// after it, if `chunk` was full: a fresh one if `entry` goes after everything in the last chunk
 /// (invariant 3), else the upper half of `chunk`.
 fn place<E: Id>(
-    chunk: &mut VecDeque<(Ticks, E)>,
+    chunk: &mut Chunk<E>,
     k: Key,
     entry: (Ticks, E),
     is_last: bool,
-) -> Option<VecDeque<(Ticks, E)>> {
+) -> Option<Chunk<E>> {
     let pos = match chunk.binary_search_by(|e| key(e).cmp(&k)) {
         Ok(_) => unreachable!("(deadline, id) is unique"),
         Err(pos) => pos,
@@ -72,7 +92,9 @@ fn place<E: Id>(
 impl<E: Id> Queue<E> {
     pub(crate) const fn new() -> Queue<E> {
         Queue {
-            chunks: BTreeMap::new(),
+            small: [const { None }; SMALL],
+            small_len: 0,
+            chunks: VecDeque::new(),
             len: 0,
         }
     }
@@ -83,101 +105,167 @@ impl<E: Id> Queue<E> {
     }
 
     /// The earliest deadline.
+    #[cfg(test)]
     pub(crate) fn next(&self) -> Option<Ticks> {
+        self.first().map(|k| k.0)
+    }
+
+    /// The earliest entry's key.
+    pub(crate) fn first(&self) -> Option<Key> {
+        match self.chunks.front() {
+            Some(chunk) => Some(first_key(chunk)),
+            None => self.small[0].as_ref().map(key),
+        }
+    }
+
+    /// The inline entries (invariant 4).
+    fn small_keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.small[..self.small_len]
+            .iter()
+            .map(|e| key(e.as_ref().expect("invariant 4")))
+    }
+
+    /// The chunk that holds (or would hold) the entry with key `k` (invariant 2), if any
+    /// chunk's first key is `<= k`.
+    fn find(&self, k: Key) -> Option<usize> {
+        // The common case first: the last chunk (growing deadlines).
+        let last = self.chunks.len().checked_sub(1)?;
+        if first_key(&self.chunks[last]) <= k {
+            return Some(last);
+        }
         self.chunks
-            .first_key_value()
-            .and_then(|(_, c)| c.front())
-            .map(|e| e.0)
+            .partition_point(|c| first_key(c) <= k)
+            .checked_sub(1)
     }
 
     /// Adds `entry` for `at`. Its `(at, id)` must not be in the queue already.
     pub(crate) fn insert(&mut self, at: Ticks, entry: E) {
         let k = (at, entry.id());
         self.len += 1;
-        // The common case first: at or after the last chunk's key (growing deadlines).
-        if let Some(mut last) = self.chunks.last_entry() {
-            if *last.key() <= k {
-                if let Some(tail) = place(last.get_mut(), k, (at, entry), true) {
-                    self.chunks.insert(key(&tail[0]), tail);
-                }
+        if self.chunks.is_empty() {
+            let n = self.small_len;
+            if n < SMALL {
+                // Invariant 4: in order among the inline entries.
+                let pos = self.small_keys().position(|e| e > k).unwrap_or(n);
+                self.small[pos..=n].rotate_right(1);
+                self.small[pos] = Some((at, entry));
+                self.small_len = n + 1;
                 return;
             }
+            // One more than fits inline: they all move to a first chunk, in order.
+            let mut chunk = VecDeque::with_capacity(2 * SMALL);
+            chunk.extend(self.small.iter_mut().filter_map(Option::take));
+            self.small_len = 0;
+            self.chunks.push_back(chunk);
         }
-        let ck = match self.chunks.range(..=k).next_back() {
-            Some((&ck, _)) => ck,
-            None => match self.chunks.pop_first() {
-                // Earlier than everything: the first chunk's key comes down to `k` (invariant 2).
-                Some((_, first)) => {
-                    self.chunks.insert(k, first);
-                    k
-                }
-                None => {
-                    self.chunks.insert(k, VecDeque::from([(at, entry)]));
-                    return;
-                }
-            },
-        };
-        let chunk = self.chunks.get_mut(&ck).expect("found just above");
-        if let Some(tail) = place(chunk, k, (at, entry), false) {
-            self.chunks.insert(key(&tail[0]), tail);
+        // Earlier than everything: it goes to the front of the first chunk.
+        let i = self.find(k).unwrap_or(0);
+        let is_last = i + 1 == self.chunks.len();
+        if let Some(tail) = place(&mut self.chunks[i], k, (at, entry), is_last) {
+            self.chunks.insert(i + 1, tail);
         }
     }
 
     /// Removes and returns the entry for `at` with `id`, if it is there.
     pub(crate) fn remove(&mut self, at: Ticks, id: usize) -> Option<E> {
         let k = (at, id);
-        let (&ck, chunk) = self.chunks.range_mut(..=k).next_back()?;
-        let pos = chunk.binary_search_by(|e| key(e).cmp(&k)).ok()?;
-        let (_, entry) = chunk.remove(pos).expect("found just above");
-        self.len -= 1;
-        if chunk.is_empty() {
-            self.chunks.remove(&ck);
-        } else if chunk.len() < chunk.capacity() / 4 {
-            // Invariant 3: give a thinned chunk's memory back.
-            chunk.shrink_to(chunk.len() * 2);
+        if self.chunks.is_empty() {
+            let pos = self.small_keys().position(|e| e == k)?;
+            return Some(self.take_small(pos));
         }
+        let i = self.find(k)?;
+        let chunk = &mut self.chunks[i];
+        // The last entry first: the newest of growing deadlines.
+        let (_, entry) = if chunk.back().is_some_and(|e| key(e) == k) {
+            chunk.pop_back()
+        } else {
+            let pos = chunk.binary_search_by(|e| key(e).cmp(&k)).ok()?;
+            chunk.remove(pos)
+        }
+        .expect("found just above");
+        self.len -= 1;
+        self.thinned(i);
         Some(entry)
+    }
+
+    /// Takes the inline entry at `pos` (invariant 4: the later ones move down).
+    fn take_small(&mut self, pos: usize) -> E {
+        let (_, entry) = self.small[pos].take().expect("invariant 4");
+        self.small[pos..self.small_len].rotate_left(1);
+        self.small_len -= 1;
+        self.len -= 1;
+        entry
     }
 
     /// Removes and returns the earliest entry if its deadline is at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Ticks) -> Option<(Ticks, E)> {
-        let mut first = self.chunks.first_entry()?;
-        let chunk = first.get_mut();
+        let Some(chunk) = self.chunks.front_mut() else {
+            let at = self.small[0].as_ref()?.0;
+            return (at <= now).then(|| (at, self.take_small(0)));
+        };
         if chunk.front()?.0 > now {
             return None;
         }
         let entry = chunk.pop_front();
-        if chunk.is_empty() {
-            first.remove();
-        } else if chunk.len() < chunk.capacity() / 4 {
-            chunk.shrink_to(chunk.len() * 2);
-        }
         self.len -= 1;
+        self.thinned(0);
         entry
+    }
+
+    /// Invariant 3, after an entry left chunk `i`: drops it if empty, else gives back what a
+    /// thinned chunk does not use; an emptied queue gives back its list too.
+    fn thinned(&mut self, i: usize) {
+        let chunk = &mut self.chunks[i];
+        if !chunk.is_empty() {
+            if chunk.len() < chunk.capacity() / 4 {
+                chunk.shrink_to(chunk.len() * 2);
+            }
+            return;
+        }
+        let emptied = if i + 1 == self.chunks.len() {
+            self.chunks.pop_back()
+        } else {
+            self.chunks.remove(i)
+        };
+        drop(emptied);
+        if self.chunks.is_empty() {
+            self.chunks = VecDeque::new();
+        } else if self.chunks.len() < self.chunks.capacity() / 4 {
+            self.chunks.shrink_to(self.chunks.len() * 2);
+        }
     }
 
     /// Whether an entry with `id` is in the queue, at any deadline (a linear scan, for tests).
     #[cfg(test)]
     pub(crate) fn contains_id(&self, id: usize) -> bool {
-        self.chunks.values().flatten().any(|e| e.1.id() == id)
+        let small = self.small.iter().flatten();
+        small
+            .chain(self.chunks.iter().flatten())
+            .any(|e| e.1.id() == id)
     }
 
     /// Checks invariants 1 and 2 (for tests).
     #[cfg(test)]
     fn check(&self) {
         let mut prev: Option<Key> = None;
-        let mut len = 0;
-        for (&ck, chunk) in &self.chunks {
-            assert!(!chunk.is_empty() && chunk.len() <= CHUNK);
+        let mut len = self.small_len;
+        assert!(self.small_len == 0 || self.chunks.is_empty(), "invariant 4");
+        for (i, e) in self.small.iter().enumerate() {
+            assert_eq!(e.is_some(), i < self.small_len, "invariant 4");
+        }
+        for k in self.small_keys() {
             assert!(
-                prev.is_none_or(|p| p < ck),
-                "chunk keys above the previous chunk"
+                prev.is_none_or(|p| p < k),
+                "inline entries strictly ascending"
             );
-            assert!(ck <= key(&chunk[0]));
+            prev = Some(k);
+        }
+        for chunk in &self.chunks {
+            assert!(!chunk.is_empty() && chunk.len() <= CHUNK);
             for e in chunk {
                 assert!(
                     prev.is_none_or(|p| p < key(e)),
-                    "entries strictly ascending"
+                    "entries strictly ascending, across chunks too"
                 );
                 prev = Some(key(e));
             }
@@ -282,7 +370,7 @@ mod tests {
         }
         q.check();
         assert_eq!(q.chunks.len(), n / CHUNK, "every chunk full");
-        assert!(q.chunks.values().all(|c| c.capacity() == CHUNK));
+        assert!(q.chunks.iter().all(|c| c.capacity() == CHUNK));
         // Earlier than everything: the first chunk's key comes down.
         q.insert(-5, T(n));
         q.check();
@@ -299,8 +387,55 @@ mod tests {
             q.remove(id as Ticks, id);
         }
         q.check();
-        assert!(q.chunks.values().all(|c| c.capacity() <= 8));
+        assert!(q.chunks.iter().all(|c| c.capacity() <= 8));
         q.remove(0, 0);
         assert!(q.chunks.is_empty());
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let mut q = Queue::new();
+        let n = 200 * CHUNK;
+        for id in 0..n {
+            q.insert((id % 1000) as Ticks, T(id));
+        }
+        q.check();
+        assert!(q.chunks.capacity() >= n / CHUNK);
+        for id in 0..n {
+            assert_eq!(q.remove((id % 1000) as Ticks, id).map(|t| t.0), Some(id));
+        }
+        assert!(q.chunks.is_empty());
+        assert_eq!(q.chunks.capacity(), 0, "an empty queue holds no allocation");
+        q.check();
+    }
+
+    #[test]
+    fn a_quiet_queue_keeps_its_entries_inline_in_order() {
+        let mut q = Queue::new();
+        for (at, id) in [(5, 0), (3, 1), (5, 2), (4, 3)] {
+            q.insert(at, T(id));
+            q.check();
+        }
+        assert!(q.chunks.is_empty() && q.chunks.capacity() == 0, "inline");
+        assert_eq!(q.first(), Some((3, 1)));
+        assert_eq!(q.remove(5, 0).map(|t| t.0), Some(0));
+        assert!(q.remove(5, 0).is_none());
+        assert!(q.contains_id(2) && !q.contains_id(0));
+        q.check();
+        // One more than fits: into a chunk, still in order.
+        q.insert(1, T(4));
+        q.insert(6, T(5));
+        q.check();
+        assert!(!q.chunks.is_empty());
+        assert!(q.pop_due(0).is_none(), "never early");
+        let order: Vec<_> = std::iter::from_fn(|| q.pop_due(10).map(|(at, t)| (at, t.0))).collect();
+        assert_eq!(order, [(1, 4), (3, 1), (4, 3), (5, 2), (6, 5)]);
+        assert_eq!(q.chunks.capacity(), 0);
+        // And inline again.
+        q.insert(7, T(6));
+        assert!(q.chunks.is_empty());
+        assert_eq!(q.pop_due(7).map(|(at, t)| (at, t.0)), Some((7, 6)));
+        assert_eq!(q.len(), 0);
+        q.check();
     }
 }

@@ -1,14 +1,34 @@
 //! Linking a new cancel node under its parent, and cancelling a subtree.
 
-use crate::context::Context;
 use crate::error::{CauseData, Error};
 use crate::sync::{Arc, Ordering};
 use crate::timer::{self, Ticks, NEVER};
 use crate::trace::{self, Origin};
 
-use super::children::Children;
+use super::chain::Chain;
+use super::children::{ChildPtr, Children};
+use super::deadline::{Deadlines, Fire};
 use super::node::{Body, CancelNode, Node, Phase};
 use super::waiter_list::Waiter;
+
+/// The timer of every node deadline: a due entry cancels its node (`deadline.rs` is the glue,
+/// this is what firing does).
+static DEADLINES: Deadlines<Expiry> = Deadlines::new();
+
+/// What a due deadline does: cancel its node with `DeadlineExceeded`.
+struct Expiry;
+
+impl Fire for Expiry {
+    fn fire(node: &Arc<Node>, cause: CauseData) {
+        cancel(node, Error::DeadlineExceeded, cause, Origin::Deadline);
+    }
+}
+
+/// Whether `node` has an entry on the timer (for tests).
+#[cfg(test)]
+pub(crate) fn is_armed(node: &Arc<Node>) -> bool {
+    DEADLINES.is_armed(node)
+}
 
 /// What one cancellation collected, to be acted on once every lock is released (invariant 6).
 /// The first of each kind is kept inline: a single node with a deadline and a waiter allocates
@@ -21,7 +41,6 @@ struct Aftermath {
     first_timer: Option<(Ticks, Arc<Node>)>,
     /// Timer entries to disarm.
     timers: Vec<(Ticks, Arc<Node>)>,
-    released: Vec<Arc<Node>>,
 }
 
 /// Creates a cancel node under `parent`, linked to `parent`'s signal (invariant 2) or born done
@@ -62,10 +81,12 @@ pub(crate) fn new_cancel_node(
                 return node;
             }
             Phase::Live { children, .. } => {
-                let slot = children.push(Arc::clone(&node));
-                let slot = u32::try_from(slot).expect("fewer than 2^32 children");
+                // Checked before the push: a panic must not leave the address in the list.
+                let slot = u32::try_from(children.len()).expect("fewer than 2^32 children");
                 // Relaxed: `slot` is only read under this (the link parent's) lock.
                 core.slot.store(slot, Ordering::Relaxed);
+                // Unowned (invariant 3): the handle made for `node` keeps it alive from here.
+                children.push(ChildPtr::new(&node));
             }
         }
     }
@@ -75,9 +96,19 @@ pub(crate) fn new_cancel_node(
         } else {
             // Under the node's lock, so a concurrent cancellation either sees the entry (and
             // removes it) or happens first (and we do not arm the timer at all).
-            let _inner = core.lock();
+            let inner = core.lock();
             if !core.is_done() {
-                timer::arm(at, &node, cause);
+                let armed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    DEADLINES.arm(at, &node, cause)
+                }));
+                if let Err(payload) = armed {
+                    // No handle exists yet to unlink `node` when it is dropped (invariant 3):
+                    // cancel it, which unlinks it, before the unwinding drops it.
+                    drop(inner);
+                    let cause = CauseData::plain(std::panic::Location::caller());
+                    cancel(&node, Error::Canceled, cause, Origin::Cancel);
+                    std::panic::resume_unwind(payload);
+                }
             }
         }
     }
@@ -106,42 +137,62 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
             return false;
         }
         let mut work = Vec::new();
-        finish(core, node, &mut inner, err, &cause, &mut acc, &mut work);
-        // Invariant 5: keep `inner` (this node's lock) until the work list is empty. Lock order:
-        // `child` is a descendant of `node`, so this is the parent-before-child order.
+        // The origin is kept alive by the caller's `Arc`: it may be settled at once.
+        finish(
+            core, node, &mut inner, err, &cause, &mut acc, &mut work, true,
+        );
+        // Every node this call takes from a children list, in the order it met them: a
+        // descendant always comes after its link ancestors.
+        let mut met: Vec<ChildPtr> = Vec::new();
+        // Invariant 5: keep `inner` (this node's lock) until the work list is empty and every
+        // node met is settled. Lock order: `child` is a descendant of `node`, so this is the
+        // parent-before-child order.
         while let Some(child) = work.pop() {
-            if let Body::Cancel(child_core) = &child.body {
+            // SAFETY: invariant 3: a node taken from a children list stays alive until this
+            // cancellation has settled it (below), and we hold the origin's lock.
+            let child_node = unsafe { child.get() };
+            if let Body::Cancel(child_core) = &child_node.body {
                 let mut child_inner = child_core.lock();
                 if !child_core.is_done() {
+                    // Not settled under its own lock: once settled it may be freed, and the
+                    // guard's release still touches it.
+                    let to_arc = || {
+                        // SAFETY: as above, alive while we hold the origin's lock.
+                        unsafe { child.to_arc() }
+                    };
                     finish(
                         child_core,
-                        &child,
+                        to_arc,
                         &mut child_inner,
                         err,
                         &cause,
                         &mut acc,
                         &mut work,
+                        false,
                     );
                 }
             }
-            acc.released.push(child);
+            met.push(child);
         }
         // Invariant 5: every node this call made done, or met done, has its subtree done now.
-        core.settle();
-        for child in &acc.released {
-            if let Body::Cancel(child_core) = &child.body {
+        // Descendants first (invariant 3): once a node is settled, whoever waits for it may
+        // free any node of its subtree, so after settling one we touch none below it.
+        for child in met.iter().rev() {
+            // SAFETY: not settled yet, so still alive (invariant 3); we hold the origin's lock.
+            if let Body::Cancel(child_core) = &unsafe { child.get() }.body {
+                #[cfg(loom)]
+                child_core.pins.fetch_sub(1, Ordering::SeqCst);
                 child_core.settle();
             }
         }
+        core.settle();
         drop(inner);
     }
     // Wake first: unlinking from the parent is bookkeeping nobody waits for (every accessor
     // already reports done), so it is kept out of the wake-up's latency.
     let panic = run_aftermath(acc);
     detach(node, core);
-    trace::cancelled(origin, || Context {
-        node: Arc::clone(node),
-    });
+    trace::cancelled(origin, || (node.cause(), Chain(node)));
     if let Some(payload) = panic {
         if !std::thread::panicking() {
             std::panic::resume_unwind(payload);
@@ -150,16 +201,20 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
     true
 }
 
-/// Marks `core` (the body of `node`) done (invariant 1) and moves what cancellation must act on
-/// into `acc` and `work`. `inner` is the guard of this node's lock.
+/// Marks `core` done (invariant 1) and moves what cancellation must act on into `acc` and
+/// `work`. `inner` is the guard of this node's lock; `node` gives a strong reference to the node,
+/// for the timer entry to disarm. `may_settle`: the node is the origin (kept alive by its
+/// caller), so a leaf may be settled at once, in the same atomic operation.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     core: &CancelNode,
-    node: &Arc<Node>,
+    node: impl Strong,
     inner: &mut Phase,
     err: Error,
     cause: &CauseData,
     acc: &mut Aftermath,
-    work: &mut Vec<Arc<Node>>,
+    work: &mut Vec<ChildPtr>,
+    may_settle: bool,
 ) {
     // The cause first, then the state (invariant 1).
     let Phase::Live {
@@ -171,11 +226,22 @@ fn finish(
     };
     // A node without children is settled as soon as it is done (invariant 5): one atomic
     // operation for both.
-    core.set_done(err, children.len() == 0);
+    core.set_done(err, may_settle && children.len() == 0);
     match children {
-        // A leaf (most nodes): nothing to move, nothing to drop.
+        // A leaf (most nodes): nothing to move.
         Children::Empty => {}
-        children => children.drain_into(work),
+        children => {
+            #[cfg(loom)]
+            let before = work.len();
+            children.drain_into(work);
+            #[cfg(loom)]
+            for child in &work[before..] {
+                // SAFETY: still alive: we hold the lock of the node whose live list held it.
+                if let Body::Cancel(c) = &unsafe { child.get() }.body {
+                    c.pins.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
     }
     // Invariant 4: the list is drained under the lock that `register` takes, together with the
     // state, so every waiter is either in it or refused. The drain moves each waiter out and
@@ -193,10 +259,28 @@ fn finish(
     }
     if let Some(at) = core.own_deadline() {
         if acc.first_timer.is_none() {
-            acc.first_timer = Some((at, Arc::clone(node)));
+            acc.first_timer = Some((at, node.strong()));
         } else {
-            acc.timers.push((at, Arc::clone(node)));
+            acc.timers.push((at, node.strong()));
         }
+    }
+}
+
+/// How [`finish`] gets a strong reference to a node: the origin's `Arc` is at hand, a
+/// descendant's is made from its address.
+trait Strong {
+    fn strong(self) -> Arc<Node>;
+}
+
+impl Strong for &Arc<Node> {
+    fn strong(self) -> Arc<Node> {
+        Arc::clone(self)
+    }
+}
+
+impl<F: FnOnce() -> Arc<Node>> Strong for F {
+    fn strong(self) -> Arc<Node> {
+        self()
     }
 }
 
@@ -221,41 +305,46 @@ fn wait_settled(node: &Arc<Node>) {
 }
 
 /// Removes a freshly cancelled `node` from its link parent's children (invariant 2). Called
-/// with no lock held: it takes the link parent's lock alone.
+/// with no lock held: it takes the link parent's lock alone. If the link parent is done, its
+/// cancellation took the list with `node` in it and may still hold `node`'s address: returns
+/// only once that cancellation has let go of it (invariant 3), so the caller may then release
+/// what may be the last reference to `node`.
 fn detach(node: &Arc<Node>, core: &CancelNode) {
     let Some(link) = node.link_parent() else {
         return;
     };
     let link_core = link.cancel_node().expect("a signal is a cancel node");
-    let removed = {
-        let mut link_inner = link_core.lock();
-        let children = match &mut *link_inner {
-            // The link parent's cancellation took (or is about to take) the whole list.
-            Phase::Done(_) => return,
-            Phase::Live { children, .. } => children,
-        };
-        let slot = core.slot.load(Ordering::Relaxed) as usize;
-        let removed = children.swap_remove(slot);
-        debug_assert!(Arc::ptr_eq(&removed, node));
-        if let Some(Body::Cancel(moved)) = children.get(slot).map(|n| &n.body) {
+    let mut link_inner = link_core.lock();
+    let children = match &mut *link_inner {
+        Phase::Done(_) => {
+            drop(link_inner);
+            wait_settled(link);
+            return;
+        }
+        Phase::Live { children, .. } => children,
+    };
+    let slot = core.slot.load(Ordering::Relaxed) as usize;
+    let removed = children.swap_remove(slot);
+    debug_assert!(removed.is(node));
+    if let Some(moved) = children.get(slot) {
+        // SAFETY: `moved` is in the live list of the link parent, whose lock we hold: alive
+        // (invariant 3).
+        if let Body::Cancel(moved) = &unsafe { moved.get() }.body {
             moved.slot.store(slot as u32, Ordering::Relaxed);
         }
-        removed
-    };
-    // The last reference may be this one: drop it (and whatever it holds) after the lock.
-    drop(removed);
+    }
 }
 
-/// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers,
-/// wakes waiters, drops released nodes. Returns the first panic of a waker, for the caller to
+/// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers and
+/// wakes waiters. Returns the first panic of a waker, for the caller to
 /// resume once it is done.
 fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
     // The common case (one node, no timer, no waiter) is a few tests: no iterator is built
     // over collections known to be empty (`timers` and `waiters` fill only after the first).
     if let Some((at, node)) = acc.first_timer {
-        timer::disarm(at, &node);
+        DEADLINES.disarm(at, &node);
         for (at, node) in acc.timers {
-            timer::disarm(at, &node);
+            DEADLINES.disarm(at, &node);
         }
     }
     let mut first_panic = None;
@@ -267,9 +356,6 @@ fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
                 first_panic.get_or_insert(payload);
             }
         }
-    }
-    if !acc.released.is_empty() {
-        drop(acc.released);
     }
     first_panic
 }
@@ -302,4 +388,79 @@ pub(crate) fn waiter_count(node: &Node) -> usize {
         Phase::Live { waiters, .. } => waiters.len(),
         Phase::Done(_) => 0,
     })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! The unowned child links (invariant 3) under real threads; Miri runs these (see
+    //! `.ci/steps/40-miri.sh`) and reports any use of a freed node.
+
+    use std::sync::{Barrier, Weak};
+
+    use crate::sync::Arc;
+    use crate::Context;
+
+    fn rounds() -> usize {
+        if cfg!(miri) {
+            8
+        } else {
+            500
+        }
+    }
+
+    /// A parent's cancellation races the drops of its children's last handles (directly, through
+    /// a value node, and a level down): every child is freed, none is left in a list.
+    #[test]
+    fn a_cancel_racing_the_drop_of_each_child_frees_them_all() {
+        for _ in 0..rounds() {
+            let (parent, cancel) = Context::background().with_cancel();
+            let (mid, mid_cancel) = parent.with_cancel();
+            let mut kids = Vec::new();
+            for i in 0..4 {
+                let from = if i % 2 == 0 { &parent } else { &mid };
+                kids.push(from.with_value(i).with_cancel());
+            }
+            let weaks: Vec<Weak<_>> = kids.iter().map(|(c, _)| Arc::downgrade(&c.node)).collect();
+            let barrier = Arc::new(Barrier::new(2));
+            let b = Arc::clone(&barrier);
+            let dropper = std::thread::spawn(move || {
+                b.wait();
+                for (ctx, handle) in kids {
+                    drop(ctx);
+                    drop(handle);
+                }
+            });
+            barrier.wait();
+            cancel.cancel();
+            dropper.join().unwrap();
+            assert!(
+                weaks.iter().all(|w| w.upgrade().is_none()),
+                "a child leaked"
+            );
+            assert_eq!(super::child_count(&parent.node), 0);
+            assert_eq!(super::child_count(&mid.node), 0);
+            drop(mid_cancel);
+        }
+    }
+
+    /// Children dropped out of order while others stay: each removal moves the last address
+    /// into its place and fixes that child's slot, so the survivors are still reached by the
+    /// parent's cancellation.
+    #[test]
+    fn removals_keep_the_slots_of_the_survivors_right() {
+        let (parent, cancel) = Context::background().with_cancel();
+        let mut kids: Vec<_> = (0..6).map(|_| Some(parent.with_cancel())).collect();
+        for i in [0, 3, 1] {
+            kids[i] = None;
+        }
+        assert_eq!(super::child_count(&parent.node), 3);
+        // Drop one survivor by hand: its slot must be the right one for this to unlink it.
+        kids[5] = None;
+        assert_eq!(super::child_count(&parent.node), 2);
+        cancel.cancel();
+        for (ctx, _) in kids.iter().flatten() {
+            assert!(ctx.is_done());
+        }
+        assert_eq!(kids.iter().flatten().count(), 2);
+    }
 }

@@ -13,8 +13,11 @@
 //! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
 //!
 //! Modules: [`node`] (the node, its body, the state word and the lock), [`children`] (the
-//! children list), [`waiter_list`] (the intrusive waiter list) and [`cancel`] (linking and
-//! cancelling). They import downwards only: `cancel` → `node` → `children`, `waiter_list`.
+//! children list), [`waiter_list`] (the intrusive waiter list), [`deadline`] (a node's entry on
+//! the timer), [`cancel`] (linking and cancelling) and [`chain`] (a context's chain, printed by
+//! `Context`'s `Debug` and the trace event). They import downwards only: `cancel` → `chain`,
+//! `deadline` → `node` → `children`, `waiter_list`; `deadline` is the one module that knows
+//! the timer, which knows nothing of nodes; nothing in the tree imports `Context`.
 //!
 //! # Invariants
 //!
@@ -23,17 +26,42 @@
 //!    never changes again. Readers need no lock: `is_done`/`err` are one `Acquire` load of
 //!    `word`, which pairs with the `Release` of `set_done`, so a reader that saw the state and
 //!    then takes the lock finds the cause (it would anyway, the lock orders it too).
-//! 2. While a cancel node is live and has a link parent, it is in the link parent's `children`
-//!    at index `slot` (written under the link parent's lock, so `Relaxed` suffices: the lock's
-//!    acquire/release orders every access), unless the link parent is done. A node leaves that
-//!    list exactly once: by its own cancellation (`detach`), or when the link parent's
-//!    cancellation takes the whole list.
-//! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s, its link
-//!    parent's `children` and, with a deadline of its own, the timer. Dropping the last handle
-//!    cancels it (the handle count is released as `Arc`'s: an `Acquire` load that sees 1, or
-//!    an `AcqRel` `fetch_sub`, each pairing with the `Release` of the others'), and cancellation
-//!    removes it from its link parent and the timer, so a context nobody holds is unlinked at
-//!    once. Nothing links a node to its children strongly once it is done.
+//! 2. While a cancel node is live and has a link parent, its address is in the link parent's
+//!    `children` at index `slot` (written under the link parent's lock, so `Relaxed` suffices:
+//!    the lock's acquire/release orders every access), unless the link parent is done. A node
+//!    leaves that list exactly once: by its own cancellation (`detach`), or when the link
+//!    parent's cancellation takes the whole list.
+//! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s and, with a
+//!    deadline of its own, the timer; its link parent's `children` hold only its *address*
+//!    ([`children::ChildPtr`], no reference count). Dropping the last handle cancels it (the
+//!    handle count is released as `Arc`'s: an `Acquire` load that sees 1, or an `AcqRel`
+//!    `fetch_sub`, each pairing with the `Release` of the others'), and cancellation removes it
+//!    from its link parent and the timer, so a context nobody holds is unlinked at once.
+//!
+//!    Why an address in a list is never dangling. Every cancel node is made by
+//!    `new_cancel_node`, whose only caller wraps it in a `CancelHandle` at once (if arming the
+//!    timer panics before that, the node is cancelled, hence unlinked, before it is dropped).
+//!    Freeing a node needs its last `Arc`, so its last handle gone, so a `cancel` of it run
+//!    by that drop; and every `cancel` caller holds an `Arc` of the node until it returns.
+//!    Two places hold an address: (a) a live link parent's list, read only under that
+//!    parent's lock; the node leaves it in `detach`, under the same lock, before its
+//!    cancellation returns; (b) the work list of a cancellation that took the list (with the
+//!    link parent done). There the address stays valid until that cancellation has *settled*
+//!    the node: `cancel` settles the nodes it met after its work list is empty, descendants
+//!    before their ancestors and the origin last, all under the origin's lock, and touches
+//!    no node of a subtree once its root is settled (a descendant is never settled under its
+//!    own lock: releasing the guard would touch it after the flag). So every path that could
+//!    free a node in a work list first waits for that: `detach` that finds the link parent
+//!    done returns only through `wait_settled` on it, which returns once a done ancestor is
+//!    settled (it was settled after the node) or once it has taken and released the lock of
+//!    the cancellation's origin (released only after the settling); a `cancel` that finds its
+//!    node done returns only through the same `wait_settled` (or the node is settled
+//!    already). A node can also be settled by a cancellation other than the one holding its
+//!    address: only by its own, as origin (a list is taken once, so a node met done by a
+//!    cancellation was made done by one whose origin it is); that one's caller holds an `Arc`
+//!    of it until its `detach` (above) has waited for the holder. The loom models
+//!    `loom_tree_unowned_*` check this with a count of holders asserted zero when a node is
+//!    dropped; Miri runs `tree::cancel::tests`.
 //! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only
 //!    under the node's lock and only while it is live: the waiter list exists only in
 //!    `Phase::Live`. Cancellation replaces that phase by `Phase::Done` under the lock and, in
@@ -44,18 +72,19 @@
 //!    free it then; see `waiter_list`).
 //! 5. The thread that cancels a node (the *origin* of that cancellation) holds the origin's lock
 //!    until every descendant is done, then marks every node it made done (and every done node it
-//!    met) `settled` (a `Release` RMW, or part of `set_done`'s for a leaf). A concurrent `cancel`
-//!    that finds its node settled (an `Acquire` load, pairing with it) returns at once: every
-//!    descendant's state was set before the flag. One that finds it done but not settled returns
-//!    only after taking (and releasing) the lock of every done link ancestor in turn up to the
-//!    first live one: the origin is among them, since a cancellation makes a node done only
+//!    met) `settled` (a `Release` RMW, or part of `set_done`'s for an origin without children),
+//!    in the order of invariant 3. A concurrent `cancel` that finds its node settled (an
+//!    `Acquire` load, pairing with it) returns at once: every descendant's state was set
+//!    before the flag. One that finds it done but not settled returns only after taking (and
+//!    releasing) the lock of every done link ancestor in turn up to the first settled or live
+//!    one: the origin is among them, since a cancellation makes a node done only
 //!    after every link ancestor between it and the origin, and the origin's lock is released
 //!    only once the subtree is done (the lock's release/acquire orders those states before the
 //!    waiter's return). So when *any* `cancel` returns, the whole subtree reports done
 //!    (propagation is synchronous, as DESIGN.md requires), even if another thread's
 //!    cancellation of an ancestor is still walking it.
 //! 6. No user code runs while a lock of ours is held: wakers are woken, threads unparked,
-//!    callbacks handed to their pool, released nodes dropped and the trace event emitted after
+//!    callbacks handed to their pool, disarmed timer entries dropped and the trace event emitted after
 //!    every lock is released. Moving a `Waker` into or out of a list runs no user code; cloning
 //!    and dropping one does, so those happen outside the lock (see `waiters.rs`).
 //! 7. Nothing recurses over the depth or width of the tree: cancellation uses a work list and
@@ -76,7 +105,7 @@
 //!   it, then takes the new child's (which nobody else can see yet), and it arms the timer
 //!   under the new node's lock (the timer's lock is a leaf, below);
 //! - `detach` and `wait_settled` release the node's own lock before taking an ancestor's, and
-//!   hold one lock at a time.
+//!   hold one lock at a time (`detach` releases the link parent's before it waits).
 //!
 //! Any cycle of waiting threads would need one of them to hold a descendant's lock while
 //! waiting for an ancestor's; none does. The timer's lock is a leaf: it may be taken under node
@@ -85,13 +114,16 @@
 //! released (invariant 6).
 
 mod cancel;
+mod chain;
 mod children;
+mod deadline;
 mod node;
 mod waiter_list;
 
 pub(crate) use cancel::{cancel, new_cancel_node};
+pub(crate) use chain::Chain;
 pub(crate) use node::{Body, CancelNode, Node, ValueNode};
 pub(crate) use waiter_list::{Entry, Waiter, WaiterKey};
 
 #[cfg(test)]
-pub(crate) use cancel::{child_count, children_capacity, waiter_count};
+pub(crate) use cancel::{child_count, children_capacity, is_armed, waiter_count};

@@ -61,6 +61,24 @@ pub(crate) struct CancelNode {
     /// only when the timer fires.)
     pub(super) deadline: Ticks,
     pub(super) inner: Mutex<Phase>,
+    /// Under loom only: how many cancellations hold this node's address in their work list
+    /// (taken from its link parent's children, not yet settled). Dropping a node that is still
+    /// held is the use after free invariant 3 rules out: the model tests assert it never happens.
+    #[cfg(loom)]
+    pub(super) pins: crate::sync::AtomicUsize,
+}
+
+#[cfg(loom)]
+impl Drop for CancelNode {
+    fn drop(&mut self) {
+        let pins = self.pins.load(Ordering::SeqCst);
+        if !std::thread::panicking() {
+            assert_eq!(
+                pins, 0,
+                "a cancel node freed while a cancellation holds its address"
+            );
+        }
+    }
 }
 
 /// What a cancel node's lock guards, 24 bytes: while live, its children and its waiters; once
@@ -158,6 +176,8 @@ impl CancelNode {
             slot: AtomicU32::new(u32::MAX),
             deadline,
             inner: Mutex::new(Phase::default()),
+            #[cfg(loom)]
+            pins: crate::sync::AtomicUsize::new(0),
         }
     }
 

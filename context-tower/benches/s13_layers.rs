@@ -3,25 +3,32 @@
 //!
 //! - `S13/latency/{bare,layers}`: one request round trip, client and server on one
 //!   current-thread runtime (so the figure is the CPU cost of both sides plus loopback I/O).
+//! - `S13/latency/header_only`: `bare` plus the deadline header written by hand, no context:
+//!   what sending a deadline costs on the wire (HPACK, header maps) before any layer of ours.
 //! - `S13/throughput/{bare,layers}`: 32 requests in flight on the connection per iteration.
 //!
 //! With layers, each request carries a context with a deadline: the client writes
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
 //! entry), makes it current for the handler and drops it after the body.
 //!
-//! Run: `cargo bench -p context-tower --bench s13_tower` (criterion prints the time per
-//! iteration and elements/s; the ratios are layers / bare of the same run).
+//! Run: `cargo bench -p context-tower --bench s13_layers` (criterion prints the time per
+//! iteration and elements/s; the ratios are layers / bare of the same run; `scripts/bench.sh`
+//! prints both rows).
 //!
 //! Instruction counts, repeatable under load: `S13_COUNT=bare:N` (or `layers:N`) makes the
 //! binary send N sequential requests and exit, so two callgrind runs with different N give the
-//! instructions per request with the setup subtracted (`scripts`-free; see the crate README).
+//! instructions per request with the setup subtracted (see the crate README). `server:N` and
+//! `client:N` put one layer only (the other side bare); `ambient:N` is `layers` with the
+//! call's context current (`ctx.scope(..)`) instead of set on the request; `header:N` is
+//! `bare` plus the deadline header written by hand (the wire's share); `bare32:N` /
+//! `layers32:N` send N batches of 32 requests in flight (the throughput scenario).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use context_tower::{ContextLayer, PropagateLayer, RequestContextExt};
@@ -108,6 +115,32 @@ where
     resp.into_body().collect().await.unwrap();
 }
 
+/// One request through the bare client carrying the deadline header written by hand, as a
+/// client without our layer that still sends a deadline would (the value the layer would
+/// write, also never-indexed): what the wire alone costs, without any context.
+async fn one_header(client: &Sender, uri: &http::Uri, deadline: Instant) {
+    let mut req = http::Request::get(uri.clone()).body(Empty::new()).unwrap();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut value = context_tower::wire::format_timeout_ms(left).to_header_value();
+    value.set_sensitive(true);
+    req.headers_mut()
+        .insert(http::HeaderName::from_static("connect-timeout-ms"), value);
+    let resp = client.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+}
+
+/// `IN_FLIGHT` requests at once on the connection.
+async fn batch<S, B>(client: &S, uri: &http::Uri, ctx: Option<&Context>)
+where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    futures_util::future::join_all((0..IN_FLIGHT).map(|_| one(client, uri, ctx))).await;
+}
+
 type Setup = (
     Sender,
     context_tower::PropagateService<Sender>,
@@ -140,6 +173,7 @@ fn count(spec: &str) {
     let rt = runtime();
     let (bare, layered, uri_bare, uri_layered) = setup(&rt);
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    let deadline = ctx.deadline().unwrap();
     // `server` / `client`: one layer only (the other side bare), to split the cost.
     let (server_only, client_only) = rt.block_on(async {
         (
@@ -154,7 +188,14 @@ fn count(spec: &str) {
                 "bare" => one(&bare, &uri_bare, None).await,
                 "server" => one(&server_only, &uri_layered, None).await,
                 "client" => one(&client_only, &uri_bare, Some(&ctx)).await,
-                _ => one(&layered, &uri_layered, Some(&ctx)).await,
+                "layers" => one(&layered, &uri_layered, Some(&ctx)).await,
+                // The call's context as the current one (a handler's outgoing call) instead
+                // of a request extension set by hand.
+                "ambient" => ctx.scope(one(&layered, &uri_layered, None)).await,
+                "header" => one_header(&bare, &uri_bare, deadline).await,
+                "bare32" => batch(&bare, &uri_bare, None).await,
+                "layers32" => batch(&layered, &uri_layered, Some(&ctx)).await,
+                other => panic!("S13_COUNT: unknown variant {other}"),
             }
         }
     });
@@ -165,6 +206,7 @@ fn s13(c: &mut Criterion) {
     let (bare, layered, uri_bare, uri_layered) = setup(&rt);
     // The caller's context: a deadline that never fires during the run.
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    let deadline = ctx.deadline().unwrap();
 
     let mut g = c.benchmark_group("S13/latency");
     g.bench_function("bare", |b| {
@@ -173,23 +215,19 @@ fn s13(c: &mut Criterion) {
     g.bench_function("layers", |b| {
         b.iter(|| rt.block_on(one(&layered, &uri_layered, Some(&ctx))))
     });
+    // No layers, but the deadline header written by hand: the wire's share of the cost.
+    g.bench_function("header_only", |b| {
+        b.iter(|| rt.block_on(one_header(&bare, &uri_bare, deadline)))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("S13/throughput");
     g.throughput(Throughput::Elements(IN_FLIGHT as u64));
     g.bench_function("bare", |b| {
-        b.iter(|| {
-            rt.block_on(futures_util::future::join_all(
-                (0..IN_FLIGHT).map(|_| one(&bare, &uri_bare, None)),
-            ))
-        })
+        b.iter(|| rt.block_on(batch(&bare, &uri_bare, None)))
     });
     g.bench_function("layers", |b| {
-        b.iter(|| {
-            rt.block_on(futures_util::future::join_all(
-                (0..IN_FLIGHT).map(|_| one(&layered, &uri_layered, Some(&ctx))),
-            ))
-        })
+        b.iter(|| rt.block_on(batch(&layered, &uri_layered, Some(&ctx))))
     });
     g.finish();
 }

@@ -1,0 +1,37 @@
+// A global allocator that counts live heap bytes, for the tests that prove nothing is kept.
+// Including this file installs it for that test binary: here with
+// `#[path = "support/counting_alloc.rs"] mod counting_alloc;`, from the workspace's `tests/`
+// crate through `tests/tests/support/counting_alloc.rs`, which `include!`s it (so it has no
+// inner attributes or `//!` docs). Keep such a binary to a single `#[test]`, so no other test
+// allocates while it measures. It lives in this crate so that `context-tower` tests from its
+// package alone.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's own arguments, so `System`'s
+// guarantees carry over unchanged; the counter is a side effect only.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded from our caller, who upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded from our caller: `ptr` came from this allocator with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Live heap bytes of this process, as seen by the allocator.
+pub fn live() -> isize {
+    LIVE.load(Ordering::SeqCst)
+}
