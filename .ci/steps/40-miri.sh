@@ -2,7 +2,8 @@
 # Miri on the core's own tests that reach its `unsafe` code (the intrusive waiter list in
 # context-core/src/tree/waiter_list.rs, the unowned child links of tree/children.rs (`tree::`
 # includes tree::cancel::tests, a parent's cancellation racing the drops of its children on
-# two threads), and the tree operations that use them): undefined
+# two threads), the tree operations that use them, and the inline waiter entries of `Done` and
+# `wait()` in context-core/src/waiters.rs): undefined
 # behaviour, use after free, double free and leaks are errors. A bounded subset, no timer
 # (its background thread outlives the tests). The tests themselves take 13 s; the rest is the
 # one-off Miri sysroot and the build of the dev-dependencies for Miri (a few minutes on an idle
@@ -23,4 +24,7 @@ CARGO_TARGET_DIR=target/miri cargo +"$toolchain" miri test -p go-context --lib -
   tests::children_lists_give_memory_back_as_they_shrink \
   tests::waiter_lists_free_each_entry_as_it_leaves \
   tests::cancel_reports_whether_it_made_the_transition \
-  tests::waiters_of_many_nodes_wake_across_a_subtree
+  tests::waiters_of_many_nodes_wake_across_a_subtree \
+  waiters::tests::inline_entries_are_freed_by_their_owners_in_any_order \
+  waiters::tests::stack_entries_leave_the_list_with_their_frame \
+  waiters::tests::owners_on_other_threads_free_their_entries_while_the_cancel_walks

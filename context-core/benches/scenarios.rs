@@ -13,7 +13,7 @@
 use std::any::{Any, TypeId};
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::task::{Context as TaskContext, Waker};
@@ -506,9 +506,9 @@ fn s12_ours(parent: &Context) {
     let (ctx, cancel) = black_box(parent).with_timeout(REQUEST_TIMEOUT);
     let ctx = ctx.with_value(RequestId(7));
     {
-        let mut done = ctx.done();
+        let done = pin!(ctx.done());
         let mut cx = TaskContext::from_waker(Waker::noop());
-        assert!(Pin::new(&mut done).poll(&mut cx).is_pending());
+        assert!(done.poll(&mut cx).is_pending());
     }
     cancel.cancel();
     drop(black_box(ctx));

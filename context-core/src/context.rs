@@ -4,7 +4,6 @@ use std::any::Any;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::panic::Location;
-use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -318,7 +317,10 @@ impl Context {
     }
 
     /// A future that resolves with the context's error once it is done (Go's `<-ctx.Done()`).
-    /// Works on any executor; see [`Done`].
+    /// Works on any executor, and allocates nothing: its waiter entry lives inside it, so
+    /// [`Done`] is `!Unpin`. `.await` and `tokio::select!` take it by value as usual; to poll
+    /// it by hand or keep it across loop iterations, pin it with [`std::pin::pin!`] or
+    /// [`Box::pin`] (see [`Done`]).
     ///
     /// ```
     /// use go_context::{Context, Error};
@@ -518,12 +520,13 @@ impl Context {
     /// # }
     /// ```
     pub fn run<F: IntoFuture>(&self, fut: F) -> impl Future<Output = Result<F::Output, Error>> {
-        let mut done = self.done();
+        let done = self.done();
         let fut = fut.into_future();
         async move {
+            let mut done = std::pin::pin!(done);
             let mut fut = std::pin::pin!(fut);
             std::future::poll_fn(move |cx| {
-                if let Poll::Ready(err) = Pin::new(&mut done).poll(cx) {
+                if let Poll::Ready(err) = done.as_mut().poll(cx) {
                     return Poll::Ready(Err(err));
                 }
                 fut.as_mut().poll(cx).map(Ok)

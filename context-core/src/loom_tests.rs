@@ -214,7 +214,12 @@ fn loom_cancel_drop_derive_and_wait_at_once() {
         let canceller = thread::spawn(move || cancel.cancel_with_cause("parent"));
         let dropper = thread::spawn(move || drop(child_cancel));
         let (grand, grand_cancel) = child.with_cancel();
-        assert_eq!(grand.wait(), Error::Canceled);
+        // Waited on a thread of its own, which ends right after: loom's `unpark` wakes a thread
+        // blocked on anything (a `join` included), and the canceller unparks the waiter after
+        // releasing its locks, possibly after the wait already returned (as std allows).
+        let g = grand.clone();
+        let waiter = thread::spawn(move || g.wait());
+        assert_eq!(waiter.join().unwrap(), Error::Canceled);
         canceller.join().unwrap();
         dropper.join().unwrap();
         let c = cause_text(&child).unwrap();
@@ -297,9 +302,9 @@ fn loom_cancel_races_done_future_drop() {
         let waker = Waker::from(std::sync::Arc::clone(&counter));
         let c = ctx.clone();
         let poller = thread::spawn(move || {
-            let mut done = c.done();
+            let mut done = Box::pin(c.done());
             let mut cx = TaskContext::from_waker(&waker);
-            let first = std::pin::Pin::new(&mut done).poll(&mut cx);
+            let first = done.as_mut().poll(&mut cx);
             drop(done);
             drop(waker);
             first
@@ -332,14 +337,14 @@ fn loom_re_poll_with_a_new_waker_races_cancel() {
         let (ctx, cancel) = root();
         let a = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let b = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let mut done = ctx.done();
+        let mut done = Box::pin(ctx.done());
         let waker_a = Waker::from(std::sync::Arc::clone(&a));
-        let first = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker_a));
+        let first = done.as_mut().poll(&mut TaskContext::from_waker(&waker_a));
         assert!(first.is_pending());
         drop(waker_a);
         let waker_b = Waker::from(std::sync::Arc::clone(&b));
         let poller = thread::spawn(move || {
-            let second = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker_b));
+            let second = done.as_mut().poll(&mut TaskContext::from_waker(&waker_b));
             (second, done)
         });
         cancel.cancel();
@@ -374,9 +379,9 @@ fn loom_waiter_list_unlink_races_cancel() {
         let mut futures: Vec<_> = wakers
             .iter()
             .map(|w| {
-                let mut done = ctx.done();
+                let mut done = Box::pin(ctx.done());
                 let waker = Waker::from(std::sync::Arc::clone(w));
-                let poll = std::pin::Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+                let poll = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
                 assert!(poll.is_pending());
                 done
             })
@@ -517,6 +522,110 @@ fn loom_callback_that_cancels_races_cancel() {
         assert!(child.is_done());
         assert_eq!(cause_text(&child), cause_text(&b));
         assert_eq!(children(&b), 0);
+    });
+}
+
+// ===== loom_done: the inline waiter entry of `Done` and `wait()` (helper `done`) =====
+//
+// The entry of a `Done` future lives inside it (and a blocked thread's on its stack): the
+// cancellation drains the list under the node's lock, moving each waiter out and marking each
+// inline entry notified as its last access, then wakes after releasing the lock. These models
+// free an entry at every point of that walk; loom's cells (waiter_list.rs) report any access
+// to an entry that the lock or the mark does not order, and the wakers' counts report a waiter
+// kept, lost or dropped twice.
+
+/// Three waiters in one list, in list order: an inline `Done` entry (dropped on another thread
+/// while the cancellation walks), a boxed `after_func` entry, and another inline one (kept).
+/// Whichever side wins, the walker never touches the dropped entry after its owner freed it,
+/// the kept one and the callback run once, and nothing is left registered.
+#[test]
+fn loom_done_inline_entry_dropped_while_the_cancel_walks() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let kept = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let gone = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let poll = |done: &mut std::pin::Pin<Box<crate::Done>>,
+                    w: &std::sync::Arc<CountingWaker>| {
+            let waker = Waker::from(std::sync::Arc::clone(w));
+            done.as_mut().poll(&mut TaskContext::from_waker(&waker))
+        };
+        let mut last = Box::pin(ctx.done());
+        assert!(poll(&mut last, &kept).is_pending());
+        let ran = std::sync::Arc::new(AtomicUsize::new(0));
+        let r = std::sync::Arc::clone(&ran);
+        let _registration = ctx.after_func(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+        let mut first = Box::pin(ctx.done());
+        assert!(poll(&mut first, &gone).is_pending());
+        assert_eq!(tree::waiter_count(&ctx.node), 3);
+        let dropper = thread::spawn(move || drop(first));
+        cancel.cancel();
+        dropper.join().unwrap();
+        assert_eq!(
+            kept.0.load(Ordering::SeqCst),
+            1,
+            "the kept entry is woken once"
+        );
+        assert!(gone.0.load(Ordering::SeqCst) <= 1);
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "the callback ran once");
+        assert_eq!(poll(&mut last, &kept), Poll::Ready(Error::Canceled));
+        drop(last);
+        assert_eq!(
+            std::sync::Arc::strong_count(&kept),
+            1,
+            "the kept waker leaked"
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&gone),
+            1,
+            "the dropped waker leaked"
+        );
+    });
+}
+
+/// A task polls its `Done` with one waker, then awaits it with another (`block_on`'s: the waker
+/// swap races the cancel), and frees it the moment it resumes, while the canceller may still be
+/// walking the list: its entry is the head, so the walker reads the next entry (another
+/// `Done`'s) from it before marking it. The task always resumes (a swap never loses the
+/// wake-up), the replaced waker is dropped, never kept, and the entry behind is woken once.
+#[test]
+fn loom_done_re_polled_with_a_new_waker_and_freed_at_its_mark() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let behind = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let old = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let mut other = Box::pin(ctx.done());
+        let waker = Waker::from(std::sync::Arc::clone(&behind));
+        assert!(other
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        let mut head = Box::pin(ctx.done());
+        let waker = Waker::from(std::sync::Arc::clone(&old));
+        assert!(head
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        let task = thread::spawn(move || {
+            let err = loom::future::block_on(head.as_mut());
+            drop(head);
+            err
+        });
+        cancel.cancel();
+        assert_eq!(task.join().unwrap(), Error::Canceled);
+        // Woken only if the cancel came before the swap (then `block_on` finds the mark).
+        assert!(old.0.load(Ordering::SeqCst) <= 1);
+        assert_eq!(behind.0.load(Ordering::SeqCst), 1);
+        drop(other);
+        assert_eq!(
+            std::sync::Arc::strong_count(&old),
+            1,
+            "the replaced waker was kept"
+        );
+        assert_eq!(std::sync::Arc::strong_count(&behind), 1);
     });
 }
 

@@ -111,14 +111,13 @@ fn children_lists_give_memory_back_as_they_shrink() {
 #[test]
 fn waiter_lists_free_each_entry_as_it_leaves() {
     use std::future::Future;
-    use std::pin::Pin;
     use std::task::{Context as TaskContext, Waker};
 
     let (ctx, cancel) = Context::background().with_cancel();
     let n = if cfg!(miri) { 100 } else { 1000 };
-    let mut futures: Vec<_> = (0..n).map(|_| ctx.done()).collect();
+    let mut futures: Vec<_> = (0..n).map(|_| Box::pin(ctx.done())).collect();
     for f in &mut futures {
-        let poll = Pin::new(f).poll(&mut TaskContext::from_waker(Waker::noop()));
+        let poll = f.as_mut().poll(&mut TaskContext::from_waker(Waker::noop()));
         assert!(poll.is_pending());
     }
     assert_eq!(tree::waiter_count(&ctx.node), n);
@@ -190,7 +189,6 @@ fn cancel_reports_whether_it_made_the_transition() {
 #[test]
 fn waiters_of_many_nodes_wake_across_a_subtree() {
     use std::future::Future;
-    use std::pin::Pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::{Context as TaskContext, Poll, Wake, Waker};
@@ -211,8 +209,8 @@ fn waiters_of_many_nodes_wake_across_a_subtree() {
     for depth in 0..8 {
         let (child, h) = parent.with_cancel();
         for _ in 0..=depth % 3 {
-            let mut done = child.with_value(depth).done();
-            let poll = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+            let mut done = Box::pin(child.with_value(depth).done());
+            let poll = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
             assert!(poll.is_pending());
             futures.push(done);
         }
@@ -220,7 +218,8 @@ fn waiters_of_many_nodes_wake_across_a_subtree() {
         parent = child;
     }
     // One re-polled with the same waker (kept), one dropped (unlinked) before the cancel.
-    assert!(Pin::new(&mut futures[0])
+    assert!(futures[0]
+        .as_mut()
         .poll(&mut TaskContext::from_waker(&waker))
         .is_pending());
     drop(futures.pop());
@@ -236,7 +235,7 @@ fn waiters_of_many_nodes_wake_across_a_subtree() {
     assert_eq!(blocked.join().unwrap(), crate::Error::Canceled);
     assert_eq!(count.0.load(Ordering::SeqCst), expected);
     for f in &mut futures {
-        let poll = Pin::new(f).poll(&mut TaskContext::from_waker(&waker));
+        let poll = f.as_mut().poll(&mut TaskContext::from_waker(&waker));
         assert_eq!(poll, Poll::Ready(crate::Error::Canceled));
     }
     drop((futures, keep));

@@ -1,34 +1,179 @@
 //! Waiting for a context to be done: the [`Done`] future for any executor, and blocking waits
-//! for threads. Both register a [`Waiter`] on the context's cancel node through the same three
-//! calls (`register`, `with_waiter`, `unregister`) and differ only in how they sleep.
+//! for threads. Both keep their waiter list entry inline (in the pinned future, on the blocked
+//! thread's stack) through the one [`Registration`] type below, and differ only in how they
+//! sleep: registering allocates nothing.
 //!
-//! The pattern is "check, register, check again": `register` re-checks the state under the
-//! node's lock, and cancellation takes every waiter under that same lock (tree invariant 4), so
-//! a wake-up can never be lost between the check and the registration.
+//! The pattern is "check, register, check again": `register_inline` re-checks the state under
+//! the node's lock, and cancellation drains every waiter under that same lock (tree invariant
+//! 4), so a wake-up can never be lost between the check and the registration.
 //!
-//! A registration is one entry of the node's intrusive waiter list (40 bytes, freed when it is
-//! unregistered or woken). Its key stays valid while the node is live and the key is not
-//! unregistered: every `unsafe` call below relies on exactly that, and says why it holds.
+//! # The hand-off of an inline entry
+//!
+//! A [`Registration`] is *linked* from its registration until it is unregistered (under the
+//! node's lock, while the node is live) or until its owner sees it *notified*: the
+//! cancellation, under the node's lock, moves the waiter out of the entry and then marks it
+//! (`Release`); the owner's `Acquire` load of the mark pairs with it (waiter-list invariant 4).
+//! A linked entry is never freed or reused: `Done`'s `Drop` and `block_until`'s guard unlink it
+//! unless they saw the mark, and an unlink that finds the node done (under the lock) knows the
+//! drain is finished with it. The canceller wakes the moved-out waiter after releasing the
+//! lock, never touching the entry again, so the owner may be gone by then.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Instant;
 
 use crate::error::Error;
 use crate::sync::thread;
-use crate::tree::{Waiter, WaiterKey};
+use crate::tree::{CancelNode, Entry, Waiter, WaiterKey};
 use crate::Context;
+
+/// An inline waiter-list entry and whether its owner has it linked: the machinery shared by
+/// [`Done`] and [`block_until`].
+struct Registration {
+    entry: Entry,
+    /// Set once linked; cleared by the owner when it unregisters it or sees it notified. Only
+    /// the owner reads or writes it.
+    linked: bool,
+}
+
+impl Registration {
+    fn new() -> Registration {
+        Registration {
+            entry: Entry::new(),
+            linked: false,
+        }
+    }
+
+    /// Links the entry with `waiter` into `core`'s list; `Err` if the node is done (the waiter
+    /// is dropped then, with no lock held).
+    fn register(self: Pin<&mut Self>, core: &CancelNode, waiter: Waiter) -> Result<(), Error> {
+        // SAFETY: nothing is moved out of `self`; the entry stays where it is.
+        let this = unsafe { self.get_unchecked_mut() };
+        debug_assert!(!this.linked);
+        // SAFETY: it is not linked, so it is ours alone.
+        drop(unsafe { this.entry.replace_waiter(Some(waiter)) });
+        // SAFETY: pinned, as `self` is.
+        let entry = unsafe { Pin::new_unchecked(&this.entry) };
+        // SAFETY: not linked, and pinned; whoever owns `self` unregisters it or sees it
+        // notified before dropping it (`Done::drop`, `block_until`'s guard).
+        match unsafe { core.register_inline(entry) } {
+            Ok(_) => {
+                this.linked = true;
+                Ok(())
+            }
+            Err(err) => {
+                // SAFETY: not linked: ours alone.
+                drop(unsafe { this.entry.replace_waiter(None) });
+                Err(err)
+            }
+        }
+    }
+
+    fn key(&self) -> WaiterKey {
+        // SAFETY: only used on a pinned registration (every caller holds `Pin<&mut Self>`).
+        WaiterKey::of(unsafe { Pin::new_unchecked(&self.entry) })
+    }
+
+    /// If linked and notified: no longer linked, `true`. One `Acquire` load, no lock.
+    fn take_notified(self: Pin<&mut Self>) -> bool {
+        // SAFETY: only `linked` is written.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.linked && this.entry.is_notified() {
+            this.linked = false;
+            return true;
+        }
+        false
+    }
+
+    /// Makes sure the linked entry will wake `waker`: `Ok` if it will, `Err` if the node is done
+    /// (and the entry no longer linked). The new waker is cloned, and the one it replaces
+    /// dropped, outside the node's lock (tree invariant 6: both may run user code, which may
+    /// use this very context).
+    fn update(self: Pin<&mut Self>, core: &CancelNode, waker: &Waker) -> Result<(), ()> {
+        // SAFETY: only `linked` is written.
+        let this = unsafe { self.get_unchecked_mut() };
+        let key = this.key();
+        let same =
+            |w: &mut Option<Waiter>| matches!(w, Some(Waiter::Task(old)) if old.will_wake(waker));
+        // SAFETY: `key` is registered on this node and was never unregistered (`linked`).
+        let result = match unsafe { core.with_waiter(key, same) } {
+            Some(true) => Ok(()),
+            Some(false) => {
+                let new = Some(Waiter::Task(waker.clone()));
+                let swap = move |w: &mut Option<Waiter>| std::mem::replace(w, new);
+                // `old` (or `new`, if the node is done by now) is dropped after the lock.
+                // SAFETY: as above.
+                match unsafe { core.with_waiter(key, swap) } {
+                    Some(old) => {
+                        drop(old);
+                        Ok(())
+                    }
+                    None => Err(()),
+                }
+            }
+            None => Err(()),
+        };
+        if result.is_err() {
+            // Found done under the lock: the drain took the waiter and is finished.
+            this.linked = false;
+        }
+        result
+    }
+
+    /// Unlinks the entry if it is linked: `true` if it was still registered, `false` if the
+    /// cancellation took it first (or it was not linked). Afterwards the entry is the owner's
+    /// alone and may be freed.
+    fn unregister(self: Pin<&mut Self>, core: &CancelNode) -> bool {
+        // SAFETY: only `linked` is written.
+        let this = unsafe { self.get_unchecked_mut() };
+        if !this.linked {
+            return false;
+        }
+        this.linked = false;
+        // Notified: the drain is finished with it (its `Release` pairs with this `Acquire`).
+        if this.entry.is_notified() {
+            return false;
+        }
+        // SAFETY: registered on this node and never unregistered (it was `linked`).
+        let waiter = unsafe { core.unregister(this.key()) };
+        // Dropped (it may be a waker: user code) after the lock.
+        let was_registered = waiter.is_some();
+        drop(waiter);
+        was_registered
+    }
+}
 
 /// A future that resolves with the context's [`Error`] once the context is done: Go's
 /// `<-ctx.Done()`, followed by `ctx.Err()`.
 ///
 /// Made by [`Context::done`]. It works on any executor: it only stores the task's
-/// [`Waker`](std::task::Waker).
-/// Dropping it while pending unregisters it, so it leaves nothing behind. For a context that
-/// can never be done (such as [`Context::background`]) it stays pending forever and stores
-/// nothing.
+/// [`Waker`](std::task::Waker), in a waiter entry that lives inside the future itself, so
+/// awaiting it allocates nothing. Dropping it while pending unregisters it, so it leaves
+/// nothing behind. For a context that can never be done (such as [`Context::background`]) it
+/// stays pending forever and registers nothing.
+///
+/// # Pinning
+///
+/// `Done` is `!Unpin` (as tokio's `Notified` and tokio-util's `WaitForCancellationFuture`
+/// are): the context's waiter list points into it while it waits. `.await` and
+/// `tokio::select!` take it by value and pin it for you. To poll it by hand, or to keep one
+/// across the iterations of a loop and `select!` on `&mut`, pin it first, with
+/// [`std::pin::pin!`] (on the stack) or [`Box::pin`]:
+///
+/// ```
+/// use go_context::Context;
+/// use std::future::Future;
+/// use std::task::{Context as TaskContext, Poll, Waker};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let mut done = std::pin::pin!(ctx.done());
+/// let mut cx = TaskContext::from_waker(Waker::noop());
+/// assert!(done.as_mut().poll(&mut cx).is_pending());
+/// cancel.cancel();
+/// assert!(done.as_mut().poll(&mut cx).is_ready());
+/// ```
 ///
 /// # Cancellation safety
 ///
@@ -48,14 +193,24 @@ use crate::Context;
 #[must_use = "futures do nothing unless polled"]
 pub struct Done {
     ctx: Context,
-    /// The registration, while one is live: set by `register`, cleared by the one call that
-    /// unregisters it or finds the node done (after which cancellation owns the entry).
-    key: Option<WaiterKey>,
+    /// Linked on the first pending poll, unlinked by `drop` unless notified (module docs).
+    registration: Registration,
 }
+
+// SAFETY: the entry inside is reached by other threads only through the context's waiter list,
+// under the node's lock, or handed back by the `Release`/`Acquire` of its notified mark
+// (waiter-list invariants 3 and 4); what it holds (a `Waker`) is `Send`.
+unsafe impl Send for Done {}
+// SAFETY: `&Done` gives access to nothing but the context and the `linked` flag (`Debug`);
+// the entry is only used through `Pin<&mut Done>` and `Drop`.
+unsafe impl Sync for Done {}
 
 impl Done {
     pub(crate) fn new(ctx: Context) -> Done {
-        Done { ctx, key: None }
+        Done {
+            ctx,
+            registration: Registration::new(),
+        }
     }
 }
 
@@ -63,62 +218,41 @@ impl Future for Done {
     type Output = Error;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
-        let this = self.get_mut();
+        // SAFETY: `registration` is structurally pinned: it is never moved out of `Done`, and
+        // only used through `Pin` below; `ctx` is not pinned (only read).
+        let this = unsafe { self.get_unchecked_mut() };
         let Some(core) = this.ctx.node.cancel_node() else {
             return Poll::Pending;
         };
-        if let Some(err) = core.err() {
-            return Poll::Ready(err);
-        }
-        let result = match this.key {
-            // Tree invariant 6: a new waker is cloned, and the one it replaces dropped, outside
-            // the node's lock (both may run user code, which may use this very context).
-            Some(key) => {
-                let same =
-                    |w: &mut Waiter| matches!(w, Waiter::Task(old) if old.will_wake(cx.waker()));
-                // SAFETY: `key` came from `register` on this node and was never unregistered
-                // (only `drop` unregisters).
-                match unsafe { core.with_waiter(key, same) } {
-                    Some(true) => Some(key),
-                    Some(false) => {
-                        let new = Waiter::Task(cx.waker().clone());
-                        let swap = move |w: &mut Waiter| std::mem::replace(w, new);
-                        // SAFETY: as above. `old` (or `new`, if the node is done by now) is
-                        // dropped after the lock.
-                        let old = unsafe { core.with_waiter(key, swap) };
-                        old.map(|old| {
-                            drop(old);
-                            key
-                        })
-                    }
-                    None => None,
-                }
-            }
-            None => core.register(Waiter::Task(cx.waker().clone())).ok(),
+        // SAFETY: see above.
+        let mut registration = unsafe { Pin::new_unchecked(&mut this.registration) };
+        let done = if registration.linked {
+            // The fast path after a wake-up: the mark, no lock.
+            registration.as_mut().take_notified() || registration.update(core, cx.waker()).is_err()
+        } else {
+            core.is_done()
+                || registration
+                    .register(core, Waiter::Task(cx.waker().clone()))
+                    .is_err()
         };
-        match result {
-            Some(key) => {
-                this.key = Some(key);
-                Poll::Pending
-            }
-            // Done in between: the error is set, and the waiter list was taken.
-            None => {
-                this.key = None;
-                Poll::Ready(core.err().expect("a node that refuses waiters is done"))
-            }
+        if done {
+            Poll::Ready(
+                core.err()
+                    .expect("a node that notified or refused a waiter is done"),
+            )
+        } else {
+            Poll::Pending
         }
     }
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
-        if let (Some(key), Some(core)) = (self.key, self.ctx.node.cancel_node()) {
-            // Once done, cancellation has taken every waiter: nothing to unregister.
-            if core.is_done() {
-                return;
-            }
-            // SAFETY: `key` came from `register` on this node and was never unregistered.
-            drop(unsafe { core.unregister(key) });
+        if let Some(core) = self.ctx.node.cancel_node() {
+            // SAFETY: `drop` is the last use of the pinned registration (`Done` is `!Unpin`,
+            // so it was not moved since it was linked).
+            let registration = unsafe { Pin::new_unchecked(&mut self.registration) };
+            registration.unregister(core);
         }
     }
 }
@@ -127,12 +261,13 @@ impl fmt::Debug for Done {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Done")
             .field("context", &self.ctx)
-            .field("registered", &self.key.is_some())
+            .field("registered", &self.registration.linked)
             .finish()
     }
 }
 
 /// Blocks the current thread until `ctx` is done (`Some(error)`) or `until` passes (`None`).
+/// The waiter entry lives on this stack frame (the same [`Registration`] as `Done`'s).
 pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error> {
     let Some(core) = ctx.node.cancel_node() else {
         // Never done: just sleep (forever, without a limit).
@@ -152,13 +287,30 @@ pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error
     if let Some(err) = core.err() {
         return Some(err);
     }
-    let key = match core.register(Waiter::Thread(thread::current())) {
-        Ok(key) => key,
-        Err((_, err)) => return Some(err),
+    /// Unregisters on every way out, unwinding included: the entry must not be freed linked.
+    struct Guard<'a> {
+        core: &'a CancelNode,
+        registration: Pin<&'a mut Registration>,
+    }
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            self.registration.as_mut().unregister(self.core);
+        }
+    }
+    let mut guard = Guard {
+        core,
+        registration: std::pin::pin!(Registration::new()),
     };
+    if let Err(err) = guard
+        .registration
+        .as_mut()
+        .register(core, Waiter::Thread(thread::current()))
+    {
+        return Some(err);
+    }
     loop {
-        if let Some(err) = core.err() {
-            return Some(err);
+        if guard.registration.as_mut().take_notified() {
+            return core.err();
         }
         match until {
             None => thread::park(),
@@ -171,10 +323,114 @@ pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error
             }
         }
     }
-    // SAFETY: `key` came from `register` on this node just above and is unregistered once.
-    match unsafe { core.unregister(key) } {
-        Some(_) => None,
+    if guard.registration.as_mut().unregister(core) {
+        None
+    } else {
         // Done while timing out: report it, as the waiter was taken.
-        None => core.err(),
+        core.err()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::tree;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll(done: Pin<&mut Done>, count: &Arc<Count>) -> Poll<Error> {
+        let waker = Waker::from(Arc::clone(count));
+        done.poll(&mut TaskContext::from_waker(&waker))
+    }
+
+    /// Inline entries at both ends and in the middle, each freed in a different way: dropped
+    /// while linked (unlinked), dropped after the mark without a poll, polled ready after the
+    /// mark and then dropped. Under Miri: no entry is touched after it is freed, and the list's
+    /// pointers into a pinned `Done` do not conflict with the `&mut` of its polls.
+    #[test]
+    fn inline_entries_are_freed_by_their_owners_in_any_order() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let count = Arc::new(Count::default());
+        let mut futures: Vec<_> = (0..5).map(|_| Box::pin(ctx.done())).collect();
+        for f in &mut futures {
+            assert!(poll(f.as_mut(), &count).is_pending());
+        }
+        // Re-polled with the same waker, then with another: the entry stays linked.
+        assert!(poll(futures[0].as_mut(), &count).is_pending());
+        let other = Arc::new(Count::default());
+        assert!(poll(futures[0].as_mut(), &other).is_pending());
+        assert_eq!(
+            Arc::strong_count(&count),
+            5,
+            "the replaced waker was dropped"
+        );
+        drop(futures.remove(2));
+        assert_eq!(tree::waiter_count(&ctx.node), 4);
+        cancel.cancel();
+        assert_eq!(tree::waiter_count(&ctx.node), 0);
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
+        assert_eq!(other.0.load(Ordering::SeqCst), 1);
+        drop(futures.remove(3));
+        for f in &mut futures {
+            assert_eq!(poll(f.as_mut(), &count), Poll::Ready(Error::Canceled));
+        }
+        drop(futures);
+        assert_eq!(Arc::strong_count(&count), 1, "nothing kept a waker");
+        assert_eq!(Arc::strong_count(&other), 1);
+    }
+
+    /// A `Done` on the stack (`pin!`) and a thread's stack entry (`wait_timeout`) leave the list
+    /// as their frames end: nothing stays registered on a live context.
+    #[test]
+    fn stack_entries_leave_the_list_with_their_frame() {
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let count = Arc::new(Count::default());
+        {
+            let done = std::pin::pin!(ctx.done());
+            assert!(poll(done, &count).is_pending());
+            assert_eq!(tree::waiter_count(&ctx.node), 1);
+        }
+        assert_eq!(tree::waiter_count(&ctx.node), 0);
+        assert_eq!(ctx.wait_timeout(std::time::Duration::from_millis(1)), None);
+        assert_eq!(tree::waiter_count(&ctx.node), 0);
+        assert_eq!(Arc::strong_count(&count), 1);
+    }
+
+    /// A task on another thread frees its `Done` as soon as it resumes, and a thread blocked in
+    /// `wait()` returns (ending the frame that holds its entry), while the canceller may still
+    /// be walking the list behind them. (Miri explores some of these interleavings.)
+    #[test]
+    fn owners_on_other_threads_free_their_entries_while_the_cancel_walks() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let count = Arc::new(Count::default());
+        let mut behind = Box::pin(ctx.done());
+        assert!(poll(behind.as_mut(), &count).is_pending());
+        let (task, blocked) = {
+            let (a, b) = (ctx.clone(), ctx.clone());
+            (
+                std::thread::spawn(move || futures_executor::block_on(a.done())),
+                std::thread::spawn(move || b.wait()),
+            )
+        };
+        while tree::waiter_count(&ctx.node) < 3 {
+            std::thread::yield_now();
+        }
+        cancel.cancel();
+        assert_eq!(task.join().unwrap(), Error::Canceled);
+        assert_eq!(blocked.join().unwrap(), Error::Canceled);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll(behind.as_mut(), &count), Poll::Ready(Error::Canceled));
+        drop(behind);
+        assert_eq!(Arc::strong_count(&count), 1);
     }
 }

@@ -306,13 +306,14 @@ impl Checked {
             #[allow(clippy::large_enum_variant)]
             enum #out<#d, #(#params),*> { Done(#d), #(#variants(#params),)* #default_variant }
             let #chosen = {
-                let mut #done = #private::Context::done(#ctx_ref);
+                // `Done` is `!Unpin` (its waiter entry lives inside it): pinned on the stack.
+                let mut #done = ::core::pin::pin!(#private::Context::done(#ctx_ref));
                 #(
                     let mut #vars = ::core::pin::pin!(::core::future::IntoFuture::into_future(#futures));
                 )*
                 ::core::future::poll_fn(|#cx| {
                 if let ::core::task::Poll::Ready(#err) =
-                    ::core::future::Future::poll(::core::pin::Pin::new(&mut #done), #cx)
+                    ::core::future::Future::poll(::core::pin::Pin::as_mut(&mut #done), #cx)
                 {
                     return ::core::task::Poll::Ready(#out::Done(#err));
                 }

@@ -97,7 +97,7 @@ pin_project! {
             #[pin]
             body: B,
             watch: Watch,
-            done: Option<Done>,
+            done: Option<Pin<Box<Done>>>,
             guard: Option<DropGuard>,
             finished: bool,
         },
@@ -214,8 +214,8 @@ where
                     }
                     Poll::Pending => {
                         if watch.cut {
-                            let done = done.get_or_insert_with(|| watch.ctx.done());
-                            if Pin::new(done).poll(cx).is_ready() {
+                            let done = done.get_or_insert_with(|| Box::pin(watch.ctx.done()));
+                            if done.as_mut().poll(cx).is_ready() {
                                 finish(finished, guard);
                                 return Poll::Ready(Some(cut(watch)));
                             }

@@ -286,7 +286,7 @@ pin_project! {
             #[pin]
             fut: F,
             ctx: Context,
-            done: Option<Done>,
+            done: Option<Pin<Box<Done>>>,
             grpc: bool,
             // The deadline the callee was sent, if any.
             sent: Option<Instant>,
@@ -366,8 +366,8 @@ where
                             );
                         }
                         Poll::Pending => {
-                            let done = done.get_or_insert_with(|| ctx.done());
-                            if Pin::new(done).poll(cx).is_pending() {
+                            let done = done.get_or_insert_with(|| Box::pin(ctx.done()));
+                            if done.as_mut().poll(cx).is_pending() {
                                 return Poll::Pending;
                             }
                         }

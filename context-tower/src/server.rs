@@ -235,7 +235,7 @@ pin_project! {
             fut: F,
             ctx: Context,
             guard: Option<DropGuard>,
-            done: Option<Done>,
+            done: Option<Pin<Box<Done>>>,
             grpc: bool,
             cover: bool,
         },
@@ -316,8 +316,8 @@ where
                         }
                         // Registered only for handlers that wait: a quick one pays nothing.
                         Poll::Pending => {
-                            let done = done.get_or_insert_with(|| ctx.done());
-                            if Pin::new(done).poll(cx).is_pending() {
+                            let done = done.get_or_insert_with(|| Box::pin(ctx.done()));
+                            if done.as_mut().poll(cx).is_pending() {
                                 return Poll::Pending;
                             }
                         }

@@ -83,8 +83,8 @@ fn measure(timers: usize, spread: Duration, seed: u64) -> Stats {
             woken_at: AtomicU64::new(0),
         });
         let waker = Waker::from(Arc::clone(&recorder));
-        let mut done = ctx.done();
-        let polled = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+        let mut done = Box::pin(ctx.done());
+        let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
         if polled.is_ready() {
             // Arming took longer than the head start (a very slow machine): nothing to time.
             continue;
@@ -125,14 +125,14 @@ fn measure(timers: usize, spread: Duration, seed: u64) -> Stats {
 }
 
 /// A context whose `done()` is polled with a [`Recorder`]; `None` if it was already done.
-fn recorded(ctx: &Context, origin: Instant) -> Option<(go_context::Done, Arc<Recorder>)> {
+fn recorded(ctx: &Context, origin: Instant) -> Option<(Pin<Box<go_context::Done>>, Arc<Recorder>)> {
     let recorder = Arc::new(Recorder {
         origin,
         woken_at: AtomicU64::new(0),
     });
     let waker = Waker::from(Arc::clone(&recorder));
-    let mut done = ctx.done();
-    let polled = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+    let mut done = Box::pin(ctx.done());
+    let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
     polled.is_pending().then_some((done, recorder))
 }
 
@@ -186,8 +186,10 @@ fn slow_waker(slow: Duration) -> Option<Duration> {
     let at = origin + Duration::from_millis(50);
     let (first, _c1) = Context::background().with_deadline(at);
     let waker = Waker::from(Arc::new(Slow(slow)));
-    let mut first_done = first.done();
-    let _ = Pin::new(&mut first_done).poll(&mut TaskContext::from_waker(&waker));
+    let mut first_done = std::pin::pin!(first.done());
+    let _ = first_done
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(&waker));
     let next_at = at + Duration::from_millis(1);
     let (next, _c2) = Context::background().with_deadline(next_at);
     let (_done, recorder) = recorded(&next, origin)?;

@@ -51,7 +51,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 fn done_wakes_its_task_exactly_once() {
     let (ctx, cancel) = Context::background().with_cancel();
     let waker = Arc::new(CountingWaker::default());
-    let mut done = ctx.done();
+    let mut done = Box::pin(ctx.done());
     assert!(poll_once(&mut done, &waker).is_pending());
     assert!(
         poll_once(&mut done, &waker).is_pending(),
@@ -70,7 +70,7 @@ fn done_re_registers_a_new_waker() {
         Arc::new(CountingWaker::default()),
         Arc::new(CountingWaker::default()),
     );
-    let mut done = ctx.done();
+    let mut done = Box::pin(ctx.done());
     assert!(poll_once(&mut done, &first).is_pending());
     assert!(poll_once(&mut done, &second).is_pending());
     cancel.cancel();
@@ -82,7 +82,7 @@ fn done_re_registers_a_new_waker() {
 fn a_dropped_pending_done_is_never_woken() {
     let (ctx, cancel) = Context::background().with_cancel();
     let waker = Arc::new(CountingWaker::default());
-    let mut done = ctx.done();
+    let mut done = Box::pin(ctx.done());
     assert!(poll_once(&mut done, &waker).is_pending());
     drop(done);
     cancel.cancel();
@@ -95,10 +95,10 @@ fn done_is_ready_at_once_on_a_done_context_and_pending_forever_on_background() {
     drop(cancel);
     let waker = Arc::new(CountingWaker::default());
     assert_eq!(
-        poll_once(&mut ctx.done(), &waker),
+        poll_once(&mut Box::pin(ctx.done()), &waker),
         Poll::Ready(Error::DeadlineExceeded)
     );
-    assert!(poll_once(&mut Context::background().done(), &waker).is_pending());
+    assert!(poll_once(&mut Box::pin(Context::background().done()), &waker).is_pending());
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn err_is_some_exactly_when_done_is_ready_and_wait_returns() {
             let (ctx, barrier) = (ctx.clone(), Arc::clone(&barrier));
             thread::spawn(move || {
                 let waker = Arc::new(CountingWaker::default());
-                let mut done = ctx.done();
+                let mut done = Box::pin(ctx.done());
                 barrier.wait();
                 loop {
                     // Read err first: if it is Some, done must already be ready...
@@ -399,14 +399,14 @@ fn a_waker_may_use_the_context_inside_wake_without_deadlock() {
             move || {
                 // Derive from, wait on and cancel contexts of the tree being cancelled.
                 let (child, _c) = ctx.with_cancel();
-                let mut done = ctx.done();
+                let mut done = Box::pin(ctx.done());
                 let mut cx = TaskContext::from_waker(Waker::noop());
-                let _ready = Pin::new(&mut done).poll(&mut cx);
+                let _ready = done.as_mut().poll(&mut cx);
                 cancel_root.cancel();
                 *seen.lock().unwrap() = Some((child.err(), ctx.cause().is_some()));
             }
         }));
-        let mut done = ctx.done();
+        let mut done = Box::pin(ctx.done());
         assert!(poll_once(&mut done, &waker).is_pending());
         cancel.cancel();
         assert_eq!(waker.wakes.load(Ordering::SeqCst), 1);
@@ -420,7 +420,7 @@ fn a_panicking_waker_does_not_stop_other_waiters() {
     let bad = Arc::new(CountingWaker::default());
     *bad.hook.lock().unwrap() = Some(Box::new(|| panic!("waker panics (expected in this test)")));
     let good = Arc::new(CountingWaker::default());
-    let (mut d1, mut d2) = (ctx.done(), ctx.done());
+    let (mut d1, mut d2) = (Box::pin(ctx.done()), Box::pin(ctx.done()));
     assert!(poll_once(&mut d1, &bad).is_pending());
     assert!(poll_once(&mut d2, &good).is_pending());
     let (tx, rx) = mpsc::channel();

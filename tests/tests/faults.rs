@@ -112,8 +112,8 @@ impl Wake for PanickingWaker {
     }
 }
 
-fn poll_once(done: &mut go_context::Done, waker: &Waker) -> Poll<Error> {
-    std::future::Future::poll(Pin::new(done), &mut TaskContext::from_waker(waker))
+fn poll_once(done: &mut Pin<Box<go_context::Done>>, waker: &Waker) -> Poll<Error> {
+    std::future::Future::poll(done.as_mut(), &mut TaskContext::from_waker(waker))
 }
 
 // ===== after_func =====
@@ -177,7 +177,11 @@ fn a_panicking_waker_on_cancel_wakes_the_others_and_leaves_no_lock_held() {
     let bad = Waker::from(Arc::new(PanickingWaker));
     let good = Arc::new(CountingWaker::default());
     let good_waker = Waker::from(Arc::clone(&good));
-    let (mut d1, mut d2, mut d3) = (ctx.done(), child.done(), ctx.done());
+    let (mut d1, mut d2, mut d3) = (
+        Box::pin(ctx.done()),
+        Box::pin(child.done()),
+        Box::pin(ctx.done()),
+    );
     assert!(poll_once(&mut d1, &bad).is_pending());
     assert!(poll_once(&mut d2, &bad).is_pending());
     assert!(poll_once(&mut d3, &good_waker).is_pending());
@@ -213,7 +217,7 @@ fn a_panicking_waker_on_the_drop_of_the_last_handle() {
     quiet_deliberate_panics();
     let (ctx, cancel) = Context::background().with_cancel();
     let bad = Waker::from(Arc::new(PanickingWaker));
-    let mut d = ctx.done();
+    let mut d = Box::pin(ctx.done());
     assert!(poll_once(&mut d, &bad).is_pending());
     let result = panic::catch_unwind(AssertUnwindSafe(move || drop(cancel)));
     assert!(result.is_err());
@@ -235,8 +239,8 @@ fn a_panicking_waker_woken_by_a_deadline_does_not_kill_the_timer() {
         let (ctx, cancel) = Context::background().with_timeout(timeout);
         // A second context due at the same moment: in the same batch of the timer.
         let (same_batch, cancel2) = Context::background().with_deadline(ctx.deadline().unwrap());
-        let mut d = ctx.done();
-        let mut d2 = same_batch.done();
+        let mut d = Box::pin(ctx.done());
+        let mut d2 = Box::pin(same_batch.done());
         if poll_once(&mut d, &bad).is_pending() && poll_once(&mut d2, &bad).is_pending() {
             break (ctx, same_batch, (cancel, cancel2), (d, d2));
         }
@@ -430,7 +434,7 @@ fn a_waker_replaced_on_re_poll_may_use_the_context_in_its_drop() {
         fn drop(&mut self) {
             // Takes the context's lock: derive a child and register (then drop) a waiter.
             let (child, _cancel) = self.ctx.with_cancel();
-            let mut done = self.ctx.done();
+            let mut done = Box::pin(self.ctx.done());
             let _ = poll_once(&mut done, Waker::noop());
             drop(child);
             self.dropped.fetch_add(1, Ordering::SeqCst);
@@ -445,7 +449,7 @@ fn a_waker_replaced_on_re_poll_may_use_the_context_in_its_drop() {
             ctx: c.clone(),
             dropped: d,
         }));
-        let mut done = c.done();
+        let mut done = Box::pin(c.done());
         assert!(poll_once(&mut done, &first).is_pending());
         // The registration now holds the only other reference to the first waker.
         drop(first);

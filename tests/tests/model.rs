@@ -450,8 +450,8 @@ impl World {
                 err,
                 "wait_timeout(0), {what}"
             );
-            let mut done = ctx.done();
-            let polled = std::pin::Pin::new(&mut done).poll_ready(&mut cx);
+            let done = std::pin::pin!(ctx.done());
+            let polled = done.poll_ready(&mut cx);
             assert_eq!(
                 polled,
                 err.map_or(Poll::Pending, Poll::Ready),

@@ -13,7 +13,6 @@
 //! Lateness under load is measured, not asserted, by `examples/examples/timer_lateness.rs`.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context as TaskContext, Wake, Waker};
@@ -201,8 +200,8 @@ fn a_slow_waker_on_one_deadline_does_not_hold_up_the_others() {
     let mut timeout = Duration::from_millis(20);
     let (a, b, _handles, _done) = loop {
         let (a, ca) = Context::background().with_timeout(timeout);
-        let mut done = a.done();
-        let polled = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+        let mut done = Box::pin(a.done());
+        let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
         let (b, cb) =
             Context::background().with_deadline(a.deadline().unwrap() + Duration::from_millis(1));
         if polled.is_pending() && !b.is_done() {

@@ -674,7 +674,8 @@ where
 #[must_use = "futures do nothing unless polled"]
 pub struct GroupWait<E> {
     group: Option<Group<E>>,
-    done: Option<Done>,
+    /// Boxed, so that `GroupWait` stays `Unpin` (`Done` is not).
+    done: Option<Pin<Box<Done>>>,
 }
 
 impl<E> Future for GroupWait<E>
@@ -691,12 +692,12 @@ where
             .expect("GroupWait polled after it completed");
         loop {
             if let Some(done) = &mut this.done {
-                if Pin::new(done).poll(cx).is_pending() {
+                if done.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
             }
             match group.shared.admission.idle_signal() {
-                Some(idle) => this.done = Some(idle.done()),
+                Some(idle) => this.done = Some(Box::pin(idle.done())),
                 None => break,
             }
         }

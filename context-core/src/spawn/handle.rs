@@ -416,7 +416,8 @@ impl<T> fmt::Debug for GoHandle<T> {
 #[must_use = "futures do nothing unless polled"]
 pub struct GoJoin<T> {
     handle: GoHandle<T>,
-    done: Option<Done>,
+    /// Boxed, so that `GoJoin` stays `Unpin` (`Done` is not).
+    done: Option<Pin<Box<Done>>>,
     /// Whether the first pending poll has yielded (see `poll`).
     yielded: bool,
 }

@@ -81,12 +81,12 @@ impl<T> Slot<T> {
     /// Polls for the outcome, waiting on `done` (made on the first pending poll).
     pub(crate) fn poll_take(
         &self,
-        done: &mut Option<Done>,
+        done: &mut Option<Pin<Box<Done>>>,
         cx: &mut task::Context<'_>,
     ) -> Poll<Result<T, JoinError>> {
         loop {
             if let Some(d) = done {
-                if Pin::new(d).poll(cx).is_pending() {
+                if d.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
             }
@@ -95,7 +95,7 @@ impl<T> Slot<T> {
                     *done = None;
                     return Poll::Ready(outcome);
                 }
-                Err(finished) => *done = Some(finished.done()),
+                Err(finished) => *done = Some(Box::pin(finished.done())),
             }
         }
     }

@@ -9,7 +9,7 @@ use super::chain::Chain;
 use super::children::{ChildPtr, Children};
 use super::deadline::{Deadlines, Fire};
 use super::node::{Body, CancelNode, Node, Phase};
-use super::waiter_list::Drain;
+use super::waiter_list::Waiter;
 
 /// The timer of every node deadline: a due entry cancels its node (`deadline.rs` is the glue,
 /// this is what firing does).
@@ -31,12 +31,13 @@ pub(crate) fn is_armed(node: &Arc<Node>) -> bool {
 }
 
 /// What one cancellation collected, to be acted on once every lock is released (invariant 6).
-/// The first of each kind is kept inline: a single node with a deadline and waiters allocates
+/// The first of each kind is kept inline: a single node with a deadline and a waiter allocates
 /// nothing here.
 #[derive(Default)]
 struct Aftermath {
-    first_waiters: Option<Drain>,
-    waiters: Vec<Drain>,
+    /// The waiters moved out of the drained lists, to notify once every lock is released.
+    first_waiter: Option<Waiter>,
+    waiters: Vec<Waiter>,
     first_timer: Option<(Ticks, Arc<Node>)>,
     /// Timer entries to disarm.
     timers: Vec<(Ticks, Arc<Node>)>,
@@ -242,15 +243,19 @@ fn finish(
             }
         }
     }
-    // Invariant 4: the list is taken under the lock that `register` takes, together with the
-    // state, so every waiter is either in it or refused.
+    // Invariant 4: the list is drained under the lock that `register` takes, together with the
+    // state, so every waiter is either in it or refused. The drain moves each waiter out and
+    // marks each inline entry notified before the lock is released: after that, nothing here
+    // touches an entry (waiter-list invariant 4), so its owner (a `Done` future, a blocked
+    // thread) may free it whenever it sees the mark or finds the node done under the lock.
     if !waiters.is_empty() {
-        let drain = waiters.take();
-        if acc.first_waiters.is_none() {
-            acc.first_waiters = Some(drain);
-        } else {
-            acc.waiters.push(drain);
-        }
+        waiters.drain(|waiter| {
+            if acc.first_waiter.is_none() {
+                acc.first_waiter = Some(waiter);
+            } else {
+                acc.waiters.push(waiter);
+            }
+        });
     }
     if let Some(at) = core.own_deadline() {
         if acc.first_timer.is_none() {
@@ -343,8 +348,8 @@ fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
         }
     }
     let mut first_panic = None;
-    if let Some(first) = acc.first_waiters {
-        for waiter in first.chain(acc.waiters.into_iter().flatten()) {
+    if let Some(first) = acc.first_waiter {
+        for waiter in std::iter::once(first).chain(acc.waiters) {
             // A panicking waker must not stop the others from being woken.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
             if let Err(payload) = result {

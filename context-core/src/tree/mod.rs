@@ -64,10 +64,12 @@
 //!    dropped; Miri runs `tree::cancel::tests`.
 //! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only
 //!    under the node's lock and only while it is live: the waiter list exists only in
-//!    `Phase::Live`. Cancellation replaces that phase by `Phase::Done` under the lock, taking
-//!    the whole list, so a waiter is either in the list it takes or refused by `register`
-//!    (which finds `Phase::Done`): no wake-up is lost, and no waiter key is used after the
-//!    node is done.
+//!    `Phase::Live`. Cancellation replaces that phase by `Phase::Done` under the lock and, in
+//!    the same critical section, drains the list (moving each waiter out, marking each inline
+//!    entry notified), so a waiter is either in the list it drains or refused by `register`
+//!    (which finds `Phase::Done`): no wake-up is lost, no waiter key is used after the node is
+//!    done, and no entry is touched once the lock is released (an inline entry's owner may
+//!    free it then; see `waiter_list`).
 //! 5. The thread that cancels a node (the *origin* of that cancellation) holds the origin's lock
 //!    until every descendant is done, then marks every node it made done (and every done node it
 //!    met) `settled` (a `Release` RMW, or part of `set_done`'s for an origin without children),
@@ -121,7 +123,7 @@ mod waiter_list;
 pub(crate) use cancel::{cancel, new_cancel_node};
 pub(crate) use chain::Chain;
 pub(crate) use node::{Body, CancelNode, Node, ValueNode};
-pub(crate) use waiter_list::{Waiter, WaiterKey};
+pub(crate) use waiter_list::{Entry, Waiter, WaiterKey};
 
 #[cfg(test)]
 pub(crate) use cancel::{child_count, children_capacity, is_armed, waiter_count};

@@ -2,6 +2,7 @@
 //! a cancel node (its state word, its lock and what the lock guards).
 
 use std::any::{Any, TypeId};
+use std::pin::Pin;
 use std::time::Instant;
 
 use crate::error::{Cause, CauseData, Error};
@@ -9,7 +10,7 @@ use crate::sync::{lock, Arc, AtomicU32, Mutex, MutexGuard, Ordering};
 use crate::timer::{self, Ticks, NEVER};
 
 use super::children::Children;
-use super::waiter_list::{Waiter, WaiterKey, WaiterList};
+use super::waiter_list::{Entry, Waiter, WaiterKey, WaiterList};
 
 // The bits of `CancelNode::word`: the state in the top two bits (set once, tree invariant 1),
 // the settled flag (invariant 5), whether the node armed a deadline of its own (set at
@@ -268,48 +269,92 @@ impl CancelNode {
         Some(Cause::from_parts(self.err()?, data))
     }
 
-    /// Registers `waiter`, or gives it back with the error if the node is already done.
+    /// Registers `waiter` in a boxed entry owned by the node's list (for waiters that may
+    /// outlive their owner's handle: `after_func`, the bridges), or gives it back with the
+    /// error if the node is already done.
     pub(crate) fn register(&self, waiter: Waiter) -> Result<WaiterKey, (Waiter, Error)> {
-        match &mut *self.lock() {
+        let mut inner = self.lock();
+        let result = match &mut *inner {
             Phase::Live { waiters, .. } => Ok(waiters.insert(waiter)),
-            Phase::Done(_) => {
-                let err = self.err().expect("a node with a cause is done");
-                Err((waiter, err))
+            Phase::Done(_) => Err(waiter),
+        };
+        drop(inner);
+        result.map_err(|waiter| (waiter, self.err().expect("a node with a cause is done")))
+    }
+
+    /// Links the inline `entry` (its waiter already stored in it) into the node's list, unless
+    /// the node is done. Allocates nothing.
+    ///
+    /// # Safety
+    ///
+    /// `entry` must not be linked, and must stay pinned and alive until it is passed to
+    /// [`unregister`](CancelNode::unregister) or its owner sees it notified (the contract of
+    /// the waiter list's `push`).
+    pub(crate) unsafe fn register_inline(&self, entry: Pin<&Entry>) -> Result<WaiterKey, Error> {
+        let key = WaiterKey::of(entry);
+        let mut inner = self.lock();
+        let linked = match &mut *inner {
+            Phase::Live { waiters, .. } => {
+                // SAFETY: the caller's contract is `push`'s.
+                unsafe { waiters.push(key) };
+                true
             }
+            Phase::Done(_) => false,
+        };
+        drop(inner);
+        if linked {
+            Ok(key)
+        } else {
+            Err(self.err().expect("a node with a cause is done"))
         }
     }
 
     /// Runs `f` on the waiter registered under `key`, unless the node is done (cancellation
-    /// took it).
+    /// took it). `f` runs under the node's lock: it must run no user code. If it does not run,
+    /// it is dropped after the lock is released.
     ///
     /// # Safety
     ///
-    /// `key` must come from [`register`](CancelNode::register) on this node and not have been
-    /// passed to [`unregister`](CancelNode::unregister).
+    /// `key` must come from a registration on this node and not have been passed to
+    /// [`unregister`](CancelNode::unregister).
     pub(crate) unsafe fn with_waiter<R>(
         &self,
         key: WaiterKey,
-        f: impl FnOnce(&mut Waiter) -> R,
+        f: impl FnOnce(&mut Option<Waiter>) -> R,
     ) -> Option<R> {
-        match &mut *self.lock() {
-            // SAFETY: the node is live, so its list was never taken, and the caller guarantees
-            // the key is this list's and still registered: it is valid (waiter-list invariant
-            // 4). We hold the node's lock.
-            Phase::Live { waiters, .. } => Some(f(unsafe { waiters.get_mut(key) })),
+        let mut f = Some(f);
+        let mut inner = self.lock();
+        let result = match &mut *inner {
+            Phase::Live { waiters, .. } => {
+                let f = f.take().expect("taken once");
+                // SAFETY: the node is live, so its list was never drained, and the caller
+                // guarantees the key is still registered on it: it is in the list (waiter-list
+                // invariant 5). We hold the node's lock.
+                Some(unsafe { waiters.with_waiter(key, f) })
+            }
             Phase::Done(_) => None,
-        }
+        };
+        drop(inner);
+        // Invariant 6: an unused `f` (and what it captured) is dropped after the lock.
+        drop(f);
+        result
     }
 
-    /// Removes the waiter under `key`; `None` if the node is done (cancellation took it).
+    /// Removes the waiter under `key` (freeing a boxed entry; an inline one goes back to its
+    /// owner) and gives its waiter back; `None` if the node is done: the cancellation took the
+    /// waiter and is finished with the entry (it was drained under the lock just taken).
     ///
     /// # Safety
     ///
     /// As for [`with_waiter`](CancelNode::with_waiter); `key` is invalid afterwards.
     pub(crate) unsafe fn unregister(&self, key: WaiterKey) -> Option<Waiter> {
-        match &mut *self.lock() {
+        let mut inner = self.lock();
+        let waiter = match &mut *inner {
             // SAFETY: as in `with_waiter`.
-            Phase::Live { waiters, .. } => Some(unsafe { waiters.remove(key) }),
+            Phase::Live { waiters, .. } => unsafe { waiters.remove(key) },
             Phase::Done(_) => None,
-        }
+        };
+        drop(inner);
+        waiter
     }
 }

@@ -1,31 +1,51 @@
 //! The waiter list of a cancel node: who to notify when the node is done.
 //!
-//! An intrusive doubly linked list of heap entries, one per registered waiter, owned by the
-//! list. Registering is one allocation of 40 bytes, unregistering frees it, and cancellation
-//! takes the whole list by moving its head out (O(1) under the lock), then walks it after every
-//! lock is released. So the list's memory is exactly its live waiters' (nothing stays after a
-//! burst, unlike a slab, whose keys pin its capacity), and a wake touches only its own entry.
+//! An intrusive doubly linked list of [`Entry`]s. An entry lives in one of two places:
+//!
+//! - *inline*, in its owner: a pinned [`Done`](crate::Done) future, or the stack frame of a
+//!   thread blocked in [`Context::wait`](crate::Context::wait). Registering allocates nothing;
+//!   the owner links it on its first pending poll (or before parking) and unlinks it when it is
+//!   dropped, unless the cancellation has *notified* it first.
+//! - *boxed*, allocated by [`WaiterList::insert`] and owned by the list: for waiters whose
+//!   owner may go away while they stay registered (an [`after_func`](crate::Context::after_func)
+//!   callback whose handle was dropped, the token and signal bridges). `remove` or the
+//!   cancellation frees it.
+//!
+//! The cancellation walks the list *under the node's lock* ([`WaiterList::drain`]): from each
+//! entry it moves the waiter out (moving a `Waker` runs no user code), frees a boxed entry, and
+//! marks an inline one notified, which is its last access to it. The waiters are woken later,
+//! after every lock is released (tree invariant 6), from the moved-out values: the walker never
+//! touches an entry once the lock is released, so an owner may free its entry as soon as it
+//! sees the mark, or as soon as it holds the lock and finds the node done.
 //!
 //! # Invariants
 //!
-//! 1. Every entry reachable from `head` was allocated by [`WaiterList::insert`] on this list and
-//!    is owned by it: it is freed exactly once, by [`WaiterList::remove`] (its key's owner), or
-//!    by the [`Drain`] that [`WaiterList::take`] returns.
+//! 1. Every entry reachable from `head` is alive: a boxed entry is freed only once it left the
+//!    list (by `remove`, or in `drain`), and an inline entry's owner keeps it pinned, and does
+//!    not free it, until it has unlinked it or seen it notified (the contract of
+//!    [`WaiterList::push`]).
 //! 2. `prev`/`next` are consistent: `head.prev` is null, `e.next.prev == e`.
-//! 3. The list has no lock of its own: it lives inside its node's `Mutex`, so `&mut WaiterList`
-//!    is the proof that the caller holds that lock. No atomics, hence no orderings to pair.
-//! 4. A [`WaiterKey`] is valid from `insert` until it is passed to `remove`, or until the list
-//!    is taken; the tree never uses a key once its node is done (tree invariant 4), which is
-//!    when the list is taken.
-//!
-//! Nothing here runs user code: moving a `Waker` runs none; dropping or waking one happens in
-//! [`Drain`], which the tree iterates only after releasing every lock.
+//! 3. The list has no lock of its own: it lives inside its node's lock, so `&mut WaiterList`
+//!    is the proof that the caller holds that lock. An entry's `prev`, `next` and `waiter` are
+//!    accessed only under that lock while the entry is linked; before it is linked and after
+//!    it is unlinked or notified, only its owner accesses them.
+//! 4. `notified` goes from 0 to 1 once, in `drain`, with `Release`, after the drain's last
+//!    access to the entry (it read `next` and moved the waiter out before). The owner's
+//!    `Acquire` load that sees 1 pairs with it: every access of the drain happens before the
+//!    owner's next one, so the owner may reuse or free the entry without taking the lock. An
+//!    owner that does not see it takes the lock instead, whose release by the drain orders the
+//!    same accesses.
+//! 5. A [`WaiterKey`] is valid from its registration until it is passed to `remove`, or until
+//!    the list is drained; the tree never uses a key once its node is done (tree invariant 4),
+//!    which is when the list is drained.
 
 use std::fmt;
+use std::marker::PhantomPinned;
+use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::Waker;
 
-use crate::sync::Thread;
+use crate::sync::{AtomicU8, Ordering, Thread};
 
 /// Something to notify when a context is done.
 pub(crate) enum Waiter {
@@ -46,15 +66,89 @@ impl Waiter {
     }
 }
 
-struct Entry {
-    prev: *mut Entry,
-    next: *mut Entry,
-    waiter: Waiter,
+/// The cell of an entry's fields: loom's under `--cfg loom`, so that the models check that
+/// every access is ordered by the lock or by the `notified` hand-off (invariants 3 and 4).
+#[cfg(loom)]
+use loom::cell::UnsafeCell as Cell;
+
+/// std's `UnsafeCell` with loom's closure API (no cost).
+#[cfg(not(loom))]
+struct Cell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> Cell<T> {
+    fn new(value: T) -> Cell<T> {
+        Cell(std::cell::UnsafeCell::new(value))
+    }
+
+    #[inline]
+    fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
 }
 
-/// Names one registered waiter: its entry's address (invariant 4 says how long it is valid).
+/// One registered waiter: inline in its owner, or boxed and owned by the list (module docs).
+pub(crate) struct Entry {
+    prev: Cell<*const Entry>,
+    next: Cell<*const Entry>,
+    /// The waiter to notify; `None` once the drain (or the owner) has taken it.
+    waiter: Cell<Option<Waiter>>,
+    /// 1 once the drain is finished with this (inline) entry (invariant 4).
+    notified: AtomicU8,
+    /// Allocated by `insert` and owned by the list; fixed at creation.
+    boxed: bool,
+    /// The list points into the entry: once linked, it must not move.
+    _pinned: PhantomPinned,
+}
+
+impl Entry {
+    /// An inline entry, not linked, with no waiter yet.
+    pub(crate) fn new() -> Entry {
+        Entry::with(None, false)
+    }
+
+    fn with(waiter: Option<Waiter>, boxed: bool) -> Entry {
+        Entry {
+            prev: Cell::new(ptr::null()),
+            next: Cell::new(ptr::null()),
+            waiter: Cell::new(waiter),
+            notified: AtomicU8::new(0),
+            boxed,
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Whether the cancellation is finished with this entry: its waiter was taken, and it may
+    /// be reused or freed without the lock (invariant 4).
+    #[inline]
+    pub(crate) fn is_notified(&self) -> bool {
+        self.notified.load(Ordering::Acquire) != 0
+    }
+
+    /// Replaces the waiter of an entry that is not linked.
+    ///
+    /// # Safety
+    ///
+    /// The entry must not be linked (never linked, unlinked, or notified and seen so by the
+    /// caller): only its owner accesses it then (invariant 3).
+    pub(crate) unsafe fn replace_waiter(&self, waiter: Option<Waiter>) -> Option<Waiter> {
+        // SAFETY: the caller guarantees nobody else accesses the entry.
+        self.waiter
+            .with_mut(|w| unsafe { std::mem::replace(&mut *w, waiter) })
+    }
+}
+
+/// Names one registered waiter, inline or boxed: its entry's address (invariant 5 says how long
+/// it is valid).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WaiterKey(NonNull<Entry>);
+
+impl WaiterKey {
+    /// The key of an inline entry (linked or about to be).
+    pub(crate) fn of(entry: Pin<&Entry>) -> WaiterKey {
+        WaiterKey(NonNull::from(entry.get_ref()))
+    }
+}
 
 // SAFETY: a key is an address that is only dereferenced by `WaiterList` methods, under the
 // lock of the list's node and under their own preconditions; holding or sending it touches
@@ -70,139 +164,151 @@ impl fmt::Debug for WaiterKey {
 }
 
 /// The list itself: one pointer, so that a node without waiters pays 8 bytes.
-#[derive(Default)]
 pub(crate) struct WaiterList {
-    head: Option<NonNull<Entry>>,
+    head: *const Entry,
 }
 
-// SAFETY: the list owns its entries as a `Box` chain would (invariant 1), and `Waiter` is
-// `Send`; it is only reached through its node's `Mutex` (invariant 3).
+impl Default for WaiterList {
+    fn default() -> WaiterList {
+        WaiterList { head: ptr::null() }
+    }
+}
+
+// SAFETY: the list owns its boxed entries as a `Box` chain would and reaches inline ones only
+// under its node's lock (invariant 3); `Waiter` is `Send`.
 unsafe impl Send for WaiterList {}
 
 impl WaiterList {
-    /// Registers `waiter` at the head of the list.
-    pub(crate) fn insert(&mut self, waiter: Waiter) -> WaiterKey {
-        let next = self.head.map_or(ptr::null_mut(), NonNull::as_ptr);
-        let entry = Box::new(Entry {
-            prev: ptr::null_mut(),
-            next,
-            waiter,
-        });
-        let entry = NonNull::from(Box::leak(entry));
-        if !next.is_null() {
-            // SAFETY: `next` is the head, an entry this list owns (invariant 1); `&mut self`
-            // excludes every other access (invariant 3).
-            unsafe { (*next).prev = entry.as_ptr() };
-        }
-        self.head = Some(entry);
-        WaiterKey(entry)
-    }
-
-    /// The waiter registered under `key`.
+    /// Links `entry` at the head of the list.
     ///
     /// # Safety
     ///
-    /// `key` must be valid for this list (invariant 4).
-    pub(crate) unsafe fn get_mut(&mut self, key: WaiterKey) -> &mut Waiter {
-        // SAFETY: the caller guarantees the entry is in this list, hence alive (invariant 1);
-        // `&mut self` makes this the only access, for as long as the borrow lasts.
-        unsafe { &mut (*key.0.as_ptr()).waiter }
-    }
-
-    /// Unlinks and frees the entry of `key`, giving its waiter back.
-    ///
-    /// # Safety
-    ///
-    /// `key` must be valid for this list (invariant 4); it is invalid afterwards.
-    pub(crate) unsafe fn remove(&mut self, key: WaiterKey) -> Waiter {
-        let entry = key.0.as_ptr();
-        // SAFETY: `entry` is in this list (the caller's guarantee), so it and its neighbours are
-        // entries this list owns (invariants 1 and 2), and `&mut self` excludes other access.
-        // Unlinking keeps invariant 2; the entry is then reachable from nobody, so this list may
-        // free it as the `Box` it was allocated as.
+    /// `entry` is not in any list and stays alive, at this address, until it is unlinked by
+    /// [`remove`](WaiterList::remove) or notified by [`drain`](WaiterList::drain) (for an
+    /// inline entry: until its owner unlinked it under the lock, or saw `is_notified`).
+    pub(crate) unsafe fn push(&mut self, key: WaiterKey) {
+        let entry = key.0.as_ptr().cast_const();
+        let next = self.head;
+        // SAFETY: `entry` is alive and not linked, so only we access it; `next` is the head,
+        // alive (invariant 1), and `&mut self` is the lock (invariant 3).
         unsafe {
-            let Entry { prev, next, .. } = *entry;
+            (*entry).prev.with_mut(|p| *p = ptr::null());
+            (*entry).next.with_mut(|n| *n = next);
+            if !next.is_null() {
+                (*next).prev.with_mut(|p| *p = entry);
+            }
+        }
+        self.head = entry;
+    }
+
+    /// Registers `waiter` in a new boxed entry owned by the list.
+    pub(crate) fn insert(&mut self, waiter: Waiter) -> WaiterKey {
+        let entry = Box::new(Entry::with(Some(waiter), true));
+        let key = WaiterKey(NonNull::from(Box::leak(entry)));
+        // SAFETY: a fresh entry; the list owns it until `remove` or `drain` frees it.
+        unsafe { self.push(key) };
+        key
+    }
+
+    /// Runs `f` on the waiter registered under `key`.
+    ///
+    /// # Safety
+    ///
+    /// `key` must be in this list (invariant 5).
+    pub(crate) unsafe fn with_waiter<R>(
+        &mut self,
+        key: WaiterKey,
+        f: impl FnOnce(&mut Option<Waiter>) -> R,
+    ) -> R {
+        // SAFETY: the entry is in this list, hence alive (invariant 1), and `&mut self` is the
+        // lock under which alone its waiter is accessed (invariant 3).
+        unsafe { (*key.0.as_ptr()).waiter.with_mut(|w| f(&mut *w)) }
+    }
+
+    /// Unlinks the entry of `key` and gives its waiter back; a boxed entry is freed.
+    ///
+    /// # Safety
+    ///
+    /// `key` must be in this list (invariant 5); it is not afterwards.
+    pub(crate) unsafe fn remove(&mut self, key: WaiterKey) -> Option<Waiter> {
+        let entry = key.0.as_ptr().cast_const();
+        // SAFETY: `entry` is in this list (the caller's guarantee), so it and its neighbours are
+        // alive (invariants 1 and 2), and `&mut self` is the lock. Unlinking keeps invariant 2;
+        // a boxed entry is then reachable from nobody, and is freed as the `Box` it was
+        // allocated as; an inline one goes back to its owner.
+        unsafe {
+            let prev = (*entry).prev.with_mut(|p| *p);
+            let next = (*entry).next.with_mut(|n| *n);
             if prev.is_null() {
-                debug_assert_eq!(self.head, Some(key.0), "an entry without prev is the head");
-                self.head = NonNull::new(next);
+                debug_assert_eq!(self.head, entry, "an entry without prev is the head");
+                self.head = next;
             } else {
-                (*prev).next = next;
+                (*prev).next.with_mut(|n| *n = next);
             }
             if !next.is_null() {
-                (*next).prev = prev;
+                (*next).prev.with_mut(|p| *p = prev);
             }
-            Box::from_raw(entry).waiter
+            let waiter = (*entry).waiter.with_mut(|w| (*w).take());
+            if (*entry).boxed {
+                drop(Box::from_raw(entry.cast_mut()));
+            }
+            waiter
         }
     }
 
-    /// Takes every entry out, leaving the list empty: the caller walks them later, after
-    /// releasing the node's lock.
-    pub(crate) fn take(&mut self) -> Drain {
-        Drain {
-            next: self.head.take().map_or(ptr::null_mut(), NonNull::as_ptr),
+    /// Empties the list, under the node's lock: hands each entry's waiter to `out` (which must
+    /// run no user code: it stores them, to be notified once every lock is released), frees
+    /// each boxed entry and marks each inline one notified (invariant 4).
+    pub(crate) fn drain(&mut self, mut out: impl FnMut(Waiter)) {
+        let mut cur = std::mem::replace(&mut self.head, ptr::null());
+        while !cur.is_null() {
+            // SAFETY: `cur` was reachable from `head`, so it is alive (invariant 1) and only we
+            // access it (the lock, invariant 3). Everything is read from it before the mark,
+            // the last access: its owner may free it as soon as it sees the mark (invariant 4).
+            let (next, waiter) = unsafe {
+                let next = (*cur).next.with_mut(|n| *n);
+                let waiter = (*cur).waiter.with_mut(|w| (*w).take());
+                if (*cur).boxed {
+                    drop(Box::from_raw(cur.cast_mut()));
+                } else {
+                    (*cur).notified.store(1, Ordering::Release);
+                }
+                (next, waiter)
+            };
+            if let Some(waiter) = waiter {
+                out(waiter);
+            }
+            cur = next;
         }
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.head.is_none()
+        self.head.is_null()
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         let mut n = 0;
-        let mut cur = self.head.map_or(ptr::null_mut(), NonNull::as_ptr);
+        let mut cur = self.head;
         while !cur.is_null() {
             n += 1;
             // SAFETY: every entry reachable from `head` is alive (invariant 1).
-            cur = unsafe { (*cur).next };
+            cur = unsafe { (*cur).next.with_mut(|n| *n) };
         }
         n
     }
 }
 
 impl Drop for WaiterList {
-    #[inline]
     fn drop(&mut self) {
-        // A node is done before it is dropped, so this is empty in practice; free it anyway.
-        if self.head.is_some() {
-            drop(self.take());
+        // A node is done before it is dropped, and an inline entry's owner holds its context,
+        // so this is empty in practice; free what is left anyway (no lock is held here).
+        if !self.is_empty() {
+            self.drain(drop);
         }
     }
 }
-
-/// The entries taken from a list, each freed as its waiter is handed out; dropping the rest
-/// frees them (and drops their waiters: call it with no lock held).
-pub(crate) struct Drain {
-    next: *mut Entry,
-}
-
-impl Iterator for Drain {
-    type Item = Waiter;
-
-    fn next(&mut self) -> Option<Waiter> {
-        if self.next.is_null() {
-            return None;
-        }
-        // SAFETY: the chain was moved out of its list whole (`take`), so this `Drain` owns each
-        // entry on it (invariant 1), and keys to them are no longer used (invariant 4): the
-        // entry is freed here, once, as the `Box` it was allocated as.
-        let entry = unsafe { Box::from_raw(self.next) };
-        self.next = entry.next;
-        Some(entry.waiter)
-    }
-}
-
-impl Drop for Drain {
-    fn drop(&mut self) {
-        for waiter in self {
-            drop(waiter);
-        }
-    }
-}
-
-// SAFETY: a `Drain` owns its entries (see `next`) and `Waiter` is `Send`.
-unsafe impl Send for Drain {}
 
 #[cfg(test)]
 mod tests {
@@ -222,6 +328,14 @@ mod tests {
         Waiter::Task(Waker::from(std::sync::Arc::clone(count)))
     }
 
+    fn notify_all(list: &mut WaiterList) {
+        let mut taken = Vec::new();
+        list.drain(|w| taken.push(w));
+        for w in taken {
+            w.notify();
+        }
+    }
+
     #[test]
     fn removes_from_head_middle_and_tail() {
         let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
@@ -236,10 +350,9 @@ mod tests {
         }
         assert_eq!(list.len(), 2);
         // SAFETY: keys[1] is still in the list.
-        assert!(matches!(unsafe { list.get_mut(keys[1]) }, Waiter::Task(_)));
-        for w in list.take() {
-            w.notify();
-        }
+        let is_task = unsafe { list.with_waiter(keys[1], |w| matches!(w, Some(Waiter::Task(_)))) };
+        assert!(is_task);
+        notify_all(&mut list);
         assert!(list.is_empty());
         assert_eq!(
             count.0.load(Ordering::Relaxed),
@@ -254,19 +367,49 @@ mod tests {
     }
 
     #[test]
-    fn a_partly_walked_drain_frees_the_rest() {
+    fn inline_and_boxed_entries_share_the_list() {
+        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        let mut list = WaiterList::default();
+        let a = Box::pin(Entry::new());
+        let b = Box::pin(Entry::new());
+        // SAFETY: neither is linked yet.
+        unsafe {
+            a.replace_waiter(Some(waiter(&count)));
+            b.replace_waiter(Some(waiter(&count)));
+        }
+        let boxed = list.insert(waiter(&count));
+        // SAFETY: `a` and `b` are pinned in their boxes, which outlive the list's use of them:
+        // `b` is removed below, `a` is drained before it is dropped.
+        unsafe {
+            list.push(WaiterKey::of(a.as_ref()));
+            list.push(WaiterKey::of(b.as_ref()));
+        }
+        list.insert(waiter(&count));
+        assert_eq!(list.len(), 4);
+        // SAFETY: `b` and `boxed` are in the list.
+        unsafe {
+            assert!(list.remove(WaiterKey::of(b.as_ref())).is_some());
+            assert!(list.remove(boxed).is_some());
+        }
+        assert!(!b.is_notified(), "an unlinked entry is not notified");
+        notify_all(&mut list);
+        assert!(a.is_notified(), "the drain marks inline entries");
+        // SAFETY: `a` is notified: it is its owner's again.
+        let left = unsafe { a.replace_waiter(None) };
+        assert!(left.is_none(), "its waiter was taken");
+        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+        assert_eq!(std::sync::Arc::strong_count(&count), 1, "nothing leaked");
+    }
+
+    #[test]
+    fn a_dropped_list_frees_its_boxed_entries() {
         let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
         let mut list = WaiterList::default();
         for _ in 0..4 {
             list.insert(waiter(&count));
         }
-        let mut drain = list.take();
-        drain.next().unwrap().notify();
-        drop(drain);
-        let mut list = WaiterList::default();
-        list.insert(waiter(&count));
         drop(list);
-        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(count.0.load(Ordering::Relaxed), 0, "dropped, not woken");
         assert_eq!(std::sync::Arc::strong_count(&count), 1, "nothing leaked");
     }
 }
