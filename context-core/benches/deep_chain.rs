@@ -20,6 +20,9 @@
 use std::time::{Duration, Instant};
 
 use go_context::Context;
+#[path = "support/mixed_chain.rs"]
+mod mixed_chain;
+use mixed_chain::mixed_chain;
 use tokio_util::sync::CancellationToken;
 
 const DEPTH: usize = 1_000_000;
@@ -88,33 +91,9 @@ fn tokio_util(id: &str) {
 
 fn s11_ours() {
     let first_deadline = Instant::now() + Duration::from_secs(3600);
-    let mut contexts = Vec::with_capacity(DEPTH);
-    let mut handles = Vec::with_capacity(DEPTH);
     let (root, cancel) = Context::background().with_cancel();
     let start = Instant::now();
-    for i in 0..DEPTH {
-        let parent = contexts.last().unwrap_or(&root);
-        let ctx = match i % 4 {
-            0 => parent.with_value(i),
-            1 => {
-                let (ctx, h) = parent.with_cancel();
-                handles.push(h);
-                ctx
-            }
-            2 => {
-                let (ctx, h) =
-                    parent.with_deadline(first_deadline + Duration::from_nanos(i as u64));
-                handles.push(h);
-                ctx
-            }
-            _ => {
-                let (ctx, h) = parent.with_timeout_cause(Duration::from_secs(7200), "slow layer");
-                handles.push(h);
-                ctx
-            }
-        };
-        contexts.push(ctx);
-    }
+    let (contexts, handles) = mixed_chain(&root, DEPTH, first_deadline);
     let create = ms(start);
     let start = Instant::now();
     cancel.cancel();

@@ -30,6 +30,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use go_context::Context;
+#[path = "../benches/support/mixed_chain.rs"]
+mod mixed_chain;
+use mixed_chain::mixed_chain;
 use tokio_util::sync::CancellationToken;
 
 const WIDTH: usize = 1_000;
@@ -92,32 +95,8 @@ fn drop_layers<T>(layers: T) {
 
 fn s11_ours() {
     let first_deadline = Instant::now() + Duration::from_secs(3600);
-    let mut contexts = Vec::with_capacity(WIDTH);
-    let mut handles = Vec::with_capacity(WIDTH);
     let (root, cancel) = Context::background().with_cancel();
-    for i in 0..WIDTH {
-        let parent = contexts.last().unwrap_or(&root);
-        let ctx = match i % 4 {
-            0 => parent.with_value(i),
-            1 => {
-                let (ctx, h) = parent.with_cancel();
-                handles.push(h);
-                ctx
-            }
-            2 => {
-                let (ctx, h) =
-                    parent.with_deadline(first_deadline + Duration::from_nanos(i as u64));
-                handles.push(h);
-                ctx
-            }
-            _ => {
-                let (ctx, h) = parent.with_timeout_cause(Duration::from_secs(7200), "slow layer");
-                handles.push(h);
-                ctx
-            }
-        };
-        contexts.push(ctx);
-    }
+    let (contexts, handles) = mixed_chain(&root, WIDTH, first_deadline);
     cancel.cancel();
     assert!(contexts.last().is_some_and(Context::is_done));
     drop_layers((handles, contexts, root));
@@ -137,32 +116,8 @@ fn s11_tokio() {
 /// S11's drop, part by part (wall time), with `depth` layers.
 fn s11_phases(depth: usize) {
     let first_deadline = Instant::now() + Duration::from_secs(3600);
-    let mut contexts = Vec::with_capacity(depth);
-    let mut handles = Vec::with_capacity(depth);
     let (root, cancel) = Context::background().with_cancel();
-    for i in 0..depth {
-        let parent = contexts.last().unwrap_or(&root);
-        let ctx = match i % 4 {
-            0 => parent.with_value(i),
-            1 => {
-                let (ctx, h) = parent.with_cancel();
-                handles.push(h);
-                ctx
-            }
-            2 => {
-                let (ctx, h) =
-                    parent.with_deadline(first_deadline + Duration::from_nanos(i as u64));
-                handles.push(h);
-                ctx
-            }
-            _ => {
-                let (ctx, h) = parent.with_timeout_cause(Duration::from_secs(7200), "slow layer");
-                handles.push(h);
-                ctx
-            }
-        };
-        contexts.push(ctx);
-    }
+    let (mut contexts, handles) = mixed_chain(&root, depth, first_deadline);
     cancel.cancel();
     let start = Instant::now();
     drop(handles);

@@ -68,45 +68,16 @@ fn a_million_deep_chain_drops_without_cancel_in_either_order() {
     });
 }
 
-/// One of four kinds of layer, in turn: a value, `with_cancel`, a `with_deadline` later than
-/// the parent's effective deadline, a `with_timeout_cause` (later too). Only the first deadline
-/// is armed; every later one is moot, and finding that out must not walk the chain (S11).
-fn mixed_chain(depth: usize, first_deadline: Instant) -> (Vec<Context>, Vec<CancelHandle>) {
-    let mut contexts = Vec::with_capacity(depth);
-    let mut handles = Vec::with_capacity(depth * 3 / 4 + 1);
-    let mut parent = Context::background();
-    for i in 0..depth {
-        let ctx = match i % 4 {
-            0 => parent.with_value(i),
-            1 => {
-                let (ctx, h) = parent.with_cancel();
-                handles.push(h);
-                ctx
-            }
-            2 => {
-                let (ctx, h) =
-                    parent.with_deadline(first_deadline + Duration::from_nanos(i as u64));
-                handles.push(h);
-                ctx
-            }
-            _ => {
-                let (ctx, h) = parent.with_timeout_cause(Duration::from_secs(7200), "slow layer");
-                handles.push(h);
-                ctx
-            }
-        };
-        contexts.push(ctx.clone());
-        parent = ctx;
-    }
-    (contexts, handles)
-}
+#[path = "../../context-core/benches/support/mixed_chain.rs"]
+mod mixed_chain;
+use mixed_chain::mixed_chain;
 
 #[test]
 fn a_million_mixed_layers_are_linear_and_cancel_from_the_root() {
     on_small_stack(|| {
         let first_deadline = Instant::now() + Duration::from_secs(3600);
         let start = Instant::now();
-        let (contexts, handles) = mixed_chain(MILLION, first_deadline);
+        let (contexts, handles) = mixed_chain(&Context::background(), MILLION, first_deadline);
         let leaf = contexts.last().unwrap().clone();
         // Every layer below the first deadline reports it, in O(1).
         assert_eq!(
@@ -132,7 +103,7 @@ fn a_million_mixed_layers_are_linear_and_cancel_from_the_root() {
         );
 
         // And without any cancel: dropping the handles cancels, dropping all unlinks.
-        let (contexts, handles) = mixed_chain(MILLION, first_deadline);
+        let (contexts, handles) = mixed_chain(&Context::background(), MILLION, first_deadline);
         drop(handles);
         assert!(contexts.last().unwrap().is_done());
         drop(contexts);
