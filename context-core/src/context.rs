@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::after_func::AfterFunc;
 use crate::ambient::{self, EnterGuard};
+use crate::clock::{self, Ticks};
 use crate::error::{BoxError, Cause, CauseData, Error};
 use crate::handle::CancelHandle;
 use crate::sync::Arc;
@@ -131,7 +132,11 @@ impl Context {
     /// ```
     #[track_caller]
     pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
-        self.derive(Some((deadline, None)), Location::caller(), None)
+        self.derive(
+            timer::ticks(deadline).map(|at| (at, None)),
+            Location::caller(),
+            None,
+        )
     }
 
     /// Like [`with_deadline`](Context::with_deadline), and when the deadline fires, the
@@ -152,11 +157,8 @@ impl Context {
         deadline: Instant,
         cause: impl Into<BoxError>,
     ) -> (Context, CancelHandle) {
-        self.derive(
-            Some((deadline, Some(cause.into()))),
-            Location::caller(),
-            None,
-        )
+        let deadline = timer::ticks(deadline).map(|at| (at, Some(cause.into())));
+        self.derive(deadline, Location::caller(), None)
     }
 
     /// A child with a deadline `timeout` from now (Go's `WithTimeout`). A timeout too large for
@@ -206,31 +208,32 @@ impl Context {
         cause: Option<BoxError>,
         location: &'static Location<'static>,
     ) -> (Context, CancelHandle) {
-        let now = Instant::now();
-        match now.checked_add(timeout) {
-            Some(at) => self.derive(Some((at, cause)), location, Some(now)),
-            None => self.derive(None, location, None),
-        }
+        // One clock reading, converted once: the deadline is `now` plus the timeout in ticks.
+        // Past the clock's range (about 292 years, `Duration::MAX` included) is no deadline.
+        let now = timer::now();
+        let deadline = now.checked_add(clock::span(timeout)).map(|at| (at, cause));
+        self.derive(deadline, location, Some(now))
     }
 
     fn derive(
         &self,
-        deadline: Option<(Instant, Option<BoxError>)>,
+        // As ticks; the caller maps a deadline too far in the future to represent (about 292
+        // years) to none.
+        deadline: Option<(Ticks, Option<BoxError>)>,
         location: &'static Location<'static>,
         // The clock as the caller already read it (`with_timeout`), saving a second read.
-        now: Option<Instant>,
+        now: Option<Ticks>,
     ) -> (Context, CancelHandle) {
-        // A deadline too far in the future to represent (about 292 years) is no deadline. As
-        // in Go, a parent deadline strictly earlier than ours makes ours moot: the tree decides
-        // that in O(1), from the effective deadline each cancel node stores.
-        let deadline = deadline.and_then(|(at, cause)| {
+        // As in Go, a parent deadline strictly earlier than ours makes ours moot: the tree
+        // decides that in O(1), from the effective deadline each cancel node stores.
+        let deadline = deadline.map(|(at, cause)| {
             let cause = match cause {
                 Some(e) => CauseData::custom(e, location),
                 None => CauseData::plain(location),
             };
-            Some((timer::ticks(at)?, cause))
+            (at, cause)
         });
-        let node = tree::new_cancel_node(&self.node, deadline, now.and_then(timer::ticks));
+        let node = tree::new_cancel_node(&self.node, deadline, now);
         let handle = CancelHandle::new(Arc::clone(&node), location);
         (Context { node }, handle)
     }
