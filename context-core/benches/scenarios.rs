@@ -11,17 +11,17 @@
 //! criterion; the element count is the benchmark's parameter, and the script divides by it.
 
 use std::any::{Any, TypeId};
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
-use std::task::{Context as TaskContext, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use go_context::Context;
 use tokio_util::sync::CancellationToken;
+#[path = "support/ops.rs"]
+mod ops;
+use ops::{s12_ours, s12_tokio, s2_ours, s2_tokio};
 
 /// "A long timeout": never fires during a benchmark.
 const HOUR: Duration = Duration::from_secs(3600);
@@ -139,19 +139,6 @@ fn s1p(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-fn s2_ours(parent: &Context) {
-    let (child, cancel) = black_box(parent).with_cancel();
-    cancel.cancel();
-    drop(black_box(child));
-    drop(cancel);
-}
-
-fn s2_tokio(parent: &CancellationToken) {
-    let child = black_box(parent).child_token();
-    child.cancel();
-    drop(black_box(child));
 }
 
 /// S2: a child with a cancel, cancelled and dropped, under a live cancellable parent.
@@ -494,36 +481,6 @@ fn s7(c: &mut Criterion) {
         b.iter(|| black_box(&floor).value::<Key<10>>().is_some())
     });
     g.finish();
-}
-
-/// A request's value in S12.
-struct RequestId(#[allow(dead_code)] u64);
-
-/// The timeout of a request in S12: long enough never to fire during the benchmark.
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
-
-fn s12_ours(parent: &Context) {
-    let (ctx, cancel) = black_box(parent).with_timeout(REQUEST_TIMEOUT);
-    let ctx = ctx.with_value(RequestId(7));
-    {
-        let done = pin!(ctx.done());
-        let mut cx = TaskContext::from_waker(Waker::noop());
-        assert!(done.poll(&mut cx).is_pending());
-    }
-    cancel.cancel();
-    drop(black_box(ctx));
-    drop(cancel);
-}
-
-fn s12_tokio(parent: &CancellationToken) {
-    let child = black_box(parent).child_token();
-    {
-        let fut = pin!(tokio::time::timeout(REQUEST_TIMEOUT, child.cancelled()));
-        let mut cx = TaskContext::from_waker(Waker::noop());
-        assert!(fut.poll(&mut cx).is_pending());
-    }
-    child.cancel();
-    drop(black_box(child));
 }
 
 /// S12: a server's request on 2 threads under one parent: ours is `with_timeout(100ms)` +

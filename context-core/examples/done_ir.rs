@@ -18,16 +18,15 @@
 //!   and dropped + cancel + drop (tokio-util: child token + `tokio::time::timeout` of
 //!   `cancelled()` polled once).
 
-use std::future::Future;
-use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Waker};
-use std::time::Duration;
 
 use go_context::Context;
 use tokio_util::sync::CancellationToken;
+#[path = "../benches/support/ops.rs"]
+#[allow(dead_code)] // this binary runs some of the operations
+mod ops;
+use ops::{s12_ours, s12_tokio};
 
 const FAN_OUT: usize = 100;
 
@@ -102,36 +101,6 @@ async fn s6_tokio(parent: &CancellationToken) {
     until(&waiting, 1).await;
     child.cancel();
     task.await.unwrap();
-}
-
-struct RequestId(#[allow(dead_code)] u64);
-
-fn s12_ours(parent: &Context) {
-    let (ctx, cancel) = black_box(parent).with_timeout(Duration::from_millis(100));
-    let ctx = ctx.with_value(RequestId(7));
-    {
-        let done = pin!(ctx.done());
-        assert!(done
-            .poll(&mut TaskContext::from_waker(Waker::noop()))
-            .is_pending());
-    }
-    cancel.cancel();
-    drop(black_box(ctx));
-}
-
-fn s12_tokio(parent: &CancellationToken) {
-    let child = black_box(parent).child_token();
-    {
-        let fut = pin!(tokio::time::timeout(
-            Duration::from_millis(100),
-            child.cancelled()
-        ));
-        assert!(fut
-            .poll(&mut TaskContext::from_waker(Waker::noop()))
-            .is_pending());
-    }
-    child.cancel();
-    drop(black_box(child));
 }
 
 fn main() {

@@ -26,7 +26,6 @@
 //! on a 2 MiB stack and prints the wall time of each part of its drop: the handles, the
 //! contexts but the last, the last one (which frees the chain).
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use go_context::Context;
@@ -34,21 +33,12 @@ use go_context::Context;
 mod mixed_chain;
 use mixed_chain::mixed_chain;
 use tokio_util::sync::CancellationToken;
+#[path = "../benches/support/ops.rs"]
+#[allow(dead_code)] // this binary runs some of the operations
+mod ops;
+use ops::{s2_ours, s2_tokio};
 
 const WIDTH: usize = 1_000;
-
-fn s2_ours(parent: &Context) {
-    let (child, cancel) = black_box(parent).with_cancel();
-    cancel.cancel();
-    drop(black_box(child));
-    drop(cancel);
-}
-
-fn s2_tokio(parent: &CancellationToken) {
-    let child = black_box(parent).child_token();
-    child.cancel();
-    drop(black_box(child));
-}
 
 fn s4_ours(kids: &mut Vec<(Context, go_context::CancelHandle)>) {
     let (parent, cancel) = Context::background().with_cancel();
