@@ -2,7 +2,8 @@
 # Miri on the core's own tests that reach its `unsafe` code (the intrusive waiter list in
 # context-core/src/tree/waiter_list.rs, the unowned child links of tree/children.rs (`tree::`
 # includes tree::cancel::tests, a parent's cancellation racing the drops of its children on
-# two threads), the tree operations that use them, and the inline waiter entries of `Done` and
+# two threads, and tree::lock::tests, the lock in a node's state word with parked waiters),
+# the tree operations that use them, and the inline waiter entries of `Done` and
 # `wait()` in context-core/src/waiters.rs): undefined
 # behaviour, use after free, double free and leaks are errors. A bounded subset, no timer
 # (its background thread outlives the tests). The tests themselves take 13 s; the rest is the

@@ -4,7 +4,7 @@
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 // Under loom, `Arc` stays std's: loom's `Arc` cannot be a method receiver (`self: &Arc<Node>`)
 // and has no `into_inner`. The model tests check leaks themselves, through `Weak`s.
 #[cfg(loom)]
@@ -27,7 +27,7 @@ pub(crate) mod thread {
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use std::thread::{self, Thread};
 

@@ -8,6 +8,7 @@ use crate::trace::{self, Origin};
 use super::chain::Chain;
 use super::children::{ChildPtr, Children};
 use super::deadline::{Deadlines, Fire};
+use super::lock::Guard;
 use super::node::{Body, CancelNode, Node, Phase};
 use super::waiter_list::Waiter;
 
@@ -75,8 +76,8 @@ pub(crate) fn new_cancel_node(
                 {
                     let mut inner = core.lock();
                     *inner = Phase::Done(cause);
-                    // No children: its subtree is done too (invariant 5).
-                    core.set_done(err, true);
+                    // No children: its subtree is done too (invariant 5). Set by the unlock.
+                    CancelNode::set_done_on_unlock(&mut inner, err, true);
                 }
                 return node;
             }
@@ -154,13 +155,11 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
             if let Body::Cancel(child_core) = &child_node.body {
                 let mut child_inner = child_core.lock();
                 if !child_core.is_done() {
-                    // Not settled under its own lock: once settled it may be freed, and the
-                    // guard's release still touches it.
                     let to_arc = || {
                         // SAFETY: as above, alive while we hold the origin's lock.
                         unsafe { child.to_arc() }
                     };
-                    finish(
+                    let settled = finish(
                         child_core,
                         to_arc,
                         &mut child_inner,
@@ -170,6 +169,14 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
                         &mut work,
                         false,
                     );
+                    // A leaf is settled by its own unlock, in the same read-modify-write as
+                    // its state (invariant 5: its subtree is itself). From then on it may be
+                    // freed: the unlock is the last access (`lock.rs`, invariant 4), and it
+                    // does not go on `met`.
+                    drop(child_inner);
+                    if settled {
+                        continue;
+                    }
                 }
             }
             met.push(child);
@@ -185,7 +192,8 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
                 child_core.settle();
             }
         }
-        core.settle();
+        // Last, by the unlock (the caller's `Arc` keeps the origin alive).
+        CancelNode::settle_on_unlock(&mut inner);
         drop(inner);
     }
     // Wake first: unlinking from the parent is bookkeeping nobody waits for (every accessor
@@ -203,30 +211,43 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
 
 /// Marks `core` done (invariant 1) and moves what cancellation must act on into `acc` and
 /// `work`. `inner` is the guard of this node's lock; `node` gives a strong reference to the node,
-/// for the timer entry to disarm. `may_settle`: the node is the origin (kept alive by its
-/// caller), so a leaf may be settled at once, in the same atomic operation.
+/// for the timer entry to disarm. `origin`: the node is the cancellation's origin.
+///
+/// The state is set by the release of `inner` (one atomic operation for the unlock and the
+/// state), except on an origin with children, whose state must be seen before any
+/// descendant's (invariant 5): set at once. A leaf is settled by the same release (its subtree
+/// is itself); returns whether it will be: a descendant settled so may be freed once `inner` is
+/// dropped.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     core: &CancelNode,
     node: impl Strong,
-    inner: &mut Phase,
+    inner: &mut Guard<'_, Phase>,
     err: Error,
     cause: &CauseData,
     acc: &mut Aftermath,
     work: &mut Vec<ChildPtr>,
-    may_settle: bool,
-) {
+    origin: bool,
+) -> bool {
     // The cause first, then the state (invariant 1).
     let Phase::Live {
         children,
         mut waiters,
-    } = std::mem::replace(inner, Phase::Done(cause.clone()))
+    } = std::mem::replace(&mut **inner, Phase::Done(cause.clone()))
     else {
         unreachable!("finish runs on a live node")
     };
-    // A node without children is settled as soon as it is done (invariant 5): one atomic
-    // operation for both.
-    core.set_done(err, may_settle && children.len() == 0);
+    let leaf = children.len() == 0;
+    if origin && !leaf {
+        core.set_done(err, false);
+    } else {
+        CancelNode::set_done_on_unlock(inner, err, leaf);
+        // This cancellation lets go of a descendant's address once it is settled.
+        #[cfg(loom)]
+        if leaf && !origin {
+            core.pins.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
     match children {
         // A leaf (most nodes): nothing to move.
         Children::Empty => {}
@@ -264,6 +285,7 @@ fn finish(
             acc.timers.push((at, node.strong()));
         }
     }
+    leaf
 }
 
 /// How [`finish`] gets a strong reference to a node: the origin's `Arc` is at hand, a

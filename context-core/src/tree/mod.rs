@@ -117,6 +117,7 @@ mod cancel;
 mod chain;
 mod children;
 mod deadline;
+mod lock;
 mod node;
 mod waiter_list;
 
@@ -125,5 +126,7 @@ pub(crate) use chain::Chain;
 pub(crate) use node::{Body, CancelNode, Node, ValueNode};
 pub(crate) use waiter_list::{Entry, Waiter, WaiterKey};
 
+#[cfg(all(test, loom))]
+pub(crate) use lock::{WordLock, PARKED};
 #[cfg(test)]
 pub(crate) use cancel::{child_count, children_capacity, is_armed, waiter_count};

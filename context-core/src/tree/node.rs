@@ -6,22 +6,31 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use crate::error::{Cause, CauseData, Error};
-use crate::sync::{lock, Arc, AtomicU32, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicU32, Ordering};
 use crate::timer::{self, Ticks, NEVER};
 
 use super::children::Children;
+use super::lock::{Guard, WordLock, LOCK_BITS};
 use super::waiter_list::{Entry, Waiter, WaiterKey, WaiterList};
 
-// The bits of `CancelNode::word`: the state in the top two bits (set once, tree invariant 1),
+// The bits of a cancel node's word: the state in the top two bits (set once, tree invariant 1),
 // the settled flag (invariant 5), whether the node armed a deadline of its own (set at
-// creation, before the node is shared), and the count of live `CancelHandle`s in the rest. One
-// word keeps a node small and `is_done` one load.
+// creation, before the node is shared), the node's lock (`LOCKED` and `PARKED`, bits 27 and 26,
+// owned by `lock.rs`), and the count of live `CancelHandle`s in the rest. One word keeps a node
+// small, `is_done` one load, and lets the unlock of a cancelled leaf set its state and settled
+// flag in the same read-modify-write.
 pub(super) const CANCELED: u32 = 1 << 31;
 pub(super) const DEADLINE: u32 = 1 << 30;
 const DONE_MASK: u32 = CANCELED | DEADLINE;
 const SETTLED: u32 = 1 << 29;
 const OWN_DEADLINE: u32 = 1 << 28;
-const HANDLES_MASK: u32 = OWN_DEADLINE - 1;
+const HANDLES_MASK: u32 = (1 << LOCK_BITS.trailing_zeros()) - 1;
+const _: () = assert!(
+    (CANCELED | DEADLINE | SETTLED | OWN_DEADLINE | HANDLES_MASK) & LOCK_BITS == 0
+        && (CANCELED | DEADLINE | SETTLED | OWN_DEADLINE | LOCK_BITS | HANDLES_MASK) == u32::MAX
+        && HANDLES_MASK.count_ones() == 26,
+    "the word's fields overlap or leave a gap"
+);
 
 /// A node of the context tree; see the module docs.
 pub(crate) struct Node {
@@ -48,10 +57,11 @@ pub(crate) struct ValueNode<T: ?Sized> {
 
 /// The cancellable part of a node.
 pub(crate) struct CancelNode {
-    /// State (`CANCELED` / `DEADLINE`), `SETTLED` (this node and its whole subtree report done,
-    /// invariant 5), `OWN_DEADLINE` and the number of live
-    /// [`CancelHandle`](crate::CancelHandle) clones (the last one cancels on drop).
-    pub(super) word: AtomicU32,
+    /// The word (`word()`: the state `CANCELED` / `DEADLINE`, `SETTLED` (this node and its
+    /// whole subtree report done, invariant 5), `OWN_DEADLINE`, the lock's bits and the number
+    /// of live [`CancelHandle`](crate::CancelHandle) clones (the last one cancels on drop)) and
+    /// what its lock guards.
+    state: WordLock<Phase>,
     /// Index in the link parent's `children` (invariant 2). Read and written only under the
     /// link parent's lock, which orders every access: `Relaxed`.
     pub(super) slot: AtomicU32,
@@ -60,7 +70,6 @@ pub(crate) struct CancelNode {
     /// node is shared, never changed. (A deadline's cause lives in the timer entry: it is needed
     /// only when the timer fires.)
     pub(super) deadline: Ticks,
-    pub(super) inner: Mutex<Phase>,
     /// Under loom only: how many cancellations hold this node's address in their work list
     /// (taken from its link parent's children, not yet settled). Dropping a node that is still
     /// held is the use after free invariant 3 rules out: the model tests assert it never happens.
@@ -172,29 +181,35 @@ impl CancelNode {
     /// node's own (armed on the timer).
     pub(super) fn new(deadline: Ticks, own: bool) -> CancelNode {
         CancelNode {
-            word: AtomicU32::new(1 | if own { OWN_DEADLINE } else { 0 }),
+            state: WordLock::new(1 | if own { OWN_DEADLINE } else { 0 }, Phase::default()),
             slot: AtomicU32::new(u32::MAX),
             deadline,
-            inner: Mutex::new(Phase::default()),
             #[cfg(loom)]
             pins: crate::sync::AtomicUsize::new(0),
         }
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, Phase> {
-        lock(&self.inner)
+    /// The node's lock (see `lock.rs`), guarding its [`Phase`].
+    #[inline]
+    pub(super) fn lock(&self) -> Guard<'_, Phase> {
+        self.state.lock()
+    }
+
+    #[inline]
+    fn word(&self) -> &AtomicU32 {
+        self.state.word()
     }
 
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
         // Acquire pairs with the Release of `set_done`: a reader that sees the state sees the
         // cause written before it (invariant 1).
-        self.word.load(Ordering::Acquire) & DONE_MASK != 0
+        self.word().load(Ordering::Acquire) & DONE_MASK != 0
     }
 
     #[inline]
     pub(crate) fn err(&self) -> Option<Error> {
-        let word = self.word.load(Ordering::Acquire);
+        let word = self.word().load(Ordering::Acquire);
         if word & CANCELED != 0 {
             Some(Error::Canceled)
         } else if word & DEADLINE != 0 {
@@ -207,38 +222,59 @@ impl CancelNode {
     /// The node's own deadline, if it armed one (for `Debug`, and to disarm it).
     pub(crate) fn own_deadline(&self) -> Option<Ticks> {
         // Set before the node was shared: any ordering sees it.
-        (self.word.load(Ordering::Relaxed) & OWN_DEADLINE != 0).then_some(self.deadline)
+        (self.word().load(Ordering::Relaxed) & OWN_DEADLINE != 0).then_some(self.deadline)
     }
 
     pub(super) fn is_settled(&self) -> bool {
         // Acquire pairs with the Release of `settle`/`set_done`: whoever sees the flag sees
         // every descendant's state set before it (invariant 5).
-        self.word.load(Ordering::Acquire) & SETTLED != 0
+        self.word().load(Ordering::Acquire) & SETTLED != 0
     }
 
     pub(super) fn settle(&self) {
         // Most nodes (leaves) are settled already: a load is cheaper than the read-modify-write.
         if !self.is_settled() {
-            self.word.fetch_or(SETTLED, Ordering::Release);
+            self.word().fetch_or(SETTLED, Ordering::Release);
         }
     }
 
-    /// Sets the state (once, under the node's lock, after the cause: invariant 1), and the
-    /// settled flag with it if `settled` (the node has no children).
-    pub(super) fn set_done(&self, err: Error, settled: bool) {
+    /// The bits of the state `err` (and of the settled flag, if `settled`).
+    fn done_bits(err: Error, settled: bool) -> u32 {
         let bit = match err {
             Error::Canceled => CANCELED,
             Error::DeadlineExceeded => DEADLINE,
         };
-        let settled = if settled { SETTLED } else { 0 };
-        self.word.fetch_or(bit | settled, Ordering::Release);
+        bit | if settled { SETTLED } else { 0 }
+    }
+
+    /// Sets the state now (once, under the node's lock, after the cause: invariant 1), and the
+    /// settled flag with it if `settled` (the node has no children). For a cancellation's
+    /// origin with children, whose state must be seen before any descendant's (invariant 5).
+    pub(super) fn set_done(&self, err: Error, settled: bool) {
+        self.word()
+            .fetch_or(Self::done_bits(err, settled), Ordering::Release);
+    }
+
+    /// Like [`set_done`](CancelNode::set_done), but by the release of `guard` (this node's
+    /// lock), in the same read-modify-write: one atomic operation fewer. The state is seen from
+    /// the unlock on, together with the cause (the lock's readers find both at once). With
+    /// `settled`, nothing may touch the node after `guard` is dropped, unless it holds a
+    /// reference (the unlock is its last access: `lock.rs`, invariant 4).
+    pub(super) fn set_done_on_unlock(guard: &mut Guard<'_, Phase>, err: Error, settled: bool) {
+        guard.publish_on_unlock(Self::done_bits(err, settled));
+    }
+
+    /// Sets the settled flag by the release of `guard` (this node's lock; see
+    /// [`set_done_on_unlock`](CancelNode::set_done_on_unlock)).
+    pub(super) fn settle_on_unlock(guard: &mut Guard<'_, Phase>) {
+        guard.publish_on_unlock(SETTLED);
     }
 
     /// A new [`CancelHandle`](crate::CancelHandle) clone.
     pub(crate) fn acquire_handle(&self) {
         // Relaxed, as `Arc::clone`: the clone is made from a live handle, which orders it.
         // As `Arc` does: a count this high can only come from leaked clones.
-        if self.word.fetch_add(1, Ordering::Relaxed) & HANDLES_MASK >= HANDLES_MASK / 2 {
+        if self.word().fetch_add(1, Ordering::Relaxed) & HANDLES_MASK >= HANDLES_MASK / 2 {
             std::process::abort();
         }
     }
@@ -250,11 +286,11 @@ impl CancelNode {
         // only one) needs no read-modify-write; the count is never read again. The `Acquire`
         // load pairs with the `Release` half of the other clones' `fetch_sub`, as `Arc`'s drop
         // does: the last one sees every other clone's uses.
-        if self.word.load(Ordering::Acquire) & HANDLES_MASK == 1 {
+        if self.word().load(Ordering::Acquire) & HANDLES_MASK == 1 {
             return true;
         }
         // Two clones dropped at once both see 2 or more above; this decides which is last.
-        self.word.fetch_sub(1, Ordering::AcqRel) & HANDLES_MASK == 1
+        self.word().fetch_sub(1, Ordering::AcqRel) & HANDLES_MASK == 1
     }
 
     pub(crate) fn cause(&self) -> Option<Cause> {
