@@ -137,6 +137,17 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
             wait_settled(node);
             return false;
         }
+        if is_bare_leaf(core, &inner) {
+            // The common case (a request's context, S2): nothing to walk, wake or disarm, so
+            // no work list and no aftermath. As `finish`: the cause, then the state, with the
+            // settled flag, set by the unlock (invariants 1, 5).
+            *inner = Phase::Done(cause);
+            CancelNode::set_done_on_unlock(&mut inner, err, true);
+            drop(inner);
+            detach(node, core);
+            trace::cancelled(origin, || (node.cause(), Chain(node)));
+            return true;
+        }
         let mut work = Vec::new();
         // The origin is kept alive by the caller's `Arc`: it may be settled at once.
         finish(
@@ -207,6 +218,18 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
         }
     }
     true
+}
+
+/// Whether `core`, live, has no children, no waiters and no timer entry: cancelling it is
+/// setting its cause and state and unlinking it.
+#[inline]
+fn is_bare_leaf(core: &CancelNode, inner: &Phase) -> bool {
+    match inner {
+        Phase::Live { children, waiters } => {
+            children.len() == 0 && waiters.is_empty() && core.own_deadline().is_none()
+        }
+        Phase::Done(_) => false,
+    }
 }
 
 /// Marks `core` done (invariant 1) and moves what cancellation must act on into `acc` and

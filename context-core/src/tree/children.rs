@@ -122,6 +122,7 @@ impl Children {
         }
     }
 
+    #[inline]
     pub(super) fn get(&self, i: usize) -> Option<ChildPtr> {
         match self {
             Children::Empty => None,
@@ -132,6 +133,7 @@ impl Children {
 
     /// Removes the child at `i`, moving the last child into its place (the caller updates the
     /// moved child's slot, found with [`Children::get`]`(i)`).
+    #[inline]
     pub(super) fn swap_remove(&mut self, i: usize) -> ChildPtr {
         match self {
             Children::Many(v) => {
