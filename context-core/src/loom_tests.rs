@@ -700,7 +700,8 @@ fn loom_tree_unowned_siblings_freed_while_parent_cancels() {
 //
 // The lock alone, around a loom `UnsafeCell` (which fails the model on any access not ordered
 // by the lock), in a word whose other bits change beside it. Under loom a contended locker
-// parks at once (no spinning) on the one bucket every word shares.
+// parks at once (no spinning) on the one bucket every word shares. (The models above run the
+// same lock in every node.)
 
 mod lock_models {
     use loom::cell::UnsafeCell;

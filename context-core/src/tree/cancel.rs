@@ -238,7 +238,8 @@ fn is_bare_leaf(core: &CancelNode, inner: &Phase) -> bool {
 ///
 /// The state is set by the release of `inner` (one atomic operation for the unlock and the
 /// state), except on an origin with children, whose state must be seen before any
-/// descendant's (invariant 5): set at once. A leaf is settled by the same release (its subtree
+/// descendant's (invariant 5), and on a node with waiters, whose state must be seen before the
+/// notified marks of its inline entries (read without the lock): set at once. A leaf is settled by the same release (its subtree
 /// is itself); returns whether it will be: a descendant settled so may be freed once `inner` is
 /// dropped.
 #[allow(clippy::too_many_arguments)]
@@ -261,15 +262,20 @@ fn finish(
         unreachable!("finish runs on a live node")
     };
     let leaf = children.len() == 0;
-    if origin && !leaf {
+    if (origin && !leaf) || !waiters.is_empty() {
+        // At once: before any descendant's state, and before the drain below marks inline
+        // entries notified (their owners read the mark without the lock, then the state).
         core.set_done(err, false);
+        if leaf {
+            CancelNode::settle_on_unlock(inner);
+        }
     } else {
         CancelNode::set_done_on_unlock(inner, err, leaf);
-        // This cancellation lets go of a descendant's address once it is settled.
-        #[cfg(loom)]
-        if leaf && !origin {
-            core.pins.fetch_sub(1, Ordering::SeqCst);
-        }
+    }
+    // This cancellation lets go of a descendant's address once it is settled.
+    #[cfg(loom)]
+    if leaf && !origin {
+        core.pins.fetch_sub(1, Ordering::SeqCst);
     }
     match children {
         // A leaf (most nodes): nothing to move.

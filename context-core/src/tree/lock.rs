@@ -2,7 +2,7 @@
 //! and handle count, see `node.rs`), guarding a value beside it: [`WordLock`].
 //!
 //! Uncontended, taking it is one read-modify-write (`fetch_or` of [`LOCKED`]) and releasing it
-//! one more (a compare-exchange that clears `LOCKED` and may set other bits of the word in the
+//! one more (a compare-exchange, from the value the `fetch_or` left, that clears `LOCKED` and may set other bits of the word in the
 //! same operation: [`Guard::publish_on_unlock`], which saves cancelling a leaf two separate
 //! `fetch_or`s for its state and its settled flag).
 //!
@@ -82,25 +82,32 @@ impl<T> WordLock<T> {
     #[inline]
     pub(crate) fn lock(&self) -> Guard<'_, T> {
         // Acquire pairs with the Release of the previous holder's unlock (invariant 1).
-        if self.word.fetch_or(LOCKED, Ordering::Acquire) & LOCKED != 0 {
-            self.lock_contended();
-        }
+        let before = self.word.fetch_or(LOCKED, Ordering::Acquire);
+        let seen = if before & LOCKED != 0 {
+            self.lock_contended(before)
+        } else {
+            before | LOCKED
+        };
         Guard {
             lock: self,
             publish: 0,
+            seen,
         }
     }
 
+    /// Takes the lock held by another thread; `word` is a value of the word seen with `LOCKED`.
+    /// Returns the word as the successful `fetch_or` left it.
     #[cold]
     #[inline(never)]
-    fn lock_contended(&self) {
+    fn lock_contended(&self, mut word: u32) -> u32 {
         let mut spins = 0;
         loop {
-            let word = self.word.load(Ordering::Relaxed);
             if word & LOCKED == 0 {
-                if self.word.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0 {
-                    return;
+                let before = self.word.fetch_or(LOCKED, Ordering::Acquire);
+                if before & LOCKED == 0 {
+                    return before | LOCKED;
                 }
+                word = before;
                 continue;
             }
             // Under loom, spinning only multiplies the interleavings: park at once.
@@ -109,21 +116,30 @@ impl<T> WordLock<T> {
                     std::hint::spin_loop();
                 }
                 spins += 1;
+                word = self.word.load(Ordering::Relaxed);
                 continue;
             }
-            park(&self.word);
+            park(&self.word, word);
+            // Woken (or the lock was released before we slept): most likely free now.
+            let before = self.word.fetch_or(LOCKED, Ordering::Acquire);
+            if before & LOCKED == 0 {
+                return before | LOCKED;
+            }
+            word = before;
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn unlock_parked(&self, publish: u32) {
+    fn unlock_parked(&self, publish: u32, guess: u32) {
         let bucket = bucket(&self.word);
         let guard = lock(&bucket.mutex);
         // Invariant 2: we hold the bucket's mutex and the lock, so `PARKED` stays set; clear
         // both bits (the other bits may change beside us: a compare-exchange). Release as in
         // `unlock`. Invariant 4: the successful exchange is the last access to the word.
-        let mut word = self.word.load(Ordering::Relaxed);
+        // `guess`, read before we took the mutex, may be stale in the other bits only: the
+        // exchange checks it.
+        let mut word = guess;
         while let Err(now) = self.word.compare_exchange_weak(
             word,
             (word & !LOCK_BITS) | publish,
@@ -136,13 +152,15 @@ impl<T> WordLock<T> {
         drop(guard);
     }
 
-    /// Releases the lock, setting `publish` in the same read-modify-write.
+    /// Releases the lock, setting `publish` in the same read-modify-write. `seen`: the word as
+    /// the lock left it, the compare-exchange's first guess (right unless another bit changed
+    /// meanwhile: one read-modify-write and no load, uncontended).
     #[inline]
-    fn unlock(&self, publish: u32) {
-        let mut word = self.word.load(Ordering::Relaxed);
+    fn unlock(&self, publish: u32, seen: u32) {
+        let mut word = seen;
         loop {
             if word & PARKED != 0 {
-                return self.unlock_parked(publish);
+                return self.unlock_parked(publish, word);
             }
             // Release pairs with the next holder's Acquire (invariant 1), and with the Acquire
             // loads of whoever reads the published bits.
@@ -164,21 +182,34 @@ impl<T> WordLock<T> {
 const SPIN_ROUNDS: u32 = 6;
 
 /// Sleeps until the holder of `word`'s lock releases it (or spuriously); the caller retries.
-fn park(word: &AtomicU32) {
+/// `guess`: a value of the word seen with `LOCKED`, the first guess of the compare-exchange
+/// that sets `PARKED`.
+fn park(word: &AtomicU32, guess: u32) {
     let bucket = bucket(word);
     let guard = lock(&bucket.mutex);
-    let mut now = word.load(Ordering::Relaxed);
+    // A guess with `PARKED` may predate an unlock that cleared it: read the word again, under
+    // the mutex (that unlock cleared it under the same mutex, so this load sees it: invariant
+    // 2). A guess without `PARKED` is checked by the compare-exchange itself.
+    let mut now = if guess & PARKED != 0 {
+        word.load(Ordering::Relaxed)
+    } else {
+        guess
+    };
     loop {
         if now & LOCKED == 0 {
             // Released meanwhile: retry rather than sleep (invariant 3).
             return;
         }
         if now & PARKED != 0 {
+            // Set by another waiter, and seen under the mutex: it stays set until the holder
+            // takes the mutex to wake us all.
             break;
         }
         // Relaxed: the bucket's mutex orders the sleep and the notification (invariant 3).
         match word.compare_exchange_weak(now, now | PARKED, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => break,
+            // Read under the mutex, so, like the load above, not older than a clearing of
+            // `PARKED` made under it.
             Err(changed) => now = changed,
         }
     }
@@ -196,6 +227,8 @@ pub(crate) struct Guard<'a, T> {
     lock: &'a WordLock<T>,
     /// Bits to set in the word by the unlock.
     publish: u32,
+    /// The word when the lock was taken (with `LOCKED`).
+    seen: u32,
 }
 
 impl<T> Guard<'_, T> {
@@ -231,7 +264,7 @@ impl<T> DerefMut for Guard<'_, T> {
 impl<T> Drop for Guard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.unlock(self.publish);
+        self.lock.unlock(self.publish, self.seen);
     }
 }
 

@@ -257,7 +257,10 @@ impl CancelNode {
 
     /// Like [`set_done`](CancelNode::set_done), but by the release of `guard` (this node's
     /// lock), in the same read-modify-write: one atomic operation fewer. The state is seen from
-    /// the unlock on, together with the cause (the lock's readers find both at once). With
+    /// the unlock on, together with the cause (the lock's readers find both at once); so the
+    /// critical section must publish nothing that is read without the lock and promises the
+    /// state (a waiter's notified mark: `finish` sets the state at once when there are
+    /// waiters; the loom model `loom_re_poll_with_a_new_waker_races_cancel` catches it). With
     /// `settled`, nothing may touch the node after `guard` is dropped, unless it holds a
     /// reference (the unlock is its last access: `lock.rs`, invariant 4).
     pub(super) fn set_done_on_unlock(guard: &mut Guard<'_, Phase>, err: Error, settled: bool) {
