@@ -2,7 +2,7 @@
 //! and handle count, see `node.rs`), guarding a value beside it: [`WordLock`].
 //!
 //! Uncontended, taking it is one read-modify-write (`fetch_or` of [`LOCKED`]) and releasing it
-//! one more (a compare-exchange, from the value the `fetch_or` left, that clears `LOCKED` and may set other bits of the word in the
+//! one more (a compare-exchange that clears `LOCKED` and may set other bits of the word in the
 //! same operation: [`Guard::publish_on_unlock`], which saves cancelling a leaf two separate
 //! `fetch_or`s for its state and its settled flag).
 //!
@@ -82,20 +82,19 @@ impl<T> WordLock<T> {
     #[inline]
     pub(crate) fn lock(&self) -> Guard<'_, T> {
         // Acquire pairs with the Release of the previous holder's unlock (invariant 1).
-        let before = self.word.fetch_or(LOCKED, Ordering::Acquire);
-        let seen = if before & LOCKED != 0 {
-            self.lock_contended(before)
-        } else {
-            before | LOCKED
-        };
+        // Only the bit is tested: one `lock bts` on x86 (using the whole previous value
+        // would make it a compare-exchange loop).
+        if self.word.fetch_or(LOCKED, Ordering::Acquire) & LOCKED != 0 {
+            // A guess for the word: the exchanges that follow check it.
+            self.lock_contended(LOCKED);
+        }
         Guard {
             lock: self,
             publish: 0,
-            seen,
         }
     }
 
-    /// Takes the lock held by another thread; `word` is a value of the word seen with `LOCKED`.
+    /// Takes the lock held by another thread; `word` is a guess of the word, with `LOCKED`.
     /// Returns the word as the successful `fetch_or` left it.
     #[cold]
     #[inline(never)]
@@ -152,12 +151,10 @@ impl<T> WordLock<T> {
         drop(guard);
     }
 
-    /// Releases the lock, setting `publish` in the same read-modify-write. `seen`: the word as
-    /// the lock left it, the compare-exchange's first guess (right unless another bit changed
-    /// meanwhile: one read-modify-write and no load, uncontended).
+    /// Releases the lock, setting `publish` in the same read-modify-write.
     #[inline]
-    fn unlock(&self, publish: u32, seen: u32) {
-        let mut word = seen;
+    fn unlock(&self, publish: u32) {
+        let mut word = self.word.load(Ordering::Relaxed);
         loop {
             if word & PARKED != 0 {
                 return self.unlock_parked(publish, word);
@@ -227,8 +224,6 @@ pub(crate) struct Guard<'a, T> {
     lock: &'a WordLock<T>,
     /// Bits to set in the word by the unlock.
     publish: u32,
-    /// The word when the lock was taken (with `LOCKED`).
-    seen: u32,
 }
 
 impl<T> Guard<'_, T> {
@@ -264,7 +259,7 @@ impl<T> DerefMut for Guard<'_, T> {
 impl<T> Drop for Guard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.unlock(self.publish, self.seen);
+        self.lock.unlock(self.publish);
     }
 }
 
