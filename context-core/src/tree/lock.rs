@@ -354,7 +354,11 @@ mod tests {
         assert_eq!(*lock.lock(), n * rounds);
         let word = lock.word().load(Ordering::Relaxed);
         assert_eq!(word & LOCK_BITS, 0, "released, nobody parked");
-        assert_eq!(word as usize, n * rounds, "the other bits kept every change");
+        assert_eq!(
+            word as usize,
+            n * rounds,
+            "the other bits kept every change"
+        );
     }
 
     /// A waiter on a lock held for long parks (instead of spinning) and is woken by the unlock;
@@ -374,15 +378,18 @@ mod tests {
         };
         // Wait (without a sleep standing in for it) until the waiter has parked: it sets
         // `PARKED` before sleeping. Bounded: it parks after its spin rounds.
-        while !started.load(Ordering::SeqCst) || lock.word().load(Ordering::Relaxed) & PARKED == 0
-        {
+        while !started.load(Ordering::SeqCst) || lock.word().load(Ordering::Relaxed) & PARKED == 0 {
             std::thread::yield_now();
         }
         *guard = true;
         guard.publish_on_unlock(1);
         drop(guard);
         assert_eq!(waiter.join().unwrap(), (true, 1));
-        assert_eq!(lock.word().load(Ordering::Relaxed), 1, "both lock bits cleared");
+        assert_eq!(
+            lock.word().load(Ordering::Relaxed),
+            1,
+            "both lock bits cleared"
+        );
     }
 
     /// Many threads contending for a few locks (sharing buckets with each other, 64 buckets for
@@ -390,7 +397,8 @@ mod tests {
     #[test]
     fn waiters_of_words_that_share_buckets_all_get_through() {
         let (n, rounds) = threads();
-        let locks: Arc<Vec<WordLock<u64>>> = Arc::new((0..3).map(|_| WordLock::new(0, 0)).collect());
+        let locks: Arc<Vec<WordLock<u64>>> =
+            Arc::new((0..3).map(|_| WordLock::new(0, 0)).collect());
         let handles: Vec<_> = (0..n)
             .map(|t| {
                 let locks = Arc::clone(&locks);

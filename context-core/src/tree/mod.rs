@@ -12,11 +12,11 @@
 //! The *link parent* of a cancel node is the cancellable node its parent's signal comes from:
 //! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
 //!
-//! Modules: [`node`] (the node, its body, the state word and the lock), [`children`] (the
-//! children list), [`waiter_list`] (the intrusive waiter list), [`deadline`] (a node's entry on
+//! Modules: [`node`] (the node, its body and its state word), [`lock`] (the node's lock, two
+//! bits of that word, and the table its waiters park on), [`children`] (the children list), [`waiter_list`] (the intrusive waiter list), [`deadline`] (a node's entry on
 //! the timer), [`cancel`] (linking and cancelling) and [`chain`] (a context's chain, printed by
 //! `Context`'s `Debug` and the trace event). They import downwards only: `cancel` → `chain`,
-//! `deadline` → `node` → `children`, `waiter_list`; `deadline` is the one module that knows
+//! `deadline` → `node` → `children`, `lock`, `waiter_list`; `deadline` is the one module that knows
 //! the timer, which knows nothing of nodes; nothing in the tree imports `Context`.
 //!
 //! # Invariants
@@ -24,8 +24,12 @@
 //! 1. A cancel node's state (the top bits of its `word`) moves from live to `CANCELED` or
 //!    `DEADLINE` once, under the node's lock, after its cause is written (`Phase::Done`), and
 //!    never changes again. Readers need no lock: `is_done`/`err` are one `Acquire` load of
-//!    `word`, which pairs with the `Release` of `set_done`, so a reader that saw the state and
-//!    then takes the lock finds the cause (it would anyway, the lock orders it too).
+//!    `word`, which pairs with the `Release` of `set_done` or of the unlock that sets it
+//!    (`set_done_on_unlock`: most nodes' state is set by the read-modify-write that releases
+//!    their lock, so lock holders see the cause and the state together), so a reader that saw
+//!    the state and then takes the lock finds the cause. The state is set at once, not by the
+//!    unlock, where something read without the lock must not be seen before it: on an origin
+//!    with children (invariant 5) and on a node with waiters (their notified marks).
 //! 2. While a cancel node is live and has a link parent, its address is in the link parent's
 //!    `children` at index `slot` (written under the link parent's lock, so `Relaxed` suffices:
 //!    the lock's acquire/release orders every access), unless the link parent is done. A node
@@ -49,8 +53,10 @@
 //!    link parent done). There the address stays valid until that cancellation has *settled*
 //!    the node: `cancel` settles the nodes it met after its work list is empty, descendants
 //!    before their ancestors and the origin last, all under the origin's lock, and touches
-//!    no node of a subtree once its root is settled (a descendant is never settled under its
-//!    own lock: releasing the guard would touch it after the flag). So every path that could
+//!    no node of a subtree once its root is settled (a descendant with children is never
+//!    settled under its own lock, as releasing the guard would touch it after the flag; a leaf
+//!    descendant is settled by the read-modify-write that releases its lock, that unlock's
+//!    last access to it (`lock.rs`, invariant 4), and is then left off the list of nodes met). So every path that could
 //!    free a node in a work list first waits for that: `detach` that finds the link parent
 //!    done returns only through `wait_settled` on it, which returns once a done ancestor is
 //!    settled (it was settled after the node) or once it has taken and released the lock of
@@ -72,8 +78,8 @@
 //!    free it then; see `waiter_list`).
 //! 5. The thread that cancels a node (the *origin* of that cancellation) holds the origin's lock
 //!    until every descendant is done, then marks every node it made done (and every done node it
-//!    met) `settled` (a `Release` RMW, or part of `set_done`'s for an origin without children),
-//!    in the order of invariant 3. A concurrent `cancel` that finds its node settled (an
+//!    met) `settled` (a `Release` RMW; for a leaf and for the origin, part of the unlock's), in
+//!    the order of invariant 3. A concurrent `cancel` that finds its node settled (an
 //!    `Acquire` load, pairing with it) returns at once: every descendant's state was set
 //!    before the flag. One that finds it done but not settled returns only after taking (and
 //!    releasing) the lock of every done link ancestor in turn up to the first settled or live
@@ -111,7 +117,8 @@
 //! waiting for an ancestor's; none does. The timer's lock is a leaf: it may be taken under node
 //! locks (arming happens under the new node's), and the timer thread never takes a node lock
 //! while holding it. The `after_func` pool's lock is taken only after every node lock is
-//! released (invariant 6).
+//! released (invariant 6). The parking table's bucket mutexes (`lock.rs`) are leaves too: a
+//! thread holds one only inside a node lock's own lock or unlock, and takes nothing under it.
 
 mod cancel;
 mod chain;
@@ -126,7 +133,7 @@ pub(crate) use chain::Chain;
 pub(crate) use node::{Body, CancelNode, Node, ValueNode};
 pub(crate) use waiter_list::{Entry, Waiter, WaiterKey};
 
-#[cfg(all(test, loom))]
-pub(crate) use lock::{WordLock, PARKED};
 #[cfg(test)]
 pub(crate) use cancel::{child_count, children_capacity, is_armed, waiter_count};
+#[cfg(all(test, loom))]
+pub(crate) use lock::{WordLock, PARKED};
