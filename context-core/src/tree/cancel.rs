@@ -85,7 +85,7 @@ pub(crate) fn new_cancel_node(
                 // Checked before the push: a panic must not leave the address in the list.
                 let slot = u32::try_from(children.len()).expect("fewer than 2^32 children");
                 // Relaxed: `slot` is only read under this (the link parent's) lock.
-                core.slot.store(slot, Ordering::Relaxed);
+                core.slot().store(slot, Ordering::Relaxed);
                 // Unowned (invariant 3): the handle made for `node` keeps it alive from here.
                 children.push(ChildPtr::new(&node));
             }
@@ -374,14 +374,14 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
         }
         Phase::Live { children, .. } => children,
     };
-    let slot = core.slot.load(Ordering::Relaxed) as usize;
+    let slot = core.slot().load(Ordering::Relaxed) as usize;
     let removed = children.swap_remove(slot);
     debug_assert!(removed.is(node));
     if let Some(moved) = children.get(slot) {
         // SAFETY: `moved` is in the live list of the link parent, whose lock we hold: alive
         // (invariant 3).
         if let Body::Cancel(moved) = &unsafe { moved.get() }.body {
-            moved.slot.store(slot as u32, Ordering::Relaxed);
+            moved.slot().store(slot as u32, Ordering::Relaxed);
         }
     }
 }

@@ -54,6 +54,10 @@ pub(crate) const LOCK_BITS: u32 = LOCKED | PARKED;
 /// to the user, who changes them with atomic read-modify-writes of [`word`](WordLock::word).
 pub(crate) struct WordLock<T> {
     word: AtomicU32,
+    /// A second word for the owner, nothing to do with the lock: it fills what would be
+    /// padding between `word` and an 8-byte aligned `data` (a cancel node keeps its slot here,
+    /// which makes it 40 bytes, not 48).
+    spare: AtomicU32,
     data: UnsafeCell<T>,
 }
 
@@ -64,9 +68,16 @@ unsafe impl<T: Send> Sync for WordLock<T> {}
 impl<T> WordLock<T> {
     /// An unlocked lock around `data`; `bits` are the word's other bits.
     pub(crate) fn new(bits: u32, data: T) -> WordLock<T> {
+        WordLock::with_spare(bits, 0, data)
+    }
+
+    /// Like [`new`](WordLock::new), with `spare` the value of the [`spare`](WordLock::spare)
+    /// word.
+    pub(crate) fn with_spare(bits: u32, spare: u32, data: T) -> WordLock<T> {
         debug_assert_eq!(bits & LOCK_BITS, 0, "the lock's bits are its own");
         WordLock {
             word: AtomicU32::new(bits),
+            spare: AtomicU32::new(spare),
             data: UnsafeCell::new(data),
         }
     }
@@ -76,6 +87,12 @@ impl<T> WordLock<T> {
     #[inline]
     pub(crate) fn word(&self) -> &AtomicU32 {
         &self.word
+    }
+
+    /// The owner's spare word (see the field); the lock never touches it.
+    #[inline]
+    pub(crate) fn spare(&self) -> &AtomicU32 {
+        &self.spare
     }
 
     /// Takes the lock: spins briefly, then sleeps, while another thread holds it.

@@ -62,9 +62,6 @@ pub(crate) struct CancelNode {
     /// of live [`CancelHandle`](crate::CancelHandle) clones (the last one cancels on drop)) and
     /// what its lock guards.
     state: WordLock<Phase>,
-    /// Index in the link parent's `children` (invariant 2). Read and written only under the
-    /// link parent's lock, which orders every access: `Relaxed`.
-    pub(super) slot: AtomicU32,
     /// The effective deadline (the earlier of this node's own and its link parent's), or
     /// [`timer::NEVER`]: `deadline()` and deriving read it in O(1) at any depth. Set before the
     /// node is shared, never changed. (A deadline's cause lives in the timer entry: it is needed
@@ -181,8 +178,12 @@ impl CancelNode {
     /// node's own (armed on the timer).
     pub(super) fn new(deadline: Ticks, own: bool) -> CancelNode {
         CancelNode {
-            state: WordLock::new(1 | if own { OWN_DEADLINE } else { 0 }, Phase::default()),
-            slot: AtomicU32::new(u32::MAX),
+            // The lock's spare word holds the slot.
+            state: WordLock::with_spare(
+                1 | if own { OWN_DEADLINE } else { 0 },
+                u32::MAX,
+                Phase::default(),
+            ),
             deadline,
             #[cfg(loom)]
             pins: crate::sync::AtomicUsize::new(0),
@@ -198,6 +199,14 @@ impl CancelNode {
     #[inline]
     fn word(&self) -> &AtomicU32 {
         self.state.word()
+    }
+
+    /// Index in the link parent's `children` (invariant 2), kept in the lock's spare word
+    /// (which is padding otherwise). Read and written only under the link parent's lock, which
+    /// orders every access: `Relaxed`.
+    #[inline]
+    pub(super) fn slot(&self) -> &AtomicU32 {
+        self.state.spare()
     }
 
     #[inline]
