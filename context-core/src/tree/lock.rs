@@ -67,6 +67,7 @@ unsafe impl<T: Send> Sync for WordLock<T> {}
 
 impl<T> WordLock<T> {
     /// An unlocked lock around `data`; `bits` are the word's other bits.
+    #[cfg(test)]
     pub(crate) fn new(bits: u32, data: T) -> WordLock<T> {
         WordLock::with_spare(bits, 0, data)
     }
