@@ -97,31 +97,30 @@ pub const FAN_OUT: usize = 10_000;
 /// each phase. The children are dropped untimed. `kids` is reused from one fan-out to the next
 /// (a fresh vector of this size is a fresh mapping: its page faults would be timed).
 pub fn s4_ours(kids: &mut Vec<(Context, CancelHandle)>) -> (Duration, Duration) {
-    kids.reserve(FAN_OUT);
     let (parent, cancel) = Context::background().with_cancel();
-    let start = Instant::now();
-    for _ in 0..FAN_OUT {
-        kids.push(parent.with_cancel());
-    }
-    let created = start.elapsed();
-    let start = Instant::now();
-    cancel.cancel();
-    let cancelled = start.elapsed();
-    kids.clear();
-    (created, cancelled)
+    fan_out(kids, || parent.with_cancel(), || cancel.cancel())
 }
 
 /// S4 for tokio-util: child tokens of a fresh token, then the parent cancelled.
 pub fn s4_tokio(kids: &mut Vec<CancellationToken>) -> (Duration, Duration) {
-    kids.reserve(FAN_OUT);
     let parent = CancellationToken::new();
+    fan_out(kids, || parent.child_token(), || parent.cancel())
+}
+
+/// S4's two timed phases: [`FAN_OUT`] calls of `child` into `kids`, then `cancel`.
+fn fan_out<T>(
+    kids: &mut Vec<T>,
+    child: impl Fn() -> T,
+    cancel: impl FnOnce(),
+) -> (Duration, Duration) {
+    kids.reserve(FAN_OUT);
     let start = Instant::now();
     for _ in 0..FAN_OUT {
-        kids.push(parent.child_token());
+        kids.push(child());
     }
     let created = start.elapsed();
     let start = Instant::now();
-    parent.cancel();
+    cancel();
     let cancelled = start.elapsed();
     kids.clear();
     (created, cancelled)
