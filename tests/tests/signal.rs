@@ -7,33 +7,24 @@
 #![cfg(unix)]
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use go_context::{Context, Error, SignalReceived};
 
-const CHILD: &str = "GO_CONTEXT_SIGNAL_CHILD";
+#[path = "support/child.rs"]
+mod child;
+use child::{child_command, is_child};
 
 /// Runs scenario `name` of this binary in a child process and returns what it did.
 fn run_child(name: &str) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap()
+    child_command(name).output().unwrap()
 }
 
 /// Whether this is the child process; if so, starts it from the default dispositions (the
 /// test runner may have been started with SIGINT ignored, as shells do for `cmd &`).
 fn in_child() -> bool {
-    if std::env::var_os(CHILD).is_none() {
+    if !is_child() {
         return false;
     }
     for signal in [libc::SIGINT, libc::SIGTERM] {

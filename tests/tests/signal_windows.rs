@@ -15,7 +15,7 @@
 #![cfg(windows)]
 
 use std::os::windows::process::CommandExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,20 +28,13 @@ use windows_sys::Win32::System::Console::{
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
 use windows_sys::Win32::System::Threading::CREATE_NEW_CONSOLE;
 
-const CHILD: &str = "GO_CONTEXT_SIGNAL_CHILD";
+#[path = "support/child.rs"]
+mod child;
+use child::{child_command, is_child};
 
 /// Runs scenario `name` of this binary in a child process with its own console.
 fn run_child(name: &str) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
+    child_command(name)
         .creation_flags(CREATE_NEW_CONSOLE)
         .output()
         .unwrap()
@@ -50,7 +43,7 @@ fn run_child(name: &str) -> Output {
 /// Whether this is the child process; if so, lets Ctrl-C through (a process may have
 /// inherited "ignore Ctrl-C", as one started in a new process group does).
 fn in_child() -> bool {
-    if std::env::var_os(CHILD).is_none() {
+    if !is_child() {
         return false;
     }
     // A console of its own, if `CREATE_NEW_CONSOLE` gave it none (wine without a display
