@@ -700,8 +700,8 @@ fn loom_tree_unowned_siblings_freed_while_parent_cancels() {
 //
 // The lock alone, around a loom `UnsafeCell` (which fails the model on any access not ordered
 // by the lock), in a word whose other bits change beside it. Under loom a contended locker
-// parks at once (no spinning) on the one bucket every word shares. (The models above run the
-// same lock in every node.)
+// parks at once (no spinning) on the one bucket every word shares. (In the models above the
+// nodes' locks block on a loom mutex instead of parking: see `WordLock::lock`.)
 
 mod lock_models {
     use loom::cell::UnsafeCell;
@@ -730,7 +730,7 @@ mod lock_models {
     #[test]
     fn loom_lock_mutual_exclusion() {
         model(|| {
-            let lock = Arc::new(WordLock::new(0, UnsafeCell::new(0usize)));
+            let lock = Arc::new(WordLock::parking(0, UnsafeCell::new(0usize)));
             let other = {
                 let lock = Arc::clone(&lock);
                 thread::spawn(move || {
@@ -751,7 +751,7 @@ mod lock_models {
     #[test]
     fn loom_lock_no_lost_wake_up_of_a_parker() {
         model(|| {
-            let lock = Arc::new(WordLock::new(0, UnsafeCell::new(0usize)));
+            let lock = Arc::new(WordLock::parking(0, UnsafeCell::new(0usize)));
             let mut guard = lock.lock();
             let waiter = {
                 let lock = Arc::clone(&lock);
@@ -778,7 +778,7 @@ mod lock_models {
     #[test]
     fn loom_lock_two_parkers_both_get_through() {
         model(|| {
-            let lock = Arc::new(WordLock::new(0, UnsafeCell::new(0usize)));
+            let lock = Arc::new(WordLock::parking(0, UnsafeCell::new(0usize)));
             let guard = lock.lock();
             let waiters: Vec<_> = (0..2)
                 .map(|_| {
