@@ -304,9 +304,19 @@ mod loom_tests {
                     drop(after.idle);
                 })
             };
-            if let Some(idle) = adm.idle_signal() {
-                idle.wait();
-            }
+            // Waited on a thread of its own, which ends right after: the cancellation unparks
+            // the waiter after releasing its locks, possibly once the wait has returned, and
+            // loom's `unpark` wakes a thread blocked on anything, a `join` included (std
+            // allows the stray unpark; see `loom_cancel_drop_derive_and_wait_at_once`).
+            let waiter = {
+                let adm = adm.clone();
+                thread::spawn(move || {
+                    if let Some(idle) = adm.idle_signal() {
+                        idle.wait();
+                    }
+                })
+            };
+            waiter.join().unwrap();
             assert!(adm.idle_signal().is_none());
             member.join().unwrap();
         });
