@@ -153,18 +153,6 @@ impl CauseData {
             custom: Some(Arc::new(error)),
         }
     }
-
-    /// The location and the custom error, for storage apart (the timer keeps them apart).
-    pub(crate) fn into_parts(self) -> (&'static Location<'static>, Option<Arc<BoxError>>) {
-        (self.location, self.custom)
-    }
-
-    pub(crate) fn from_parts(
-        location: &'static Location<'static>,
-        custom: Option<Arc<BoxError>>,
-    ) -> CauseData {
-        CauseData { location, custom }
-    }
 }
 
 impl Cause {

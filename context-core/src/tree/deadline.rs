@@ -1,27 +1,22 @@
-//! A node's deadline on the timer: the entry (`Deadline`), what firing it does, and the
-//! side table of custom causes.
+//! A node's deadline on the timer: the entry (`Deadline`) and what firing it does.
 //!
 //! The timer is generic over what it fires and knows nothing of nodes; this file is the one
 //! place that knows both. It does not know how to cancel either: what firing does is a
 //! [`Fire`], given by `cancel.rs` (which arms and disarms entries), so the imports go one way:
 //! `cancel` → `deadline` → `timer` → `clock`.
 //!
-//! An entry is 16 bytes (the node, the location of the call that set the deadline; the queue
-//! adds the deadline), keyed by `(deadline, node address)`: the entry holds the node, so the
-//! address stays unique while the entry exists and a stale key can never remove somebody
-//! else's entry. The custom causes of `with_deadline_cause` entries are rare, so they wait in a
-//! side table instead of widening every entry: the common, cause-less entry never takes its
-//! lock (`CUSTOMS` counts them; its `Release` increment in `arm` happens before the entry is
-//! armed, and pairs with the `Acquire` load in `take_custom`).
+//! An entry is 24 bytes (the node; the cause the deadline reports, that is the location of the
+//! call that set it and the custom error of a `with_deadline_cause`, if any; the queue adds the
+//! deadline), keyed by `(deadline, node address)`: the entry holds the node, so the address
+//! stays unique while the entry exists and a stale key can never remove somebody else's entry.
+//! The cause travels with the entry, so arming and disarming a custom cause takes no lock but
+//! the entry's shard's, and a disarmed entry's cause is dropped with it, after every lock is
+//! released.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::panic::Location;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, MutexGuard};
 
-use crate::error::{BoxError, CauseData};
-use crate::sync::{Arc, Ordering};
+use crate::error::CauseData;
+use crate::sync::Arc;
 use crate::timer::{Expire, Id, Ticks, Timer};
 
 use super::node::Node;
@@ -39,40 +34,9 @@ pub(super) struct Deadlines<F: Fire> {
 /// A node's deadline entry.
 struct Deadline<F> {
     node: Arc<Node>,
-    location: &'static Location<'static>,
+    /// What the node reports when the entry fires.
+    cause: CauseData,
     fire: PhantomData<fn() -> F>,
-}
-
-type Key = (Ticks, usize);
-
-/// The custom causes of armed `with_deadline_cause` entries, and how many there are.
-static CUSTOM: Mutex<Option<HashMap<Key, Arc<BoxError>>>> = Mutex::new(None);
-static CUSTOMS: AtomicUsize = AtomicUsize::new(0);
-
-fn custom_causes() -> MutexGuard<'static, Option<HashMap<Key, Arc<BoxError>>>> {
-    // No user code runs under this lock (the causes are dropped after it).
-    CUSTOM.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Removes the custom cause of the entry at `k`, if it has one.
-#[inline]
-fn take_custom(k: Key) -> Option<Arc<BoxError>> {
-    // Pairs with the `Release` increment in `arm`, which happened before the entry was armed.
-    if CUSTOMS.load(Ordering::Acquire) == 0 {
-        return None;
-    }
-    take_custom_slow(k)
-}
-
-#[cold]
-fn take_custom_slow(k: Key) -> Option<Arc<BoxError>> {
-    let mut map = custom_causes();
-    let custom = map.as_mut()?.remove(&k);
-    if custom.is_some() && CUSTOMS.fetch_sub(1, Ordering::Relaxed) == 1 {
-        // Give a burst's memory back.
-        *map = None;
-    }
-    custom
 }
 
 fn id(node: &Arc<Node>) -> usize {
@@ -98,9 +62,8 @@ impl<F: Fire> Expire for Deadline<F> {
         node.err().is_some()
     }
 
-    fn expire(self, at: Ticks) {
-        let custom = take_custom((at, self.id()));
-        F::fire(&self.node, CauseData::from_parts(self.location, custom));
+    fn expire(self, _at: Ticks) {
+        F::fire(&self.node, self.cause);
     }
 }
 
@@ -113,16 +76,9 @@ impl<F: Fire> Deadlines<F> {
 
     /// Arms the timer to fire `node` with `cause` at `at`.
     pub(super) fn arm(&'static self, at: Ticks, node: &Arc<Node>, cause: CauseData) {
-        let (location, custom) = cause.into_parts();
-        if let Some(custom) = custom {
-            custom_causes()
-                .get_or_insert_with(HashMap::new)
-                .insert((at, id(node)), custom);
-            CUSTOMS.fetch_add(1, Ordering::Release);
-        }
         let entry = Deadline {
             node: Arc::clone(node),
-            location,
+            cause,
             fire: PhantomData,
         };
         if self.timer.arm(at, entry).is_err() {
@@ -134,14 +90,100 @@ impl<F: Fire> Deadlines<F> {
 
     /// Removes `node`'s entry armed for `at`, if it has not fired yet.
     pub(super) fn disarm(&self, at: Ticks, node: &Arc<Node>) {
-        let removed = self.timer.disarm(at, id(node));
-        let custom = removed.as_ref().and_then(|_| take_custom((at, id(node))));
-        // Drop the node (and a custom cause) outside every timer lock.
-        drop((removed, custom));
+        // The entry (its node, its custom cause) is dropped here, outside every timer lock.
+        drop(self.timer.disarm(at, id(node)));
     }
 
     #[cfg(test)]
     pub(super) fn is_armed(&self, node: &Arc<Node>) -> bool {
         self.timer.contains_id(id(node))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A custom cause lives in its timer entry: it reaches the node when the entry fires, and a
+    //! disarm frees it at once.
+
+    use std::fmt;
+    use std::sync::Weak;
+    use std::time::Duration;
+
+    use crate::sync::Arc;
+    use crate::tree;
+    use crate::{Context, Error};
+
+    /// A custom cause that tells (through a `Weak` of its token) whether it is still alive.
+    #[derive(Debug)]
+    struct Tracked(#[allow(dead_code)] std::sync::Arc<()>);
+
+    impl fmt::Display for Tracked {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("tracked cause")
+        }
+    }
+
+    impl std::error::Error for Tracked {}
+
+    fn tracked() -> (Tracked, Weak<()>) {
+        let token = std::sync::Arc::new(());
+        let weak = std::sync::Arc::downgrade(&token);
+        (Tracked(token), weak)
+    }
+
+    #[test]
+    fn a_custom_cause_survives_arm_to_fire() {
+        let (cause, alive) = tracked();
+        let (ctx, cancel) =
+            Context::background().with_timeout_cause(Duration::from_millis(5), cause);
+        assert!(tree::is_armed(&ctx.node));
+        assert_eq!(ctx.wait(), Error::DeadlineExceeded);
+        let got = ctx.cause().expect("done");
+        assert_eq!(got.err(), Error::DeadlineExceeded);
+        assert_eq!(got.to_string(), "tracked cause");
+        assert!(
+            got.downcast_ref::<Tracked>().is_some(),
+            "the very error given"
+        );
+        assert_eq!(got.location().file(), file!());
+        assert!(alive.upgrade().is_some(), "the node holds it now");
+        drop((got, ctx, cancel));
+        assert!(alive.upgrade().is_none(), "freed with the node");
+    }
+
+    #[test]
+    fn a_disarm_frees_the_custom_cause_at_once() {
+        let (cause, alive) = tracked();
+        let (parent, _parent_cancel) = Context::background().with_cancel();
+        let (ctx, cancel) = parent.with_timeout_cause(Duration::from_secs(3600), cause);
+        let node = Arc::clone(&ctx.node);
+        assert!(tree::is_armed(&node));
+        assert!(alive.upgrade().is_some(), "held by the armed entry");
+        cancel.cancel();
+        assert!(!tree::is_armed(&node));
+        assert_eq!(
+            ctx.cause().unwrap().to_string(),
+            Error::Canceled.to_string()
+        );
+        // `ctx` and the node are still alive: only the entry held the cause.
+        assert!(alive.upgrade().is_none(), "freed by the disarm");
+        drop((ctx, cancel));
+    }
+
+    #[test]
+    fn a_parents_cancellation_disarms_its_childs_custom_cause() {
+        let (parent, parent_cancel) = Context::background().with_cancel();
+        let mut kept = Vec::new();
+        for _ in 0..3 {
+            let (cause, alive) = tracked();
+            let (ctx, cancel) = parent.with_timeout_cause(Duration::from_secs(3600), cause);
+            kept.push((ctx, cancel, alive));
+        }
+        parent_cancel.cancel();
+        for (ctx, _, alive) in &kept {
+            assert_eq!(ctx.err(), Some(Error::Canceled));
+            assert!(!tree::is_armed(&ctx.node));
+            assert!(alive.upgrade().is_none(), "freed by the disarm");
+        }
     }
 }
