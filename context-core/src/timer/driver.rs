@@ -106,6 +106,9 @@ pub(crate) struct Timer<E: Expire> {
     state: Mutex<State<E>>,
     firer: Condvar,
     standby: Condvar,
+    /// How many times an `arm` notified the firer (tests: which patterns cost a wake-up).
+    #[cfg(test)]
+    notified: std::sync::atomic::AtomicUsize,
 }
 
 /// One shard's queue, on its own cache lines (two threads arming in different shards do not
@@ -222,6 +225,8 @@ impl<E: Expire> Timer<E> {
             }),
             firer: Condvar::new(),
             standby: Condvar::new(),
+            #[cfg(test)]
+            notified: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -276,6 +281,8 @@ impl<E: Expire> Timer<E> {
             self.wake.wake_at.store(at, Ordering::Relaxed);
             st.wake_at = Some(at);
             self.firer.notify_one();
+            #[cfg(test)]
+            self.notified.fetch_add(1, Ordering::Relaxed);
         }
         if st.has_standby && watch < self.wake.standby_at.load(Ordering::Relaxed) {
             self.wake.standby_at.store(watch, Ordering::Relaxed);
@@ -798,6 +805,39 @@ mod tests {
         assert_eq!(fired[0].1, 1);
         assert!(fired[0].2 >= near, "never early");
         assert!(t.contains_id(0), "the far one waits");
+    }
+
+    #[test]
+    fn disarming_the_earliest_entry_never_wakes_the_firer() {
+        // A server's requests: each arms a deadline later than the one before and disarms the
+        // earliest when it ends. Once the firer sleeps until the first deadline, none of it
+        // may notify the firer (a woken firer would only sleep again).
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let far = clock::now() + ms(3_600_000);
+        t.arm(far, job(far, 0, &log, None)).unwrap();
+        let bound = Instant::now() + PATIENCE;
+        while t.wake.wake_at.load(Ordering::Relaxed) != far {
+            assert!(Instant::now() < bound, "the firer never planned for {far}");
+            thread::yield_now();
+        }
+        let before = t.notified.load(Ordering::Relaxed);
+        for i in 1..=1000 {
+            let at = far + i as Ticks;
+            t.arm(at, job(at, i, &log, None)).unwrap();
+            let earliest = (at - 1, i - 1);
+            assert_eq!(t.disarm(earliest.0, earliest.1).map(|j| j.id), Some(i - 1));
+        }
+        assert_eq!(
+            t.notified.load(Ordering::Relaxed),
+            before,
+            "an arm later than the planned wake-up, or a disarm, notified the firer"
+        );
+        // An earlier deadline still does.
+        let near = clock::now() + ms(1);
+        t.arm(near, job(near, usize::MAX, &log, None)).unwrap();
+        assert_eq!(t.notified.load(Ordering::Relaxed), before + 1);
+        assert_eq!(log.wait_for(1)[0].1, usize::MAX);
     }
 
     #[test]
