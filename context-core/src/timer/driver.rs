@@ -53,6 +53,11 @@
 //! 6. An entry being expired is in no queue, so a `disarm` of it from its own `expire` (the
 //!    tree disarms every node it cancels) finds nothing: the firer notes it in a thread-local
 //!    and such a `disarm` returns without taking a lock.
+//! 7. An entry changes form only under its shard's lock: [`Expire::take`] as the firer pops it,
+//!    [`Expire::requeue`] as a takeover puts it back. So what the owner of the entries argues
+//!    about a queued entry (the node timer: its node is alive while it is queued, see
+//!    `tree/deadline.rs`) may rely on the shard's lock ordering these against `arm` and
+//!    `disarm`.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -80,20 +85,37 @@ pub(crate) const SHARDS: usize = 16;
 /// After the OS refuses the standby thread, how long until the firer asks again.
 const RETRY_SPAWN: Duration = Duration::from_millis(100);
 
-/// What a timer fires.
+/// What a timer fires: the entry as it waits in a queue (`Self`) and as the firer holds it
+/// once it is due ([`Expire::Due`]). The two may differ: the node timer's queued entry holds
+/// only its node's address, and its due entry a reference (invariant 7).
 pub(crate) trait Expire: Id + Send + 'static {
+    /// A due entry, taken out of its queue by the firer.
+    type Due: Id + Send + 'static;
+
     /// Tells whether an expiry in progress has taken its ordering effect (for the node timer:
     /// the node is done). Dropping a probe while its `expire` runs must run no user code.
     type Probe: Send + 'static;
 
-    fn probe(&self) -> Self::Probe;
+    /// The entry as the firer takes it out of its queue: called under its shard's lock.
+    /// Must run no user code.
+    fn take(self) -> Self::Due;
+
+    /// A takeover puts a due entry back (invariant 4), under its shard's lock: `Ok` with the
+    /// entry to queue again and what to drop once the lock is released, or `Err` with the
+    /// whole due entry (to drop, after the lock) if it needs no firing any more. Must run no
+    /// user code.
+    fn requeue(due: Self::Due) -> Result<(Self, Self::Probe), Self::Due>
+    where
+        Self: Sized;
+
+    fn probe(due: &Self::Due) -> Self::Probe;
 
     /// Whether later entries may be expired before this expiry returns (invariant 4).
     fn landed(probe: &Self::Probe) -> bool;
 
     /// Fires the entry, with no lock of the timer held. May run user code and take any time;
     /// a panic is caught (the panic hook has reported it). `at` is the entry's deadline.
-    fn expire(self, at: Ticks);
+    fn expire(due: Self::Due, at: Ticks);
 }
 
 /// One timer: a queue of entries and the threads that fire them.
@@ -145,7 +167,7 @@ struct State<E: Expire> {
 
 /// Due entries popped by the firer and not yet expired, and the expiry in progress.
 struct Hand<E: Expire> {
-    entries: VecDeque<(Ticks, E)>,
+    entries: VecDeque<(Ticks, E::Due)>,
     /// The expiry in progress (or the last one, until the next starts): its start, its probe.
     current: Option<(Ticks, E::Probe)>,
     /// Set by a takeover: the firer holding this hand has been superseded (invariant 4).
@@ -302,11 +324,25 @@ impl<E: Expire> Timer<E> {
         lock(self.shard(at, id)).remove(at, id)
     }
 
-    /// Puts back entries taken from the queues (a takeover's, invariant 4).
-    fn put_back(&self, entries: impl IntoIterator<Item = (Ticks, E)>) {
-        for (at, entry) in entries {
-            lock(self.shard(at, entry.id())).insert(at, entry);
+    /// Puts back due entries taken from the queues (a takeover's, invariant 4), those that
+    /// still need firing ([`Expire::requeue`]). Returns what to drop once every lock is
+    /// released.
+    fn put_back(
+        &self,
+        entries: impl IntoIterator<Item = (Ticks, E::Due)>,
+    ) -> Vec<Result<E::Probe, E::Due>> {
+        let mut to_drop = Vec::new();
+        for (at, due) in entries {
+            let mut q = lock(self.shard(at, due.id()));
+            to_drop.push(match E::requeue(due) {
+                Ok((entry, keep)) => {
+                    q.insert(at, entry);
+                    Ok(keep)
+                }
+                Err(due) => Err(due),
+            });
         }
+        to_drop
     }
 
     /// The first key of every shard, taking each shard's lock in turn.
@@ -417,8 +453,9 @@ impl<E: Expire> Timer<E> {
                     break;
                 };
                 let mut q = lock(&self.shards[i].0);
-                if let Some(entry) = q.pop_due(now) {
-                    h.entries.push_back(entry);
+                if let Some((at, entry)) = q.pop_due(now) {
+                    // Under the shard's lock (invariant 7).
+                    h.entries.push_back((at, entry.take()));
                 }
                 fronts[i] = q.first();
             }
@@ -434,7 +471,7 @@ impl<E: Expire> Timer<E> {
                 h.entries.pop_front()
             };
             if let Some((_, entry)) = &next {
-                h.current = Some((clock::now(), entry.probe()));
+                h.current = Some((clock::now(), E::probe(entry)));
             }
             drop(h);
             // The probe may hold the last reference to what its entry fired.
@@ -443,7 +480,7 @@ impl<E: Expire> Timer<E> {
                 break;
             };
             EXPIRING.with(|e| e.set(Some((me, at, entry.id()))));
-            quietly(move || entry.expire(at));
+            quietly(move || E::expire(entry, at));
             EXPIRING.with(|e| e.set(None));
         }
         // A superseded firer finds a newer generation in `run` (invariant 4).
@@ -478,14 +515,14 @@ impl<E: Expire> Timer<E> {
                     let stale = h.current.take();
                     let rest = std::mem::take(&mut h.entries);
                     drop(h);
-                    self.put_back(rest);
+                    let requeued = self.put_back(rest);
                     // The stuck thread keeps its count in `threads`.
                     st.hand = None;
                     st.generation += 1;
                     st.has_standby = false;
                     self.wake.standby_at.store(NO_NEED, Ordering::Relaxed);
                     drop(st);
-                    quietly(move || drop(stale));
+                    quietly(move || drop((stale, requeued)));
                     return (self.lock(), true);
                 }
             }
@@ -560,22 +597,32 @@ mod tests {
     }
 
     impl Expire for Job {
+        type Due = Job;
         type Probe = Arc<AtomicBool>;
 
-        fn probe(&self) -> Arc<AtomicBool> {
-            Arc::clone(&self.landed)
+        fn take(self) -> Job {
+            self
+        }
+
+        fn requeue(due: Job) -> Result<(Job, Arc<AtomicBool>), Job> {
+            let keep = Arc::clone(&due.landed);
+            Ok((due, keep))
+        }
+
+        fn probe(due: &Job) -> Arc<AtomicBool> {
+            Arc::clone(&due.landed)
         }
 
         fn landed(probe: &Arc<AtomicBool>) -> bool {
             probe.load(Ordering::SeqCst)
         }
 
-        fn expire(self, at: Ticks) {
-            assert_eq!(at, self.at);
-            self.log.push(self.at, self.id);
-            match self.action {
-                Some(action) => action(&self.landed),
-                None => self.landed.store(true, Ordering::SeqCst),
+        fn expire(due: Job, at: Ticks) {
+            assert_eq!(at, due.at);
+            due.log.push(due.at, due.id);
+            match due.action {
+                Some(action) => action(&due.landed),
+                None => due.landed.store(true, Ordering::SeqCst),
             }
         }
     }

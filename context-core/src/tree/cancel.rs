@@ -38,6 +38,8 @@ struct Aftermath {
     /// The waiters moved out of the drained lists, to notify once every lock is released.
     first_waiter: Option<Waiter>,
     waiters: Vec<Waiter>,
+    /// The origin's own deadline: disarmed by `cancel`, whose caller holds the origin.
+    origin_timer: Option<Ticks>,
     first_timer: Option<(Ticks, Arc<Node>)>,
     /// Timer entries to disarm.
     timers: Vec<(Ticks, Arc<Node>)>,
@@ -190,7 +192,7 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
     }
     // Wake first: unlinking from the parent is bookkeeping nobody waits for (every accessor
     // already reports done), so it is kept out of the wake-up's latency.
-    let panic = run_aftermath(acc);
+    let panic = run_aftermath(acc, node);
     detach(node, core);
     trace::cancelled(origin, || (node.cause(), Chain(node)));
     if let Some(payload) = panic {
@@ -258,7 +260,10 @@ fn finish(
         });
     }
     if let Some(at) = core.own_deadline() {
-        if acc.first_timer.is_none() {
+        if may_settle {
+            // The origin: no reference needed, its caller's outlives the disarm.
+            acc.origin_timer = Some(at);
+        } else if acc.first_timer.is_none() {
             acc.first_timer = Some((at, node.strong()));
         } else {
             acc.timers.push((at, node.strong()));
@@ -338,9 +343,12 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
 /// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers and
 /// wakes waiters. Returns the first panic of a waker, for the caller to
 /// resume once it is done.
-fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
+fn run_aftermath(acc: Aftermath, origin: &Arc<Node>) -> Option<Box<dyn std::any::Any + Send>> {
     // The common case (one node, no timer, no waiter) is a few tests: no iterator is built
     // over collections known to be empty (`timers` and `waiters` fill only after the first).
+    if let Some(at) = acc.origin_timer {
+        DEADLINES.disarm(at, origin);
+    }
     if let Some((at, node)) = acc.first_timer {
         DEADLINES.disarm(at, &node);
         for (at, node) in acc.timers {

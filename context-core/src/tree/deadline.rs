@@ -5,15 +5,36 @@
 //! [`Fire`], given by `cancel.rs` (which arms and disarms entries), so the imports go one way:
 //! `cancel` → `deadline` → `timer` → `clock`.
 //!
-//! An entry is 24 bytes (the node; the cause the deadline reports, that is the location of the
-//! call that set it and the custom error of a `with_deadline_cause`, if any; the queue adds the
-//! deadline), keyed by `(deadline, node address)`: the entry holds the node, so the address
-//! stays unique while the entry exists and a stale key can never remove somebody else's entry.
-//! The cause travels with the entry, so arming and disarming a custom cause takes no lock but
-//! the entry's shard's, and a disarmed entry's cause is dropped with it, after every lock is
-//! released.
+//! A queued entry is 24 bytes: the node's *address* (no reference count: arming and
+//! disarming touch no counter of the node) and the cause the deadline reports (the location
+//! of the call that set it, and the custom error of a `with_deadline_cause`, if any); the
+//! queue adds the deadline. The cause travels with the entry, so arming and disarming a custom
+//! cause takes no lock but the entry's shard's, and a disarmed entry's cause is dropped with
+//! it, after every lock is released. A *due* entry (`Due`, taken out by the firer) holds a
+//! strong reference instead, made under the shard's lock (timer invariant 7).
+//!
+//! # Invariant: a queued entry's node is alive
+//!
+//! While an entry is in a queue, its node's strong count is at least one. So `take` may make
+//! a strong reference from the address, and the address is unique among queued entries: the
+//! key `(deadline, address)` of a stale `disarm` can never remove somebody else's entry.
+//!
+//! Why. The entry is armed by `new_cancel_node` under the node's lock while the node is live,
+//! and the caller holds the node. Freeing the node needs its last handle gone, so a
+//! cancellation that made it done (tree invariant 3); that cancellation disarms this entry
+//! (tree invariant 8: `Aftermath`), holding a strong reference to the node until the disarm
+//! returns (its caller's `Arc` for the origin, a `strong()` reference for a descendant). Its
+//! state was written under the node's lock after the arm, and before the disarm takes the
+//! shard's lock. That disarm either removes the entry, or finds it gone: taken by the firer
+//! (`take`, under the same shard lock, made its own reference first) or never armed. The one
+//! way back into a queue is a takeover's `requeue`, which puts a due entry back only if its
+//! node is not done, read under the shard's lock: a cancellation that makes it done later
+//! takes the shard's lock after that (its state is written before its disarm locks), so its
+//! disarm finds the entry again. Miri runs `tree::deadline::tests`, which race the firing of
+//! entries against the drops of their last handles.
 
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use crate::error::CauseData;
 use crate::sync::Arc;
@@ -31,12 +52,30 @@ pub(super) struct Deadlines<F: Fire> {
     timer: Timer<Deadline<F>>,
 }
 
-/// A node's deadline entry.
+/// A node's deadline entry, as it waits in the queue: the node's address (alive while the
+/// entry is queued: the invariant above).
 struct Deadline<F> {
-    node: Arc<Node>,
+    node: NonNull<Node>,
     /// What the node reports when the entry fires.
     cause: CauseData,
     fire: PhantomData<fn() -> F>,
+}
+
+// SAFETY: the entry is a `Node` address (a `Node` is `Send + Sync`: it is shared as
+// `Arc<Node>` across threads) and a `CauseData` (`Send`); the address is only turned into a
+// reference under the invariant above.
+unsafe impl<F> Send for Deadline<F> {}
+
+/// A due entry, taken out of the queue by the firer: it holds its node.
+struct Due<F> {
+    node: Arc<Node>,
+    cause: CauseData,
+    fire: PhantomData<fn() -> F>,
+}
+
+/// The address of `node`, as `Arc::as_ptr` gives it (with the provenance `Arc::from_raw` needs).
+fn address(node: &Arc<Node>) -> NonNull<Node> {
+    NonNull::new(Arc::as_ptr(node).cast_mut()).expect("an `Arc` is never null")
 }
 
 fn id(node: &Arc<Node>) -> usize {
@@ -45,25 +84,65 @@ fn id(node: &Arc<Node>) -> usize {
 
 impl<F: Fire> Id for Deadline<F> {
     fn id(&self) -> usize {
+        self.node.as_ptr() as usize
+    }
+}
+
+impl<F: Fire> Id for Due<F> {
+    fn id(&self) -> usize {
         id(&self.node)
     }
 }
 
 impl<F: Fire> Expire for Deadline<F> {
-    /// A clone of the node, to see whether it is done: the entry's own reference outlives
+    type Due = Due<F>;
+
+    /// A clone of the node, to see whether it is done: the due entry's own reference outlives
     /// every look, so dropping the clone while `expire` runs never drops the node.
     type Probe = Arc<Node>;
 
-    fn probe(&self) -> Arc<Node> {
-        Arc::clone(&self.node)
+    fn take(self) -> Due<F> {
+        let ptr = self.node.as_ptr().cast_const();
+        // SAFETY: called under the entry's shard lock while it was queued (timer invariant 7),
+        // so the node is alive (the invariant above): its strong count is at least one, and
+        // `ptr` came from `Arc::as_ptr` of an `Arc<Node>`.
+        let node = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        Due {
+            node,
+            cause: self.cause,
+            fire: PhantomData,
+        }
+    }
+
+    fn requeue(due: Due<F>) -> Result<(Self, Arc<Node>), Due<F>> {
+        // Under the shard's lock: a node done now is, or will be, disarmed by its
+        // cancellation; one live now will be disarmed after this lock is released.
+        #[cfg(test)]
+        tests::REQUEUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if due.node.err().is_some() {
+            return Err(due);
+        }
+        let entry = Deadline {
+            node: address(&due.node),
+            cause: due.cause,
+            fire: PhantomData,
+        };
+        Ok((entry, due.node))
+    }
+
+    fn probe(due: &Due<F>) -> Arc<Node> {
+        Arc::clone(&due.node)
     }
 
     fn landed(node: &Arc<Node>) -> bool {
         node.err().is_some()
     }
 
-    fn expire(self, _at: Ticks) {
-        F::fire(&self.node, self.cause);
+    fn expire(due: Due<F>, _at: Ticks) {
+        F::fire(&due.node, due.cause);
     }
 }
 
@@ -74,10 +153,11 @@ impl<F: Fire> Deadlines<F> {
         }
     }
 
-    /// Arms the timer to fire `node` with `cause` at `at`.
+    /// Arms the timer to fire `node` with `cause` at `at`. Called under the node's lock while
+    /// it is live, by the holder of `node` (the invariant above).
     pub(super) fn arm(&'static self, at: Ticks, node: &Arc<Node>, cause: CauseData) {
         let entry = Deadline {
-            node: Arc::clone(node),
+            node: address(node),
             cause,
             fire: PhantomData,
         };
@@ -88,9 +168,10 @@ impl<F: Fire> Deadlines<F> {
         }
     }
 
-    /// Removes `node`'s entry armed for `at`, if it has not fired yet.
+    /// Removes `node`'s entry armed for `at`, if it has not fired yet. The caller holds `node`
+    /// until this returns (the invariant above).
     pub(super) fn disarm(&self, at: Ticks, node: &Arc<Node>) {
-        // The entry (its node, its custom cause) is dropped here, outside every timer lock.
+        // The entry (its custom cause) is dropped here, outside every timer lock.
         drop(self.timer.disarm(at, id(node)));
     }
 
@@ -106,12 +187,38 @@ mod tests {
     //! disarm frees it at once.
 
     use std::fmt;
-    use std::sync::Weak;
-    use std::time::Duration;
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Mutex, Weak};
+    use std::task::{Context as TaskContext, Wake, Waker};
+    use std::time::{Duration, Instant};
 
     use crate::sync::Arc;
     use crate::tree;
     use crate::{Context, Error};
+
+    /// How many due entries a takeover offered back to the queues (`requeue`).
+    pub(super) static REQUEUED: AtomicUsize = AtomicUsize::new(0);
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    fn rounds() -> u32 {
+        if cfg!(miri) {
+            6
+        } else {
+            300
+        }
+    }
+
+    /// Waits (bounded) until `weak`'s node is freed: the firer lets go of a due entry just
+    /// after its expiry returns.
+    fn freed<T>(weak: &Weak<T>) {
+        let bound = Instant::now() + PATIENCE;
+        while weak.strong_count() > 0 {
+            assert!(Instant::now() < bound, "a node outlived its last reference");
+            std::thread::yield_now();
+        }
+    }
 
     /// A custom cause that tells (through a `Weak` of its token) whether it is still alive.
     #[derive(Debug)]
@@ -184,6 +291,80 @@ mod tests {
             assert_eq!(ctx.err(), Some(Error::Canceled));
             assert!(!tree::is_armed(&ctx.node));
             assert!(alive.upgrade().is_none(), "freed by the disarm");
+        }
+    }
+
+    /// The firer takes entries out by their address alone while their last handles are
+    /// dropped on this thread, some before the deadline, some after, some while it fires:
+    /// every node is freed once (Miri reports a use of a freed node).
+    #[test]
+    fn a_firing_races_the_drop_of_the_last_handle() {
+        let (parent, _parent_cancel) = Context::background().with_cancel();
+        for round in 0..rounds() {
+            let timeout = Duration::from_micros(u64::from(round % 40));
+            let (ctx, cancel) = parent.with_timeout(timeout);
+            let weak = Arc::downgrade(&ctx.node);
+            if round % 3 == 0 {
+                assert_eq!(ctx.wait(), Error::DeadlineExceeded);
+            }
+            drop((ctx, cancel));
+            freed(&weak);
+        }
+    }
+
+    /// Wakes by blocking until told to go on: an expiry stuck in user code.
+    struct Stuck(Mutex<mpsc::Receiver<()>>);
+
+    impl Wake for Stuck {
+        fn wake(self: std::sync::Arc<Self>) {
+            let _ = self.0.lock().unwrap().recv_timeout(PATIENCE);
+        }
+    }
+
+    /// A waker stuck in the firer: the standby takes over and puts back the due entries
+    /// behind it (`requeue`). Those whose nodes were cancelled meanwhile are let go and freed,
+    /// the others are queued again and fire.
+    #[test]
+    fn a_takeover_requeues_live_entries_and_frees_cancelled_ones() {
+        for attempt in 0.. {
+            let requeued = REQUEUED.load(Ordering::Relaxed);
+            let at = Instant::now() + Duration::from_millis(20);
+            let (stuck, _stuck_cancel) = Context::background().with_deadline(at);
+            let (go_on, rx) = mpsc::channel();
+            let waker = Waker::from(std::sync::Arc::new(Stuck(Mutex::new(rx))));
+            let mut done = Box::pin(stuck.done());
+            let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+            assert!(polled.is_pending());
+            // Due together with `stuck`, just after it: popped in its batch.
+            let later = at + Duration::from_nanos(1);
+            let behind: Vec<_> = (0..8)
+                .map(|_| Context::background().with_deadline(later))
+                .collect();
+            assert_eq!(stuck.wait(), Error::DeadlineExceeded);
+            let mut cancelled = Vec::new();
+            let mut live = Vec::new();
+            for (i, (ctx, cancel)) in behind.into_iter().enumerate() {
+                if i % 2 == 0 {
+                    cancelled.push(Arc::downgrade(&ctx.node));
+                    cancel.cancel();
+                } else {
+                    live.push((ctx, cancel));
+                }
+            }
+            // While `stuck`'s waker still blocks the firer that popped them.
+            for (ctx, _) in &live {
+                assert_eq!(ctx.wait(), Error::DeadlineExceeded);
+            }
+            go_on.send(()).unwrap();
+            for weak in &cancelled {
+                freed(weak);
+            }
+            drop(done);
+            if REQUEUED.load(Ordering::Relaxed) > requeued {
+                return;
+            }
+            // The batch was popped before the later deadline was due: again.
+            assert!(attempt < 20, "no takeover ever requeued an entry");
         }
     }
 }
