@@ -312,59 +312,79 @@ mod tests {
         }
     }
 
-    /// Wakes by blocking until told to go on: an expiry stuck in user code.
-    struct Stuck(Mutex<mpsc::Receiver<()>>);
+    /// Wakes on the firer's thread: cancels and drops `cancel` (whose entries the firer took
+    /// out in the same batch), then blocks until told to go on: an expiry stuck in user code.
+    struct Stuck {
+        go_on: Mutex<mpsc::Receiver<()>>,
+        cancel: Mutex<Vec<(Context, crate::CancelHandle)>>,
+    }
 
     impl Wake for Stuck {
         fn wake(self: std::sync::Arc<Self>) {
-            let _ = self.0.lock().unwrap().recv_timeout(PATIENCE);
+            for (ctx, handle) in std::mem::take(&mut *self.cancel.lock().unwrap()) {
+                handle.cancel();
+                drop((ctx, handle));
+            }
+            let _ = self.go_on.lock().unwrap().recv_timeout(PATIENCE);
         }
     }
 
     /// A waker stuck in the firer: the standby takes over and puts back the due entries
-    /// behind it (`requeue`). Those whose nodes were cancelled meanwhile are let go and freed,
-    /// the others are queued again and fire.
+    /// behind it (`requeue`). Those whose nodes were cancelled meanwhile (by the stuck waker,
+    /// while the firer held them) are let go and freed; the others are queued again and fire.
+    /// Requeuing a cancelled one would leave the address of a freed node in a queue (Miri).
     #[test]
     fn a_takeover_requeues_live_entries_and_frees_cancelled_ones() {
-        for attempt in 0.. {
+        let mut lead = Duration::from_millis(20);
+        loop {
             let requeued = REQUEUED.load(Ordering::Relaxed);
-            let at = Instant::now() + Duration::from_millis(20);
-            let (stuck, _stuck_cancel) = Context::background().with_deadline(at);
-            let (go_on, rx) = mpsc::channel();
-            let waker = Waker::from(std::sync::Arc::new(Stuck(Mutex::new(rx))));
-            let mut done = Box::pin(stuck.done());
-            let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
-            assert!(polled.is_pending());
-            // Due together with `stuck`, just after it: popped in its batch.
-            let later = at + Duration::from_nanos(1);
-            let behind: Vec<_> = (0..8)
-                .map(|_| Context::background().with_deadline(later))
+            // One deadline for all: popped in one batch, in address order.
+            let at = Instant::now() + lead;
+            let mut nodes: Vec<_> = (0..9)
+                .map(|_| Context::background().with_deadline(at))
                 .collect();
-            assert_eq!(stuck.wait(), Error::DeadlineExceeded);
+            nodes.sort_by_key(|(ctx, _)| Arc::as_ptr(&ctx.node) as usize);
+            let (stuck, _stuck_cancel) = nodes.remove(0);
             let mut cancelled = Vec::new();
+            let mut to_cancel = Vec::new();
             let mut live = Vec::new();
-            for (i, (ctx, cancel)) in behind.into_iter().enumerate() {
+            for (i, (ctx, handle)) in nodes.into_iter().enumerate() {
                 if i % 2 == 0 {
                     cancelled.push(Arc::downgrade(&ctx.node));
-                    cancel.cancel();
+                    to_cancel.push((ctx, handle));
                 } else {
-                    live.push((ctx, cancel));
+                    live.push((ctx, handle));
                 }
             }
-            // While `stuck`'s waker still blocks the firer that popped them.
+            let (go_on, rx) = mpsc::channel();
+            let waker = Waker::from(std::sync::Arc::new(Stuck {
+                go_on: Mutex::new(rx),
+                cancel: Mutex::new(to_cancel),
+            }));
+            let mut done = Box::pin(stuck.done());
+            let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+            drop(waker);
+            if polled.is_ready() || Instant::now() >= at {
+                // Too slow to set it up before the deadline (a loaded machine, Miri): again,
+                // with more room.
+                assert!(lead < PATIENCE, "could not set up before the deadline");
+                lead *= 4;
+                continue;
+            }
+            // While `stuck`'s waker still blocks the firer that popped them all.
             for (ctx, _) in &live {
                 assert_eq!(ctx.wait(), Error::DeadlineExceeded);
             }
-            go_on.send(()).unwrap();
             for weak in &cancelled {
                 freed(weak);
             }
+            go_on.send(()).unwrap();
             drop(done);
-            if REQUEUED.load(Ordering::Relaxed) > requeued {
-                return;
-            }
-            // The batch was popped before the later deadline was due: again.
-            assert!(attempt < 20, "no takeover ever requeued an entry");
+            assert!(
+                REQUEUED.load(Ordering::Relaxed) >= requeued + 8,
+                "the takeover offered back every entry behind the stuck one"
+            );
+            return;
         }
     }
 }
