@@ -145,6 +145,7 @@ impl<E: Id> Queue<E> {
     }
 
     /// Adds `entry` for `at`. Its `(at, id)` must not be in the queue already.
+    #[inline]
     pub(crate) fn insert(&mut self, at: Ticks, entry: E) {
         let k = (at, entry.id());
         self.len += 1;
@@ -179,6 +180,7 @@ impl<E: Id> Queue<E> {
     }
 
     /// Removes and returns the entry for `at` with `id`, if it is there.
+    #[inline]
     pub(crate) fn remove(&mut self, at: Ticks, id: usize) -> Option<E> {
         let k = (at, id);
         if self.chunks.is_empty() {
@@ -204,6 +206,7 @@ impl<E: Id> Queue<E> {
     }
 
     /// Takes the inline entry at `pos` (invariant 4: the later ones move down).
+    #[inline]
     fn take_small(&mut self, pos: usize) -> E {
         let (_, entry) = self.small[pos].take().expect("invariant 4");
         if pos + 1 < self.small_len {
