@@ -255,7 +255,8 @@ mod tests {
         assert_eq!(got.location().file(), file!());
         assert!(alive.upgrade().is_some(), "the node holds it now");
         drop((got, ctx, cancel));
-        assert!(alive.upgrade().is_none(), "freed with the node");
+        // Freed with the node, once the firer lets go of it too.
+        freed(&alive);
     }
 
     #[test]
@@ -386,5 +387,23 @@ mod tests {
             );
             return;
         }
+    }
+
+    struct NoFire;
+
+    impl super::Fire for NoFire {
+        fn fire(_: &Arc<super::Node>, _: crate::error::CauseData) {}
+    }
+
+    #[test]
+    fn an_entry_is_three_words() {
+        use std::mem::size_of;
+        // The node's address and the cause (location, custom error); the queue adds the
+        // deadline, and its inline slot costs no more.
+        assert_eq!(size_of::<super::Deadline<NoFire>>(), 24);
+        assert_eq!(
+            size_of::<Option<(crate::timer::Ticks, super::Deadline<NoFire>)>>(),
+            32
+        );
     }
 }
