@@ -525,6 +525,10 @@ impl<E: Expire> Timer<E> {
                     quietly(move || drop((stale, requeued)));
                     return (self.lock(), true);
                 }
+            } else if !h.entries.is_empty() {
+                // Popped, the first not started yet: no arm will tell us when it starts (its
+                // entries are in no queue), so look again once it could be stuck.
+                target = Some(now.saturating_add(stall));
             }
         }
         // Invariant 3, as for the firer: "tell me" while scanning, then the plan.
