@@ -2,12 +2,13 @@
 # Miri on the core's own tests that reach its `unsafe` code (the intrusive waiter list in
 # context-core/src/tree/waiter_list.rs, the unowned child links of tree/children.rs (`tree::`
 # includes tree::cancel::tests, a parent's cancellation racing the drops of its children on
-# two threads), the tree operations that use them, and the inline waiter entries of `Done` and
-# `wait()` in context-core/src/waiters.rs): undefined
-# behaviour, use after free, double free and leaks are errors. A bounded subset; the timer's
-# tests run apart (below: its background thread outlives the tests). The tests themselves take 13 s; the rest is the
-# one-off Miri sysroot and the build of the dev-dependencies for Miri (a few minutes on an idle
-# 2-core machine; 22 minutes were measured with seven other builds running).
+# two threads), the tree operations that use them, the inline waiter entries of `Done` and
+# `wait()` in context-core/src/waiters.rs, and the tagged cause word of
+# context-core/src/error.rs): undefined behaviour, use after free, double free and leaks are
+# errors. A bounded subset; the timer's tests run apart (below: its background thread outlives
+# the tests). The tests themselves take 13 s; the rest is the one-off Miri sysroot and the
+# build of the dev-dependencies for Miri (a few minutes on an idle 2-core machine; 22 minutes
+# were measured with seven other builds running).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,6 +19,7 @@ cargo +"$toolchain" miri setup
 # Own target dir: the Miri build must not invalidate the main one.
 CARGO_TARGET_DIR=target/miri cargo +"$toolchain" miri test -p go-context --lib -- \
   tree:: \
+  error:: \
   tests::a_cancelled_child_leaves_its_parent_list \
   tests::dropping_the_last_handle_unlinks_without_cancel \
   tests::a_child_of_a_value_links_to_the_nearest_cancel_ancestor \

@@ -5,10 +5,10 @@
 //! [`Fire`], given by `cancel.rs` (which arms and disarms entries), so the imports go one way:
 //! `cancel` → `deadline` → `timer` → `clock`.
 //!
-//! A queued entry is 24 bytes: the node's *address* (no reference count: arming and
-//! disarming touch no counter of the node) and the cause the deadline reports (the location
-//! of the call that set it, and the custom error of a `with_deadline_cause`, if any); the
-//! queue adds the deadline. The cause travels with the entry, so arming and disarming a custom
+//! A queued entry is 16 bytes: the node's *address* (no reference count: arming and
+//! disarming touch no counter of the node) and the cause the deadline reports (one word: the
+//! location of the call that set it, or the shared location and custom error of a
+//! `with_deadline_cause`); the queue adds the deadline. The cause travels with the entry, so arming and disarming a custom
 //! cause takes no lock but the entry's shard's, and a disarmed entry's cause is dropped with
 //! it, after every lock is released. A *due* entry (`Due`, taken out by the firer) holds a
 //! strong reference instead, made under the shard's lock (timer invariant 7).
@@ -396,14 +396,15 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_three_words() {
+    fn an_entry_is_two_words() {
         use std::mem::size_of;
-        // The node's address and the cause (location, custom error); the queue adds the
-        // deadline, and its inline slot costs no more.
-        assert_eq!(size_of::<super::Deadline<NoFire>>(), 24);
+        // The node's address and the cause (one tagged word); the queue adds the deadline,
+        // and its inline slot costs no more.
+        assert_eq!(size_of::<crate::error::CauseData>(), 8);
+        assert_eq!(size_of::<super::Deadline<NoFire>>(), 16);
         assert_eq!(
             size_of::<Option<(crate::timer::Ticks, super::Deadline<NoFire>)>>(),
-            32
+            24
         );
     }
 }
