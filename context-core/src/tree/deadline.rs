@@ -8,9 +8,9 @@
 //! A queued entry is 16 bytes: the node's *address* (no reference count: arming and
 //! disarming touch no counter of the node) and the cause the deadline reports (one word: the
 //! location of the call that set it, or the shared location and custom error of a
-//! `with_deadline_cause`); the queue adds the deadline. The cause travels with the entry, so arming and disarming a custom
-//! cause takes no lock but the entry's shard's, and a disarmed entry's cause is dropped with
-//! it, after every lock is released. A *due* entry (`Due`, taken out by the firer) holds a
+//! `with_deadline_cause`); the queue adds the deadline. The cause travels with the entry, so
+//! arming and disarming a custom cause takes no lock but the entry's shard's, and a disarmed
+//! entry's cause is dropped with it, after every lock is released. A *due* entry (`Due`, taken out by the firer) holds a
 //! strong reference instead, made under the shard's lock (timer invariant 7).
 //!
 //! # Invariant: a queued entry's node is alive
