@@ -5,7 +5,8 @@
 //!   current-thread runtime (so the figure is the CPU cost of both sides plus loopback I/O).
 //! - `S13/latency/header_only`: `bare` plus the deadline header written by hand, no context:
 //!   what sending a deadline costs on the wire (HPACK, header maps) before any layer of ours.
-//! - `S13/throughput/{bare,layers}`: 32 requests in flight on the connection per iteration.
+//! - `S13/throughput/{bare,layers,header_only}`: 32 requests in flight on the connection per
+//!   iteration (`header_only` as above).
 //!
 //! With layers, each request carries a context with a deadline: the client writes
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
@@ -21,7 +22,11 @@
 //! `client:N` put one layer only (the other side bare); `ambient:N` is `layers` with the
 //! call's context current (`ctx.scope(..)`) instead of set on the request; `header:N` is
 //! `bare` plus the deadline header written by hand (the wire's share); `bare32:N` /
-//! `layers32:N` send N batches of 32 requests in flight (the throughput scenario).
+//! `layers32:N` / `header32:N` send N batches of 32 requests in flight (the throughput
+//! scenario; `bare32b` / `layers32b`: one `block_on` per batch, as the criterion loop does).
+//! `sched:R` (Linux) times R interleaved rounds of `bare32` and `layers32` and splits each
+//! round's wall time into on-CPU, run-queue and idle time of the runtime's thread, plus the
+//! CPU time of the other threads: where 32 requests in flight spend their time.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -141,6 +146,12 @@ where
     futures_util::future::join_all((0..IN_FLIGHT).map(|_| one(client, uri, ctx))).await;
 }
 
+/// `IN_FLIGHT` requests at once on the bare connection, each with the deadline header written
+/// by hand ([`one_header`]).
+async fn batch_header(client: &Sender, uri: &http::Uri, deadline: Instant) {
+    futures_util::future::join_all((0..IN_FLIGHT).map(|_| one_header(client, uri, deadline))).await;
+}
+
 type Setup = (
     Sender,
     context_tower::PropagateService<Sender>,
@@ -182,6 +193,80 @@ fn count(spec: &str) {
                 .layer(connect(uri_bare.authority().unwrap().as_str().parse().unwrap()).await),
         )
     });
+    // `sched:R`: R rounds of 100 batches of `bare32` then `layers32`, interleaved, printing for
+    // each the wall time, this (the runtime's only) thread's time on a CPU and waiting in the
+    // run queue (Linux `/proc/thread-self/schedstat`), and the CPU time of every other thread
+    // (the timer's). Wall minus the two is the time the runtime sat idle in `epoll_wait`.
+    if variant == "sched" {
+        fn sched() -> (u64, u64) {
+            let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+            let mut it = s.split_whitespace().map(|x| x.parse::<u64>().unwrap());
+            (it.next().unwrap(), it.next().unwrap())
+        }
+        fn others() -> u64 {
+            let me = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            let me = me.split_whitespace().next().unwrap().to_string();
+            let mut t = 0;
+            for e in std::fs::read_dir("/proc/self/task").unwrap() {
+                let e = e.unwrap();
+                if e.file_name().to_str().unwrap() == me {
+                    continue;
+                }
+                let s = std::fs::read_to_string(e.path().join("schedstat")).unwrap_or_default();
+                t += s
+                    .split_whitespace()
+                    .next()
+                    .map_or(0, |x| x.parse::<u64>().unwrap());
+            }
+            t
+        }
+        let mut tot = [[0f64; 4]; 2];
+        for round in 0..n {
+            for (i, name) in ["bare", "layers"].iter().enumerate() {
+                let (c0, w0) = sched();
+                let o0 = others();
+                let t0 = Instant::now();
+                for _ in 0..100 {
+                    if i == 0 {
+                        rt.block_on(batch(&bare, &uri_bare, None));
+                    } else {
+                        rt.block_on(batch(&layered, &uri_layered, Some(&ctx)));
+                    }
+                }
+                let wall = t0.elapsed().as_nanos() as f64;
+                let (c1, w1) = sched();
+                let o1 = others();
+                let v = [wall, (c1 - c0) as f64, (w1 - w0) as f64, (o1 - o0) as f64];
+                if round > 0 {
+                    for k in 0..4 {
+                        tot[i][k] += v[k];
+                    }
+                }
+                eprintln!("{round} {name}: wall {:.0} us/batch, on-cpu {:.0}, runq {:.0}, other threads {:.0}", v[0] / 100e3, v[1] / 100e3, v[2] / 100e3, v[3] / 100e3);
+            }
+        }
+        eprintln!("rounds 1..: wall ratio {:.3}, on-cpu ratio {:.3}, idle bare {:.0} layers {:.0} us/batch",
+            tot[1][0] / tot[0][0], tot[1][1] / tot[0][1],
+            (tot[0][0] - tot[0][1] - tot[0][2]) / ((n - 1) as f64 * 100e3),
+            (tot[1][0] - tot[1][1] - tot[1][2]) / ((n - 1) as f64 * 100e3));
+        return;
+    }
+    // `bare32b` / `layers32b`: one `block_on` per batch, as the criterion loop runs them.
+    match variant {
+        "bare32b" => {
+            for _ in 0..n {
+                rt.block_on(batch(&bare, &uri_bare, None));
+            }
+            return;
+        }
+        "layers32b" => {
+            for _ in 0..n {
+                rt.block_on(batch(&layered, &uri_layered, Some(&ctx)));
+            }
+            return;
+        }
+        _ => {}
+    }
     rt.block_on(async {
         for _ in 0..n {
             match variant {
@@ -195,6 +280,7 @@ fn count(spec: &str) {
                 "header" => one_header(&bare, &uri_bare, deadline).await,
                 "bare32" => batch(&bare, &uri_bare, None).await,
                 "layers32" => batch(&layered, &uri_layered, Some(&ctx)).await,
+                "header32" => batch_header(&bare, &uri_bare, deadline).await,
                 other => panic!("S13_COUNT: unknown variant {other}"),
             }
         }
@@ -228,6 +314,9 @@ fn s13(c: &mut Criterion) {
     });
     g.bench_function("layers", |b| {
         b.iter(|| rt.block_on(batch(&layered, &uri_layered, Some(&ctx))))
+    });
+    g.bench_function("header_only", |b| {
+        b.iter(|| rt.block_on(batch_header(&bare, &uri_bare, deadline)))
     });
     g.finish();
 }

@@ -97,7 +97,9 @@ pin_project! {
             #[pin]
             body: B,
             watch: Watch,
-            done: Option<Pin<Box<Done>>>,
+            // Registered on the first pending poll only, in place (no allocation).
+            #[pin]
+            done: Option<Done>,
             guard: Option<DropGuard>,
             finished: bool,
         },
@@ -133,6 +135,22 @@ impl<B: Body> ContextBody<B> {
                 finished,
             },
         }
+    }
+}
+
+/// Polls `ctx.done()`, registering it in `done` (in place, no allocation) on the first call:
+/// the waiter of a future or body that went pending, so it wakes when `ctx` ends.
+pub(crate) fn poll_done(
+    mut done: Pin<&mut Option<Done>>,
+    ctx: &Context,
+    cx: &mut TaskContext<'_>,
+) -> Poll<()> {
+    if done.is_none() {
+        done.set(Some(ctx.done()));
+    }
+    match done.as_pin_mut() {
+        Some(d) => d.poll(cx).map(drop),
+        None => unreachable!("set above"),
     }
 }
 
@@ -213,12 +231,9 @@ where
                         Poll::Ready(None)
                     }
                     Poll::Pending => {
-                        if watch.cut {
-                            let done = done.get_or_insert_with(|| Box::pin(watch.ctx.done()));
-                            if done.as_mut().poll(cx).is_ready() {
-                                finish(finished, guard);
-                                return Poll::Ready(Some(cut(watch)));
-                            }
+                        if watch.cut && poll_done(done, &watch.ctx, cx).is_ready() {
+                            finish(finished, guard);
+                            return Poll::Ready(Some(cut(watch)));
                         }
                         Poll::Pending
                     }

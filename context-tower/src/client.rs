@@ -22,7 +22,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::{ContextBody, Watch};
+use crate::body::{poll_done, ContextBody, Watch};
 use crate::error::{call_error, ContextDone};
 use crate::ext::RequestContextExt;
 use crate::policy::Format;
@@ -286,7 +286,9 @@ pin_project! {
             #[pin]
             fut: F,
             ctx: Context,
-            done: Option<Pin<Box<Done>>>,
+            // Registered on the first pending poll only, in place (no allocation).
+            #[pin]
+            done: Option<Done>,
             grpc: bool,
             // The deadline the callee was sent, if any.
             sent: Option<Instant>,
@@ -366,8 +368,7 @@ where
                             );
                         }
                         Poll::Pending => {
-                            let done = done.get_or_insert_with(|| Box::pin(ctx.done()));
-                            if done.as_mut().poll(cx).is_pending() {
+                            if poll_done(done, ctx, cx).is_pending() {
                                 return Poll::Pending;
                             }
                         }
