@@ -334,9 +334,110 @@ criterion_group! {
     targets = s13
 }
 
+/// Paired rounds: measured rounds per row.
+const ROUNDS: usize = 301;
+/// Paired rounds: leading rounds run but not counted.
+const WARM_UP: usize = 20;
+/// Paired rounds: the target length of one side's batch in a round.
+const BATCH: Duration = Duration::from_millis(4);
+
+/// One side of a paired row: runs `iters` iterations (one `block_on` each, as criterion's loop
+/// does) and returns the wall time.
+type Side<'a> = &'a dyn Fn(u64) -> Duration;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Iterations of `side` that take about [`BATCH`] (at least 1).
+fn calibrate(side: Side<'_>) -> u64 {
+    let mut iters = 1u64;
+    loop {
+        let took = side(iters);
+        if took >= BATCH / 4 || iters >= 1 << 20 {
+            let per = took.as_secs_f64() / iters as f64;
+            return ((BATCH.as_secs_f64() / per.max(1e-12)) as u64).max(1);
+        }
+        iters *= 2;
+    }
+}
+
+/// Alternating short batches of `ours` and `peer` (the order flips every round, so neither
+/// always runs first), so that a burst of load on this shared machine slows both halves of a
+/// round alike; prints the median of the per-round ratios of time per iteration (`ours /
+/// peer`) with the 10th and 90th percentiles, in the line format `scripts/bench.sh` reads.
+fn pair(id: &str, ours: Side<'_>, peer: Side<'_>) {
+    let (n_ours, n_peer) = (calibrate(ours), calibrate(peer));
+    let (mut ratios, mut t_ours, mut t_peer) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..WARM_UP + ROUNDS {
+        let (a, b) = if round % 2 == 0 {
+            let a = ours(n_ours);
+            (a, peer(n_peer))
+        } else {
+            let b = peer(n_peer);
+            (ours(n_ours), b)
+        };
+        if round >= WARM_UP {
+            let (a, b) = (
+                a.as_secs_f64() * 1e9 / n_ours as f64,
+                b.as_secs_f64() * 1e9 / n_peer as f64,
+            );
+            ratios.push(a / b);
+            t_ours.push(a);
+            t_peer.push(b);
+        }
+    }
+    for v in [&mut ratios, &mut t_ours, &mut t_peer] {
+        v.sort_by(f64::total_cmp);
+    }
+    println!(
+        "RESULT paired {id} ratio={:.4} p10={:.4} p90={:.4} ours_ns={:.1} peer_ns={:.1} rounds={ROUNDS}",
+        percentile(&ratios, 0.5),
+        percentile(&ratios, 0.1),
+        percentile(&ratios, 0.9),
+        percentile(&t_ours, 0.5),
+        percentile(&t_peer, 0.5),
+    );
+}
+
+/// `S13_PAIRED=1`: the S13 rows as paired rounds (time per iteration, layers or header / bare),
+/// instead of criterion's back-to-back groups, whose ratio swings between runs on a loaded
+/// machine. For throughput the time ratio is the inverse of the requests-per-second ratio.
+fn paired() {
+    let rt = runtime();
+    let (bare, layered, uri_bare, uri_layered) = setup(&rt);
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    let deadline = ctx.deadline().unwrap();
+    let timed = |iters: u64, f: &dyn Fn()| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        start.elapsed()
+    };
+    let one_bare = |n| timed(n, &|| rt.block_on(one(&bare, &uri_bare, None)));
+    let one_layers = |n| timed(n, &|| rt.block_on(one(&layered, &uri_layered, Some(&ctx))));
+    let one_hdr = |n| timed(n, &|| rt.block_on(one_header(&bare, &uri_bare, deadline)));
+    let batch_bare = |n| timed(n, &|| rt.block_on(batch(&bare, &uri_bare, None)));
+    let batch_layers = |n| {
+        timed(n, &|| {
+            rt.block_on(batch(&layered, &uri_layered, Some(&ctx)))
+        })
+    };
+    let batch_hdr = |n| timed(n, &|| rt.block_on(batch_header(&bare, &uri_bare, deadline)));
+    pair("S13 latency", &one_layers, &one_bare);
+    pair("S13 latency header_only", &one_hdr, &one_bare);
+    pair("S13 throughput", &batch_layers, &batch_bare);
+    pair("S13 throughput header_only", &batch_hdr, &batch_bare);
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("S13_COUNT") {
         count(&spec);
+        return;
+    }
+    if std::env::var_os("S13_PAIRED").is_some() {
+        paired();
         return;
     }
     benches();
