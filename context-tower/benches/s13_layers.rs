@@ -342,18 +342,37 @@ const WARM_UP: usize = 20;
 const BATCH: Duration = Duration::from_millis(4);
 
 /// One side of a paired row: runs `iters` iterations (one `block_on` each, as criterion's loop
-/// does) and returns the wall time.
-type Side<'a> = &'a dyn Fn(u64) -> Duration;
+/// does) and returns the wall time and this thread's time on a CPU.
+type Side<'a> = &'a dyn Fn(u64) -> (Duration, Duration);
+
+/// This thread's CPU time so far (`CLOCK_THREAD_CPUTIME_ID`; zero where there is none): the
+/// runtime is current-thread, so it is all the work of both sides but the timer's.
+fn on_cpu() -> Duration {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable `timespec`, the only memory the call writes.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        }
+    }
+    Duration::ZERO
+}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Iterations of `side` that take about [`BATCH`] (at least 1).
+/// Iterations of `side` that take about [`BATCH`] of CPU time (at least 1; wall time where
+/// there is no thread CPU clock), so that a preemption during calibration does not shrink it.
 fn calibrate(side: Side<'_>) -> u64 {
     let mut iters = 1u64;
     loop {
-        let took = side(iters);
+        let (wall, cpu) = side(iters);
+        let took = if cpu.is_zero() { wall } else { cpu };
         if took >= BATCH / 4 || iters >= 1 << 20 {
             let per = took.as_secs_f64() / iters as f64;
             return ((BATCH.as_secs_f64() / per.max(1e-12)) as u64).max(1);
@@ -365,10 +384,15 @@ fn calibrate(side: Side<'_>) -> u64 {
 /// Alternating short batches of `ours` and `peer` (the order flips every round, so neither
 /// always runs first), so that a burst of load on this shared machine slows both halves of a
 /// round alike; prints the median of the per-round ratios of time per iteration (`ours /
-/// peer`) with the 10th and 90th percentiles, in the line format `scripts/bench.sh` reads.
+/// peer`) with the 10th and 90th percentiles, in the line format `scripts/bench.sh` reads, and
+/// the median ratio of on-CPU times (`cpu_ratio`, which a preemption does not move).
 fn pair(id: &str, ours: Side<'_>, peer: Side<'_>) {
-    let (n_ours, n_peer) = (calibrate(ours), calibrate(peer));
+    // Both sides run the same number of iterations (the peer's batch size): same-sized
+    // batches are equally likely to be preempted.
+    let n = calibrate(peer);
+    let (n_ours, n_peer) = (n, n);
     let (mut ratios, mut t_ours, mut t_peer) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu_ratios = Vec::new();
     for round in 0..WARM_UP + ROUNDS {
         let (a, b) = if round % 2 == 0 {
             let a = ours(n_ours);
@@ -378,20 +402,32 @@ fn pair(id: &str, ours: Side<'_>, peer: Side<'_>) {
             (ours(n_ours), b)
         };
         if round >= WARM_UP {
-            let (a, b) = (
-                a.as_secs_f64() * 1e9 / n_ours as f64,
-                b.as_secs_f64() * 1e9 / n_peer as f64,
-            );
+            let ((a, ca), (b, cb)) = (a, b);
+            let per = |d: Duration, n: u64| d.as_secs_f64() * 1e9 / n as f64;
+            if !cb.is_zero() {
+                cpu_ratios.push(per(ca, n_ours) / per(cb, n_peer));
+            }
+            let (a, b) = (per(a, n_ours), per(b, n_peer));
             ratios.push(a / b);
             t_ours.push(a);
             t_peer.push(b);
         }
     }
-    for v in [&mut ratios, &mut t_ours, &mut t_peer] {
+    for v in [&mut ratios, &mut t_ours, &mut t_peer, &mut cpu_ratios] {
         v.sort_by(f64::total_cmp);
     }
+    let cpu = if cpu_ratios.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " cpu_ratio={:.4} cpu_p10={:.4} cpu_p90={:.4}",
+            percentile(&cpu_ratios, 0.5),
+            percentile(&cpu_ratios, 0.1),
+            percentile(&cpu_ratios, 0.9)
+        )
+    };
     println!(
-        "RESULT paired {id} ratio={:.4} p10={:.4} p90={:.4} ours_ns={:.1} peer_ns={:.1} rounds={ROUNDS}",
+        "RESULT paired {id} ratio={:.4} p10={:.4} p90={:.4} ours_ns={:.1} peer_ns={:.1} rounds={ROUNDS}{cpu}",
         percentile(&ratios, 0.5),
         percentile(&ratios, 0.1),
         percentile(&ratios, 0.9),
@@ -409,11 +445,11 @@ fn paired() {
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
     let deadline = ctx.deadline().unwrap();
     let timed = |iters: u64, f: &dyn Fn()| {
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), on_cpu());
         for _ in 0..iters {
             f();
         }
-        start.elapsed()
+        (start.elapsed(), on_cpu().saturating_sub(cpu))
     };
     let one_bare = |n| timed(n, &|| rt.block_on(one(&bare, &uri_bare, None)));
     let one_layers = |n| timed(n, &|| rt.block_on(one(&layered, &uri_layered, Some(&ctx))));
