@@ -97,9 +97,10 @@ pin_project! {
             #[pin]
             body: B,
             watch: Watch,
-            // Registered on the first pending poll only, in place (no allocation).
-            #[pin]
-            done: Option<Done>,
+            // Registered on the first pending poll only, and boxed: a response body is moved
+            // several times on its way through hyper, so an inline waiter would cost more in
+            // copies than the allocation of the bodies that do wait (measured: S13).
+            done: Option<Pin<Box<Done>>>,
             guard: Option<DropGuard>,
             finished: bool,
         },
@@ -135,22 +136,6 @@ impl<B: Body> ContextBody<B> {
                 finished,
             },
         }
-    }
-}
-
-/// Polls `ctx.done()`, registering it in `done` (in place, no allocation) on the first call:
-/// the waiter of a future or body that went pending, so it wakes when `ctx` ends.
-pub(crate) fn poll_done(
-    mut done: Pin<&mut Option<Done>>,
-    ctx: &Context,
-    cx: &mut TaskContext<'_>,
-) -> Poll<()> {
-    if done.is_none() {
-        done.set(Some(ctx.done()));
-    }
-    match done.as_pin_mut() {
-        Some(d) => d.poll(cx).map(drop),
-        None => unreachable!("set above"),
     }
 }
 
@@ -231,9 +216,12 @@ where
                         Poll::Ready(None)
                     }
                     Poll::Pending => {
-                        if watch.cut && poll_done(done, &watch.ctx, cx).is_ready() {
-                            finish(finished, guard);
-                            return Poll::Ready(Some(cut(watch)));
+                        if watch.cut {
+                            let done = done.get_or_insert_with(|| Box::pin(watch.ctx.done()));
+                            if done.as_mut().poll(cx).is_ready() {
+                                finish(finished, guard);
+                                return Poll::Ready(Some(cut(watch)));
+                            }
                         }
                         Poll::Pending
                     }

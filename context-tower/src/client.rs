@@ -22,7 +22,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::{poll_done, ContextBody, Watch};
+use crate::body::{ContextBody, Watch};
 use crate::error::{call_error, ContextDone};
 use crate::ext::RequestContextExt;
 use crate::policy::Format;
@@ -295,6 +295,23 @@ pin_project! {
         },
         Failed { err: Option<BoxError> },
         Finished,
+    }
+}
+
+/// Polls `ctx.done()`, registering it in `done` in place on the first call: a call's future
+/// is pending until the answer arrives, so every call registers once, and an inline waiter
+/// saves that allocation (a boxed one costs more than the copies of the larger future).
+fn poll_done(
+    mut done: Pin<&mut Option<Done>>,
+    ctx: &Context,
+    cx: &mut TaskContext<'_>,
+) -> Poll<()> {
+    if done.is_none() {
+        done.set(Some(ctx.done()));
+    }
+    match done.as_pin_mut() {
+        Some(d) => d.poll(cx).map(drop),
+        None => unreachable!("set above"),
     }
 }
 
