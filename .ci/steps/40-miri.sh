@@ -27,4 +27,5 @@ CARGO_TARGET_DIR=target/miri cargo +"$toolchain" miri test -p go-context --lib -
   tests::waiters_of_many_nodes_wake_across_a_subtree \
   waiters::tests::inline_entries_are_freed_by_their_owners_in_any_order \
   waiters::tests::stack_entries_leave_the_list_with_their_frame \
-  waiters::tests::owners_on_other_threads_free_their_entries_while_the_cancel_walks
+  waiters::tests::owners_on_other_threads_free_their_entries_while_the_cancel_walks \
+  waiters::tests::re_polls_with_the_stored_waker_store_nothing_and_the_last_waker_is_woken

@@ -43,6 +43,25 @@ struct Aftermath {
     timers: Vec<(Ticks, Arc<Node>)>,
 }
 
+impl Aftermath {
+    /// Keeps `waiter` to notify. `pending` is how many nodes the walk has yet to visit: when the
+    /// batch first needs its `Vec`, it is sized for one waiter per pending node (a fan-out of
+    /// tasks, each awaiting its own child, is the common shape), so that a wide cancellation
+    /// does not copy its batch at every doubling. Memory reserved and never written is never
+    /// touched (a large block is mapped lazily), and the batch lives only until the wake-ups.
+    #[inline]
+    fn add_waiter(&mut self, waiter: Waiter, pending: usize) {
+        if self.first_waiter.is_none() {
+            self.first_waiter = Some(waiter);
+            return;
+        }
+        if self.waiters.capacity() == 0 {
+            self.waiters.reserve(pending + 1);
+        }
+        self.waiters.push(waiter);
+    }
+}
+
 /// Creates a cancel node under `parent`, linked to `parent`'s signal (invariant 2) or born done
 /// with the link parent's error and cause. `deadline` is the node's own; it is armed (or, if it
 /// has already passed, cancels at once) unless the parent's effective deadline is strictly
@@ -249,13 +268,8 @@ fn finish(
     // touches an entry (waiter-list invariant 4), so its owner (a `Done` future, a blocked
     // thread) may free it whenever it sees the mark or finds the node done under the lock.
     if !waiters.is_empty() {
-        waiters.drain(|waiter| {
-            if acc.first_waiter.is_none() {
-                acc.first_waiter = Some(waiter);
-            } else {
-                acc.waiters.push(waiter);
-            }
-        });
+        let pending = work.len();
+        waiters.drain(|waiter| acc.add_waiter(waiter, pending));
     }
     if let Some(at) = core.own_deadline() {
         if acc.first_timer.is_none() {

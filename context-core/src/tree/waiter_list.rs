@@ -13,7 +13,10 @@
 //!
 //! The cancellation walks the list *under the node's lock* ([`WaiterList::drain`]): from each
 //! entry it moves the waiter out (moving a `Waker` runs no user code), frees a boxed entry, and
-//! marks an inline one notified, which is its last access to it. The waiters are woken later,
+//! marks an inline one notified, which is its last access to it. From an inline entry the move
+//! only *reads* the waiter (the bytes left behind are a moved-out copy, never used or dropped
+//! once the entry is notified), so that the owner may read its own waiter without the lock
+//! while the entry is linked ([`Entry::will_wake`]). The waiters are woken later,
 //! after every lock is released (tree invariant 6), from the moved-out values: the walker never
 //! touches an entry once the lock is released, so an owner may free its entry as soon as it
 //! sees the mark, or as soon as it holds the lock and finds the node done.
@@ -28,7 +31,11 @@
 //! 3. The list has no lock of its own: it lives inside its node's lock, so `&mut WaiterList`
 //!    is the proof that the caller holds that lock. An entry's `prev`, `next` and `waiter` are
 //!    accessed only under that lock while the entry is linked; before it is linked and after
-//!    it is unlinked or notified, only its owner accesses them.
+//!    it is unlinked or notified, only its owner accesses them. One exception: while an inline
+//!    entry is linked, its owner may *read* its `waiter` without the lock
+//!    ([`Entry::will_wake`]); every access to it under the lock that the owner did not ask for
+//!    is a read too (the drain's), and the owner's own writes, under the lock, are ordered
+//!    with its reads by program order.
 //! 4. `notified` goes from 0 to 1 once, in `drain`, with `Release`, after the drain's last
 //!    access to the entry (it read `next` and moved the waiter out before). The owner's
 //!    `Acquire` load that sees 1 pairs with it: every access of the drain happens before the
@@ -41,6 +48,7 @@
 
 use std::fmt;
 use std::marker::PhantomPinned;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::Waker;
@@ -85,14 +93,33 @@ impl<T> Cell<T> {
     fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
     }
+
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // A notified entry's waiter was moved out by the drain (its bytes are a copy).
+        if !self.is_notified() {
+            // SAFETY: not notified: the value is live, and `&mut self` makes it ours alone;
+            // it is dropped once, here.
+            self.waiter
+                .with_mut(|w| unsafe { ManuallyDrop::drop(&mut *w) });
+        }
+    }
 }
 
 /// One registered waiter: inline in its owner, or boxed and owned by the list (module docs).
 pub(crate) struct Entry {
     prev: Cell<*const Entry>,
     next: Cell<*const Entry>,
-    /// The waiter to notify; `None` once the drain (or the owner) has taken it.
-    waiter: Cell<Option<Waiter>>,
+    /// The waiter to notify; `None` once the owner (or `remove`) has taken it. Once the entry
+    /// is notified, a moved-out copy (the drain reads it without writing: invariant 3), which
+    /// is never used or dropped again.
+    waiter: Cell<ManuallyDrop<Option<Waiter>>>,
     /// 1 once the drain is finished with this (inline) entry (invariant 4).
     notified: AtomicU8,
     /// Allocated by `insert` and owned by the list; fixed at creation.
@@ -111,7 +138,7 @@ impl Entry {
         Entry {
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
-            waiter: Cell::new(waiter),
+            waiter: Cell::new(ManuallyDrop::new(waiter)),
             notified: AtomicU8::new(0),
             boxed,
             _pinned: PhantomPinned,
@@ -125,16 +152,34 @@ impl Entry {
         self.notified.load(Ordering::Acquire) != 0
     }
 
-    /// Replaces the waiter of an entry that is not linked.
+    /// Replaces the waiter of an entry that is not linked and was never notified.
     ///
     /// # Safety
     ///
-    /// The entry must not be linked (never linked, unlinked, or notified and seen so by the
-    /// caller): only its owner accesses it then (invariant 3).
+    /// The entry must not be linked (never linked, or unlinked): only its owner accesses it
+    /// then (invariant 3). A notified entry's waiter is a moved-out copy: it must not be
+    /// replaced (its old value would be dropped a second time).
     pub(crate) unsafe fn replace_waiter(&self, waiter: Option<Waiter>) -> Option<Waiter> {
+        debug_assert!(!self.is_notified(), "a notified entry is never reused");
         // SAFETY: the caller guarantees nobody else accesses the entry.
         self.waiter
-            .with_mut(|w| unsafe { std::mem::replace(&mut *w, waiter) })
+            .with_mut(|w| unsafe { std::mem::replace(&mut **w, waiter) })
+    }
+
+    /// Whether the waiter stored in this linked entry is a task waker that
+    /// [`will_wake`](Waker::will_wake) the same task as `waker`. No lock: reads only.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the entry's owner, and has not seen it notified. Then the only other
+    /// access to `waiter` that can run at the same time is the drain's, which only reads it
+    /// (invariant 3); the value read is the owner's last write (its own, program-ordered), or,
+    /// if the drain has moved it out meanwhile, the same bytes, never dropped while the entry
+    /// lives. The waker is compared, not called.
+    pub(crate) unsafe fn will_wake(&self, waker: &Waker) -> bool {
+        // SAFETY: as above: concurrent accesses are reads.
+        self.waiter
+            .with(|w| matches!(unsafe { &**w }, Some(Waiter::Task(old)) if old.will_wake(waker)))
     }
 }
 
@@ -248,7 +293,7 @@ impl WaiterList {
             if !next.is_null() {
                 (*next).prev.with_mut(|p| *p = prev);
             }
-            let waiter = (*entry).waiter.with_mut(|w| (*w).take());
+            let waiter = (*entry).waiter.with_mut(|w| (**w).take());
             if (*entry).boxed {
                 drop(Box::from_raw(entry.cast_mut()));
             }
@@ -267,12 +312,18 @@ impl WaiterList {
             // the last access: its owner may free it as soon as it sees the mark (invariant 4).
             let (next, waiter) = unsafe {
                 let next = (*cur).next.with_mut(|n| *n);
-                let waiter = (*cur).waiter.with_mut(|w| (*w).take());
-                if (*cur).boxed {
+                let waiter = if (*cur).boxed {
+                    // Ours: taken (leaving `None` for the entry's drop), then freed.
+                    let waiter = (*cur).waiter.with_mut(|w| (**w).take());
                     drop(Box::from_raw(cur.cast_mut()));
+                    waiter
                 } else {
+                    // Moved out by a read: the owner may be reading it at the same time
+                    // (invariant 3). The mark makes the copy left behind dead.
+                    let waiter = (*cur).waiter.with(|w| ptr::read(&**w));
                     (*cur).notified.store(1, Ordering::Release);
-                }
+                    waiter
+                };
                 (next, waiter)
             };
             if let Some(waiter) = waiter {
@@ -394,9 +445,8 @@ mod tests {
         assert!(!b.is_notified(), "an unlinked entry is not notified");
         notify_all(&mut list);
         assert!(a.is_notified(), "the drain marks inline entries");
-        // SAFETY: `a` is notified: it is its owner's again.
-        let left = unsafe { a.replace_waiter(None) };
-        assert!(left.is_none(), "its waiter was taken");
+        // `a` is its owner's again; dropping it does not drop the moved-out waiter again.
+        drop(a);
         assert_eq!(count.0.load(Ordering::Relaxed), 2);
         assert_eq!(std::sync::Arc::strong_count(&count), 1, "nothing leaked");
     }
