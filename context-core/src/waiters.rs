@@ -535,7 +535,6 @@ mod tests {
             "woken by value: dropped once"
         );
         assert_eq!(poll(&wb), Poll::Ready(Error::Canceled));
-        drop(poll);
         drop(done);
         assert_eq!(
             b.drops.load(Ordering::SeqCst),
