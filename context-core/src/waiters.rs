@@ -85,15 +85,19 @@ impl Registration {
         WaiterKey::of(unsafe { Pin::new_unchecked(&self.entry) })
     }
 
-    /// If linked and notified: no longer linked, `true`. One `Acquire` load, no lock.
-    fn take_notified(self: Pin<&mut Self>) -> bool {
+    /// If linked and notified: no longer linked, and the node's error, read from the mark
+    /// (the node itself is not touched). One `Acquire` load, no lock.
+    fn take_notified(self: Pin<&mut Self>) -> Option<Error> {
         // SAFETY: only `linked` is written.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.linked && this.entry.is_notified() {
-            this.linked = false;
-            return true;
+        if !this.linked {
+            return None;
         }
-        false
+        let err = this.entry.notified();
+        if err.is_some() {
+            this.linked = false;
+        }
+        err
     }
 
     /// Makes sure the linked entry will wake `waker`: `Ok` if it will, `Err` if the node is done
@@ -227,27 +231,29 @@ impl Future for Done {
         // SAFETY: `registration` is structurally pinned: it is never moved out of `Done`, and
         // only used through `Pin` below; `ctx` is not pinned (only read).
         let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above.
+        let mut registration = unsafe { Pin::new_unchecked(&mut this.registration) };
+        if registration.linked {
+            // The fast path after a wake-up: the mark, which carries the error; no lock, and
+            // not even the node.
+            if let Some(err) = registration.as_mut().take_notified() {
+                return Poll::Ready(err);
+            }
+            let core = (this.ctx.node.cancel_node()).expect("a linked waiter has a cancel node");
+            return match registration.update(core, cx.waker()) {
+                Ok(()) => Poll::Pending,
+                Err(()) => Poll::Ready(core.err().expect("a node that took a waiter is done")),
+            };
+        }
         let Some(core) = this.ctx.node.cancel_node() else {
             return Poll::Pending;
         };
-        // SAFETY: see above.
-        let mut registration = unsafe { Pin::new_unchecked(&mut this.registration) };
-        let done = if registration.linked {
-            // The fast path after a wake-up: the mark, no lock.
-            registration.as_mut().take_notified() || registration.update(core, cx.waker()).is_err()
-        } else {
-            core.is_done()
-                || registration
-                    .register(core, Waiter::Task(cx.waker().clone()))
-                    .is_err()
-        };
-        if done {
-            Poll::Ready(
-                core.err()
-                    .expect("a node that notified or refused a waiter is done"),
-            )
-        } else {
-            Poll::Pending
+        if let Some(err) = core.err() {
+            return Poll::Ready(err);
+        }
+        match registration.register(core, Waiter::Task(cx.waker().clone())) {
+            Ok(()) => Poll::Pending,
+            Err(err) => Poll::Ready(err),
         }
     }
 }
@@ -320,8 +326,8 @@ pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error
         return Some(err);
     }
     loop {
-        if guard.registration.as_mut().take_notified() {
-            return core.err();
+        if let Some(err) = guard.registration.as_mut().take_notified() {
+            return Some(err);
         }
         match until {
             None => thread::park(),
@@ -488,12 +494,14 @@ mod tests {
         std::mem::ManuallyDrop::new(unsafe { Waker::from_raw(raw) })
     }
 
-    fn tally() -> &'static Tally {
-        Box::leak(Box::new(Tally {
-            clones: AtomicUsize::new(0),
-            drops: AtomicUsize::new(0),
-            wakes: AtomicUsize::new(0),
-        }))
+    impl Tally {
+        const fn new() -> Tally {
+            Tally {
+                clones: AtomicUsize::new(0),
+                drops: AtomicUsize::new(0),
+                wakes: AtomicUsize::new(0),
+            }
+        }
     }
 
     /// Re-polls with the waker already stored clone nothing and drop nothing (they take the
@@ -503,7 +511,9 @@ mod tests {
     #[test]
     fn re_polls_with_the_stored_waker_store_nothing_and_the_last_waker_is_woken() {
         let (ctx, cancel) = Context::background().with_cancel();
-        let (a, b) = (tally(), tally());
+        static A: Tally = Tally::new();
+        static B: Tally = Tally::new();
+        let (a, b) = (&A, &B);
         let (wa, wb) = (tally_waker(a), tally_waker(b));
         let mut done = Box::pin(ctx.done());
         let mut poll = |w: &Waker| done.as_mut().poll(&mut TaskContext::from_waker(w));

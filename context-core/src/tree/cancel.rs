@@ -269,7 +269,7 @@ fn finish(
     // thread) may free it whenever it sees the mark or finds the node done under the lock.
     if !waiters.is_empty() {
         let pending = work.len();
-        waiters.drain(|waiter| acc.add_waiter(waiter, pending));
+        waiters.drain(err, |waiter| acc.add_waiter(waiter, pending));
     }
     if let Some(at) = core.own_deadline() {
         if acc.first_timer.is_none() {

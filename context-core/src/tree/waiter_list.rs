@@ -36,7 +36,8 @@
 //!    ([`Entry::will_wake`]); every access to it under the lock that the owner did not ask for
 //!    is a read too (the drain's), and the owner's own writes, under the lock, are ordered
 //!    with its reads by program order.
-//! 4. `notified` goes from 0 to 1 once, in `drain`, with `Release`, after the drain's last
+//! 4. `notified` goes from 0 to the node's error (1 `Canceled`, 2 `DeadlineExceeded`) once, in
+//!    `drain`, with `Release`, after the drain's last
 //!    access to the entry (it read `next` and moved the waiter out before). The owner's
 //!    `Acquire` load that sees 1 pairs with it: every access of the drain happens before the
 //!    owner's next one, so the owner may reuse or free the entry without taking the lock. An
@@ -53,7 +54,12 @@ use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::Waker;
 
+use crate::error::Error;
 use crate::sync::{AtomicU8, Ordering, Thread};
+
+/// The values of a notified entry's mark (invariant 4).
+const CANCELED: u8 = 1;
+const DEADLINE_EXCEEDED: u8 = 2;
 
 /// Something to notify when a context is done.
 pub(crate) enum Waiter {
@@ -120,7 +126,8 @@ pub(crate) struct Entry {
     /// is notified, a moved-out copy (the drain reads it without writing: invariant 3), which
     /// is never used or dropped again.
     waiter: Cell<ManuallyDrop<Option<Waiter>>>,
-    /// 1 once the drain is finished with this (inline) entry (invariant 4).
+    /// Non-zero once the drain is finished with this (inline) entry: the node's error, so that
+    /// the woken owner need not read the node (invariant 4).
     notified: AtomicU8,
     /// Allocated by `insert` and owned by the list; fixed at creation.
     boxed: bool,
@@ -149,7 +156,18 @@ impl Entry {
     /// be reused or freed without the lock (invariant 4).
     #[inline]
     pub(crate) fn is_notified(&self) -> bool {
-        self.notified.load(Ordering::Acquire) != 0
+        self.notified().is_some()
+    }
+
+    /// The node's error if the drain is finished with this entry (`is_notified`): one
+    /// `Acquire` load, which pairs with the drain's `Release` (invariant 4).
+    #[inline]
+    pub(crate) fn notified(&self) -> Option<Error> {
+        match self.notified.load(Ordering::Acquire) {
+            0 => None,
+            CANCELED => Some(Error::Canceled),
+            _ => Some(Error::DeadlineExceeded),
+        }
     }
 
     /// Replaces the waiter of an entry that is not linked and was never notified.
@@ -303,8 +321,13 @@ impl WaiterList {
 
     /// Empties the list, under the node's lock: hands each entry's waiter to `out` (which must
     /// run no user code: it stores them, to be notified once every lock is released), frees
-    /// each boxed entry and marks each inline one notified (invariant 4).
-    pub(crate) fn drain(&mut self, mut out: impl FnMut(Waiter)) {
+    /// each boxed entry and marks each inline one notified with `err`, the node's error
+    /// (invariant 4).
+    pub(crate) fn drain(&mut self, err: Error, mut out: impl FnMut(Waiter)) {
+        let mark = match err {
+            Error::Canceled => CANCELED,
+            Error::DeadlineExceeded => DEADLINE_EXCEEDED,
+        };
         let mut cur = std::mem::replace(&mut self.head, ptr::null());
         while !cur.is_null() {
             // SAFETY: `cur` was reachable from `head`, so it is alive (invariant 1) and only we
@@ -321,7 +344,7 @@ impl WaiterList {
                     // Moved out by a read: the owner may be reading it at the same time
                     // (invariant 3). The mark makes the copy left behind dead.
                     let waiter = (*cur).waiter.with(|w| ptr::read(&**w));
-                    (*cur).notified.store(1, Ordering::Release);
+                    (*cur).notified.store(mark, Ordering::Release);
                     waiter
                 };
                 (next, waiter)
@@ -356,7 +379,7 @@ impl Drop for WaiterList {
         // A node is done before it is dropped, and an inline entry's owner holds its context,
         // so this is empty in practice; free what is left anyway (no lock is held here).
         if !self.is_empty() {
-            self.drain(drop);
+            self.drain(Error::Canceled, drop);
         }
     }
 }
@@ -381,7 +404,7 @@ mod tests {
 
     fn notify_all(list: &mut WaiterList) {
         let mut taken = Vec::new();
-        list.drain(|w| taken.push(w));
+        list.drain(Error::Canceled, |w| taken.push(w));
         for w in taken {
             w.notify();
         }
@@ -444,7 +467,11 @@ mod tests {
         }
         assert!(!b.is_notified(), "an unlinked entry is not notified");
         notify_all(&mut list);
-        assert!(a.is_notified(), "the drain marks inline entries");
+        assert_eq!(
+            a.notified(),
+            Some(Error::Canceled),
+            "the drain marks inline entries with the error"
+        );
         // `a` is its owner's again; dropping it does not drop the moved-out waiter again.
         drop(a);
         assert_eq!(count.0.load(Ordering::Relaxed), 2);
@@ -460,6 +487,28 @@ mod tests {
         }
         drop(list);
         assert_eq!(count.0.load(Ordering::Relaxed), 0, "dropped, not woken");
+        assert_eq!(std::sync::Arc::strong_count(&count), 1, "nothing leaked");
+    }
+
+    /// The mark carries the node's error, so a woken owner reads neither the node nor its
+    /// lock: a deadline's drain marks `DeadlineExceeded`.
+    #[test]
+    fn the_mark_carries_the_error() {
+        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        let mut list = WaiterList::default();
+        let a = Box::pin(Entry::new());
+        assert_eq!(a.notified(), None);
+        // SAFETY: not linked yet; pinned in its box, drained before it is dropped.
+        unsafe {
+            a.replace_waiter(Some(waiter(&count)));
+            list.push(WaiterKey::of(a.as_ref()));
+        }
+        let mut taken = Vec::new();
+        list.drain(Error::DeadlineExceeded, |w| taken.push(w));
+        assert_eq!(a.notified(), Some(Error::DeadlineExceeded));
+        assert_eq!(taken.len(), 1);
+        drop(taken);
+        drop(a);
         assert_eq!(std::sync::Arc::strong_count(&count), 1, "nothing leaked");
     }
 }
