@@ -352,6 +352,9 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
 /// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers and
 /// wakes waiters. Returns the first panic of a waker, for the caller to
 /// resume once it is done.
+/// How far ahead of the waker being woken `run_aftermath` prefetches.
+const PREFETCH_AHEAD: usize = 8;
+
 fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
     // The common case (one node, no timer, no waiter) is a few tests: no iterator is built
     // over collections known to be empty (`timers` and `waiters` fill only after the first).
@@ -362,13 +365,24 @@ fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
         }
     }
     let mut first_panic = None;
+    let mut notify = |waiter: Waiter| {
+        // A panicking waker must not stop the others from being woken.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
+        if let Err(payload) = result {
+            first_panic.get_or_insert(payload);
+        }
+    };
     if let Some(first) = acc.first_waiter {
-        for waiter in std::iter::once(first).chain(acc.waiters) {
-            // A panicking waker must not stop the others from being woken.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
-            if let Err(payload) = result {
-                first_panic.get_or_insert(payload);
+        let mut rest = acc.waiters.into_iter();
+        notify(first);
+        // A wide batch wakes tasks whose headers are cold: ask for the one a few places ahead
+        // while this one is woken, so that their misses overlap (a wake is an atomic RMW on
+        // the task's state, which waits for its line).
+        while let Some(waiter) = rest.next() {
+            if let Some(ahead) = rest.as_slice().get(PREFETCH_AHEAD) {
+                ahead.prefetch();
             }
+            notify(waiter);
         }
     }
     first_panic
