@@ -10,9 +10,8 @@
 //! Scenarios measured per element (S4, S4w, S5) report the time of one whole fan-out or chain in
 //! criterion; the element count is the benchmark's parameter, and the script divides by it.
 
-use std::any::{Any, TypeId};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -21,12 +20,12 @@ use go_context::Context;
 use tokio_util::sync::CancellationToken;
 #[path = "support/ops.rs"]
 mod ops;
-use ops::{s12_ours, s12_tokio, s2_ours, s2_tokio};
+use ops::{
+    s12_ours, s12_tokio, s1_floor, s1_ours, s2_ours, s2_tokio, s4_ours, s4_tokio, s7_floor_chain,
+    s7_floor_deepest, s7_floor_missing, s7_ours_chain, s7_ours_deepest, s7_ours_missing, Floor,
+    FloorFlag, FAN_OUT, HOUR,
+};
 
-/// "A long timeout": never fires during a benchmark.
-const HOUR: Duration = Duration::from_secs(3600);
-/// Children of one parent in S4 and S4w.
-const FAN_OUT: usize = 10_000;
 /// Levels of the chain in S5.
 const CHAIN: usize = 10_000;
 
@@ -80,22 +79,11 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// The S1 floor: an `AtomicBool` on a cache line of its own, on the heap like a context's
-/// state (on the stack it can share a line with data another thread writes, which slowed the
-/// two-thread floor below our own figure).
-#[derive(Default)]
-#[repr(align(128))]
-struct FloorFlag(AtomicBool);
-
-/// Boxed, as a context's node is; the benchmark loops load through a plain `&FloorFlag` (one
-/// load per check, as the table's floor), not through the box.
-type Floor = Box<FloorFlag>;
-
 /// S1: the hot check on a live child that has a deadline.
 fn s1(c: &mut Criterion) {
     let mut g = c.benchmark_group("S1_is_done");
     let (ctx, _cancel) = Context::background().with_timeout(HOUR);
-    g.bench_function("ours", |b| b.iter(|| black_box(&ctx).is_done()));
+    g.bench_function("ours", |b| b.iter(|| s1_ours(&ctx)));
     let parent = CancellationToken::new();
     let token = parent.child_token();
     g.bench_function("tokio_util", |b| {
@@ -103,9 +91,7 @@ fn s1(c: &mut Criterion) {
     });
     let flag = Floor::default();
     let flag: &FloorFlag = &flag;
-    g.bench_function("floor", |b| {
-        b.iter(|| black_box(flag).0.load(Ordering::Acquire))
-    });
+    g.bench_function("floor", |b| b.iter(|| s1_floor(flag)));
     g.finish();
 }
 
@@ -114,11 +100,7 @@ fn s1p(c: &mut Criterion) {
     let mut g = c.benchmark_group("S1p_is_done_2threads");
     let (ctx, _cancel) = Context::background().with_timeout(HOUR);
     g.bench_function("ours", |b| {
-        b.iter_custom(|iters| {
-            on_two_threads(iters, || {
-                black_box(black_box(&ctx).is_done());
-            })
-        })
+        b.iter_custom(|iters| on_two_threads(iters, || s1_ours(&ctx)))
     });
     let parent = CancellationToken::new();
     let token = parent.child_token();
@@ -132,11 +114,7 @@ fn s1p(c: &mut Criterion) {
     let flag = Floor::default();
     let flag: &FloorFlag = &flag;
     g.bench_function("floor", |b| {
-        b.iter_custom(|iters| {
-            on_two_threads(iters, || {
-                black_box(black_box(flag).0.load(Ordering::Acquire));
-            })
-        })
+        b.iter_custom(|iters| on_two_threads(iters, || s1_floor(flag)))
     });
     g.finish();
 }
@@ -207,6 +185,24 @@ fn s3(c: &mut Criterion) {
     g.finish();
 }
 
+/// `iters` fan-outs, the time of the creation phase (`create`) or of the cancellation.
+fn s4_phase(
+    iters: u64,
+    create: bool,
+    mut fan_out: impl FnMut() -> (Duration, Duration),
+) -> Duration {
+    (0..iters)
+        .map(|_| {
+            let (created, cancelled) = fan_out();
+            if create {
+                created
+            } else {
+                cancelled
+            }
+        })
+        .sum()
+}
+
 /// S4: fan-out of `FAN_OUT` children under one parent: the creation of all children, and the
 /// cancellation of the parent, as two measurements (the other phase runs untimed).
 fn s4(c: &mut Criterion) {
@@ -215,48 +211,16 @@ fn s4(c: &mut Criterion) {
     let n = FAN_OUT;
     for timed_create in [true, false] {
         let phase = if timed_create { "create" } else { "cancel" };
-        g.bench_with_input(BenchmarkId::new(format!("ours_{phase}"), n), &n, |b, &n| {
-            let mut kids = Vec::with_capacity(n);
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (parent, cancel) = Context::background().with_cancel();
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        kids.push(parent.with_cancel());
-                    }
-                    let created = start.elapsed();
-                    let start = Instant::now();
-                    cancel.cancel();
-                    let cancelled = start.elapsed();
-                    total += if timed_create { created } else { cancelled };
-                    kids.clear();
-                }
-                total
-            })
+        g.bench_with_input(BenchmarkId::new(format!("ours_{phase}"), n), &n, |b, _| {
+            let mut kids = Vec::new();
+            b.iter_custom(|iters| s4_phase(iters, timed_create, || s4_ours(&mut kids)))
         });
         g.bench_with_input(
             BenchmarkId::new(format!("tokio_util_{phase}"), n),
             &n,
-            |b, &n| {
-                let mut kids = Vec::with_capacity(n);
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let parent = CancellationToken::new();
-                        let start = Instant::now();
-                        for _ in 0..n {
-                            kids.push(parent.child_token());
-                        }
-                        let created = start.elapsed();
-                        let start = Instant::now();
-                        parent.cancel();
-                        let cancelled = start.elapsed();
-                        total += if timed_create { created } else { cancelled };
-                        kids.clear();
-                    }
-                    total
-                })
+            |b, _| {
+                let mut kids = Vec::new();
+                b.iter_custom(|iters| s4_phase(iters, timed_create, || s4_tokio(&mut kids)))
             },
         );
     }
@@ -402,84 +366,14 @@ fn s5(c: &mut Criterion) {
     g.finish();
 }
 
-/// Ten distinct value types for S7 (`Key<0>` … `Key<9>`); `Key<10>` is never stored.
-#[derive(Debug)]
-struct Key<const N: usize>(#[allow(dead_code)] u64);
-
-/// The S7 floor: a hand-rolled chain of `Arc` nodes, each holding one value and its `TypeId`.
-struct FloorNode {
-    key: TypeId,
-    value: Box<dyn Any + Send + Sync>,
-    parent: Option<Arc<FloorNode>>,
-}
-
-/// Stands for `background` at the top of the floor chain, so both chains have as many nodes.
-struct FloorRoot;
-
-impl FloorNode {
-    fn with<T: Any + Send + Sync>(self: &Arc<Self>, value: T) -> Arc<FloorNode> {
-        Arc::new(FloorNode {
-            key: TypeId::of::<T>(),
-            value: Box::new(value),
-            parent: Some(Arc::clone(self)),
-        })
-    }
-
-    fn value<T: Any>(&self) -> Option<&T> {
-        let key = TypeId::of::<T>();
-        let mut node = self;
-        loop {
-            if node.key == key {
-                return node.value.downcast_ref::<T>();
-            }
-            node = node.parent.as_deref()?;
-        }
-    }
-}
-
 /// S7: `value::<T>()` ten values deep: the deepest value, and a type that is missing.
 fn s7(c: &mut Criterion) {
     let mut g = c.benchmark_group("S7_value_depth10");
-    let ours = Context::background()
-        .with_value(Key::<0>(0))
-        .with_value(Key::<1>(1))
-        .with_value(Key::<2>(2))
-        .with_value(Key::<3>(3))
-        .with_value(Key::<4>(4))
-        .with_value(Key::<5>(5))
-        .with_value(Key::<6>(6))
-        .with_value(Key::<7>(7))
-        .with_value(Key::<8>(8))
-        .with_value(Key::<9>(9));
-    let root = Arc::new(FloorNode {
-        key: TypeId::of::<FloorRoot>(),
-        value: Box::new(FloorRoot),
-        parent: None,
-    });
-    let floor = root
-        .with(Key::<0>(0))
-        .with(Key::<1>(1))
-        .with(Key::<2>(2))
-        .with(Key::<3>(3))
-        .with(Key::<4>(4))
-        .with(Key::<5>(5))
-        .with(Key::<6>(6))
-        .with(Key::<7>(7))
-        .with(Key::<8>(8))
-        .with(Key::<9>(9));
-    assert!(ours.value::<Key<0>>().is_some() && floor.value::<Key<0>>().is_some());
-    g.bench_function("ours_deepest", |b| {
-        b.iter(|| black_box(&ours).value::<Key<0>>().is_some())
-    });
-    g.bench_function("floor_deepest", |b| {
-        b.iter(|| black_box(&floor).value::<Key<0>>().is_some())
-    });
-    g.bench_function("ours_missing", |b| {
-        b.iter(|| black_box(&ours).value::<Key<10>>().is_some())
-    });
-    g.bench_function("floor_missing", |b| {
-        b.iter(|| black_box(&floor).value::<Key<10>>().is_some())
-    });
+    let (ours, floor) = (s7_ours_chain(), s7_floor_chain());
+    g.bench_function("ours_deepest", |b| b.iter(|| s7_ours_deepest(&ours)));
+    g.bench_function("floor_deepest", |b| b.iter(|| s7_floor_deepest(&floor)));
+    g.bench_function("ours_missing", |b| b.iter(|| s7_ours_missing(&ours)));
+    g.bench_function("floor_missing", |b| b.iter(|| s7_floor_missing(&floor)));
     g.finish();
 }
 

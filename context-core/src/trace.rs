@@ -18,7 +18,7 @@
 //! |---|---|
 //! | `origin` | `cancel`, `deadline`, `handle_dropped`, `member_failed`, `token` or `signal` |
 //! | `error` | the [`Error`](crate::Error) (`Display`: `context canceled` / `context deadline exceeded`) |
-//! | `cause` | the [`Cause`](crate::Cause) (`Display`: the custom message, or the error) |
+//! | `cause` | the [`Cause`] (`Display`: the custom message, or the error) |
 //! | `cause.location` | where it came from: `file:line:column` |
 //! | `context` | the context's chain (`Debug`), e.g. `background.with_value(RequestId).with_cancel` |
 //!

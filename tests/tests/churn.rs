@@ -240,7 +240,9 @@ fn waiter(shared: Arc<Shared>, seed: u64) {
 /// Grows the `after_func` pool to its largest size and its queue to its largest kept capacity,
 /// so that the churn creates no pool thread (whose bookkeeping would outlive the test).
 fn warm_up_callback_pool() {
-    let threads = 64; // go-context's MAX_THREADS
+    // Enough callbacks blocked at once to start a few dozen pool threads (a loaded machine can
+    // start more during the churn: see the allowance per extra thread at the end).
+    let threads = 64;
     let barrier = Arc::new(Barrier::new(threads + 1));
     let arrived = Arc::new(AtomicUsize::new(0));
     let (blockers, cancel_blockers) = Context::background().with_cancel();
@@ -316,6 +318,7 @@ fn churned_tree_wakes_every_waiter_and_returns_to_baseline() {
         t.join().unwrap();
     }
     let baseline = live();
+    let threads_before = threads_alive();
 
     let (root, cancel_root) = Context::background().with_cancel();
     let shared = Arc::new(Shared {
@@ -390,15 +393,34 @@ fn churned_tree_wakes_every_waiter_and_returns_to_baseline() {
     // leaves them somewhat larger (up to 416 bytes seen; also below baseline, by up to 1.7 KiB).
     // A leak per operation would show as hundreds of KiB after ~600,000 operations.
     const SLACK: isize = 4096;
-    while live() > baseline + SLACK && settle.elapsed() < Duration::from_secs(5) {
+    // The callback pool starts workers while callbacks wait (32 per millisecond without
+    // progress, which a loaded machine produces), and an idle worker lives 10 s: each one alive
+    // beyond the baseline's holds its thread's own heap (~250 bytes seen: its name, handle and
+    // thread-locals). That is memory in use, not leaked: allow it per extra thread alive.
+    const PER_THREAD: isize = 1024;
+    let allowance = || {
+        let extra = threads_alive().saturating_sub(threads_before) as isize;
+        SLACK + extra * PER_THREAD
+    };
+    while live() > baseline + allowance() && settle.elapsed() < Duration::from_secs(5) {
         std::thread::park_timeout(Duration::from_millis(1));
     }
     let settled_in = settle.elapsed();
     let leaked = live() - baseline;
     eprintln!(
         "churn: {ops} ops, {waits} untimed waits woken, {registered} callbacks ({expected} ran); \
-         live memory vs baseline: {leaked} bytes (settled in {settled_in:?})"
+         live memory vs baseline: {leaked} bytes (settled in {settled_in:?}); threads {threads_before} -> {}",
+        threads_alive()
     );
     assert!(ops > 1000, "the churn did run");
-    assert!(leaked <= SLACK, "leaked {leaked} bytes");
+    let allowed = allowance();
+    assert!(
+        leaked <= allowed,
+        "leaked {leaked} bytes (allowed {allowed})"
+    );
+}
+
+/// Threads of this process (Linux; 0 elsewhere).
+fn threads_alive() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }

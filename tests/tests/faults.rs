@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 use go_context::{cancellable, go, Context, Error};
 
+#[path = "support/wakers.rs"]
+mod wakers;
+use wakers::CountingWaker;
+
 /// Generous bound for "this must happen" on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -91,17 +95,6 @@ fn healthy(ctx: &Context) {
         let (timed, _cancel) = Context::background().with_timeout(Duration::from_millis(5));
         assert_eq!(timed.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
     });
-}
-
-#[derive(Default)]
-struct CountingWaker {
-    wakes: AtomicUsize,
-}
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wakes.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 struct PanickingWaker;

@@ -10,6 +10,9 @@ use go_context::{go, Context, Error, GoHandle, JoinError};
 #[path = "support/spawn.rs"]
 mod support;
 use support::{bounded, current_thread, multi_thread, panic_message, PATIENCE};
+#[path = "support/wakers.rs"]
+mod wakers;
+use wakers::CountingWaker;
 
 fn current_chain() -> String {
     format!("{:?}", Context::current())
@@ -504,17 +507,10 @@ fn join_in_tokio_spawn_blocking_on_a_current_thread_runtime_is_allowed() {
 #[test]
 fn awaiting_yields_once_then_waits_on_the_finished_signal_with_exact_wake_ups() {
     use std::future::{Future, IntoFuture};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::{Poll, Wake, Waker};
+    use std::task::{Poll, Waker};
 
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let count = Arc::new(CountingWaker::default());
     let waker = Waker::from(Arc::clone(&count));
     let mut cx = std::task::Context::from_waker(&waker);
 
@@ -522,20 +518,12 @@ fn awaiting_yields_once_then_waits_on_the_finished_signal_with_exact_wake_ups() 
     let mut join = go!(|_ctx| released.recv().is_ok()).into_future();
     let mut join = std::pin::Pin::new(&mut join);
     assert!(join.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(
-        count.0.load(Ordering::SeqCst),
-        1,
-        "the first poll yields: one self-wake"
-    );
+    assert_eq!(count.count(), 1, "the first poll yields: one self-wake");
     assert!(join.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(
-        count.0.load(Ordering::SeqCst),
-        1,
-        "then it waits, without waking"
-    );
+    assert_eq!(count.count(), 1, "then it waits, without waking");
     release.send(()).unwrap();
     let start = std::time::Instant::now();
-    while count.0.load(Ordering::SeqCst) < 2 {
+    while count.count() < 2 {
         assert!(
             start.elapsed() < PATIENCE,
             "the finish must wake the joiner"
@@ -543,11 +531,7 @@ fn awaiting_yields_once_then_waits_on_the_finished_signal_with_exact_wake_ups() 
         thread::yield_now();
     }
     assert!(matches!(join.as_mut().poll(&mut cx), Poll::Ready(Ok(true))));
-    assert_eq!(
-        count.0.load(Ordering::SeqCst),
-        2,
-        "woken exactly once by the finish"
-    );
+    assert_eq!(count.count(), 2, "woken exactly once by the finish");
 }
 
 // ===== tasks join through tokio's JoinHandle =====

@@ -7,33 +7,24 @@
 #![cfg(unix)]
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use go_context::{Context, Error, SignalReceived};
 
-const CHILD: &str = "GO_CONTEXT_SIGNAL_CHILD";
+#[path = "support/child.rs"]
+mod child;
+use child::{check_printed, child_command, is_child, outlive_the_signal};
 
 /// Runs scenario `name` of this binary in a child process and returns what it did.
 fn run_child(name: &str) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap()
+    child_command(name).output().unwrap()
 }
 
 /// Whether this is the child process; if so, starts it from the default dispositions (the
 /// test runner may have been started with SIGINT ignored, as shells do for `cmd &`).
 fn in_child() -> bool {
-    if std::env::var_os(CHILD).is_none() {
+    if !is_child() {
         return false;
     }
     for signal in [libc::SIGINT, libc::SIGTERM] {
@@ -66,25 +57,8 @@ fn say_then_die_of(what: &str, signal: libc::c_int) -> ! {
     outlive_the_signal()
 }
 
-/// What a child prints last if no signal ended it (then the parent's check fails).
-fn outlive_the_signal() -> ! {
-    // A bound, not a synchronisation: the signal should have ended the process long before.
-    std::thread::sleep(Duration::from_secs(20));
-    println!("SURVIVED");
-    std::process::exit(0);
-}
-
 fn check(out: &Output, printed: &str, killed_by: libc::c_int) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stdout.contains(printed),
-        "child did not print {printed:?}\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    assert!(
-        !stdout.contains("SURVIVED"),
-        "the signal did not end the child: {stdout}"
-    );
+    let (stdout, stderr) = check_printed(out, printed);
     assert_eq!(
         out.status.signal(),
         Some(killed_by),

@@ -15,7 +15,7 @@
 #![cfg(windows)]
 
 use std::os::windows::process::CommandExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,20 +28,13 @@ use windows_sys::Win32::System::Console::{
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
 use windows_sys::Win32::System::Threading::CREATE_NEW_CONSOLE;
 
-const CHILD: &str = "GO_CONTEXT_SIGNAL_CHILD";
+#[path = "support/child.rs"]
+mod child;
+use child::{check_printed, child_command, is_child, outlive_the_signal};
 
 /// Runs scenario `name` of this binary in a child process with its own console.
 fn run_child(name: &str) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
+    child_command(name)
         .creation_flags(CREATE_NEW_CONSOLE)
         .output()
         .unwrap()
@@ -50,7 +43,7 @@ fn run_child(name: &str) -> Output {
 /// Whether this is the child process; if so, lets Ctrl-C through (a process may have
 /// inherited "ignore Ctrl-C", as one started in a new process group does).
 fn in_child() -> bool {
-    if std::env::var_os(CHILD).is_none() {
+    if !is_child() {
         return false;
     }
     // A console of its own, if `CREATE_NEW_CONSOLE` gave it none (wine without a display
@@ -74,15 +67,7 @@ fn send_to_self(event: u32) {
 fn say_then_die_of(what: &str, event: u32) -> ! {
     println!("{what}");
     send_to_self(event);
-    outlive_the_event()
-}
-
-/// What a child prints last if no event ended it (then the parent's check fails).
-fn outlive_the_event() -> ! {
-    // A bound, not a synchronisation: the event should have ended the process long before.
-    std::thread::sleep(Duration::from_secs(20));
-    println!("SURVIVED");
-    std::process::exit(3);
+    outlive_the_signal()
 }
 
 /// Whether this runs under wine (its ntdll exports `wine_get_version`).
@@ -95,18 +80,9 @@ fn under_wine() -> bool {
 }
 
 fn check(out: &Output, printed: &str) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stdout.contains(printed),
-        "child did not print {printed:?}\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    assert!(
-        !stdout.contains("SURVIVED"),
-        "the event did not end the child: {stdout}"
-    );
+    let (stdout, stderr) = check_printed(out, printed);
     // Wine before 9 ends the process with 0 instead; the child never exits with 0 by itself
-    // (`outlive_the_event` exits with 3).
+    // (`outlive_the_signal` exits with 3).
     let expected: &[i32] = if under_wine() {
         &[STATUS_CONTROL_C_EXIT, 0]
     } else {
