@@ -159,7 +159,7 @@ impl Registration {
 /// `<-ctx.Done()`, followed by `ctx.Err()`.
 ///
 /// Made by [`Context::done`]. It works on any executor: it only stores the task's
-/// [`Waker`](std::task::Waker), in a waiter entry that lives inside the future itself, so
+/// [`Waker`], in a waiter entry that lives inside the future itself, so
 /// awaiting it allocates nothing. Dropping it while pending unregisters it, so it leaves
 /// nothing behind. For a context that can never be done (such as [`Context::background`]) it
 /// stays pending forever and registers nothing.
