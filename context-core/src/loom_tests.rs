@@ -773,3 +773,35 @@ fn loom_wake_two_lock_free_re_polls_race_the_drain() {
         assert_eq!(std::sync::Arc::strong_count(&second), 1);
     });
 }
+
+/// `err()` is `Some` exactly when `done()` is ready, also on the lock-free re-poll: the state
+/// is set before the drain marks the entry, so a re-poll that finds no mark but sees the state
+/// must report ready (it did not, for a while, in this session: `core_wait`'s
+/// `err_is_some_exactly_when_done_is_ready_and_wait_returns` caught it).
+#[test]
+fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let observer = thread::spawn(move || {
+            let stored = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let waker = Waker::from(std::sync::Arc::clone(&stored));
+            let mut done = Box::pin(ctx.done());
+            let mut cx = TaskContext::from_waker(&waker);
+            if let Poll::Ready(err) = done.as_mut().poll(&mut cx) {
+                return err;
+            }
+            // One re-poll with the stored waker, after reading the state.
+            let err = ctx.err();
+            let polled = done.as_mut().poll(&mut cx);
+            if let Some(err) = err {
+                assert_eq!(polled, Poll::Ready(err), "err() was Some, done() pending");
+            }
+            drop(done);
+            drop(waker);
+            assert_eq!(std::sync::Arc::strong_count(&stored), 1);
+            Error::Canceled
+        });
+        cancel.cancel();
+        assert_eq!(observer.join().unwrap(), Error::Canceled);
+    });
+}

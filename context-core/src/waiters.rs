@@ -240,6 +240,13 @@ impl Future for Done {
                 return Poll::Ready(err);
             }
             let core = (this.ctx.node.cancel_node()).expect("a linked waiter has a cancel node");
+            // The state is set before the drain (both under the node's lock), and `update` may
+            // take no lock: a poll that comes after `err()` returned `Some` must not report
+            // pending. The entry stays linked (the drain may still be reading it): `drop`
+            // waits for the mark or the lock.
+            if let Some(err) = core.err() {
+                return Poll::Ready(err);
+            }
             return match registration.update(core, cx.waker()) {
                 Ok(()) => Poll::Pending,
                 Err(()) => Poll::Ready(core.err().expect("a node that took a waiter is done")),

@@ -349,12 +349,12 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
     }
 }
 
-/// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers and
-/// wakes waiters. Returns the first panic of a waker, for the caller to
-/// resume once it is done.
 /// How far ahead of the waker being woken `run_aftermath` prefetches.
 const PREFETCH_AHEAD: usize = 8;
 
+/// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers and
+/// wakes waiters. Returns the first panic of a waker, for the caller to
+/// resume once it is done.
 fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
     // The common case (one node, no timer, no waiter) is a few tests: no iterator is built
     // over collections known to be empty (`timers` and `waiters` fill only after the first).
