@@ -776,8 +776,10 @@ fn loom_wake_two_lock_free_re_polls_race_the_drain() {
 
 /// `err()` is `Some` exactly when `done()` is ready, also on the lock-free re-poll: the state
 /// is set before the drain marks the entry, so a re-poll that finds no mark but sees the state
-/// must report ready (it did not, for a while, in this session: `core_wait`'s
-/// `err_is_some_exactly_when_done_is_ready_and_wait_returns` caught it).
+/// must report ready. Without the state check in `Done::poll` this model fails (the observer
+/// runs between the canceller's state and its mark); `core_wait`'s
+/// `err_is_some_exactly_when_done_is_ready_and_wait_returns` caught it on real threads first.
+/// The observer yields between re-polls, as a `select!` loop between turns.
 #[test]
 fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
     model(|| {
@@ -790,16 +792,23 @@ fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
             if let Poll::Ready(err) = done.as_mut().poll(&mut cx) {
                 return err;
             }
-            // One re-poll with the stored waker, after reading the state.
-            let err = ctx.err();
-            let polled = done.as_mut().poll(&mut cx);
-            if let Some(err) = err {
-                assert_eq!(polled, Poll::Ready(err), "err() was Some, done() pending");
-            }
+            // Re-polls with the stored waker, each after reading the state.
+            let result = loop {
+                let err = ctx.err();
+                let polled = done.as_mut().poll(&mut cx);
+                if let Some(err) = err {
+                    assert_eq!(polled, Poll::Ready(err), "err() was Some, done() pending");
+                    break err;
+                }
+                if let Poll::Ready(err) = polled {
+                    break err;
+                }
+                thread::yield_now();
+            };
             drop(done);
             drop(waker);
             assert_eq!(std::sync::Arc::strong_count(&stored), 1);
-            Error::Canceled
+            result
         });
         cancel.cancel();
         assert_eq!(observer.join().unwrap(), Error::Canceled);
