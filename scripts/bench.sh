@@ -103,6 +103,11 @@ if os.path.exists(gopath):
         vals = re.findall(r"([\d.]+) (\S+)", m.group(3))
         go[m.group(1)] = {unit: float(v) for v, unit in vals}
 
+# S4w's paired rounds live in latency.rs (a task runtime per side): `RESULT S4wp ratio median=…`.
+s4wp = lat.get(("S4wp", "ratio"))
+if s4wp:
+    paired["S4w"] = {"ratio": s4wp["median"], "p10": s4wp["p10"], "p90": s4wp["p90"]}
+
 def c(group, fn):
     return med.get((group, fn))
 
@@ -234,9 +239,9 @@ print()
 print(f"Run: {started}, commit {commit}, {rustc}.")
 print(f"Load average (1/5/15 min) before: {load_before}; after: {load_after}.")
 print()
-print("`ratio`: criterion's medians. `paired`: the median of 301 per-round ratios of short")
-print("alternating batches (benches/paired.rs), 10th–90th percentile in brackets; where a row has")
-print("it, it decides the verdict.")
+print("`ratio`: criterion's medians. `paired`: the median of the per-round ratios of short")
+print("alternating batches (301 rounds in benches/paired.rs and for S13, 60 fan-outs for S4w in")
+print("latency.rs), 10th–90th percentile in brackets; where a row has it, it decides the verdict.")
 print()
 print("| id | scenario | ours | tokio-util | floor | Go | ratio | paired | target | verdict |")
 print("|---|---|---|---|---|---|---|---|---|---|")

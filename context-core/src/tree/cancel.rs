@@ -45,6 +45,25 @@ struct Aftermath {
     timers: Vec<(Ticks, Arc<Node>)>,
 }
 
+impl Aftermath {
+    /// Keeps `waiter` to notify. `pending` is how many nodes the walk has yet to visit: when the
+    /// batch first needs its `Vec`, it is sized for one waiter per pending node (a fan-out of
+    /// tasks, each awaiting its own child, is the common shape), so that a wide cancellation
+    /// does not copy its batch at every doubling. Memory reserved and never written is never
+    /// touched (a large block is mapped lazily), and the batch lives only until the wake-ups.
+    #[inline]
+    fn add_waiter(&mut self, waiter: Waiter, pending: usize) {
+        if self.first_waiter.is_none() {
+            self.first_waiter = Some(waiter);
+            return;
+        }
+        if self.waiters.capacity() == 0 {
+            self.waiters.reserve(pending + 1);
+        }
+        self.waiters.push(waiter);
+    }
+}
+
 /// Creates a cancel node under `parent`, linked to `parent`'s signal (invariant 2) or born done
 /// with the link parent's error and cause. `deadline` is the node's own; it is armed (or, if it
 /// has already passed, cancels at once) unless the parent's effective deadline is strictly
@@ -251,13 +270,8 @@ fn finish(
     // touches an entry (waiter-list invariant 4), so its owner (a `Done` future, a blocked
     // thread) may free it whenever it sees the mark or finds the node done under the lock.
     if !waiters.is_empty() {
-        waiters.drain(|waiter| {
-            if acc.first_waiter.is_none() {
-                acc.first_waiter = Some(waiter);
-            } else {
-                acc.waiters.push(waiter);
-            }
-        });
+        let pending = work.len();
+        waiters.drain(err, |waiter| acc.add_waiter(waiter, pending));
     }
     if let Some(at) = core.own_deadline() {
         if may_settle {
@@ -340,6 +354,9 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
     }
 }
 
+/// How far ahead of the waker being woken `run_aftermath` prefetches.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers and
 /// wakes waiters. Returns the first panic of a waker, for the caller to
 /// resume once it is done.
@@ -356,13 +373,24 @@ fn run_aftermath(acc: Aftermath, origin: &Arc<Node>) -> Option<Box<dyn std::any:
         }
     }
     let mut first_panic = None;
+    let mut notify = |waiter: Waiter| {
+        // A panicking waker must not stop the others from being woken.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
+        if let Err(payload) = result {
+            first_panic.get_or_insert(payload);
+        }
+    };
     if let Some(first) = acc.first_waiter {
-        for waiter in std::iter::once(first).chain(acc.waiters) {
-            // A panicking waker must not stop the others from being woken.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
-            if let Err(payload) = result {
-                first_panic.get_or_insert(payload);
+        let mut rest = acc.waiters.into_iter();
+        notify(first);
+        // A wide batch wakes tasks whose headers are cold: ask for the one a few places ahead
+        // while this one is woken, so that their misses overlap (a wake is an atomic RMW on
+        // the task's state, which waits for its line).
+        while let Some(waiter) = rest.next() {
+            if let Some(ahead) = rest.as_slice().get(PREFETCH_AHEAD) {
+                ahead.prefetch();
             }
+            notify(waiter);
         }
     }
     first_panic
