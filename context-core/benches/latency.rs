@@ -9,11 +9,19 @@
 //!   worker of a multi-thread runtime, idle (parked) when the main thread cancels.
 //! - S6t: from just before `cancel()` until a thread blocked in `wait()` resumes, against the
 //!   floor: the same hand-off with a flag, `Thread::unpark` and `thread::park`.
+//! - S4wp: S4w of `scenarios.rs` (10,000 children of one parent, a task awaiting each on a
+//!   current-thread runtime; from the parent's cancel until every task has resumed) in paired
+//!   rounds: each round runs one fan-out of ours and one of tokio-util's, in an order that flips
+//!   every round, and its ratio is ours / tokio-util. Criterion runs all of `ours` and then all
+//!   of the peer, and a burst of load on one of them moves that ratio by tens of percent on a
+//!   shared 2-core machine; a burst slows both halves of a round alike. The median of the
+//!   per-round ratios is printed with their 10th and 90th percentiles.
 //!
 //! Samples of the compared variants are taken in alternating rounds, so that drift of a noisy
-//! machine hits them alike. Output lines: `RESULT <id> <who> p50=<ns> p90=<ns> p99=<ns> n=<n>`.
+//! machine hits them alike. Output lines: `RESULT <id> <who> p50=<ns> p90=<ns> p99=<ns> n=<n>`
+//! (S4wp: per child), and `RESULT S4wp ratio median=<r> p10=<r> p90=<r> rounds=<n>`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -28,6 +36,11 @@ const ROUNDS: usize = 10;
 const S6_PER_ROUND: usize = 2_000;
 /// S6x and S6t samples per round and variant (each takes a settle pause).
 const SLOW_PER_ROUND: usize = 300;
+/// S4wp: children of the parent (as S4w in `scenarios.rs`), and measured paired rounds.
+const S4W_FAN_OUT: usize = 10_000;
+const S4W_ROUNDS: usize = 60;
+/// Leading S4wp rounds run but not counted (the allocator and the runtime's queues growing).
+const S4W_WARM_UP: usize = 5;
 /// How long the waiting side is left alone before the cancel, so that it is really asleep.
 const SETTLE: Duration = Duration::from_micros(200);
 
@@ -265,6 +278,91 @@ fn s6t() {
     report("S6t", "floor", floor);
 }
 
+/// One S4w fan-out, ours: the wake phase's duration.
+async fn s4w_ours(n: usize) -> Duration {
+    let (parent, cancel) = Context::background().with_cancel();
+    let (waiting, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut handles = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (child, handle) = parent.with_cancel();
+        handles.push(handle);
+        let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
+        tokio::spawn(async move {
+            waiting.fetch_add(1, Ordering::Release);
+            child.done().await;
+            woken.fetch_add(1, Ordering::Release);
+        });
+    }
+    until_count(&waiting, n).await;
+    let start = Instant::now();
+    cancel.cancel();
+    until_count(&woken, n).await;
+    let elapsed = start.elapsed();
+    drop(handles);
+    elapsed
+}
+
+/// One S4w fan-out, tokio-util's.
+async fn s4w_tokio(n: usize) -> Duration {
+    let parent = CancellationToken::new();
+    let (waiting, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    for _ in 0..n {
+        let child = parent.child_token();
+        let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
+        tokio::spawn(async move {
+            waiting.fetch_add(1, Ordering::Release);
+            child.cancelled().await;
+            woken.fetch_add(1, Ordering::Release);
+        });
+    }
+    until_count(&waiting, n).await;
+    let start = Instant::now();
+    parent.cancel();
+    until_count(&woken, n).await;
+    start.elapsed()
+}
+
+/// Yields until `counter` reaches `n`.
+async fn until_count(counter: &AtomicUsize, n: usize) {
+    while counter.load(Ordering::Acquire) < n {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// S4wp: paired rounds of S4w (module docs).
+fn s4wp() {
+    let rt = current_thread_runtime();
+    let n = S4W_FAN_OUT;
+    let (mut ours, mut tokio, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        for round in 0..S4W_WARM_UP + S4W_ROUNDS {
+            let (o, t) = if round % 2 == 0 {
+                let o = s4w_ours(n).await;
+                (o, s4w_tokio(n).await)
+            } else {
+                let t = s4w_tokio(n).await;
+                (s4w_ours(n).await, t)
+            };
+            if round >= S4W_WARM_UP {
+                ours.push(o / n as u32);
+                tokio.push(t / n as u32);
+                ratios.push(o.as_secs_f64() / t.as_secs_f64());
+            }
+        }
+    });
+    report("S4wp", "ours", ours);
+    report("S4wp", "tokio_util", tokio);
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "RESULT S4wp ratio median={:.3} p10={:.3} p90={:.3} rounds={}",
+        at(0.5),
+        at(0.1),
+        at(0.9),
+        ratios.len()
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument picks scenarios by id prefix.
     let filter: Vec<String> = std::env::args()
@@ -280,5 +378,8 @@ fn main() {
     }
     if wanted("S6t") {
         s6t();
+    }
+    if wanted("S4wp") {
+        s4wp();
     }
 }

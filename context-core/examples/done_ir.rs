@@ -10,24 +10,30 @@
 //! ```
 //!
 //! `(Ir(N) - Ir(0)) / N` is the cost of one iteration:
-//! - `s4w_*`: 100 children of one parent, a task awaiting each (`done()` / `cancelled()`) on a
+//! - `s4w_*`: 100 children (or the third argument's count) of one parent, a task awaiting each (`done()` / `cancelled()`) on a
 //!   current-thread tokio runtime, all registered, then the parent cancelled until every task
 //!   has resumed (per 100 woken tasks);
 //! - `s6_*`: spawn a task awaiting a child, let it register, cancel, join it (per sample);
+//! - `repoll_*`: one registered `done()` / `cancelled()` re-polled with the same waker (per
+//!   re-poll: the turn of a `select!` loop);
 //! - `s12_*`: one request on one thread: `with_timeout` + `with_value` + `done()` polled once
 //!   and dropped + cancel + drop (tokio-util: child token + `tokio::time::timeout` of
 //!   `cancelled()` polled once).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use go_context::Context;
+use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 #[path = "../benches/support/ops.rs"]
 #[allow(dead_code)] // this binary runs some of the operations
 mod ops;
 use ops::{s12_ours, s12_tokio};
 
+/// Children per S4w iteration, unless the third argument says otherwise (the criterion bench
+/// uses 10,000: cache effects show only at that size).
 const FAN_OUT: usize = 100;
 
 async fn until(counter: &AtomicUsize, n: usize) {
@@ -36,40 +42,58 @@ async fn until(counter: &AtomicUsize, n: usize) {
     }
 }
 
-async fn s4w_ours() {
+/// S4w, ours: registers `fan_out` waiting tasks, then runs the measured phase.
+fn s4w_ours(rt: &Runtime, fan_out: usize) {
     let (parent, cancel) = Context::background().with_cancel();
     let (waiting, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut handles = Vec::with_capacity(FAN_OUT);
-    for _ in 0..FAN_OUT {
-        let (child, handle) = parent.with_cancel();
-        handles.push(handle);
-        let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
-        tokio::spawn(async move {
-            waiting.fetch_add(1, Ordering::Release);
-            child.done().await;
-            woken.fetch_add(1, Ordering::Release);
-        });
-    }
-    until(&waiting, FAN_OUT).await;
-    cancel.cancel();
-    until(&woken, FAN_OUT).await;
+    let handles = rt.block_on(async {
+        let mut handles = Vec::with_capacity(fan_out);
+        for _ in 0..fan_out {
+            let (child, handle) = parent.with_cancel();
+            handles.push(handle);
+            let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
+            tokio::spawn(async move {
+                waiting.fetch_add(1, Ordering::Release);
+                child.done().await;
+                woken.fetch_add(1, Ordering::Release);
+            });
+        }
+        until(&waiting, fan_out).await;
+        handles
+    });
+    wake_phase(rt, || cancel.cancel(), &woken, fan_out);
+    drop(handles);
 }
 
-async fn s4w_tokio() {
+/// S4w, tokio-util's twin.
+fn s4w_tokio(rt: &Runtime, fan_out: usize) {
     let parent = CancellationToken::new();
     let (waiting, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    for _ in 0..FAN_OUT {
-        let child = parent.child_token();
-        let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
-        tokio::spawn(async move {
-            waiting.fetch_add(1, Ordering::Release);
-            child.cancelled().await;
-            woken.fetch_add(1, Ordering::Release);
-        });
-    }
-    until(&waiting, FAN_OUT).await;
-    parent.cancel();
-    until(&woken, FAN_OUT).await;
+    rt.block_on(async {
+        for _ in 0..fan_out {
+            let child = parent.child_token();
+            let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
+            tokio::spawn(async move {
+                waiting.fetch_add(1, Ordering::Release);
+                child.cancelled().await;
+                woken.fetch_add(1, Ordering::Release);
+            });
+        }
+        until(&waiting, fan_out).await;
+    });
+    wake_phase(rt, || parent.cancel(), &woken, fan_out);
+}
+
+/// S4w's measured phase, as the criterion bench times it: the cancel, then every task resumed
+/// (the tasks stay on the current-thread runtime between `block_on`s). A function of its own
+/// so that `--toggle-collect='*wake_phase*'` counts this phase alone.
+#[inline(never)]
+fn wake_phase(rt: &Runtime, cancel: impl FnOnce(), woken: &AtomicUsize, n: usize) {
+    // Inside `block_on`, as in the bench: the wakes go to the runtime's local queue.
+    rt.block_on(async {
+        cancel();
+        until(woken, n).await;
+    });
 }
 
 async fn s6_ours(parent: &Context) {
@@ -103,10 +127,37 @@ async fn s6_tokio(parent: &CancellationToken) {
     task.await.unwrap();
 }
 
+/// `repoll_*`: one `done()` (`cancelled()`) future registered, then polled `n` more times with
+/// the same waker, as a `select!` loop does on every turn, then cancelled (per re-poll).
+fn repoll_ours(n: usize) {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let mut done = std::pin::pin!(ctx.done());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..=n {
+        assert!(done.as_mut().poll(&mut cx).is_pending());
+    }
+    cancel.cancel();
+    assert!(done.as_mut().poll(&mut cx).is_ready());
+}
+
+fn repoll_tokio(n: usize) {
+    let token = CancellationToken::new();
+    let mut done = std::pin::pin!(token.cancelled());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..=n {
+        assert!(done.as_mut().poll(&mut cx).is_pending());
+    }
+    token.cancel();
+    assert!(done.as_mut().poll(&mut cx).is_ready());
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().expect("usage: done_ir <scenario> <iterations>");
     let n: usize = args.next().map_or(1000, |s| s.parse().expect("a count"));
+    let fan_out: usize = args
+        .next()
+        .map_or(FAN_OUT, |s| s.parse().expect("a fan-out"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -117,14 +168,25 @@ fn main() {
     let _guard = (scenario == "s12_tokio").then(|| rt.enter());
     // One warm-up iteration, so that N = 0 pays the one-off costs too.
     let run = |i: usize| match scenario.as_str() {
-        "s4w_ours" => rt.block_on(s4w_ours()),
-        "s4w_tokio" => rt.block_on(s4w_tokio()),
+        "s4w_ours" => s4w_ours(&rt, fan_out),
+        "s4w_tokio" => s4w_tokio(&rt, fan_out),
         "s6_ours" => rt.block_on(s6_ours(&parent.0)),
         "s6_tokio" => rt.block_on(s6_tokio(&token)),
         "s12_ours" => s12_ours(&parent.0),
         "s12_tokio" => s12_tokio(&token),
         other => panic!("unknown scenario {other} (iteration {i})"),
     };
+    // `repoll_*` is one future re-polled `n` times (after a warm-up with none).
+    let repoll = match scenario.as_str() {
+        "repoll_ours" => Some(repoll_ours as fn(usize)),
+        "repoll_tokio" => Some(repoll_tokio as fn(usize)),
+        _ => None,
+    };
+    if let Some(repoll) = repoll {
+        repoll(0);
+        repoll(n);
+        return;
+    }
     for i in 0..=n {
         run(i);
     }

@@ -24,10 +24,19 @@ fn epoch() -> Instant {
 pub(crate) fn ticks(at: Instant) -> Option<Ticks> {
     let e = epoch();
     match at.checked_duration_since(e) {
-        Some(after) => i64::try_from(after.as_nanos()).ok(),
+        Some(after) => nanos(after),
         // -i64::MAX is NEVER + 1: never NEVER.
         None => Some(-i64::try_from((e - at).as_nanos()).unwrap_or(i64::MAX)),
     }
+}
+
+/// `d` in nanoseconds, if it fits an `i64` (in 64-bit arithmetic: cheaper than `as_nanos`'s
+/// 128 bits on the `now()` of every `with_timeout`).
+#[inline]
+fn nanos(d: Duration) -> Option<i64> {
+    let secs = i64::try_from(d.as_secs()).ok()?;
+    secs.checked_mul(1_000_000_000)?
+        .checked_add(i64::from(d.subsec_nanos()))
 }
 
 /// The instant `t` stands for (`t` is not [`NEVER`]).
@@ -47,7 +56,7 @@ pub(crate) fn now() -> Ticks {
 
 /// `d` in ticks, saturating (a `Duration` beyond 292 years is "forever" to the clock).
 pub(crate) fn span(d: Duration) -> Ticks {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+    nanos(d).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -80,6 +89,16 @@ mod tests {
                 "clamped: still in the past"
             );
         }
+    }
+
+    #[test]
+    fn nanos_is_exact_up_to_i64_max_and_none_past_it() {
+        let max = Duration::from_nanos(i64::MAX as u64);
+        assert_eq!(nanos(max), Some(i64::MAX));
+        assert_eq!(nanos(max + Duration::from_nanos(1)), None);
+        assert_eq!(nanos(Duration::new(u64::MAX, 999_999_999)), None);
+        assert_eq!(nanos(Duration::new(3, 7)), Some(3_000_000_007));
+        assert_eq!(nanos(Duration::ZERO), Some(0));
     }
 
     #[test]

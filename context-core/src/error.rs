@@ -4,7 +4,9 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::panic::Location;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// The error a done context reports: Go's `context.Canceled` and `context.DeadlineExceeded`.
@@ -103,12 +105,61 @@ impl From<Error> for io::Error {
 /// ```
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// What a node stores of a cause (16 bytes): the [`Error`] comes from the node's own state,
-/// which every node a cancellation reaches shares with the cancelled one.
-#[derive(Clone)]
+/// What a node (and a timer entry) stores of a cause: one word. The [`Error`] comes from the
+/// node's own state, which every node a cancellation reaches shares with the cancelled one.
+///
+/// The word is a tagged pointer: a plain cause is its `&'static Location` (low bit clear); a
+/// custom one is an `Arc<Custom>` (from `Arc::into_raw`, low bit set) holding the location and
+/// the error, and the `CauseData` owns one strong count of it. Both pointees are aligned to at
+/// least 8 bytes, so the low bit is free.
 pub(crate) struct CauseData {
+    ptr: NonNull<()>,
+    /// Owns an `Arc<Custom>` count when tagged (for drop check and auto traits' sake).
+    _custom: PhantomData<Arc<Custom>>,
+}
+
+/// A custom cause: where it came from and the error given.
+struct Custom {
     location: &'static Location<'static>,
-    custom: Option<Arc<BoxError>>,
+    error: BoxError,
+}
+
+/// The tag of a custom cause's pointer.
+const CUSTOM: usize = 1;
+
+// The tag needs the low bit of both pointees' addresses clear.
+const _: () = assert!(
+    std::mem::align_of::<Location<'static>>() > CUSTOM && std::mem::align_of::<Custom>() > CUSTOM
+);
+
+// SAFETY: a `CauseData` is a `&'static Location` (`Sync`) or an `Arc<Custom>` (`Custom` is
+// `Send + Sync`: a `BoxError` is), both of which may be sent and shared across threads.
+unsafe impl Send for CauseData {}
+// SAFETY: as for `Send`; `&CauseData` gives only shared access to either.
+unsafe impl Sync for CauseData {}
+
+impl Clone for CauseData {
+    fn clone(&self) -> CauseData {
+        if let Some(custom) = self.custom_ptr() {
+            // SAFETY: `custom` is `Arc::into_raw` of an `Arc<Custom>` of which `self` owns a
+            // count, so it is alive; the new count is owned by the clone.
+            unsafe { Arc::increment_strong_count(custom) };
+        }
+        CauseData {
+            ptr: self.ptr,
+            _custom: PhantomData,
+        }
+    }
+}
+
+impl Drop for CauseData {
+    fn drop(&mut self) {
+        if let Some(custom) = self.custom_ptr() {
+            // SAFETY: `self` owns one count of this `Arc<Custom>` (from `into_raw` or `clone`)
+            // and gives it back here, once.
+            drop(unsafe { Arc::from_raw(custom) });
+        }
+    }
 }
 
 /// Why a context is done, and who did it: Go's `context.Cause`, plus the source location.
@@ -141,29 +192,58 @@ pub struct Cause {
 
 impl CauseData {
     pub(crate) fn plain(location: &'static Location<'static>) -> CauseData {
+        let ptr = NonNull::from(location).cast::<()>();
+        debug_assert_eq!(ptr.addr().get() & CUSTOM, 0, "a `Location` is aligned");
         CauseData {
-            location,
-            custom: None,
+            ptr,
+            _custom: PhantomData,
         }
     }
 
     pub(crate) fn custom(error: BoxError, location: &'static Location<'static>) -> CauseData {
+        let raw = Arc::into_raw(Arc::new(Custom { location, error }));
+        let ptr = NonNull::new(raw.cast_mut())
+            .expect("an `Arc` is never null")
+            .cast::<()>();
+        debug_assert_eq!(ptr.addr().get() & CUSTOM, 0, "a `Custom` is aligned");
         CauseData {
-            location,
-            custom: Some(Arc::new(error)),
+            ptr: ptr.map_addr(|a| a | CUSTOM),
+            _custom: PhantomData,
         }
     }
 
-    /// The location and the custom error, for storage apart (the timer keeps them apart).
-    pub(crate) fn into_parts(self) -> (&'static Location<'static>, Option<Arc<BoxError>>) {
-        (self.location, self.custom)
+    /// The `Arc<Custom>` pointer, untagged, if the cause is custom.
+    #[inline]
+    fn custom_ptr(&self) -> Option<*const Custom> {
+        (self.ptr.addr().get() & CUSTOM != 0).then(|| {
+            // Clearing the low bit of a non-null, 8-aligned address keeps it non-null.
+            self.ptr
+                .as_ptr()
+                .map_addr(|a| a & !CUSTOM)
+                .cast::<Custom>()
+                .cast_const()
+        })
     }
 
-    pub(crate) fn from_parts(
-        location: &'static Location<'static>,
-        custom: Option<Arc<BoxError>>,
-    ) -> CauseData {
-        CauseData { location, custom }
+    #[inline]
+    fn custom_ref(&self) -> Option<&Custom> {
+        // SAFETY: `self` owns a count of the `Arc<Custom>`: alive at least as long as `self`.
+        self.custom_ptr().map(|custom| unsafe { &*custom })
+    }
+
+    /// The custom error, if any.
+    #[inline]
+    fn error(&self) -> Option<&BoxError> {
+        self.custom_ref().map(|c| &c.error)
+    }
+
+    #[inline]
+    fn location(&self) -> &'static Location<'static> {
+        match self.custom_ref() {
+            Some(c) => c.location,
+            // SAFETY: untagged, the word is a `&'static Location` (`plain`).
+            None => unsafe { self.ptr.cast::<Location<'static>>().as_ref() },
+        }
     }
 }
 
@@ -182,9 +262,9 @@ impl Cause {
     /// assert_eq!(cause.error().to_string(), "context canceled");
     /// ```
     pub fn error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        match &self.data.custom {
+        match self.data.error() {
             None => &self.err,
-            Some(e) => &***e,
+            Some(e) => &**e,
         }
     }
 
@@ -227,7 +307,7 @@ impl Cause {
     /// assert!(ctx.cause().unwrap().is_plain());
     /// ```
     pub fn is_plain(&self) -> bool {
-        self.data.custom.is_none()
+        self.data.error().is_none()
     }
 
     /// Where the cancellation came from: the `cancel` call, or for a deadline or a dropped
@@ -241,7 +321,7 @@ impl Cause {
     /// assert_eq!(ctx.cause().unwrap().location().line(), line);
     /// ```
     pub fn location(&self) -> &'static Location<'static> {
-        self.data.location
+        self.data.location()
     }
 }
 
@@ -255,10 +335,10 @@ impl fmt::Debug for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Cause");
         d.field("err", &self.err);
-        if let Some(custom) = &self.data.custom {
+        if let Some(custom) = self.data.error() {
             d.field("error", custom);
         }
-        d.field("location", &format_args!("{}", self.data.location))
+        d.field("location", &format_args!("{}", self.data.location()))
             .finish()
     }
 }
@@ -301,9 +381,74 @@ impl fmt::Debug for Cause {
 /// ```
 impl StdError for Cause {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.data.custom {
+        match self.data.error() {
             None => None,
             Some(e) => e.source(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The tagged word of `CauseData` (Miri runs these: `.ci/steps/40-miri.sh`).
+
+    use std::panic::Location;
+    use std::sync::{Arc, Weak};
+
+    use super::{BoxError, Cause, CauseData, Error};
+
+    #[derive(Debug)]
+    struct Tracked(#[allow(dead_code)] Arc<()>);
+
+    impl std::fmt::Display for Tracked {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("tracked")
+        }
+    }
+
+    impl std::error::Error for Tracked {}
+
+    fn tracked() -> (BoxError, Weak<()>) {
+        let token = Arc::new(());
+        let weak = Arc::downgrade(&token);
+        (Box::new(Tracked(token)), weak)
+    }
+
+    #[test]
+    fn a_plain_cause_is_its_location() {
+        let here = Location::caller();
+        let cause = Cause::from_parts(Error::Canceled, CauseData::plain(here));
+        assert!(cause.is_plain());
+        assert_eq!(cause.location(), here);
+        assert_eq!(cause.to_string(), Error::Canceled.to_string());
+        let copy = cause.clone();
+        drop(cause);
+        assert_eq!(copy.location(), here);
+    }
+
+    #[test]
+    fn a_custom_cause_is_shared_by_its_clones_and_freed_with_the_last() {
+        let here = Location::caller();
+        let (error, alive) = tracked();
+        let data = CauseData::custom(error, here);
+        let clones: Vec<CauseData> = (0..4).map(|_| data.clone()).collect();
+        drop(data);
+        let threads: Vec<_> = clones
+            .into_iter()
+            .map(|data| {
+                std::thread::spawn(move || {
+                    let cause = Cause::from_parts(Error::DeadlineExceeded, data);
+                    assert!(!cause.is_plain());
+                    assert_eq!(cause.location(), here);
+                    assert_eq!(cause.to_string(), "tracked");
+                    assert!(cause.downcast_ref::<Tracked>().is_some());
+                    assert!(format!("{cause:?}").contains("Tracked"));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(alive.upgrade().is_none(), "freed with the last clone");
     }
 }

@@ -794,3 +794,122 @@ mod lock_models {
         });
     }
 }
+
+// ===== loom_wake: the lock-free re-poll with the stored waker (helper `wake`) =====
+//
+// A `Done` re-polled with the waker already stored in its linked entry takes no lock: its owner
+// reads the entry's waiter while the cancellation may be moving it out under the node's lock.
+// The drain only reads an inline entry's waiter (waiter-list invariant 3), so loom's cells
+// accept the two reads at once; the models check that no wake-up is lost and every waker is
+// dropped once.
+
+/// A task re-polls its `Done` with the stored waker (no lock) while another thread cancels,
+/// then awaits it and frees it at once: it always resumes, the stored waker is woken at most
+/// once and never kept.
+#[test]
+fn loom_wake_same_waker_re_poll_races_cancel() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let stored = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let mut done = Box::pin(ctx.done());
+        let waker = Waker::from(std::sync::Arc::clone(&stored));
+        assert!(done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        let task = thread::spawn(move || {
+            // The same waker: `will_wake` holds, so this poll reads the entry without the lock.
+            let again = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+            drop(waker);
+            let err = match again {
+                Poll::Ready(err) => err,
+                Poll::Pending => loom::future::block_on(done.as_mut()),
+            };
+            drop(done);
+            err
+        });
+        cancel.cancel();
+        assert_eq!(task.join().unwrap(), Error::Canceled);
+        assert!(stored.0.load(Ordering::SeqCst) <= 1);
+        assert_eq!(
+            std::sync::Arc::strong_count(&stored),
+            1,
+            "the stored waker was kept or dropped twice"
+        );
+    });
+}
+
+/// Two `Done`s of one context, each re-polled with its stored waker on its own thread while a
+/// third cancels: the drain reads both entries' waiters as their owners read them, and each
+/// owner frees its entry as soon as it sees the mark. Both resume; no waker is kept.
+#[test]
+fn loom_wake_two_lock_free_re_polls_race_the_drain() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let spawn_waiter = |ctx: &Context| {
+            let stored = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let mut done = Box::pin(ctx.done());
+            let waker = Waker::from(std::sync::Arc::clone(&stored));
+            assert!(done
+                .as_mut()
+                .poll(&mut TaskContext::from_waker(&waker))
+                .is_pending());
+            let task = thread::spawn(move || {
+                if let Poll::Ready(err) = done.as_mut().poll(&mut TaskContext::from_waker(&waker)) {
+                    return err;
+                }
+                drop(waker);
+                loom::future::block_on(done.as_mut())
+            });
+            (stored, task)
+        };
+        let (first, t1) = spawn_waiter(&ctx);
+        let (second, t2) = spawn_waiter(&ctx);
+        cancel.cancel();
+        assert_eq!(t1.join().unwrap(), Error::Canceled);
+        assert_eq!(t2.join().unwrap(), Error::Canceled);
+        assert_eq!(std::sync::Arc::strong_count(&first), 1);
+        assert_eq!(std::sync::Arc::strong_count(&second), 1);
+    });
+}
+
+/// `err()` is `Some` exactly when `done()` is ready, also on the lock-free re-poll: the state
+/// is set before the drain marks the entry, so a re-poll that finds no mark but sees the state
+/// must report ready. Without the state check in `Done::poll` this model fails (the observer
+/// runs between the canceller's state and its mark); `core_wait`'s
+/// `err_is_some_exactly_when_done_is_ready_and_wait_returns` caught it on real threads first.
+/// The observer yields between re-polls, as a `select!` loop between turns.
+#[test]
+fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
+    model(|| {
+        let (ctx, cancel) = root();
+        let observer = thread::spawn(move || {
+            let stored = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let waker = Waker::from(std::sync::Arc::clone(&stored));
+            let mut done = Box::pin(ctx.done());
+            let mut cx = TaskContext::from_waker(&waker);
+            if let Poll::Ready(err) = done.as_mut().poll(&mut cx) {
+                return err;
+            }
+            // Re-polls with the stored waker, each after reading the state.
+            let result = loop {
+                let err = ctx.err();
+                let polled = done.as_mut().poll(&mut cx);
+                if let Some(err) = err {
+                    assert_eq!(polled, Poll::Ready(err), "err() was Some, done() pending");
+                    break err;
+                }
+                if let Poll::Ready(err) = polled {
+                    break err;
+                }
+                thread::yield_now();
+            };
+            drop(done);
+            drop(waker);
+            assert_eq!(std::sync::Arc::strong_count(&stored), 1);
+            result
+        });
+        cancel.cancel();
+        assert_eq!(observer.join().unwrap(), Error::Canceled);
+    });
+}

@@ -17,6 +17,15 @@
 //! unless they saw the mark, and an unlink that finds the node done (under the lock) knows the
 //! drain is finished with it. The canceller wakes the moved-out waiter after releasing the
 //! lock, never touching the entry again, so the owner may be gone by then.
+//!
+//! # What each poll costs
+//!
+//! The first pending poll takes the node's lock once (to link). After the wake-up, `poll` and
+//! `drop` are one `Acquire` load of the mark each, and no lock. A re-poll before the wake-up
+//! with a waker that `will_wake` the stored one (the usual `select!` loop) reads the entry's
+//! waiter without the lock (the drain only reads it too: waiter-list invariant 3); another
+//! waker is swapped in under the lock, once. Only a drop before the wake-up unlinks, under the
+//! lock.
 
 use std::fmt;
 use std::future::Future;
@@ -76,50 +85,51 @@ impl Registration {
         WaiterKey::of(unsafe { Pin::new_unchecked(&self.entry) })
     }
 
-    /// If linked and notified: no longer linked, `true`. One `Acquire` load, no lock.
-    fn take_notified(self: Pin<&mut Self>) -> bool {
+    /// If linked and notified: no longer linked, and the node's error, read from the mark
+    /// (the node itself is not touched). One `Acquire` load, no lock.
+    fn take_notified(self: Pin<&mut Self>) -> Option<Error> {
         // SAFETY: only `linked` is written.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.linked && this.entry.is_notified() {
-            this.linked = false;
-            return true;
+        if !this.linked {
+            return None;
         }
-        false
+        let err = this.entry.notified();
+        if err.is_some() {
+            this.linked = false;
+        }
+        err
     }
 
     /// Makes sure the linked entry will wake `waker`: `Ok` if it will, `Err` if the node is done
-    /// (and the entry no longer linked). The new waker is cloned, and the one it replaces
-    /// dropped, outside the node's lock (tree invariant 6: both may run user code, which may
-    /// use this very context).
+    /// (and the entry no longer linked). The caller has just seen the entry not notified. A
+    /// waker that `will_wake` the same task as the stored one costs a comparison and no lock;
+    /// another one is cloned, and the one it replaces dropped, outside the node's lock (tree
+    /// invariant 6: both may run user code, which may use this very context).
     fn update(self: Pin<&mut Self>, core: &CancelNode, waker: &Waker) -> Result<(), ()> {
         // SAFETY: only `linked` is written.
         let this = unsafe { self.get_unchecked_mut() };
-        let key = this.key();
-        let same =
-            |w: &mut Option<Waiter>| matches!(w, Some(Waiter::Task(old)) if old.will_wake(waker));
-        // SAFETY: `key` is registered on this node and was never unregistered (`linked`).
-        let result = match unsafe { core.with_waiter(key, same) } {
-            Some(true) => Ok(()),
-            Some(false) => {
-                let new = Some(Waiter::Task(waker.clone()));
-                let swap = move |w: &mut Option<Waiter>| std::mem::replace(w, new);
-                // `old` (or `new`, if the node is done by now) is dropped after the lock.
-                // SAFETY: as above.
-                match unsafe { core.with_waiter(key, swap) } {
-                    Some(old) => {
-                        drop(old);
-                        Ok(())
-                    }
-                    None => Err(()),
-                }
-            }
-            None => Err(()),
-        };
-        if result.is_err() {
-            // Found done under the lock: the drain took the waiter and is finished.
-            this.linked = false;
+        // SAFETY: we own the entry, it is linked, and the caller saw it not notified. If the
+        // drain moves the stored waker out right after that check, it wakes it, and it wakes
+        // the same task as `waker`: nothing is lost.
+        if unsafe { this.entry.will_wake(waker) } {
+            return Ok(());
         }
-        result
+        let key = this.key();
+        let new = Some(Waiter::Task(waker.clone()));
+        let swap = move |w: &mut Option<Waiter>| std::mem::replace(w, new);
+        // `old` (or `new`, if the node is done by now) is dropped after the lock.
+        // SAFETY: `key` is registered on this node and was never unregistered (`linked`).
+        match unsafe { core.with_waiter(key, swap) } {
+            Some(old) => {
+                drop(old);
+                Ok(())
+            }
+            None => {
+                // Found done under the lock: the drain took the waiter and is finished.
+                this.linked = false;
+                Err(())
+            }
+        }
     }
 
     /// Unlinks the entry if it is linked: `true` if it was still registered, `false` if the
@@ -149,7 +159,7 @@ impl Registration {
 /// `<-ctx.Done()`, followed by `ctx.Err()`.
 ///
 /// Made by [`Context::done`]. It works on any executor: it only stores the task's
-/// [`Waker`](std::task::Waker), in a waiter entry that lives inside the future itself, so
+/// [`Waker`], in a waiter entry that lives inside the future itself, so
 /// awaiting it allocates nothing. Dropping it while pending unregisters it, so it leaves
 /// nothing behind. For a context that can never be done (such as [`Context::background`]) it
 /// stays pending forever and registers nothing.
@@ -221,33 +231,47 @@ impl Future for Done {
         // SAFETY: `registration` is structurally pinned: it is never moved out of `Done`, and
         // only used through `Pin` below; `ctx` is not pinned (only read).
         let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above.
+        let mut registration = unsafe { Pin::new_unchecked(&mut this.registration) };
+        if registration.linked {
+            // The fast path after a wake-up: the mark, which carries the error; no lock, and
+            // not even the node.
+            if let Some(err) = registration.as_mut().take_notified() {
+                return Poll::Ready(err);
+            }
+            let core = (this.ctx.node.cancel_node()).expect("a linked waiter has a cancel node");
+            // The state is set before the drain (both under the node's lock), and `update` may
+            // take no lock: a poll that comes after `err()` returned `Some` must not report
+            // pending. The entry stays linked (the drain may still be reading it): `drop`
+            // waits for the mark or the lock.
+            if let Some(err) = core.err() {
+                return Poll::Ready(err);
+            }
+            return match registration.update(core, cx.waker()) {
+                Ok(()) => Poll::Pending,
+                Err(()) => Poll::Ready(core.err().expect("a node that took a waiter is done")),
+            };
+        }
         let Some(core) = this.ctx.node.cancel_node() else {
             return Poll::Pending;
         };
-        // SAFETY: see above.
-        let mut registration = unsafe { Pin::new_unchecked(&mut this.registration) };
-        let done = if registration.linked {
-            // The fast path after a wake-up: the mark, no lock.
-            registration.as_mut().take_notified() || registration.update(core, cx.waker()).is_err()
-        } else {
-            core.is_done()
-                || registration
-                    .register(core, Waiter::Task(cx.waker().clone()))
-                    .is_err()
-        };
-        if done {
-            Poll::Ready(
-                core.err()
-                    .expect("a node that notified or refused a waiter is done"),
-            )
-        } else {
-            Poll::Pending
+        if let Some(err) = core.err() {
+            return Poll::Ready(err);
+        }
+        match registration.register(core, Waiter::Task(cx.waker().clone())) {
+            Ok(()) => Poll::Pending,
+            Err(err) => Poll::Ready(err),
         }
     }
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
+        // Not linked (never registered, or notified and seen so): nothing to touch, not even
+        // the node.
+        if !self.registration.linked {
+            return;
+        }
         if let Some(core) = self.ctx.node.cancel_node() {
             // SAFETY: `drop` is the last use of the pinned registration (`Done` is `!Unpin`,
             // so it was not moved since it was linked).
@@ -309,8 +333,8 @@ pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error
         return Some(err);
     }
     loop {
-        if guard.registration.as_mut().take_notified() {
-            return core.err();
+        if let Some(err) = guard.registration.as_mut().take_notified() {
+            return Some(err);
         }
         match until {
             None => thread::park(),
@@ -432,5 +456,108 @@ mod tests {
         assert_eq!(poll(behind.as_mut(), &count), Poll::Ready(Error::Canceled));
         drop(behind);
         assert_eq!(Arc::strong_count(&count), 1);
+    }
+
+    /// A waker that counts its clones, drops and wakes, so a test can tell a re-poll that
+    /// stored nothing from one that swapped the waker.
+    struct Tally {
+        clones: AtomicUsize,
+        drops: AtomicUsize,
+        wakes: AtomicUsize,
+    }
+
+    static TALLY: std::task::RawWakerVTable = std::task::RawWakerVTable::new(
+        |p| {
+            // SAFETY: `p` is a `&'static Tally` (see `tally_waker`).
+            unsafe { &*p.cast::<Tally>() }
+                .clones
+                .fetch_add(1, Ordering::SeqCst);
+            std::task::RawWaker::new(p, &TALLY)
+        },
+        |p| {
+            // SAFETY: as above.
+            let t = unsafe { &*p.cast::<Tally>() };
+            t.wakes.fetch_add(1, Ordering::SeqCst);
+            t.drops.fetch_add(1, Ordering::SeqCst);
+        },
+        |p| {
+            // SAFETY: as above.
+            unsafe { &*p.cast::<Tally>() }
+                .wakes
+                .fetch_add(1, Ordering::SeqCst);
+        },
+        |p| {
+            // SAFETY: as above.
+            unsafe { &*p.cast::<Tally>() }
+                .drops
+                .fetch_add(1, Ordering::SeqCst);
+        },
+    );
+
+    fn tally_waker(t: &'static Tally) -> std::mem::ManuallyDrop<Waker> {
+        let raw = std::task::RawWaker::new(std::ptr::from_ref(t).cast(), &TALLY);
+        // SAFETY: the vtable's functions uphold `RawWaker`'s contract for a `&'static Tally`.
+        // The borrowed waker is never dropped (it stands for the executor's own).
+        std::mem::ManuallyDrop::new(unsafe { Waker::from_raw(raw) })
+    }
+
+    impl Tally {
+        const fn new() -> Tally {
+            Tally {
+                clones: AtomicUsize::new(0),
+                drops: AtomicUsize::new(0),
+                wakes: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// Re-polls with the waker already stored clone nothing and drop nothing (they take the
+    /// lock-free path, which reads the entry's waiter); a re-poll with another waker swaps it;
+    /// the cancellation wakes the last one stored, once, and every clone is dropped once (the
+    /// moved-out copy left in a notified entry is not dropped again with the `Done`).
+    #[test]
+    fn re_polls_with_the_stored_waker_store_nothing_and_the_last_waker_is_woken() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        static A: Tally = Tally::new();
+        static B: Tally = Tally::new();
+        let (a, b) = (&A, &B);
+        let (wa, wb) = (tally_waker(a), tally_waker(b));
+        let mut done = Box::pin(ctx.done());
+        let mut poll = |w: &Waker| done.as_mut().poll(&mut TaskContext::from_waker(w));
+        assert!(poll(&wa).is_pending());
+        for _ in 0..3 {
+            assert!(poll(&wa).is_pending());
+        }
+        assert_eq!(
+            a.clones.load(Ordering::SeqCst),
+            1,
+            "a re-poll cloned the waker"
+        );
+        assert_eq!(a.drops.load(Ordering::SeqCst), 0);
+        assert!(poll(&wb).is_pending());
+        assert_eq!(b.clones.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            a.drops.load(Ordering::SeqCst),
+            1,
+            "the replaced waker was dropped"
+        );
+        assert!(poll(&wb).is_pending());
+        assert_eq!(b.clones.load(Ordering::SeqCst), 1);
+        cancel.cancel();
+        assert_eq!(b.wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(a.wakes.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            b.drops.load(Ordering::SeqCst),
+            1,
+            "woken by value: dropped once"
+        );
+        assert_eq!(poll(&wb), Poll::Ready(Error::Canceled));
+        drop(done);
+        assert_eq!(
+            b.drops.load(Ordering::SeqCst),
+            1,
+            "the moved-out copy was dropped again"
+        );
+        assert_eq!(a.drops.load(Ordering::SeqCst), 1);
     }
 }

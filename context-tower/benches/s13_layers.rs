@@ -5,7 +5,8 @@
 //!   current-thread runtime (so the figure is the CPU cost of both sides plus loopback I/O).
 //! - `S13/latency/header_only`: `bare` plus the deadline header written by hand, no context:
 //!   what sending a deadline costs on the wire (HPACK, header maps) before any layer of ours.
-//! - `S13/throughput/{bare,layers}`: 32 requests in flight on the connection per iteration.
+//! - `S13/throughput/{bare,layers,header_only}`: 32 requests in flight on the connection per
+//!   iteration (`header_only` as above).
 //!
 //! With layers, each request carries a context with a deadline: the client writes
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
@@ -21,7 +22,11 @@
 //! `client:N` put one layer only (the other side bare); `ambient:N` is `layers` with the
 //! call's context current (`ctx.scope(..)`) instead of set on the request; `header:N` is
 //! `bare` plus the deadline header written by hand (the wire's share); `bare32:N` /
-//! `layers32:N` send N batches of 32 requests in flight (the throughput scenario).
+//! `layers32:N` / `header32:N` send N batches of 32 requests in flight (the throughput
+//! scenario; `bare32b` / `layers32b`: one `block_on` per batch, as the criterion loop does).
+//! `sched:R` (Linux) times R interleaved rounds of `bare32` and `layers32` and splits each
+//! round's wall time into on-CPU, run-queue and idle time of the runtime's thread, plus the
+//! CPU time of the other threads: where 32 requests in flight spend their time.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -141,6 +146,12 @@ where
     futures_util::future::join_all((0..IN_FLIGHT).map(|_| one(client, uri, ctx))).await;
 }
 
+/// `IN_FLIGHT` requests at once on the bare connection, each with the deadline header written
+/// by hand ([`one_header`]).
+async fn batch_header(client: &Sender, uri: &http::Uri, deadline: Instant) {
+    futures_util::future::join_all((0..IN_FLIGHT).map(|_| one_header(client, uri, deadline))).await;
+}
+
 type Setup = (
     Sender,
     context_tower::PropagateService<Sender>,
@@ -182,6 +193,80 @@ fn count(spec: &str) {
                 .layer(connect(uri_bare.authority().unwrap().as_str().parse().unwrap()).await),
         )
     });
+    // `sched:R`: R rounds of 100 batches of `bare32` then `layers32`, interleaved, printing for
+    // each the wall time, this (the runtime's only) thread's time on a CPU and waiting in the
+    // run queue (Linux `/proc/thread-self/schedstat`), and the CPU time of every other thread
+    // (the timer's). Wall minus the two is the time the runtime sat idle in `epoll_wait`.
+    if variant == "sched" {
+        fn sched() -> (u64, u64) {
+            let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+            let mut it = s.split_whitespace().map(|x| x.parse::<u64>().unwrap());
+            (it.next().unwrap(), it.next().unwrap())
+        }
+        fn others() -> u64 {
+            let me = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            let me = me.split_whitespace().next().unwrap().to_string();
+            let mut t = 0;
+            for e in std::fs::read_dir("/proc/self/task").unwrap() {
+                let e = e.unwrap();
+                if e.file_name().to_str().unwrap() == me {
+                    continue;
+                }
+                let s = std::fs::read_to_string(e.path().join("schedstat")).unwrap_or_default();
+                t += s
+                    .split_whitespace()
+                    .next()
+                    .map_or(0, |x| x.parse::<u64>().unwrap());
+            }
+            t
+        }
+        let mut tot = [[0f64; 4]; 2];
+        for round in 0..n {
+            for (i, name) in ["bare", "layers"].iter().enumerate() {
+                let (c0, w0) = sched();
+                let o0 = others();
+                let t0 = Instant::now();
+                for _ in 0..100 {
+                    if i == 0 {
+                        rt.block_on(batch(&bare, &uri_bare, None));
+                    } else {
+                        rt.block_on(batch(&layered, &uri_layered, Some(&ctx)));
+                    }
+                }
+                let wall = t0.elapsed().as_nanos() as f64;
+                let (c1, w1) = sched();
+                let o1 = others();
+                let v = [wall, (c1 - c0) as f64, (w1 - w0) as f64, (o1 - o0) as f64];
+                if round > 0 {
+                    for k in 0..4 {
+                        tot[i][k] += v[k];
+                    }
+                }
+                eprintln!("{round} {name}: wall {:.0} us/batch, on-cpu {:.0}, runq {:.0}, other threads {:.0}", v[0] / 100e3, v[1] / 100e3, v[2] / 100e3, v[3] / 100e3);
+            }
+        }
+        eprintln!("rounds 1..: wall ratio {:.3}, on-cpu ratio {:.3}, idle bare {:.0} layers {:.0} us/batch",
+            tot[1][0] / tot[0][0], tot[1][1] / tot[0][1],
+            (tot[0][0] - tot[0][1] - tot[0][2]) / ((n - 1) as f64 * 100e3),
+            (tot[1][0] - tot[1][1] - tot[1][2]) / ((n - 1) as f64 * 100e3));
+        return;
+    }
+    // `bare32b` / `layers32b`: one `block_on` per batch, as the criterion loop runs them.
+    match variant {
+        "bare32b" => {
+            for _ in 0..n {
+                rt.block_on(batch(&bare, &uri_bare, None));
+            }
+            return;
+        }
+        "layers32b" => {
+            for _ in 0..n {
+                rt.block_on(batch(&layered, &uri_layered, Some(&ctx)));
+            }
+            return;
+        }
+        _ => {}
+    }
     rt.block_on(async {
         for _ in 0..n {
             match variant {
@@ -195,6 +280,7 @@ fn count(spec: &str) {
                 "header" => one_header(&bare, &uri_bare, deadline).await,
                 "bare32" => batch(&bare, &uri_bare, None).await,
                 "layers32" => batch(&layered, &uri_layered, Some(&ctx)).await,
+                "header32" => batch_header(&bare, &uri_bare, deadline).await,
                 other => panic!("S13_COUNT: unknown variant {other}"),
             }
         }
@@ -229,6 +315,9 @@ fn s13(c: &mut Criterion) {
     g.bench_function("layers", |b| {
         b.iter(|| rt.block_on(batch(&layered, &uri_layered, Some(&ctx))))
     });
+    g.bench_function("header_only", |b| {
+        b.iter(|| rt.block_on(batch_header(&bare, &uri_bare, deadline)))
+    });
     g.finish();
 }
 
@@ -245,9 +334,146 @@ criterion_group! {
     targets = s13
 }
 
+/// Paired rounds: measured rounds per row.
+const ROUNDS: usize = 301;
+/// Paired rounds: leading rounds run but not counted.
+const WARM_UP: usize = 20;
+/// Paired rounds: the target length of one side's batch in a round.
+const BATCH: Duration = Duration::from_millis(4);
+
+/// One side of a paired row: runs `iters` iterations (one `block_on` each, as criterion's loop
+/// does) and returns the wall time and this thread's time on a CPU.
+type Side<'a> = &'a dyn Fn(u64) -> (Duration, Duration);
+
+/// This thread's CPU time so far (`CLOCK_THREAD_CPUTIME_ID`; zero where there is none): the
+/// runtime is current-thread, so it is all the work of both sides but the timer's.
+fn on_cpu() -> Duration {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable `timespec`, the only memory the call writes.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        }
+    }
+    Duration::ZERO
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Iterations of `side` that take about [`BATCH`] of CPU time (at least 1; wall time where
+/// there is no thread CPU clock), so that a preemption during calibration does not shrink it.
+fn calibrate(side: Side<'_>) -> u64 {
+    let mut iters = 1u64;
+    loop {
+        let (wall, cpu) = side(iters);
+        let took = if cpu.is_zero() { wall } else { cpu };
+        if took >= BATCH / 4 || iters >= 1 << 20 {
+            let per = took.as_secs_f64() / iters as f64;
+            return ((BATCH.as_secs_f64() / per.max(1e-12)) as u64).max(1);
+        }
+        iters *= 2;
+    }
+}
+
+/// Alternating short batches of `ours` and `peer` (the order flips every round, so neither
+/// always runs first), so that a burst of load on this shared machine slows both halves of a
+/// round alike; prints the median of the per-round ratios of time per iteration (`ours /
+/// peer`) with the 10th and 90th percentiles, in the line format `scripts/bench.sh` reads, and
+/// the median ratio of on-CPU times (`cpu_ratio`, which a preemption does not move).
+fn pair(id: &str, ours: Side<'_>, peer: Side<'_>) {
+    // Both sides run the same number of iterations (the peer's batch size): same-sized
+    // batches are equally likely to be preempted.
+    let n = calibrate(peer);
+    let (n_ours, n_peer) = (n, n);
+    let (mut ratios, mut t_ours, mut t_peer) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu_ratios = Vec::new();
+    for round in 0..WARM_UP + ROUNDS {
+        let (a, b) = if round % 2 == 0 {
+            let a = ours(n_ours);
+            (a, peer(n_peer))
+        } else {
+            let b = peer(n_peer);
+            (ours(n_ours), b)
+        };
+        if round >= WARM_UP {
+            let ((a, ca), (b, cb)) = (a, b);
+            let per = |d: Duration, n: u64| d.as_secs_f64() * 1e9 / n as f64;
+            if !cb.is_zero() {
+                cpu_ratios.push(per(ca, n_ours) / per(cb, n_peer));
+            }
+            let (a, b) = (per(a, n_ours), per(b, n_peer));
+            ratios.push(a / b);
+            t_ours.push(a);
+            t_peer.push(b);
+        }
+    }
+    for v in [&mut ratios, &mut t_ours, &mut t_peer, &mut cpu_ratios] {
+        v.sort_by(f64::total_cmp);
+    }
+    let cpu = if cpu_ratios.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " cpu_ratio={:.4} cpu_p10={:.4} cpu_p90={:.4}",
+            percentile(&cpu_ratios, 0.5),
+            percentile(&cpu_ratios, 0.1),
+            percentile(&cpu_ratios, 0.9)
+        )
+    };
+    println!(
+        "RESULT paired {id} ratio={:.4} p10={:.4} p90={:.4} ours_ns={:.1} peer_ns={:.1} rounds={ROUNDS}{cpu}",
+        percentile(&ratios, 0.5),
+        percentile(&ratios, 0.1),
+        percentile(&ratios, 0.9),
+        percentile(&t_ours, 0.5),
+        percentile(&t_peer, 0.5),
+    );
+}
+
+/// `S13_PAIRED=1`: the S13 rows as paired rounds (time per iteration, layers or header / bare),
+/// instead of criterion's back-to-back groups, whose ratio swings between runs on a loaded
+/// machine. For throughput the time ratio is the inverse of the requests-per-second ratio.
+fn paired() {
+    let rt = runtime();
+    let (bare, layered, uri_bare, uri_layered) = setup(&rt);
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    let deadline = ctx.deadline().unwrap();
+    let timed = |iters: u64, f: &dyn Fn()| {
+        let (start, cpu) = (Instant::now(), on_cpu());
+        for _ in 0..iters {
+            f();
+        }
+        (start.elapsed(), on_cpu().saturating_sub(cpu))
+    };
+    let one_bare = |n| timed(n, &|| rt.block_on(one(&bare, &uri_bare, None)));
+    let one_layers = |n| timed(n, &|| rt.block_on(one(&layered, &uri_layered, Some(&ctx))));
+    let one_hdr = |n| timed(n, &|| rt.block_on(one_header(&bare, &uri_bare, deadline)));
+    let batch_bare = |n| timed(n, &|| rt.block_on(batch(&bare, &uri_bare, None)));
+    let batch_layers = |n| {
+        timed(n, &|| {
+            rt.block_on(batch(&layered, &uri_layered, Some(&ctx)))
+        })
+    };
+    let batch_hdr = |n| timed(n, &|| rt.block_on(batch_header(&bare, &uri_bare, deadline)));
+    pair("S13 latency", &one_layers, &one_bare);
+    pair("S13 latency header_only", &one_hdr, &one_bare);
+    pair("S13 throughput", &batch_layers, &batch_bare);
+    pair("S13 throughput header_only", &batch_hdr, &batch_bare);
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("S13_COUNT") {
         count(&spec);
+        return;
+    }
+    if std::env::var_os("S13_PAIRED").is_some() {
+        paired();
         return;
     }
     benches();

@@ -286,13 +286,32 @@ pin_project! {
             #[pin]
             fut: F,
             ctx: Context,
-            done: Option<Pin<Box<Done>>>,
+            // Registered on the first pending poll only, in place (no allocation).
+            #[pin]
+            done: Option<Done>,
             grpc: bool,
             // The deadline the callee was sent, if any.
             sent: Option<Instant>,
         },
         Failed { err: Option<BoxError> },
         Finished,
+    }
+}
+
+/// Polls `ctx.done()`, registering it in `done` in place on the first call: a call's future
+/// is pending until the answer arrives, so every call registers once, and an inline waiter
+/// saves that allocation (a boxed one costs more than the copies of the larger future).
+fn poll_done(
+    mut done: Pin<&mut Option<Done>>,
+    ctx: &Context,
+    cx: &mut TaskContext<'_>,
+) -> Poll<()> {
+    if done.is_none() {
+        done.set(Some(ctx.done()));
+    }
+    match done.as_pin_mut() {
+        Some(d) => d.poll(cx).map(drop),
+        None => unreachable!("set above"),
     }
 }
 
@@ -366,8 +385,7 @@ where
                             );
                         }
                         Poll::Pending => {
-                            let done = done.get_or_insert_with(|| Box::pin(ctx.done()));
-                            if done.as_mut().poll(cx).is_pending() {
+                            if poll_done(done, ctx, cx).is_pending() {
                                 return Poll::Pending;
                             }
                         }

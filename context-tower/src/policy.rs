@@ -30,45 +30,52 @@ impl Format {
     /// connection's header table with dead entries (and evict the live ones) at each request.
     ///
     /// Calls made within one unit of each other (a millisecond for `*-timeout-ms`) send the
-    /// same text: from the second such call on, this thread's last value is shared (a
-    /// reference count) instead of allocated again. A value that differs from the last costs
-    /// one comparison more than no cache at all.
+    /// same value: from the second such call on, this thread's last header value is shared (a
+    /// reference count) instead of written and allocated again. The cache is keyed by the
+    /// number and unit, so a repeat skips the digits too; a value that differs from the last
+    /// costs one comparison more than no cache at all.
     pub(crate) fn format(self, timeout: Duration) -> HeaderValue {
-        let text = match self {
-            Format::Grpc => wire::format_grpc_timeout(timeout),
-            Format::Millis => wire::format_timeout_ms(timeout),
+        let key = match self {
+            Format::Grpc => {
+                let (value, unit) = wire::grpc_timeout_parts(timeout);
+                (value, Some(unit))
+            }
+            Format::Millis => (wire::timeout_ms_value(timeout), None),
         };
         LAST_VALUE
             .try_with(|last| {
                 let mut last = last.borrow_mut();
                 match &mut last[self as usize] {
-                    Some((t, Some(value))) if *t == text => value.clone(),
-                    Some((t, cached @ None)) if *t == text => {
-                        // The text repeats: keep a value to share from now on.
-                        let value = sensitive(&text);
+                    Some((k, Some(value))) if *k == key => value.clone(),
+                    Some((k, cached @ None)) if *k == key => {
+                        // The value repeats: keep a header value to share from now on.
+                        let value = sensitive(key);
                         *cached = Some(value.clone());
                         value
                     }
                     slot => {
-                        // Only the text is kept (no allocation) until it repeats. The old
+                        // Only the key is kept (no allocation) until it repeats. The old
                         // value dropped here is bytes only: no user code runs.
-                        *slot = Some((text, None));
-                        sensitive(&text)
+                        *slot = Some((key, None));
+                        sensitive(key)
                     }
                 }
             })
-            .unwrap_or_else(|_| sensitive(&text))
+            .unwrap_or_else(|_| sensitive(key))
     }
 }
 
-fn sensitive(text: &TimeoutValue) -> HeaderValue {
-    let mut value = text.to_header_value();
+/// What a formatted deadline is made of: the number and, for `grpc-timeout`, the unit.
+type Key = (u64, Option<u8>);
+
+fn sensitive((value, unit): Key) -> HeaderValue {
+    let mut value = TimeoutValue::new(value, unit).to_header_value();
     value.set_sensitive(true);
     value
 }
 
-/// The last text formatted on a thread, and its header value once the text repeated.
-type Last = Option<(TimeoutValue, Option<HeaderValue>)>;
+/// The last deadline formatted on a thread, and its header value once it repeated.
+type Last = Option<(Key, Option<HeaderValue>)>;
 
 thread_local! {
     /// [`Last`], per [`Format`].

@@ -235,6 +235,8 @@ pin_project! {
             fut: F,
             ctx: Context,
             guard: Option<DropGuard>,
+            // Registered only once the handler waits, and boxed: a quick handler never
+            // registers, and this future is moved into the connection's task (measured: S13).
             done: Option<Pin<Box<Done>>>,
             grpc: bool,
             cover: bool,

@@ -67,7 +67,7 @@ pub struct TimeoutValue {
 }
 
 impl TimeoutValue {
-    fn new(value: u64, unit: Option<u8>) -> TimeoutValue {
+    pub(crate) fn new(value: u64, unit: Option<u8>) -> TimeoutValue {
         let mut digits = [0u8; 10];
         let mut n = 0;
         let mut v = value;
@@ -210,11 +210,17 @@ pub fn parse_grpc_timeout(value: &[u8]) -> Result<Duration, WireError> {
 /// assert_eq!(format_grpc_timeout(Duration::MAX).as_str(), "99999999H");
 /// ```
 pub fn format_grpc_timeout(timeout: Duration) -> TimeoutValue {
+    let (value, unit) = grpc_timeout_parts(timeout);
+    TimeoutValue::new(value, Some(unit))
+}
+
+/// [`format_grpc_timeout`]'s value and unit, before they are written out.
+pub(crate) fn grpc_timeout_parts(timeout: Duration) -> (u64, u8) {
     // Nanoseconds in a u64 cover 584 years (u64 division is much cheaper than u128); the
     // longer rest saturates to hours below.
     let Ok(nanos) = u64::try_from(timeout.as_nanos()) else {
         let hours = timeout.as_secs().div_ceil(3600).min(GRPC_MAX_VALUE);
-        return TimeoutValue::new(hours, Some(b'H'));
+        return (hours, b'H');
     };
     let nanos = nanos.max(1);
     const UNITS: [(u64, u8); 6] = [
@@ -228,10 +234,10 @@ pub fn format_grpc_timeout(timeout: Duration) -> TimeoutValue {
     for (per, unit) in UNITS {
         let v = nanos.div_ceil(per);
         if v <= GRPC_MAX_VALUE {
-            return TimeoutValue::new(v, Some(unit));
+            return (v, unit);
         }
     }
-    TimeoutValue::new(GRPC_MAX_VALUE, Some(b'H'))
+    (GRPC_MAX_VALUE, b'H')
 }
 
 /// Parses a `*-timeout-ms` value: at most 10 ASCII digits of milliseconds.
@@ -258,11 +264,15 @@ pub fn parse_timeout_ms(value: &[u8]) -> Result<Duration, WireError> {
 /// assert_eq!(format_timeout_ms(Duration::MAX).as_str(), "9999999999");
 /// ```
 pub fn format_timeout_ms(timeout: Duration) -> TimeoutValue {
-    let ms = match u64::try_from(timeout.as_nanos()) {
+    TimeoutValue::new(timeout_ms_value(timeout), None)
+}
+
+/// [`format_timeout_ms`]'s milliseconds, before they are written out.
+pub(crate) fn timeout_ms_value(timeout: Duration) -> u64 {
+    match u64::try_from(timeout.as_nanos()) {
         Ok(nanos) => nanos.div_ceil(1_000_000).clamp(1, MS_MAX_VALUE),
         Err(_) => MS_MAX_VALUE,
-    };
-    TimeoutValue::new(ms, None)
+    }
 }
 
 #[cfg(test)]

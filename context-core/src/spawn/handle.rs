@@ -1,4 +1,4 @@
-//! [`GoHandle`]: the handle of spawned work (by `go!`, [`GoHandle::spawn`],
+//! [`GoHandle`]: the handle of spawned work (by `go!`, `GoHandle::spawn` (feature `tokio`),
 //! [`GoHandle::spawn_blocking`], or a [`Group`](crate::Group)'s `spawn`/`spawn_blocking`):
 //! cancel it, look at its context, join it.
 

@@ -12,8 +12,8 @@
 //! support    what `go!` expands to
 //! ```
 //!
-//! Work is spawned in one of two ways (tokio's names): [`GoHandle::spawn`] (and
-//! [`Group::spawn`]) run a future as a task on the caller's tokio runtime (feature `tokio`),
+//! Work is spawned in one of two ways (tokio's names): `GoHandle::spawn` (and `Group::spawn`)
+//! run a future as a task on the caller's tokio runtime (feature `tokio`),
 //! with the child context current through [`Context::scope`](crate::Context::scope);
 //! [`GoHandle::spawn_blocking`] (and [`Group::spawn_blocking`]) run a call on a new OS thread,
 //! with the child current through [`Context::enter`](crate::Context::enter). `go!` picks by

@@ -53,6 +53,11 @@
 //! 6. An entry being expired is in no queue, so a `disarm` of it from its own `expire` (the
 //!    tree disarms every node it cancels) finds nothing: the firer notes it in a thread-local
 //!    and such a `disarm` returns without taking a lock.
+//! 7. An entry changes form only under its shard's lock: [`Expire::take`] as the firer pops it,
+//!    [`Expire::requeue`] as a takeover puts it back. So what the owner of the entries argues
+//!    about a queued entry (the node timer: its node is alive while it is queued, see
+//!    `tree/deadline.rs`) may rely on the shard's lock ordering these against `arm` and
+//!    `disarm`.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -80,20 +85,37 @@ pub(crate) const SHARDS: usize = 16;
 /// After the OS refuses the standby thread, how long until the firer asks again.
 const RETRY_SPAWN: Duration = Duration::from_millis(100);
 
-/// What a timer fires.
+/// What a timer fires: the entry as it waits in a queue (`Self`) and as the firer holds it
+/// once it is due ([`Expire::Due`]). The two may differ: the node timer's queued entry holds
+/// only its node's address, and its due entry a reference (invariant 7).
 pub(crate) trait Expire: Id + Send + 'static {
+    /// A due entry, taken out of its queue by the firer.
+    type Due: Id + Send + 'static;
+
     /// Tells whether an expiry in progress has taken its ordering effect (for the node timer:
     /// the node is done). Dropping a probe while its `expire` runs must run no user code.
     type Probe: Send + 'static;
 
-    fn probe(&self) -> Self::Probe;
+    /// The entry as the firer takes it out of its queue: called under its shard's lock.
+    /// Must run no user code.
+    fn take(self) -> Self::Due;
+
+    /// A takeover puts a due entry back (invariant 4), under its shard's lock: `Ok` with the
+    /// entry to queue again and what to drop once the lock is released, or `Err` with the
+    /// whole due entry (to drop, after the lock) if it needs no firing any more. Must run no
+    /// user code.
+    fn requeue(due: Self::Due) -> Result<(Self, Self::Probe), Self::Due>
+    where
+        Self: Sized;
+
+    fn probe(due: &Self::Due) -> Self::Probe;
 
     /// Whether later entries may be expired before this expiry returns (invariant 4).
     fn landed(probe: &Self::Probe) -> bool;
 
     /// Fires the entry, with no lock of the timer held. May run user code and take any time;
     /// a panic is caught (the panic hook has reported it). `at` is the entry's deadline.
-    fn expire(self, at: Ticks);
+    fn expire(due: Self::Due, at: Ticks);
 }
 
 /// One timer: a queue of entries and the threads that fire them.
@@ -106,6 +128,9 @@ pub(crate) struct Timer<E: Expire> {
     state: Mutex<State<E>>,
     firer: Condvar,
     standby: Condvar,
+    /// How many times an `arm` notified the firer (tests: which patterns cost a wake-up).
+    #[cfg(test)]
+    notified: std::sync::atomic::AtomicUsize,
 }
 
 /// One shard's queue, on its own cache lines (two threads arming in different shards do not
@@ -142,7 +167,7 @@ struct State<E: Expire> {
 
 /// Due entries popped by the firer and not yet expired, and the expiry in progress.
 struct Hand<E: Expire> {
-    entries: VecDeque<(Ticks, E)>,
+    entries: VecDeque<(Ticks, E::Due)>,
     /// The expiry in progress (or the last one, until the next starts): its start, its probe.
     current: Option<(Ticks, E::Probe)>,
     /// Set by a takeover: the firer holding this hand has been superseded (invariant 4).
@@ -222,6 +247,8 @@ impl<E: Expire> Timer<E> {
             }),
             firer: Condvar::new(),
             standby: Condvar::new(),
+            #[cfg(test)]
+            notified: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -276,6 +303,8 @@ impl<E: Expire> Timer<E> {
             self.wake.wake_at.store(at, Ordering::Relaxed);
             st.wake_at = Some(at);
             self.firer.notify_one();
+            #[cfg(test)]
+            self.notified.fetch_add(1, Ordering::Relaxed);
         }
         if st.has_standby && watch < self.wake.standby_at.load(Ordering::Relaxed) {
             self.wake.standby_at.store(watch, Ordering::Relaxed);
@@ -295,11 +324,25 @@ impl<E: Expire> Timer<E> {
         lock(self.shard(at, id)).remove(at, id)
     }
 
-    /// Puts back entries taken from the queues (a takeover's, invariant 4).
-    fn put_back(&self, entries: impl IntoIterator<Item = (Ticks, E)>) {
-        for (at, entry) in entries {
-            lock(self.shard(at, entry.id())).insert(at, entry);
+    /// Puts back due entries taken from the queues (a takeover's, invariant 4), those that
+    /// still need firing ([`Expire::requeue`]). Returns what to drop once every lock is
+    /// released.
+    fn put_back(
+        &self,
+        entries: impl IntoIterator<Item = (Ticks, E::Due)>,
+    ) -> Vec<Result<E::Probe, E::Due>> {
+        let mut to_drop = Vec::new();
+        for (at, due) in entries {
+            let mut q = lock(self.shard(at, due.id()));
+            to_drop.push(match E::requeue(due) {
+                Ok((entry, keep)) => {
+                    q.insert(at, entry);
+                    Ok(keep)
+                }
+                Err(due) => Err(due),
+            });
         }
+        to_drop
     }
 
     /// The first key of every shard, taking each shard's lock in turn.
@@ -410,8 +453,9 @@ impl<E: Expire> Timer<E> {
                     break;
                 };
                 let mut q = lock(&self.shards[i].0);
-                if let Some(entry) = q.pop_due(now) {
-                    h.entries.push_back(entry);
+                if let Some((at, entry)) = q.pop_due(now) {
+                    // Under the shard's lock (invariant 7).
+                    h.entries.push_back((at, entry.take()));
                 }
                 fronts[i] = q.first();
             }
@@ -427,7 +471,7 @@ impl<E: Expire> Timer<E> {
                 h.entries.pop_front()
             };
             if let Some((_, entry)) = &next {
-                h.current = Some((clock::now(), entry.probe()));
+                h.current = Some((clock::now(), E::probe(entry)));
             }
             drop(h);
             // The probe may hold the last reference to what its entry fired.
@@ -436,7 +480,7 @@ impl<E: Expire> Timer<E> {
                 break;
             };
             EXPIRING.with(|e| e.set(Some((me, at, entry.id()))));
-            quietly(move || entry.expire(at));
+            quietly(move || E::expire(entry, at));
             EXPIRING.with(|e| e.set(None));
         }
         // A superseded firer finds a newer generation in `run` (invariant 4).
@@ -471,16 +515,20 @@ impl<E: Expire> Timer<E> {
                     let stale = h.current.take();
                     let rest = std::mem::take(&mut h.entries);
                     drop(h);
-                    self.put_back(rest);
+                    let requeued = self.put_back(rest);
                     // The stuck thread keeps its count in `threads`.
                     st.hand = None;
                     st.generation += 1;
                     st.has_standby = false;
                     self.wake.standby_at.store(NO_NEED, Ordering::Relaxed);
                     drop(st);
-                    quietly(move || drop(stale));
+                    quietly(move || drop((stale, requeued)));
                     return (self.lock(), true);
                 }
+            } else if !h.entries.is_empty() {
+                // Popped, the first not started yet: no arm will tell us when it starts (its
+                // entries are in no queue), so look again once it could be stuck.
+                target = Some(now.saturating_add(stall));
             }
         }
         // Invariant 3, as for the firer: "tell me" while scanning, then the plan.
@@ -553,22 +601,32 @@ mod tests {
     }
 
     impl Expire for Job {
+        type Due = Job;
         type Probe = Arc<AtomicBool>;
 
-        fn probe(&self) -> Arc<AtomicBool> {
-            Arc::clone(&self.landed)
+        fn take(self) -> Job {
+            self
+        }
+
+        fn requeue(due: Job) -> Result<(Job, Arc<AtomicBool>), Job> {
+            let keep = Arc::clone(&due.landed);
+            Ok((due, keep))
+        }
+
+        fn probe(due: &Job) -> Arc<AtomicBool> {
+            Arc::clone(&due.landed)
         }
 
         fn landed(probe: &Arc<AtomicBool>) -> bool {
             probe.load(Ordering::SeqCst)
         }
 
-        fn expire(self, at: Ticks) {
-            assert_eq!(at, self.at);
-            self.log.push(self.at, self.id);
-            match self.action {
-                Some(action) => action(&self.landed),
-                None => self.landed.store(true, Ordering::SeqCst),
+        fn expire(due: Job, at: Ticks) {
+            assert_eq!(at, due.at);
+            due.log.push(due.at, due.id);
+            match due.action {
+                Some(action) => action(&due.landed),
+                None => due.landed.store(true, Ordering::SeqCst),
             }
         }
     }
@@ -798,6 +856,39 @@ mod tests {
         assert_eq!(fired[0].1, 1);
         assert!(fired[0].2 >= near, "never early");
         assert!(t.contains_id(0), "the far one waits");
+    }
+
+    #[test]
+    fn disarming_the_earliest_entry_never_wakes_the_firer() {
+        // A server's requests: each arms a deadline later than the one before and disarms the
+        // earliest when it ends. Once the firer sleeps until the first deadline, none of it
+        // may notify the firer (a woken firer would only sleep again).
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let far = clock::now() + ms(3_600_000);
+        t.arm(far, job(far, 0, &log, None)).unwrap();
+        let bound = Instant::now() + PATIENCE;
+        while t.wake.wake_at.load(Ordering::Relaxed) != far {
+            assert!(Instant::now() < bound, "the firer never planned for {far}");
+            thread::yield_now();
+        }
+        let before = t.notified.load(Ordering::Relaxed);
+        for i in 1..=1000 {
+            let at = far + i as Ticks;
+            t.arm(at, job(at, i, &log, None)).unwrap();
+            let earliest = (at - 1, i - 1);
+            assert_eq!(t.disarm(earliest.0, earliest.1).map(|j| j.id), Some(i - 1));
+        }
+        assert_eq!(
+            t.notified.load(Ordering::Relaxed),
+            before,
+            "an arm later than the planned wake-up, or a disarm, notified the firer"
+        );
+        // An earlier deadline still does.
+        let near = clock::now() + ms(1);
+        t.arm(near, job(near, usize::MAX, &log, None)).unwrap();
+        assert_eq!(t.notified.load(Ordering::Relaxed), before + 1);
+        assert_eq!(log.wait_for(1)[0].1, usize::MAX);
     }
 
     #[test]

@@ -118,7 +118,13 @@ impl<E: Id> Queue<E> {
         }
     }
 
+    /// The key of inline entry `i` (`i < small_len`, invariant 4).
+    fn small_key(&self, i: usize) -> Key {
+        key(self.small[i].as_ref().expect("invariant 4"))
+    }
+
     /// The inline entries (invariant 4).
+    #[cfg(test)]
     fn small_keys(&self) -> impl Iterator<Item = Key> + '_ {
         self.small[..self.small_len]
             .iter()
@@ -139,15 +145,22 @@ impl<E: Id> Queue<E> {
     }
 
     /// Adds `entry` for `at`. Its `(at, id)` must not be in the queue already.
+    #[inline]
     pub(crate) fn insert(&mut self, at: Ticks, entry: E) {
         let k = (at, entry.id());
         self.len += 1;
         if self.chunks.is_empty() {
             let n = self.small_len;
             if n < SMALL {
-                // Invariant 4: in order among the inline entries.
-                let pos = self.small_keys().position(|e| e > k).unwrap_or(n);
-                self.small[pos..=n].rotate_right(1);
+                // Invariant 4: in order among the inline entries. Searched from the back, and
+                // moved only if it is not the last: growing deadlines just append.
+                let mut pos = n;
+                while pos > 0 && self.small_key(pos - 1) > k {
+                    pos -= 1;
+                }
+                if pos < n {
+                    self.small[pos..=n].rotate_right(1);
+                }
                 self.small[pos] = Some((at, entry));
                 self.small_len = n + 1;
                 return;
@@ -167,10 +180,14 @@ impl<E: Id> Queue<E> {
     }
 
     /// Removes and returns the entry for `at` with `id`, if it is there.
+    #[inline]
     pub(crate) fn remove(&mut self, at: Ticks, id: usize) -> Option<E> {
         let k = (at, id);
         if self.chunks.is_empty() {
-            let pos = self.small_keys().position(|e| e == k)?;
+            // From the back: the newest of growing deadlines first.
+            let pos = (0..self.small_len)
+                .rev()
+                .find(|&i| self.small_key(i) == k)?;
             return Some(self.take_small(pos));
         }
         let i = self.find(k)?;
@@ -189,9 +206,12 @@ impl<E: Id> Queue<E> {
     }
 
     /// Takes the inline entry at `pos` (invariant 4: the later ones move down).
+    #[inline]
     fn take_small(&mut self, pos: usize) -> E {
         let (_, entry) = self.small[pos].take().expect("invariant 4");
-        self.small[pos..self.small_len].rotate_left(1);
+        if pos + 1 < self.small_len {
+            self.small[pos..self.small_len].rotate_left(1);
+        }
         self.small_len -= 1;
         self.len -= 1;
         entry

@@ -39,9 +39,30 @@ struct Aftermath {
     /// The waiters moved out of the drained lists, to notify once every lock is released.
     first_waiter: Option<Waiter>,
     waiters: Vec<Waiter>,
+    /// The origin's own deadline: disarmed by `cancel`, whose caller holds the origin.
+    origin_timer: Option<Ticks>,
     first_timer: Option<(Ticks, Arc<Node>)>,
     /// Timer entries to disarm.
     timers: Vec<(Ticks, Arc<Node>)>,
+}
+
+impl Aftermath {
+    /// Keeps `waiter` to notify. `pending` is how many nodes the walk has yet to visit: when the
+    /// batch first needs its `Vec`, it is sized for one waiter per pending node (a fan-out of
+    /// tasks, each awaiting its own child, is the common shape), so that a wide cancellation
+    /// does not copy its batch at every doubling. Memory reserved and never written is never
+    /// touched (a large block is mapped lazily), and the batch lives only until the wake-ups.
+    #[inline]
+    fn add_waiter(&mut self, waiter: Waiter, pending: usize) {
+        if self.first_waiter.is_none() {
+            self.first_waiter = Some(waiter);
+            return;
+        }
+        if self.waiters.capacity() == 0 {
+            self.waiters.reserve(pending + 1);
+        }
+        self.waiters.push(waiter);
+    }
 }
 
 /// Creates a cancel node under `parent`, linked to `parent`'s signal (invariant 2) or born done
@@ -209,7 +230,7 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
     }
     // Wake first: unlinking from the parent is bookkeeping nobody waits for (every accessor
     // already reports done), so it is kept out of the wake-up's latency.
-    let panic = run_aftermath(acc);
+    let panic = run_aftermath(acc, node);
     detach(node, core);
     trace::cancelled(origin, || (node.cause(), Chain(node)));
     if let Some(payload) = panic {
@@ -239,9 +260,9 @@ fn is_bare_leaf(core: &CancelNode, inner: &Phase) -> bool {
 /// The state is set by the release of `inner` (one atomic operation for the unlock and the
 /// state), except on an origin with children, whose state must be seen before any
 /// descendant's (invariant 5), and on a node with waiters, whose state must be seen before the
-/// notified marks of its inline entries (read without the lock): set at once. A leaf is settled by the same release (its subtree
-/// is itself); returns whether it will be: a descendant settled so may be freed once `inner` is
-/// dropped.
+/// notified marks of its inline entries (read without the lock): set at once. A leaf is
+/// settled by the same release (its subtree is itself); returns whether it will be: a
+/// descendant settled so may be freed once `inner` is dropped.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     core: &CancelNode,
@@ -299,16 +320,14 @@ fn finish(
     // touches an entry (waiter-list invariant 4), so its owner (a `Done` future, a blocked
     // thread) may free it whenever it sees the mark or finds the node done under the lock.
     if !waiters.is_empty() {
-        waiters.drain(|waiter| {
-            if acc.first_waiter.is_none() {
-                acc.first_waiter = Some(waiter);
-            } else {
-                acc.waiters.push(waiter);
-            }
-        });
+        let pending = work.len();
+        waiters.drain(err, |waiter| acc.add_waiter(waiter, pending));
     }
     if let Some(at) = core.own_deadline() {
-        if acc.first_timer.is_none() {
+        if origin {
+            // The origin: no reference needed, its caller's outlives the disarm.
+            acc.origin_timer = Some(at);
+        } else if acc.first_timer.is_none() {
             acc.first_timer = Some((at, node.strong()));
         } else {
             acc.timers.push((at, node.strong()));
@@ -386,12 +405,18 @@ fn detach(node: &Arc<Node>, core: &CancelNode) {
     }
 }
 
+/// How far ahead of the waker being woken `run_aftermath` prefetches.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Acts on what a cancellation collected, with no lock held (invariant 6): disarms timers and
 /// wakes waiters. Returns the first panic of a waker, for the caller to
 /// resume once it is done.
-fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
+fn run_aftermath(acc: Aftermath, origin: &Arc<Node>) -> Option<Box<dyn std::any::Any + Send>> {
     // The common case (one node, no timer, no waiter) is a few tests: no iterator is built
     // over collections known to be empty (`timers` and `waiters` fill only after the first).
+    if let Some(at) = acc.origin_timer {
+        DEADLINES.disarm(at, origin);
+    }
     if let Some((at, node)) = acc.first_timer {
         DEADLINES.disarm(at, &node);
         for (at, node) in acc.timers {
@@ -399,13 +424,24 @@ fn run_aftermath(acc: Aftermath) -> Option<Box<dyn std::any::Any + Send>> {
         }
     }
     let mut first_panic = None;
+    let mut notify = |waiter: Waiter| {
+        // A panicking waker must not stop the others from being woken.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
+        if let Err(payload) = result {
+            first_panic.get_or_insert(payload);
+        }
+    };
     if let Some(first) = acc.first_waiter {
-        for waiter in std::iter::once(first).chain(acc.waiters) {
-            // A panicking waker must not stop the others from being woken.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
-            if let Err(payload) = result {
-                first_panic.get_or_insert(payload);
+        let mut rest = acc.waiters.into_iter();
+        notify(first);
+        // A wide batch wakes tasks whose headers are cold: ask for the one a few places ahead
+        // while this one is woken, so that their misses overlap (a wake is an atomic RMW on
+        // the task's state, which waits for its line).
+        while let Some(waiter) = rest.next() {
+            if let Some(ahead) = rest.as_slice().get(PREFETCH_AHEAD) {
+                ahead.prefetch();
             }
+            notify(waiter);
         }
     }
     first_panic

@@ -31,7 +31,9 @@ unsafe impl Sync for ChildPtr {}
 impl ChildPtr {
     #[inline]
     pub(super) fn new(node: &Arc<Node>) -> ChildPtr {
-        ChildPtr(NonNull::from(&**node))
+        // `Arc::as_ptr`, not `&**node`: a pointer made from a reference may not reach the
+        // reference counts that `to_arc` updates (Miri, Stacked Borrows).
+        ChildPtr(NonNull::new(Arc::as_ptr(node).cast_mut()).expect("an `Arc` is never null"))
     }
 
     /// Whether this is the address of `node`.

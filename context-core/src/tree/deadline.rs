@@ -1,27 +1,43 @@
-//! A node's deadline on the timer: the entry (`Deadline`), what firing it does, and the
-//! side table of custom causes.
+//! A node's deadline on the timer: the entry (`Deadline`) and what firing it does.
 //!
 //! The timer is generic over what it fires and knows nothing of nodes; this file is the one
 //! place that knows both. It does not know how to cancel either: what firing does is a
 //! [`Fire`], given by `cancel.rs` (which arms and disarms entries), so the imports go one way:
 //! `cancel` → `deadline` → `timer` → `clock`.
 //!
-//! An entry is 16 bytes (the node, the location of the call that set the deadline; the queue
-//! adds the deadline), keyed by `(deadline, node address)`: the entry holds the node, so the
-//! address stays unique while the entry exists and a stale key can never remove somebody
-//! else's entry. The custom causes of `with_deadline_cause` entries are rare, so they wait in a
-//! side table instead of widening every entry: the common, cause-less entry never takes its
-//! lock (`CUSTOMS` counts them; its `Release` increment in `arm` happens before the entry is
-//! armed, and pairs with the `Acquire` load in `take_custom`).
+//! A queued entry is 16 bytes: the node's *address* (no reference count: arming and
+//! disarming touch no counter of the node) and the cause the deadline reports (one word: the
+//! location of the call that set it, or the shared location and custom error of a
+//! `with_deadline_cause`); the queue adds the deadline. The cause travels with the entry, so
+//! arming and disarming a custom cause takes no lock but the entry's shard's, and a disarmed
+//! entry's cause is dropped with it, after every lock is released. A *due* entry (`Due`, taken out by the firer) holds a
+//! strong reference instead, made under the shard's lock (timer invariant 7).
+//!
+//! # Invariant: a queued entry's node is alive
+//!
+//! While an entry is in a queue, its node's strong count is at least one. So `take` may make
+//! a strong reference from the address, and the address is unique among queued entries: the
+//! key `(deadline, address)` of a stale `disarm` can never remove somebody else's entry.
+//!
+//! Why. The entry is armed by `new_cancel_node` under the node's lock while the node is live,
+//! and the caller holds the node. Freeing the node needs its last handle gone, so a
+//! cancellation that made it done (tree invariant 3); that cancellation disarms this entry
+//! (tree invariant 8: `Aftermath`), holding a strong reference to the node until the disarm
+//! returns (its caller's `Arc` for the origin, a `strong()` reference for a descendant). Its
+//! state was written under the node's lock after the arm, and before the disarm takes the
+//! shard's lock. That disarm either removes the entry, or finds it gone: taken by the firer
+//! (`take`, under the same shard lock, made its own reference first) or never armed. The one
+//! way back into a queue is a takeover's `requeue`, which puts a due entry back only if its
+//! node is not done, read under the shard's lock: a cancellation that makes it done later
+//! takes the shard's lock after that (its state is written before its disarm locks), so its
+//! disarm finds the entry again. Miri runs `tree::deadline::tests`, which race the firing of
+//! entries against the drops of their last handles.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::panic::Location;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, MutexGuard};
+use std::ptr::NonNull;
 
-use crate::error::{BoxError, CauseData};
-use crate::sync::{Arc, Ordering};
+use crate::error::CauseData;
+use crate::sync::Arc;
 use crate::timer::{Expire, Id, Ticks, Timer};
 
 use super::node::Node;
@@ -36,43 +52,30 @@ pub(super) struct Deadlines<F: Fire> {
     timer: Timer<Deadline<F>>,
 }
 
-/// A node's deadline entry.
+/// A node's deadline entry, as it waits in the queue: the node's address (alive while the
+/// entry is queued: the invariant above).
 struct Deadline<F> {
-    node: Arc<Node>,
-    location: &'static Location<'static>,
+    node: NonNull<Node>,
+    /// What the node reports when the entry fires.
+    cause: CauseData,
     fire: PhantomData<fn() -> F>,
 }
 
-type Key = (Ticks, usize);
+// SAFETY: the entry is a `Node` address (a `Node` is `Send + Sync`: it is shared as
+// `Arc<Node>` across threads) and a `CauseData` (`Send`); the address is only turned into a
+// reference under the invariant above.
+unsafe impl<F> Send for Deadline<F> {}
 
-/// The custom causes of armed `with_deadline_cause` entries, and how many there are.
-static CUSTOM: Mutex<Option<HashMap<Key, Arc<BoxError>>>> = Mutex::new(None);
-static CUSTOMS: AtomicUsize = AtomicUsize::new(0);
-
-fn custom_causes() -> MutexGuard<'static, Option<HashMap<Key, Arc<BoxError>>>> {
-    // No user code runs under this lock (the causes are dropped after it).
-    CUSTOM.lock().unwrap_or_else(|p| p.into_inner())
+/// A due entry, taken out of the queue by the firer: it holds its node.
+struct Due<F> {
+    node: Arc<Node>,
+    cause: CauseData,
+    fire: PhantomData<fn() -> F>,
 }
 
-/// Removes the custom cause of the entry at `k`, if it has one.
-#[inline]
-fn take_custom(k: Key) -> Option<Arc<BoxError>> {
-    // Pairs with the `Release` increment in `arm`, which happened before the entry was armed.
-    if CUSTOMS.load(Ordering::Acquire) == 0 {
-        return None;
-    }
-    take_custom_slow(k)
-}
-
-#[cold]
-fn take_custom_slow(k: Key) -> Option<Arc<BoxError>> {
-    let mut map = custom_causes();
-    let custom = map.as_mut()?.remove(&k);
-    if custom.is_some() && CUSTOMS.fetch_sub(1, Ordering::Relaxed) == 1 {
-        // Give a burst's memory back.
-        *map = None;
-    }
-    custom
+/// The address of `node`, as `Arc::as_ptr` gives it (with the provenance `Arc::from_raw` needs).
+fn address(node: &Arc<Node>) -> NonNull<Node> {
+    NonNull::new(Arc::as_ptr(node).cast_mut()).expect("an `Arc` is never null")
 }
 
 fn id(node: &Arc<Node>) -> usize {
@@ -81,26 +84,65 @@ fn id(node: &Arc<Node>) -> usize {
 
 impl<F: Fire> Id for Deadline<F> {
     fn id(&self) -> usize {
+        self.node.as_ptr() as usize
+    }
+}
+
+impl<F: Fire> Id for Due<F> {
+    fn id(&self) -> usize {
         id(&self.node)
     }
 }
 
 impl<F: Fire> Expire for Deadline<F> {
-    /// A clone of the node, to see whether it is done: the entry's own reference outlives
+    type Due = Due<F>;
+
+    /// A clone of the node, to see whether it is done: the due entry's own reference outlives
     /// every look, so dropping the clone while `expire` runs never drops the node.
     type Probe = Arc<Node>;
 
-    fn probe(&self) -> Arc<Node> {
-        Arc::clone(&self.node)
+    fn take(self) -> Due<F> {
+        let ptr = self.node.as_ptr().cast_const();
+        // SAFETY: called under the entry's shard lock while it was queued (timer invariant 7),
+        // so the node is alive (the invariant above): its strong count is at least one, and
+        // `ptr` came from `Arc::as_ptr` of an `Arc<Node>`.
+        let node = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        Due {
+            node,
+            cause: self.cause,
+            fire: PhantomData,
+        }
+    }
+
+    fn requeue(due: Due<F>) -> Result<(Self, Arc<Node>), Due<F>> {
+        // Under the shard's lock: a node done now is, or will be, disarmed by its
+        // cancellation; one live now will be disarmed after this lock is released.
+        #[cfg(test)]
+        tests::REQUEUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if due.node.err().is_some() {
+            return Err(due);
+        }
+        let entry = Deadline {
+            node: address(&due.node),
+            cause: due.cause,
+            fire: PhantomData,
+        };
+        Ok((entry, due.node))
+    }
+
+    fn probe(due: &Due<F>) -> Arc<Node> {
+        Arc::clone(&due.node)
     }
 
     fn landed(node: &Arc<Node>) -> bool {
         node.err().is_some()
     }
 
-    fn expire(self, at: Ticks) {
-        let custom = take_custom((at, self.id()));
-        F::fire(&self.node, CauseData::from_parts(self.location, custom));
+    fn expire(due: Due<F>, _at: Ticks) {
+        F::fire(&due.node, due.cause);
     }
 }
 
@@ -111,18 +153,12 @@ impl<F: Fire> Deadlines<F> {
         }
     }
 
-    /// Arms the timer to fire `node` with `cause` at `at`.
+    /// Arms the timer to fire `node` with `cause` at `at`. Called under the node's lock while
+    /// it is live, by the holder of `node` (the invariant above).
     pub(super) fn arm(&'static self, at: Ticks, node: &Arc<Node>, cause: CauseData) {
-        let (location, custom) = cause.into_parts();
-        if let Some(custom) = custom {
-            custom_causes()
-                .get_or_insert_with(HashMap::new)
-                .insert((at, id(node)), custom);
-            CUSTOMS.fetch_add(1, Ordering::Release);
-        }
         let entry = Deadline {
-            node: Arc::clone(node),
-            location,
+            node: address(node),
+            cause,
             fire: PhantomData,
         };
         if self.timer.arm(at, entry).is_err() {
@@ -132,16 +168,243 @@ impl<F: Fire> Deadlines<F> {
         }
     }
 
-    /// Removes `node`'s entry armed for `at`, if it has not fired yet.
+    /// Removes `node`'s entry armed for `at`, if it has not fired yet. The caller holds `node`
+    /// until this returns (the invariant above).
     pub(super) fn disarm(&self, at: Ticks, node: &Arc<Node>) {
-        let removed = self.timer.disarm(at, id(node));
-        let custom = removed.as_ref().and_then(|_| take_custom((at, id(node))));
-        // Drop the node (and a custom cause) outside every timer lock.
-        drop((removed, custom));
+        // The entry (its custom cause) is dropped here, outside every timer lock.
+        drop(self.timer.disarm(at, id(node)));
     }
 
     #[cfg(test)]
     pub(super) fn is_armed(&self, node: &Arc<Node>) -> bool {
         self.timer.contains_id(id(node))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A custom cause lives in its timer entry: it reaches the node when the entry fires, and a
+    //! disarm frees it at once.
+
+    use std::fmt;
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Mutex, Weak};
+    use std::task::{Context as TaskContext, Wake, Waker};
+    use std::time::{Duration, Instant};
+
+    use crate::sync::Arc;
+    use crate::tree;
+    use crate::{Context, Error};
+
+    /// How many due entries a takeover offered back to the queues (`requeue`).
+    pub(super) static REQUEUED: AtomicUsize = AtomicUsize::new(0);
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    fn rounds() -> u32 {
+        if cfg!(miri) {
+            6
+        } else {
+            300
+        }
+    }
+
+    /// Waits (bounded) until `weak`'s node is freed: the firer lets go of a due entry just
+    /// after its expiry returns.
+    fn freed<T>(weak: &Weak<T>) {
+        let bound = Instant::now() + PATIENCE;
+        while weak.strong_count() > 0 {
+            assert!(Instant::now() < bound, "a node outlived its last reference");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A custom cause that tells (through a `Weak` of its token) whether it is still alive.
+    #[derive(Debug)]
+    struct Tracked(#[allow(dead_code)] std::sync::Arc<()>);
+
+    impl fmt::Display for Tracked {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("tracked cause")
+        }
+    }
+
+    impl std::error::Error for Tracked {}
+
+    fn tracked() -> (Tracked, Weak<()>) {
+        let token = std::sync::Arc::new(());
+        let weak = std::sync::Arc::downgrade(&token);
+        (Tracked(token), weak)
+    }
+
+    #[test]
+    fn a_custom_cause_survives_arm_to_fire() {
+        let (cause, alive) = tracked();
+        let (ctx, cancel) =
+            Context::background().with_timeout_cause(Duration::from_millis(5), cause);
+        assert!(tree::is_armed(&ctx.node));
+        assert_eq!(ctx.wait(), Error::DeadlineExceeded);
+        let got = ctx.cause().expect("done");
+        assert_eq!(got.err(), Error::DeadlineExceeded);
+        assert_eq!(got.to_string(), "tracked cause");
+        assert!(
+            got.downcast_ref::<Tracked>().is_some(),
+            "the very error given"
+        );
+        assert_eq!(got.location().file(), file!());
+        assert!(alive.upgrade().is_some(), "the node holds it now");
+        drop((got, ctx, cancel));
+        // Freed with the node, once the firer lets go of it too.
+        freed(&alive);
+    }
+
+    #[test]
+    fn a_disarm_frees_the_custom_cause_at_once() {
+        let (cause, alive) = tracked();
+        let (parent, _parent_cancel) = Context::background().with_cancel();
+        let (ctx, cancel) = parent.with_timeout_cause(Duration::from_secs(3600), cause);
+        let node = Arc::clone(&ctx.node);
+        assert!(tree::is_armed(&node));
+        assert!(alive.upgrade().is_some(), "held by the armed entry");
+        cancel.cancel();
+        assert!(!tree::is_armed(&node));
+        assert_eq!(
+            ctx.cause().unwrap().to_string(),
+            Error::Canceled.to_string()
+        );
+        // `ctx` and the node are still alive: only the entry held the cause.
+        assert!(alive.upgrade().is_none(), "freed by the disarm");
+        drop((ctx, cancel));
+    }
+
+    #[test]
+    fn a_parents_cancellation_disarms_its_childs_custom_cause() {
+        let (parent, parent_cancel) = Context::background().with_cancel();
+        let mut kept = Vec::new();
+        for _ in 0..3 {
+            let (cause, alive) = tracked();
+            let (ctx, cancel) = parent.with_timeout_cause(Duration::from_secs(3600), cause);
+            kept.push((ctx, cancel, alive));
+        }
+        parent_cancel.cancel();
+        for (ctx, _, alive) in &kept {
+            assert_eq!(ctx.err(), Some(Error::Canceled));
+            assert!(!tree::is_armed(&ctx.node));
+            assert!(alive.upgrade().is_none(), "freed by the disarm");
+        }
+    }
+
+    /// The firer takes entries out by their address alone while their last handles are
+    /// dropped on this thread, some before the deadline, some after, some while it fires:
+    /// every node is freed once (Miri reports a use of a freed node).
+    #[test]
+    fn a_firing_races_the_drop_of_the_last_handle() {
+        let (parent, _parent_cancel) = Context::background().with_cancel();
+        for round in 0..rounds() {
+            let timeout = Duration::from_micros(u64::from(round % 40));
+            let (ctx, cancel) = parent.with_timeout(timeout);
+            let weak = Arc::downgrade(&ctx.node);
+            if round % 3 == 0 {
+                assert_eq!(ctx.wait(), Error::DeadlineExceeded);
+            }
+            drop((ctx, cancel));
+            freed(&weak);
+        }
+    }
+
+    /// Wakes on the firer's thread: cancels and drops `cancel` (whose entries the firer took
+    /// out in the same batch), then blocks until told to go on: an expiry stuck in user code.
+    struct Stuck {
+        go_on: Mutex<mpsc::Receiver<()>>,
+        cancel: Mutex<Vec<(Context, crate::CancelHandle)>>,
+    }
+
+    impl Wake for Stuck {
+        fn wake(self: std::sync::Arc<Self>) {
+            for (ctx, handle) in std::mem::take(&mut *self.cancel.lock().unwrap()) {
+                handle.cancel();
+                drop((ctx, handle));
+            }
+            let _ = self.go_on.lock().unwrap().recv_timeout(PATIENCE);
+        }
+    }
+
+    /// A waker stuck in the firer: the standby takes over and puts back the due entries
+    /// behind it (`requeue`). Those whose nodes were cancelled meanwhile (by the stuck waker,
+    /// while the firer held them) are let go and freed; the others are queued again and fire.
+    /// Requeuing a cancelled one would leave the address of a freed node in a queue (Miri).
+    #[test]
+    fn a_takeover_requeues_live_entries_and_frees_cancelled_ones() {
+        let mut lead = Duration::from_millis(20);
+        loop {
+            let requeued = REQUEUED.load(Ordering::Relaxed);
+            // One deadline for all: popped in one batch, in address order.
+            let at = Instant::now() + lead;
+            let mut nodes: Vec<_> = (0..9)
+                .map(|_| Context::background().with_deadline(at))
+                .collect();
+            nodes.sort_by_key(|(ctx, _)| Arc::as_ptr(&ctx.node) as usize);
+            let (stuck, _stuck_cancel) = nodes.remove(0);
+            let mut cancelled = Vec::new();
+            let mut to_cancel = Vec::new();
+            let mut live = Vec::new();
+            for (i, (ctx, handle)) in nodes.into_iter().enumerate() {
+                if i % 2 == 0 {
+                    cancelled.push(Arc::downgrade(&ctx.node));
+                    to_cancel.push((ctx, handle));
+                } else {
+                    live.push((ctx, handle));
+                }
+            }
+            let (go_on, rx) = mpsc::channel();
+            let waker = Waker::from(std::sync::Arc::new(Stuck {
+                go_on: Mutex::new(rx),
+                cancel: Mutex::new(to_cancel),
+            }));
+            let mut done = Box::pin(stuck.done());
+            let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+            drop(waker);
+            if polled.is_ready() || Instant::now() >= at {
+                // Too slow to set it up before the deadline (a loaded machine, Miri): again,
+                // with more room.
+                assert!(lead < PATIENCE, "could not set up before the deadline");
+                lead *= 4;
+                continue;
+            }
+            // While `stuck`'s waker still blocks the firer that popped them all.
+            for (ctx, _) in &live {
+                assert_eq!(ctx.wait(), Error::DeadlineExceeded);
+            }
+            for weak in &cancelled {
+                freed(weak);
+            }
+            go_on.send(()).unwrap();
+            drop(done);
+            assert!(
+                REQUEUED.load(Ordering::Relaxed) >= requeued + 8,
+                "the takeover offered back every entry behind the stuck one"
+            );
+            return;
+        }
+    }
+
+    struct NoFire;
+
+    impl super::Fire for NoFire {
+        fn fire(_: &Arc<super::Node>, _: crate::error::CauseData) {}
+    }
+
+    #[test]
+    fn an_entry_is_two_words() {
+        use std::mem::size_of;
+        // The node's address and the cause (one tagged word); the queue adds the deadline,
+        // and its inline slot costs no more.
+        assert_eq!(size_of::<crate::error::CauseData>(), 8);
+        assert_eq!(size_of::<super::Deadline<NoFire>>(), 16);
+        assert_eq!(
+            size_of::<Option<(crate::timer::Ticks, super::Deadline<NoFire>)>>(),
+            24
+        );
     }
 }

@@ -35,9 +35,11 @@
 //!    the lock's acquire/release orders every access), unless the link parent is done. A node
 //!    leaves that list exactly once: by its own cancellation (`detach`), or when the link
 //!    parent's cancellation takes the whole list.
-//! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s and, with a
-//!    deadline of its own, the timer; its link parent's `children` hold only its *address*
-//!    ([`children::ChildPtr`], no reference count). Dropping the last handle cancels it (the
+//! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s; its link
+//!    parent's `children` hold only its *address* ([`children::ChildPtr`], no reference
+//!    count), and so does its timer entry while it is queued (`deadline.rs` argues why that
+//!    address is never dangling: the entry is disarmed by the cancellation that precedes any
+//!    free, which holds the node until then). Dropping the last handle cancels it (the
 //!    handle count is released as `Arc`'s: an `Acquire` load that sees 1, or an `AcqRel`
 //!    `fetch_sub`, each pairing with the `Release` of the others'), and cancellation removes it
 //!    from its link parent and the timer, so a context nobody holds is unlinked at once.
@@ -98,7 +100,9 @@
 //!    cancel node stores its effective deadline (the earlier of its own and its link parent's,
 //!    fixed at creation), so `deadline()` and deriving are O(1) per level at any depth.
 //! 8. A node's own deadline, if it armed one, is flagged in `word` (`OWN_DEADLINE`, set before
-//!    the node is shared, read `Relaxed`); cancellation disarms exactly that entry.
+//!    the node is shared, read `Relaxed`); the cancellation that makes the node done disarms
+//!    exactly that entry before it returns, holding the node meanwhile (the origin through
+//!    its caller's `Arc`, a descendant through a reference made while it is alive).
 //!
 //! # Lock order
 //!

@@ -13,7 +13,10 @@
 //!
 //! The cancellation walks the list *under the node's lock* ([`WaiterList::drain`]): from each
 //! entry it moves the waiter out (moving a `Waker` runs no user code), frees a boxed entry, and
-//! marks an inline one notified, which is its last access to it. The waiters are woken later,
+//! marks an inline one notified, which is its last access to it. From an inline entry the move
+//! only *reads* the waiter (the bytes left behind are a moved-out copy, never used or dropped
+//! once the entry is notified), so that the owner may read its own waiter without the lock
+//! while the entry is linked ([`Entry::will_wake`]). The waiters are woken later,
 //! after every lock is released (tree invariant 6), from the moved-out values: the walker never
 //! touches an entry once the lock is released, so an owner may free its entry as soon as it
 //! sees the mark, or as soon as it holds the lock and finds the node done.
@@ -28,8 +31,13 @@
 //! 3. The list has no lock of its own: it lives inside its node's lock, so `&mut WaiterList`
 //!    is the proof that the caller holds that lock. An entry's `prev`, `next` and `waiter` are
 //!    accessed only under that lock while the entry is linked; before it is linked and after
-//!    it is unlinked or notified, only its owner accesses them.
-//! 4. `notified` goes from 0 to 1 once, in `drain`, with `Release`, after the drain's last
+//!    it is unlinked or notified, only its owner accesses them. One exception: while an inline
+//!    entry is linked, its owner may *read* its `waiter` without the lock
+//!    ([`Entry::will_wake`]); every access to it under the lock that the owner did not ask for
+//!    is a read too (the drain's), and the owner's own writes, under the lock, are ordered
+//!    with its reads by program order.
+//! 4. `notified` goes from 0 to the node's error (1 `Canceled`, 2 `DeadlineExceeded`) once, in
+//!    `drain`, with `Release`, after the drain's last
 //!    access to the entry (it read `next` and moved the waiter out before). The owner's
 //!    `Acquire` load that sees 1 pairs with it: every access of the drain happens before the
 //!    owner's next one, so the owner may reuse or free the entry without taking the lock. An
@@ -41,11 +49,17 @@
 
 use std::fmt;
 use std::marker::PhantomPinned;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::Waker;
 
+use crate::error::Error;
 use crate::sync::{AtomicU8, Ordering, Thread};
+
+/// The values of a notified entry's mark (invariant 4).
+const CANCELED: u8 = 1;
+const DEADLINE_EXCEEDED: u8 = 2;
 
 /// Something to notify when a context is done.
 pub(crate) enum Waiter {
@@ -57,6 +71,25 @@ pub(crate) enum Waiter {
 }
 
 impl Waiter {
+    /// A hint that this waiter will be notified soon: fetches the cache line its waker's data
+    /// points to (a task's header, for tokio and `Arc`-based wakers). Reads nothing and cannot
+    /// fault, whatever the pointer is; does nothing off x86-64 (and under Miri, which has no
+    /// caches to warm).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if let Waiter::Task(waker) = self {
+            // SAFETY: a prefetch is a hint: it neither reads memory architecturally nor faults,
+            // for any address; SSE is part of x86-64's baseline.
+            #[allow(unused_unsafe)]
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    waker.data().cast::<i8>(),
+                );
+            }
+        }
+    }
+
     /// Called with no lock held (tree invariant 6).
     pub(crate) fn notify(self) {
         match self {
@@ -85,15 +118,35 @@ impl<T> Cell<T> {
     fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
     }
+
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // A notified entry's waiter was moved out by the drain (its bytes are a copy).
+        if !self.is_notified() {
+            // SAFETY: not notified: the value is live, and `&mut self` makes it ours alone;
+            // it is dropped once, here.
+            self.waiter
+                .with_mut(|w| unsafe { ManuallyDrop::drop(&mut *w) });
+        }
+    }
 }
 
 /// One registered waiter: inline in its owner, or boxed and owned by the list (module docs).
 pub(crate) struct Entry {
     prev: Cell<*const Entry>,
     next: Cell<*const Entry>,
-    /// The waiter to notify; `None` once the drain (or the owner) has taken it.
-    waiter: Cell<Option<Waiter>>,
-    /// 1 once the drain is finished with this (inline) entry (invariant 4).
+    /// The waiter to notify; `None` once the owner (or `remove`) has taken it. Once the entry
+    /// is notified, a moved-out copy (the drain reads it without writing: invariant 3), which
+    /// is never used or dropped again.
+    waiter: Cell<ManuallyDrop<Option<Waiter>>>,
+    /// Non-zero once the drain is finished with this (inline) entry: the node's error, so that
+    /// the woken owner need not read the node (invariant 4).
     notified: AtomicU8,
     /// Allocated by `insert` and owned by the list; fixed at creation.
     boxed: bool,
@@ -111,7 +164,7 @@ impl Entry {
         Entry {
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
-            waiter: Cell::new(waiter),
+            waiter: Cell::new(ManuallyDrop::new(waiter)),
             notified: AtomicU8::new(0),
             boxed,
             _pinned: PhantomPinned,
@@ -122,19 +175,48 @@ impl Entry {
     /// be reused or freed without the lock (invariant 4).
     #[inline]
     pub(crate) fn is_notified(&self) -> bool {
-        self.notified.load(Ordering::Acquire) != 0
+        self.notified().is_some()
     }
 
-    /// Replaces the waiter of an entry that is not linked.
+    /// The node's error if the drain is finished with this entry (`is_notified`): one
+    /// `Acquire` load, which pairs with the drain's `Release` (invariant 4).
+    #[inline]
+    pub(crate) fn notified(&self) -> Option<Error> {
+        match self.notified.load(Ordering::Acquire) {
+            0 => None,
+            CANCELED => Some(Error::Canceled),
+            _ => Some(Error::DeadlineExceeded),
+        }
+    }
+
+    /// Replaces the waiter of an entry that is not linked and was never notified.
     ///
     /// # Safety
     ///
-    /// The entry must not be linked (never linked, unlinked, or notified and seen so by the
-    /// caller): only its owner accesses it then (invariant 3).
+    /// The entry must not be linked (never linked, or unlinked): only its owner accesses it
+    /// then (invariant 3). A notified entry's waiter is a moved-out copy: it must not be
+    /// replaced (its old value would be dropped a second time).
     pub(crate) unsafe fn replace_waiter(&self, waiter: Option<Waiter>) -> Option<Waiter> {
+        debug_assert!(!self.is_notified(), "a notified entry is never reused");
         // SAFETY: the caller guarantees nobody else accesses the entry.
         self.waiter
-            .with_mut(|w| unsafe { std::mem::replace(&mut *w, waiter) })
+            .with_mut(|w| unsafe { std::mem::replace(&mut **w, waiter) })
+    }
+
+    /// Whether the waiter stored in this linked entry is a task waker that
+    /// [`will_wake`](Waker::will_wake) the same task as `waker`. No lock: reads only.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the entry's owner, and has not seen it notified. Then the only other
+    /// access to `waiter` that can run at the same time is the drain's, which only reads it
+    /// (invariant 3); the value read is the owner's last write (its own, program-ordered), or,
+    /// if the drain has moved it out meanwhile, the same bytes, never dropped while the entry
+    /// lives. The waker is compared, not called.
+    pub(crate) unsafe fn will_wake(&self, waker: &Waker) -> bool {
+        // SAFETY: as above: concurrent accesses are reads.
+        self.waiter
+            .with(|w| matches!(unsafe { &**w }, Some(Waiter::Task(old)) if old.will_wake(waker)))
     }
 }
 
@@ -248,7 +330,7 @@ impl WaiterList {
             if !next.is_null() {
                 (*next).prev.with_mut(|p| *p = prev);
             }
-            let waiter = (*entry).waiter.with_mut(|w| (*w).take());
+            let waiter = (*entry).waiter.with_mut(|w| (**w).take());
             if (*entry).boxed {
                 drop(Box::from_raw(entry.cast_mut()));
             }
@@ -258,8 +340,13 @@ impl WaiterList {
 
     /// Empties the list, under the node's lock: hands each entry's waiter to `out` (which must
     /// run no user code: it stores them, to be notified once every lock is released), frees
-    /// each boxed entry and marks each inline one notified (invariant 4).
-    pub(crate) fn drain(&mut self, mut out: impl FnMut(Waiter)) {
+    /// each boxed entry and marks each inline one notified with `err`, the node's error
+    /// (invariant 4).
+    pub(crate) fn drain(&mut self, err: Error, mut out: impl FnMut(Waiter)) {
+        let mark = match err {
+            Error::Canceled => CANCELED,
+            Error::DeadlineExceeded => DEADLINE_EXCEEDED,
+        };
         let mut cur = std::mem::replace(&mut self.head, ptr::null());
         while !cur.is_null() {
             // SAFETY: `cur` was reachable from `head`, so it is alive (invariant 1) and only we
@@ -267,12 +354,18 @@ impl WaiterList {
             // the last access: its owner may free it as soon as it sees the mark (invariant 4).
             let (next, waiter) = unsafe {
                 let next = (*cur).next.with_mut(|n| *n);
-                let waiter = (*cur).waiter.with_mut(|w| (*w).take());
-                if (*cur).boxed {
+                let waiter = if (*cur).boxed {
+                    // Ours: taken (leaving `None` for the entry's drop), then freed.
+                    let waiter = (*cur).waiter.with_mut(|w| (**w).take());
                     drop(Box::from_raw(cur.cast_mut()));
+                    waiter
                 } else {
-                    (*cur).notified.store(1, Ordering::Release);
-                }
+                    // Moved out by a read: the owner may be reading it at the same time
+                    // (invariant 3). The mark makes the copy left behind dead.
+                    let waiter = (*cur).waiter.with(|w| ptr::read(&**w));
+                    (*cur).notified.store(mark, Ordering::Release);
+                    waiter
+                };
                 (next, waiter)
             };
             if let Some(waiter) = waiter {
@@ -305,7 +398,7 @@ impl Drop for WaiterList {
         // A node is done before it is dropped, and an inline entry's owner holds its context,
         // so this is empty in practice; free what is left anyway (no lock is held here).
         if !self.is_empty() {
-            self.drain(drop);
+            self.drain(Error::Canceled, drop);
         }
     }
 }
@@ -330,7 +423,7 @@ mod tests {
 
     fn notify_all(list: &mut WaiterList) {
         let mut taken = Vec::new();
-        list.drain(|w| taken.push(w));
+        list.drain(Error::Canceled, |w| taken.push(w));
         for w in taken {
             w.notify();
         }
@@ -393,10 +486,13 @@ mod tests {
         }
         assert!(!b.is_notified(), "an unlinked entry is not notified");
         notify_all(&mut list);
-        assert!(a.is_notified(), "the drain marks inline entries");
-        // SAFETY: `a` is notified: it is its owner's again.
-        let left = unsafe { a.replace_waiter(None) };
-        assert!(left.is_none(), "its waiter was taken");
+        assert_eq!(
+            a.notified(),
+            Some(Error::Canceled),
+            "the drain marks inline entries with the error"
+        );
+        // `a` is its owner's again; dropping it does not drop the moved-out waiter again.
+        drop(a);
         assert_eq!(count.0.load(Ordering::Relaxed), 2);
         assert_eq!(std::sync::Arc::strong_count(&count), 1, "nothing leaked");
     }
@@ -410,6 +506,28 @@ mod tests {
         }
         drop(list);
         assert_eq!(count.0.load(Ordering::Relaxed), 0, "dropped, not woken");
+        assert_eq!(std::sync::Arc::strong_count(&count), 1, "nothing leaked");
+    }
+
+    /// The mark carries the node's error, so a woken owner reads neither the node nor its
+    /// lock: a deadline's drain marks `DeadlineExceeded`.
+    #[test]
+    fn the_mark_carries_the_error() {
+        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        let mut list = WaiterList::default();
+        let a = Box::pin(Entry::new());
+        assert_eq!(a.notified(), None);
+        // SAFETY: not linked yet; pinned in its box, drained before it is dropped.
+        unsafe {
+            a.replace_waiter(Some(waiter(&count)));
+            list.push(WaiterKey::of(a.as_ref()));
+        }
+        let mut taken = Vec::new();
+        list.drain(Error::DeadlineExceeded, |w| taken.push(w));
+        assert_eq!(a.notified(), Some(Error::DeadlineExceeded));
+        assert_eq!(taken.len(), 1);
+        drop(taken);
+        drop(a);
         assert_eq!(std::sync::Arc::strong_count(&count), 1, "nothing leaked");
     }
 }
