@@ -889,7 +889,9 @@ fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
             let mut done = Box::pin(ctx.done());
             let mut cx = TaskContext::from_waker(&waker);
             if let Poll::Ready(err) = done.as_mut().poll(&mut cx) {
-                return err;
+                drop(done);
+                drop(waker);
+                return (err, stored);
             }
             // Re-polls with the stored waker, each after reading the state.
             let result = loop {
@@ -906,10 +908,14 @@ fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
             };
             drop(done);
             drop(waker);
-            assert_eq!(std::sync::Arc::strong_count(&stored), 1);
-            result
+            (result, stored)
         });
         cancel.cancel();
-        assert_eq!(observer.join().unwrap(), Error::Canceled);
+        let (result, stored) = observer.join().unwrap();
+        assert_eq!(result, Error::Canceled);
+        // Checked once `cancel` has returned: the cancellation moves the stored waker out under
+        // the lock and wakes (and drops) it after the unlock, so the observer may see the mark
+        // and drop its `Done` while the canceller still holds the waker.
+        assert_eq!(std::sync::Arc::strong_count(&stored), 1);
     });
 }
