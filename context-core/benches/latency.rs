@@ -21,7 +21,7 @@
 //! machine hits them alike. Output lines: `RESULT <id> <who> p50=<ns> p90=<ns> p99=<ns> n=<n>`
 //! (S4wp: per child), and `RESULT S4wp ratio median=<r> p10=<r> p90=<r> rounds=<n>`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 
 use go_context::Context;
 use tokio_util::sync::CancellationToken;
+#[path = "support/ops.rs"]
+#[allow(dead_code)] // this bench runs S4w's operations only
+mod ops;
+use ops::{s4w_ours, s4w_tokio};
 
 /// Alternating rounds per comparison.
 const ROUNDS: usize = 10;
@@ -276,57 +280,6 @@ fn s6t() {
     waiter.join().expect("waiter thread panicked");
     report("S6t", "ours", ours);
     report("S6t", "floor", floor);
-}
-
-/// One S4w fan-out, ours: the wake phase's duration.
-async fn s4w_ours(n: usize) -> Duration {
-    let (parent, cancel) = Context::background().with_cancel();
-    let (waiting, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut handles = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (child, handle) = parent.with_cancel();
-        handles.push(handle);
-        let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
-        tokio::spawn(async move {
-            waiting.fetch_add(1, Ordering::Release);
-            child.done().await;
-            woken.fetch_add(1, Ordering::Release);
-        });
-    }
-    until_count(&waiting, n).await;
-    let start = Instant::now();
-    cancel.cancel();
-    until_count(&woken, n).await;
-    let elapsed = start.elapsed();
-    drop(handles);
-    elapsed
-}
-
-/// One S4w fan-out, tokio-util's.
-async fn s4w_tokio(n: usize) -> Duration {
-    let parent = CancellationToken::new();
-    let (waiting, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    for _ in 0..n {
-        let child = parent.child_token();
-        let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
-        tokio::spawn(async move {
-            waiting.fetch_add(1, Ordering::Release);
-            child.cancelled().await;
-            woken.fetch_add(1, Ordering::Release);
-        });
-    }
-    until_count(&waiting, n).await;
-    let start = Instant::now();
-    parent.cancel();
-    until_count(&woken, n).await;
-    start.elapsed()
-}
-
-/// Yields until `counter` reaches `n`.
-async fn until_count(counter: &AtomicUsize, n: usize) {
-    while counter.load(Ordering::Acquire) < n {
-        tokio::task::yield_now().await;
-    }
 }
 
 /// S4wp: paired rounds of S4w (module docs).

@@ -28,6 +28,7 @@ use go_context::Context;
 use tokio_util::sync::CancellationToken;
 
 #[path = "support/ops.rs"]
+#[allow(dead_code)] // S4w runs in latency.rs
 mod ops;
 use ops::*;
 

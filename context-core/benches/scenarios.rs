@@ -11,8 +11,7 @@
 //! criterion; the element count is the benchmark's parameter, and the script divides by it.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -21,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 #[path = "support/ops.rs"]
 mod ops;
 use ops::{
-    s12_ours, s12_tokio, s1_floor, s1_ours, s2_ours, s2_tokio, s4_ours, s4_tokio, s7_floor_chain,
-    s7_floor_deepest, s7_floor_missing, s7_ours_chain, s7_ours_deepest, s7_ours_missing, Floor,
-    FloorFlag, FAN_OUT, HOUR,
+    s12_ours, s12_tokio, s1_floor, s1_ours, s2_ours, s2_tokio, s4_ours, s4_tokio, s4w_ours,
+    s4w_tokio, s7_floor_chain, s7_floor_deepest, s7_floor_missing, s7_ours_chain, s7_ours_deepest,
+    s7_ours_missing, Floor, FloorFlag, FAN_OUT, HOUR,
 };
 
 /// Levels of the chain in S5.
@@ -227,21 +226,6 @@ fn s4(c: &mut Criterion) {
     g.finish();
 }
 
-/// Counts the tasks of S4w: how many have registered their wait, and how many have woken.
-#[derive(Default)]
-struct Progress {
-    waiting: AtomicUsize,
-    woken: AtomicUsize,
-}
-
-impl Progress {
-    async fn until(counter: &AtomicUsize, n: usize) {
-        while counter.load(Ordering::Acquire) < n {
-            tokio::task::yield_now().await;
-        }
-    }
-}
-
 /// S4w: S4 with one task per child awaiting it on a current-thread tokio runtime; measured from
 /// the parent's cancel until every task has resumed.
 fn s4w(c: &mut Criterion) {
@@ -254,26 +238,7 @@ fn s4w(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let (parent, cancel) = Context::background().with_cancel();
-                    let progress = Arc::new(Progress::default());
-                    let mut handles = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        let (child, handle) = parent.with_cancel();
-                        handles.push(handle);
-                        let progress = Arc::clone(&progress);
-                        tokio::spawn(async move {
-                            // The first poll runs on to `done()`'s first poll: registered.
-                            progress.waiting.fetch_add(1, Ordering::Release);
-                            child.done().await;
-                            progress.woken.fetch_add(1, Ordering::Release);
-                        });
-                    }
-                    Progress::until(&progress.waiting, n).await;
-                    let start = Instant::now();
-                    cancel.cancel();
-                    Progress::until(&progress.woken, n).await;
-                    total += start.elapsed();
-                    drop(handles);
+                    total += s4w_ours(n).await;
                 }
                 total
             })
@@ -284,22 +249,7 @@ fn s4w(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let parent = CancellationToken::new();
-                    let progress = Arc::new(Progress::default());
-                    for _ in 0..n {
-                        let child = parent.child_token();
-                        let progress = Arc::clone(&progress);
-                        tokio::spawn(async move {
-                            progress.waiting.fetch_add(1, Ordering::Release);
-                            child.cancelled().await;
-                            progress.woken.fetch_add(1, Ordering::Release);
-                        });
-                    }
-                    Progress::until(&progress.waiting, n).await;
-                    let start = Instant::now();
-                    parent.cancel();
-                    Progress::until(&progress.woken, n).await;
-                    total += start.elapsed();
+                    total += s4w_tokio(n).await;
                 }
                 total
             })

@@ -30,58 +30,27 @@ use tokio_util::sync::CancellationToken;
 #[path = "../benches/support/ops.rs"]
 #[allow(dead_code)] // this binary runs some of the operations
 mod ops;
-use ops::{s12_ours, s12_tokio};
+use ops::{s12_ours, s12_tokio, s4w_setup_ours, s4w_setup_tokio, Progress};
 
 /// Children per S4w iteration, unless the third argument says otherwise (the criterion bench
 /// uses 10,000: cache effects show only at that size).
 const FAN_OUT: usize = 100;
 
-async fn until(counter: &AtomicUsize, n: usize) {
-    while counter.load(Ordering::Acquire) < n {
-        tokio::task::yield_now().await;
-    }
-}
-
 /// S4w, ours: registers `fan_out` waiting tasks, then runs the measured phase.
 fn s4w_ours(rt: &Runtime, fan_out: usize) {
     let (parent, cancel) = Context::background().with_cancel();
-    let (waiting, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let handles = rt.block_on(async {
-        let mut handles = Vec::with_capacity(fan_out);
-        for _ in 0..fan_out {
-            let (child, handle) = parent.with_cancel();
-            handles.push(handle);
-            let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
-            tokio::spawn(async move {
-                waiting.fetch_add(1, Ordering::Release);
-                child.done().await;
-                woken.fetch_add(1, Ordering::Release);
-            });
-        }
-        until(&waiting, fan_out).await;
-        handles
-    });
-    wake_phase(rt, || cancel.cancel(), &woken, fan_out);
+    let progress = Arc::new(Progress::default());
+    let handles = rt.block_on(s4w_setup_ours(&parent, fan_out, &progress));
+    wake_phase(rt, || cancel.cancel(), &progress.woken, fan_out);
     drop(handles);
 }
 
 /// S4w, tokio-util's twin.
 fn s4w_tokio(rt: &Runtime, fan_out: usize) {
     let parent = CancellationToken::new();
-    let (waiting, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    rt.block_on(async {
-        for _ in 0..fan_out {
-            let child = parent.child_token();
-            let (waiting, woken) = (Arc::clone(&waiting), Arc::clone(&woken));
-            tokio::spawn(async move {
-                waiting.fetch_add(1, Ordering::Release);
-                child.cancelled().await;
-                woken.fetch_add(1, Ordering::Release);
-            });
-        }
-        until(&waiting, fan_out).await;
-    });
-    wake_phase(rt, || parent.cancel(), &woken, fan_out);
+    let progress = Arc::new(Progress::default());
+    rt.block_on(s4w_setup_tokio(&parent, fan_out, &progress));
+    wake_phase(rt, || parent.cancel(), &progress.woken, fan_out);
 }
 
 /// S4w's measured phase, as the criterion bench times it: the cancel, then every task resumed
@@ -92,7 +61,7 @@ fn wake_phase(rt: &Runtime, cancel: impl FnOnce(), woken: &AtomicUsize, n: usize
     // Inside `block_on`, as in the bench: the wakes go to the runtime's local queue.
     rt.block_on(async {
         cancel();
-        until(woken, n).await;
+        Progress::until(woken, n).await;
     });
 }
 
@@ -106,7 +75,7 @@ async fn s6_ours(parent: &Context) {
             child.done().await
         }
     });
-    until(&waiting, 1).await;
+    Progress::until(&waiting, 1).await;
     cancel.cancel();
     task.await.unwrap();
 }
@@ -122,7 +91,7 @@ async fn s6_tokio(parent: &CancellationToken) {
             child.cancelled().await
         }
     });
-    until(&waiting, 1).await;
+    Progress::until(&waiting, 1).await;
     child.cancel();
     task.await.unwrap();
 }

@@ -7,7 +7,7 @@ use std::any::{Any, TypeId};
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Waker};
 use std::time::{Duration, Instant};
@@ -222,4 +222,83 @@ pub fn s7_ours_missing(ctx: &Context) -> bool {
 #[inline]
 pub fn s7_floor_missing(floor: &FloorNode) -> bool {
     black_box(black_box(floor).value::<Key<10>>().is_some())
+}
+
+/// Counts the tasks of S4w: how many have registered their wait, and how many have woken.
+#[derive(Default)]
+pub struct Progress {
+    pub waiting: AtomicUsize,
+    pub woken: AtomicUsize,
+}
+
+impl Progress {
+    /// Yields until `counter` reaches `n`.
+    pub async fn until(counter: &AtomicUsize, n: usize) {
+        while counter.load(Ordering::Acquire) < n {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// S4w's set-up, ours: `n` children of `parent`, each awaited (`done()`) by a task spawned on
+/// the current tokio runtime; returns once every task is waiting, with the children's handles
+/// (the caller keeps them until the measurement ends).
+pub async fn s4w_setup_ours(
+    parent: &Context,
+    n: usize,
+    progress: &Arc<Progress>,
+) -> Vec<CancelHandle> {
+    let mut handles = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (child, handle) = parent.with_cancel();
+        handles.push(handle);
+        let progress = Arc::clone(progress);
+        tokio::spawn(async move {
+            // The first poll runs on to `done()`'s first poll: registered.
+            progress.waiting.fetch_add(1, Ordering::Release);
+            child.done().await;
+            progress.woken.fetch_add(1, Ordering::Release);
+        });
+    }
+    Progress::until(&progress.waiting, n).await;
+    handles
+}
+
+/// S4w's set-up for tokio-util: `n` child tokens, each awaited (`cancelled()`) by a task.
+pub async fn s4w_setup_tokio(parent: &CancellationToken, n: usize, progress: &Arc<Progress>) {
+    for _ in 0..n {
+        let child = parent.child_token();
+        let progress = Arc::clone(progress);
+        tokio::spawn(async move {
+            progress.waiting.fetch_add(1, Ordering::Release);
+            child.cancelled().await;
+            progress.woken.fetch_add(1, Ordering::Release);
+        });
+    }
+    Progress::until(&progress.waiting, n).await;
+}
+
+/// One S4w fan-out of `n`, ours, inside a current-thread runtime: the time from the parent's
+/// cancel until every task has resumed.
+pub async fn s4w_ours(n: usize) -> Duration {
+    let (parent, cancel) = Context::background().with_cancel();
+    let progress = Arc::new(Progress::default());
+    let handles = s4w_setup_ours(&parent, n, &progress).await;
+    let start = Instant::now();
+    cancel.cancel();
+    Progress::until(&progress.woken, n).await;
+    let elapsed = start.elapsed();
+    drop(handles);
+    elapsed
+}
+
+/// One S4w fan-out of `n`, tokio-util's.
+pub async fn s4w_tokio(n: usize) -> Duration {
+    let parent = CancellationToken::new();
+    let progress = Arc::new(Progress::default());
+    s4w_setup_tokio(&parent, n, &progress).await;
+    let start = Instant::now();
+    parent.cancel();
+    Progress::until(&progress.woken, n).await;
+    start.elapsed()
 }
