@@ -13,8 +13,9 @@
 //! the parent itself, the parent's scope, or nothing (under a root or `without_cancel`).
 //!
 //! Modules: [`node`] (the node, its body and its state word), [`lock`] (the node's lock, two
-//! bits of that word, and the table its waiters park on), [`children`] (the children list), [`waiter_list`] (the intrusive waiter list), [`deadline`] (a node's entry on
-//! the timer), [`cancel`] (linking and cancelling) and [`chain`] (a context's chain, printed by
+//! bits of that word, and the table its waiters park on), [`children`] (the children list),
+//! [`waiter_list`] (the intrusive waiter list), [`deadline`] (a node's entry on the timer),
+//! [`cancel`](mod@cancel) (linking and cancelling) and [`chain`] (a context's chain, printed by
 //! `Context`'s `Debug` and the trace event). They import downwards only: `cancel` → `chain`,
 //! `deadline` → `node` → `children`, `lock`, `waiter_list`; `deadline` is the one module that knows
 //! the timer, which knows nothing of nodes; nothing in the tree imports `Context`.
