@@ -77,7 +77,7 @@ impl<T> WordLock<T> {
         WordLock::with_spare(bits, 0, data)
     }
 
-    /// Like [`new`](WordLock::new), with `spare` the value of the [`spare`](WordLock::spare)
+    /// Like `new` (for tests), with `spare` the value of the [`spare`](WordLock::spare)
     /// word.
     pub(crate) fn with_spare(bits: u32, spare: u32, data: T) -> WordLock<T> {
         debug_assert_eq!(bits & LOCK_BITS, 0, "the lock's bits are its own");
