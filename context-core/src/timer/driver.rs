@@ -838,18 +838,22 @@ mod tests {
         assert_eq!(t.len(), 0);
     }
 
+    /// Waits (bounded) until the firer sleeps until `far` (invariant 3's plan).
+    fn wait_until_the_firer_plans_for(t: &Timer<Job>, far: Ticks) {
+        let bound = Instant::now() + PATIENCE;
+        while t.wake.wake_at.load(Ordering::Relaxed) != far {
+            assert!(Instant::now() < bound, "the firer never planned for {far}");
+            thread::yield_now();
+        }
+    }
+
     #[test]
     fn an_earlier_entry_wakes_a_firer_asleep_until_a_later_one() {
         let t = timer();
         let log = Arc::new(Log::default());
         let far = clock::now() + ms(3_600_000);
         t.arm(far, job(far, 0, &log, None)).unwrap();
-        // Wait (bounded) until the firer sleeps until `far` (invariant 3's plan).
-        let bound = Instant::now() + PATIENCE;
-        while t.wake.wake_at.load(Ordering::Relaxed) != far {
-            assert!(Instant::now() < bound, "the firer never planned for {far}");
-            thread::yield_now();
-        }
+        wait_until_the_firer_plans_for(t, far);
         let near = clock::now() + ms(1);
         t.arm(near, job(near, 1, &log, None)).unwrap();
         let fired = log.wait_for(1);
@@ -867,11 +871,7 @@ mod tests {
         let log = Arc::new(Log::default());
         let far = clock::now() + ms(3_600_000);
         t.arm(far, job(far, 0, &log, None)).unwrap();
-        let bound = Instant::now() + PATIENCE;
-        while t.wake.wake_at.load(Ordering::Relaxed) != far {
-            assert!(Instant::now() < bound, "the firer never planned for {far}");
-            thread::yield_now();
-        }
+        wait_until_the_firer_plans_for(t, far);
         let before = t.notified.load(Ordering::Relaxed);
         for i in 1..=1000 {
             let at = far + i as Ticks;
