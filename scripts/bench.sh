@@ -107,6 +107,10 @@ if os.path.exists(gopath):
 s4wp = lat.get(("S4wp", "ratio"))
 if s4wp:
     paired["S4w"] = {"ratio": s4wp["median"], "p10": s4wp["p10"], "p90": s4wp["p90"]}
+# S6's rounds alternate too (latency.rs): the median of the per-round ratios of medians.
+s6p = lat.get(("S6p", "ratio"))
+if s6p:
+    paired["S6"] = {"ratio": s6p["median"], "p10": s6p["p10"], "p90": s6p["p90"]}
 
 def c(group, fn):
     return med.get((group, fn))
@@ -260,6 +264,11 @@ def opline(id_, label):
     if parts:
         print(f"- {label}: " + "; ".join(parts) + ".")
 
+p = paired.get("S1 through a pointer")
+if p:
+    print()
+    print(f"S1's structural floor (paired, no target): the floor's flag read through one more pointer, "
+          f"as a context's state is, costs {p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) the floor.")
 print()
 print("Allocations per operation (bytes requested):")
 opline("S2_op", "S2 (target: 1 alloc)")

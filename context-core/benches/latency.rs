@@ -18,8 +18,9 @@
 //!   per-round ratios is printed with their 10th and 90th percentiles.
 //!
 //! Samples of the compared variants are taken in alternating rounds, so that drift of a noisy
-//! machine hits them alike. Output lines: `RESULT <id> <who> p50=<ns> p90=<ns> p99=<ns> n=<n>`
-//! (S4wp: per child), and `RESULT S4wp ratio median=<r> p10=<r> p90=<r> rounds=<n>`.
+//! machine hits them alike (S6's order flips every round, and each round's ratio of medians is
+//! kept: `S6p`). Output lines: `RESULT <id> <who> p50=<ns> p90=<ns> p99=<ns> n=<n>` (S4wp: per
+//! child), and `RESULT <S4wp|S6p> ratio median=<r> p10=<r> p90=<r> rounds=<n>`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -36,8 +37,10 @@ use ops::{s4w_ours, s4w_tokio};
 
 /// Alternating rounds per comparison.
 const ROUNDS: usize = 10;
-/// S6 samples per round and variant.
-const S6_PER_ROUND: usize = 2_000;
+/// S6's alternating rounds, and samples per round and variant (20,000 samples each in all);
+/// each round's ratio of medians gives S6p.
+const S6_ROUNDS: usize = 50;
+const S6_PER_ROUND: usize = 400;
 /// S6x and S6t samples per round and variant (each takes a settle pause).
 const SLOW_PER_ROUND: usize = 300;
 /// S4wp: children of the parent (as S4w in `scenarios.rs`), and measured paired rounds.
@@ -136,12 +139,40 @@ fn s6() {
     s6_ours(&rt, &parent, S6_PER_ROUND, &mut Vec::new());
     s6_tokio(&rt, &parent_token, S6_PER_ROUND, &mut Vec::new());
     let (mut ours, mut tokio) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        s6_ours(&rt, &parent, S6_PER_ROUND, &mut ours);
-        s6_tokio(&rt, &parent_token, S6_PER_ROUND, &mut tokio);
+    let mut ratios = Vec::with_capacity(S6_ROUNDS);
+    for round in 0..S6_ROUNDS {
+        let (o, t) = (ours.len(), tokio.len());
+        // The order flips every round, so neither side always runs first.
+        if round % 2 == 0 {
+            s6_ours(&rt, &parent, S6_PER_ROUND, &mut ours);
+            s6_tokio(&rt, &parent_token, S6_PER_ROUND, &mut tokio);
+        } else {
+            s6_tokio(&rt, &parent_token, S6_PER_ROUND, &mut tokio);
+            s6_ours(&rt, &parent, S6_PER_ROUND, &mut ours);
+        }
+        let median = |s: &[Duration]| {
+            let mut s = s.to_vec();
+            s.sort_unstable();
+            s[s.len() / 2].as_secs_f64()
+        };
+        ratios.push(median(&ours[o..]) / median(&tokio[t..]));
     }
     report("S6", "ours", ours);
     report("S6", "tokio_util", tokio);
+    report_ratios("S6p", ratios);
+}
+
+/// Prints the median and the 10th-90th percentiles of per-round ratios (ours / peer).
+fn report_ratios(id: &str, mut ratios: Vec<f64>) {
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "RESULT {id} ratio median={:.3} p10={:.3} p90={:.3} rounds={}",
+        at(0.5),
+        at(0.1),
+        at(0.9),
+        ratios.len()
+    );
 }
 
 /// S6x: the waiting task on the idle worker of a one-worker multi-thread runtime; `cancel`
@@ -305,15 +336,7 @@ fn s4wp() {
     });
     report("S4wp", "ours", ours);
     report("S4wp", "tokio_util", tokio);
-    ratios.sort_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "RESULT S4wp ratio median={:.3} p10={:.3} p90={:.3} rounds={}",
-        at(0.5),
-        at(0.1),
-        at(0.9),
-        ratios.len()
-    );
+    report_ratios("S4wp", ratios);
 }
 
 fn main() {

@@ -21,6 +21,7 @@
 //! id contains FILTER.
 
 use std::hint::black_box;
+use std::sync::atomic::Ordering;
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -199,6 +200,17 @@ fn main() {
         "S1",
         filter,
         &|n| on_one_thread(n, || s1_ours(&live)),
+        &|n| on_one_thread(n, || s1_floor(flag)),
+    );
+    // S1's structural floor: the floor's flag reached through one more pointer, as the state
+    // of any context that is a pointer to shared state is (a `Context` is one `Arc`). No
+    // target; it tells how much of S1's ratio any design of that shape pays.
+    let boxed: Box<Floor> = Box::default();
+    let boxed: &Floor = &boxed;
+    pair(
+        "S1 through a pointer",
+        filter,
+        &|n| on_one_thread(n, || black_box(black_box(boxed).0.load(Ordering::Acquire))),
         &|n| on_one_thread(n, || s1_floor(flag)),
     );
     let (ours, peer) = (|| s1_ours(&live), || s1_floor(flag));

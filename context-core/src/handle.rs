@@ -17,7 +17,9 @@ use crate::Context;
 ///
 /// **Dropping the last clone cancels the context.** This is the Rust form of Go's
 /// `defer cancel()`: work is never orphaned, and a context nobody can cancel any more leaves its
-/// parent's child list and the timer at once. The flip side: `let (ctx, _) = parent.with_cancel();`
+/// parent's child list and the timer at once. (A context cancelled while a handle is kept leaves
+/// the timer at the cancellation and its parent's list with the last handle, as tokio-util's
+/// child tokens do: `cancel()` does only what waiters wait for.) The flip side: `let (ctx, _) = parent.with_cancel();`
 /// drops the handle on the spot and `ctx` is born cancelled. Bind it to a name
 /// (`let (ctx, _cancel) = …`) to keep it for the scope.
 ///
@@ -127,6 +129,10 @@ impl Drop for CancelHandle {
         if core.release_handle() {
             let cause = CauseData::plain(self.origin);
             tree::cancel(&self.node, Error::Canceled, cause, Origin::HandleDropped);
+            // Out of the parent's list now, not at the `cancel()` (tree invariant 2): a
+            // cancellation's latency is its wake-ups', and a child's unlink and its parent's
+            // release come together when the node goes.
+            tree::unlink(&self.node);
         }
     }
 }

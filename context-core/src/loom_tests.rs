@@ -106,8 +106,9 @@ fn loom_cancel_races_derive() {
     });
 }
 
-/// Two threads derive from the same live parent at once, then one of them is cancelled: the
-/// parent's list stays consistent (swap_remove slots) and ends up holding exactly the live child.
+/// Two threads derive from the same live parent at once while the last handle of another
+/// child is dropped: the parent's list stays consistent (swap_remove slots) and ends up holding
+/// exactly the live child.
 #[test]
 fn loom_concurrent_derive_and_detach() {
     model(|| {
@@ -115,8 +116,9 @@ fn loom_concurrent_derive_and_detach() {
         let (first, first_cancel) = parent.with_cancel();
         let p = parent.clone();
         let deriver = thread::spawn(move || p.with_cancel());
-        // Detaching `first` races the other thread's push onto the same list.
-        first_cancel.cancel();
+        // Unlinking `first` (its last handle's drop) races the other thread's push onto the
+        // same list.
+        drop(first_cancel);
         let (second, second_cancel) = deriver.join().unwrap();
         assert!(first.is_done());
         assert!(!second.is_done());

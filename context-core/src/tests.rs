@@ -5,15 +5,49 @@ use std::time::Duration;
 use crate::{tree, Context};
 
 #[test]
-fn a_cancelled_child_leaves_its_parent_list() {
+fn a_cancelled_child_leaves_its_parent_list_with_its_last_handle() {
     let (parent, _cancel) = Context::background().with_cancel();
     let (a, cancel_a) = parent.with_cancel();
     let (_b, _cancel_b) = parent.with_cancel();
     let (_c, _cancel_c) = parent.with_value(1u8).with_cancel();
     assert_eq!(tree::child_count(&parent.node), 3);
+    let other_a = cancel_a.clone();
     cancel_a.cancel();
+    assert!(a.is_done());
+    // Cancelled, but a handle is held: still listed (tree invariant 2).
+    assert_eq!(tree::child_count(&parent.node), 3);
+    drop(cancel_a);
+    assert_eq!(tree::child_count(&parent.node), 3);
+    // The last handle unlinks it, though the context itself is still held.
+    drop(other_a);
     assert_eq!(tree::child_count(&parent.node), 2);
     assert!(a.is_done());
+}
+
+#[test]
+fn a_parent_cancelled_over_cancelled_children_passes_them_by() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let kids: Vec<_> = (0..8).map(|_| parent.with_cancel()).collect();
+    for (_, handle) in kids.iter().step_by(2) {
+        handle.cancel();
+    }
+    assert_eq!(tree::child_count(&parent.node), 8);
+    let weaks: Vec<_> = kids
+        .iter()
+        .map(|(ctx, _)| crate::sync::Arc::downgrade(&ctx.node))
+        .collect();
+    cancel.cancel();
+    assert_eq!(tree::child_count(&parent.node), 0);
+    let parent_line = parent.cause().expect("done").location().line();
+    for (i, (ctx, _)) in kids.iter().enumerate() {
+        let line = ctx.cause().expect("done").location().line();
+        // The children cancelled first keep their own cause (their own `cancel()`'s line).
+        assert_eq!(line == parent_line, i % 2 == 1, "child {i}");
+    }
+    drop(kids);
+    for weak in weaks {
+        assert!(weak.upgrade().is_none(), "a child leaked");
+    }
 }
 
 #[test]

@@ -125,10 +125,12 @@ pub(crate) fn new_cancel_node(
                 }));
                 if let Err(payload) = armed {
                     // No handle exists yet to unlink `node` when it is dropped (invariant 3):
-                    // cancel it, which unlinks it, before the unwinding drops it.
+                    // cancel and unlink it, as the drop of its last handle would, before the
+                    // unwinding drops it.
                     drop(inner);
                     let cause = CauseData::plain(std::panic::Location::caller());
                     cancel(&node, Error::Canceled, cause, Origin::Cancel);
+                    unlink(&node);
                     std::panic::resume_unwind(payload);
                 }
             }
@@ -165,7 +167,6 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
             *inner = Phase::Done(cause);
             CancelNode::set_done_on_unlock(&mut inner, err, true);
             drop(inner);
-            detach(node, core);
             trace::cancelled(origin, || (node.cause(), Chain(node)));
             return true;
         }
@@ -228,10 +229,9 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
         CancelNode::settle_on_unlock(&mut inner);
         drop(inner);
     }
-    // Wake first: unlinking from the parent is bookkeeping nobody waits for (every accessor
-    // already reports done), so it is kept out of the wake-up's latency.
+    // The node stays in its link parent's list until its last handle goes (`unlink`): the
+    // cancellation's latency is the wake-ups' alone.
     let panic = run_aftermath(acc, node);
-    detach(node, core);
     trace::cancelled(origin, || (node.cause(), Chain(node)));
     if let Some(payload) = panic {
         if !std::thread::panicking() {
@@ -374,16 +374,23 @@ fn wait_settled(node: &Arc<Node>) {
     }
 }
 
-/// Removes a freshly cancelled `node` from its link parent's children (invariant 2). Called
-/// with no lock held: it takes the link parent's lock alone. If the link parent is done, its
-/// cancellation took the list with `node` in it and may still hold `node`'s address: returns
-/// only once that cancellation has let go of it (invariant 3), so the caller may then release
-/// what may be the last reference to `node`.
-fn detach(node: &Arc<Node>, core: &CancelNode) {
-    let Some(link) = node.link_parent() else {
+/// Removes `node`, a done cancel node whose last handle is gone, from its link parent's
+/// children (invariant 2): called once, by the drop of that handle, after its `cancel`, with no
+/// lock held; it takes the link parent's lock alone. If the link parent is done, its
+/// cancellation took (or is taking) the list with `node` in it and may still hold `node`'s
+/// address: returns only once that cancellation has let go of it (invariant 3), so the caller
+/// may then release what may be the last reference to `node`.
+pub(crate) fn unlink(node: &Arc<Node>) {
+    let (Body::Cancel(core), Some(link)) = (&node.body, node.link_parent()) else {
         return;
     };
     let link_core = link.cancel_node().expect("a signal is a cancel node");
+    // The common case of a drop under a cancelled parent (a cancelled subtree dropped, S5m):
+    // no lock. `Acquire`, as every `is_done`: a done link parent took its list (invariant 2).
+    if link_core.is_done() {
+        wait_settled(link);
+        return;
+    }
     let mut link_inner = link_core.lock();
     let children = match &mut *link_inner {
         Phase::Done(_) => {

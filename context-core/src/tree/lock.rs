@@ -10,7 +10,7 @@
 //! parks: it sets [`PARKED`] and sleeps on one bucket of a small global table of
 //! (`Mutex`, `Condvar`) pairs, picked by the word's address. The lock can be held a long time
 //! (a cancellation holds its origin's lock while it walks a subtree of a million nodes, and
-//! `wait_settled`/`detach` wait for exactly that), so waiters must sleep, not burn a core.
+//! `wait_settled`/`unlink` wait for exactly that), so waiters must sleep, not burn a core.
 //!
 //! # Invariants
 //!

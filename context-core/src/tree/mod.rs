@@ -31,28 +31,34 @@
 //!    the state and then takes the lock finds the cause. The state is set at once, not by the
 //!    unlock, where something read without the lock must not be seen before it: on an origin
 //!    with children (invariant 5) and on a node with waiters (their notified marks).
-//! 2. While a cancel node is live and has a link parent, its address is in the link parent's
-//!    `children` at index `slot` (written under the link parent's lock, so `Relaxed` suffices:
-//!    the lock's acquire/release orders every access), unless the link parent is done. A node
-//!    leaves that list exactly once: by its own cancellation (`detach`), or when the link
-//!    parent's cancellation takes the whole list.
-//! 3. A live cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s; its link
+//! 2. From its creation until the drop of its last [`CancelHandle`](crate::CancelHandle), a
+//!    cancel node with a link parent has its address in the link parent's `children` at index
+//!    `slot` (written under the link parent's lock, so `Relaxed` suffices: the lock's
+//!    acquire/release orders every access), unless the link parent is done. It leaves that
+//!    list exactly once: by `unlink`, which the drop of its last handle runs after that drop's
+//!    `cancel`, or when the link parent's cancellation takes the whole list. Not at its own
+//!    cancellation: a cancelled child whose handle is still held stays listed (as
+//!    tokio-util's does), so `cancel()` does only what its waiters wait for, and a child's
+//!    unlink and the release of its parent come together when it goes (S6 and S2p of
+//!    docs/benchmarks.md). The parent's cancellation meets such children done and passes them
+//!    by (invariant 3, case (b)).
+//! 3. A cancel node is kept alive by its [`CancelHandle`](crate::CancelHandle)s; its link
 //!    parent's `children` hold only its *address* ([`children::ChildPtr`], no reference
 //!    count), and so does its timer entry while it is queued (`deadline.rs` argues why that
 //!    address is never dangling: the entry is disarmed by the cancellation that precedes any
 //!    free, which holds the node until then). Dropping the last handle cancels it (the
 //!    handle count is released as `Arc`'s: an `Acquire` load that sees 1, or an `AcqRel`
-//!    `fetch_sub`, each pairing with the `Release` of the others'), and cancellation removes it
-//!    from its link parent and the timer, so a context nobody holds is unlinked at once.
+//!    `fetch_sub`, each pairing with the `Release` of the others'), and removes it from its
+//!    link parent (cancellation removes it from the timer), so a context nobody holds is
+//!    unlinked at once.
 //!
 //!    Why an address in a list is never dangling. Every cancel node is made by
 //!    `new_cancel_node`, whose only caller wraps it in a `CancelHandle` at once (if arming the
-//!    timer panics before that, the node is cancelled, hence unlinked, before it is dropped).
-//!    Freeing a node needs its last `Arc`, so its last handle gone, so a `cancel` of it run
-//!    by that drop; and every `cancel` caller holds an `Arc` of the node until it returns.
+//!    timer panics before that, the node is cancelled and unlinked before it is dropped).
+//!    Freeing a node needs its last `Arc`, so its last handle gone, so an `unlink` of it run
+//!    by that drop, which holds the handle's `Arc` of the node until it returns.
 //!    Two places hold an address: (a) a live link parent's list, read only under that
-//!    parent's lock; the node leaves it in `detach`, under the same lock, before its
-//!    cancellation returns; (b) the work list of a cancellation that took the list (with the
+//!    parent's lock; the node leaves it in `unlink`, under the same lock; (b) the work list of a cancellation that took the list (with the
 //!    link parent done). There the address stays valid until that cancellation has *settled*
 //!    the node: `cancel` settles the nodes it met after its work list is empty, descendants
 //!    before their ancestors and the origin last, all under the origin's lock, and touches
@@ -60,15 +66,15 @@
 //!    settled under its own lock, as releasing the guard would touch it after the flag; a leaf
 //!    descendant is settled by the read-modify-write that releases its lock, that unlock's
 //!    last access to it (`lock.rs`, invariant 4), and is then left off the list of nodes met). So every path that could
-//!    free a node in a work list first waits for that: `detach` that finds the link parent
+//!    free a node in a work list first waits for that: `unlink` that finds the link parent
 //!    done returns only through `wait_settled` on it, which returns once a done ancestor is
 //!    settled (it was settled after the node) or once it has taken and released the lock of
 //!    the cancellation's origin (released only after the settling); a `cancel` that finds its
 //!    node done returns only through the same `wait_settled` (or the node is settled
 //!    already). A node can also be settled by a cancellation other than the one holding its
-//!    address: only by its own, as origin (a list is taken once, so a node met done by a
-//!    cancellation was made done by one whose origin it is); that one's caller holds an `Arc`
-//!    of it until its `detach` (above) has waited for the holder. The loom models
+//!    address: only by its own, as origin, earlier or at the same time (a list is taken once, so
+//!    a node met done by a cancellation was made done by one whose origin it is); such a node
+//!    is still listed, so the `unlink` of its last handle (above) waits for the holder. The loom models
 //!    `loom_tree_unowned_*` check this with a count of holders asserted zero when a node is
 //!    dropped; Miri runs `tree::cancel::tests`.
 //! 4. Waiters (wakers, parked threads, `after_func` callbacks) are registered and removed only
@@ -115,8 +121,8 @@
 //! - `new_cancel_node` holds the link parent's lock alone; for a child born done it releases
 //!   it, then takes the new child's (which nobody else can see yet), and it arms the timer
 //!   under the new node's lock (the timer's lock is a leaf, below);
-//! - `detach` and `wait_settled` release the node's own lock before taking an ancestor's, and
-//!   hold one lock at a time (`detach` releases the link parent's before it waits).
+//! - `unlink` and `wait_settled` hold one lock at a time, never the node's own while taking an
+//!   ancestor's (`unlink` releases the link parent's before it waits).
 //!
 //! Any cycle of waiting threads would need one of them to hold a descendant's lock while
 //! waiting for an ancestor's; none does. The timer's lock is a leaf: it may be taken under node
@@ -133,7 +139,7 @@ mod lock;
 mod node;
 mod waiter_list;
 
-pub(crate) use cancel::{cancel, new_cancel_node};
+pub(crate) use cancel::{cancel, new_cancel_node, unlink};
 pub(crate) use chain::Chain;
 pub(crate) use node::{Body, CancelNode, Node, ValueNode};
 pub(crate) use waiter_list::{Entry, Waiter, WaiterKey};
