@@ -21,7 +21,8 @@ cargo +"$toolchain" miri setup
 CARGO_TARGET_DIR=target/miri cargo +"$toolchain" miri test -p go-context --lib -- \
   tree:: \
   error:: \
-  tests::a_cancelled_child_leaves_its_parent_list \
+  tests::a_cancelled_child_leaves_its_parent_list_with_its_last_handle \
+  tests::a_parent_cancelled_over_cancelled_children_passes_them_by \
   tests::dropping_the_last_handle_unlinks_without_cancel \
   tests::a_child_of_a_value_links_to_the_nearest_cancel_ancestor \
   tests::children_lists_give_memory_back_as_they_shrink \
