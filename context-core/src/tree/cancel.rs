@@ -7,7 +7,7 @@ use crate::trace::{self, Origin};
 
 use super::chain::Chain;
 use super::children::{ChildPtr, Children};
-use super::deadline::{Deadlines, Fire};
+use super::deadline::{Deadlines, Fire, Refused};
 use super::lock::Guard;
 use super::node::{Body, CancelNode, Node, Phase};
 use super::waiter_list::Waiter;
@@ -119,20 +119,17 @@ pub(crate) fn new_cancel_node(
             // Under the node's lock, so a concurrent cancellation either sees the entry (and
             // removes it) or happens first (and we do not arm the timer at all).
             let inner = core.lock();
-            if !core.is_done() {
-                let armed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    DEADLINES.arm(at, &node, cause)
-                }));
-                if let Err(payload) = armed {
-                    // No handle exists yet to unlink `node` when it is dropped (invariant 3):
-                    // cancel and unlink it, as the drop of its last handle would, before the
-                    // unwinding drops it.
-                    drop(inner);
-                    let cause = CauseData::plain(std::panic::Location::caller());
-                    cancel(&node, Error::Canceled, cause, Origin::Cancel);
-                    unlink(&node);
-                    std::panic::resume_unwind(payload);
-                }
+            let refused = !core.is_done() && DEADLINES.arm(at, &node, cause).is_err();
+            drop(inner);
+            if refused {
+                // No deadline could fire: fail loudly rather than hang, with no lock held (the
+                // panic hook is user code, invariant 6). No handle exists yet to unlink `node`
+                // when it is dropped (invariant 3): cancel and unlink it, as the drop of its
+                // last handle would, before the unwinding drops it.
+                let cause = CauseData::plain(std::panic::Location::caller());
+                cancel(&node, Error::Canceled, cause, Origin::Cancel);
+                unlink(&node);
+                panic!("{}", Refused::MESSAGE);
             }
         }
     }

@@ -146,6 +146,14 @@ impl<F: Fire> Expire for Deadline<F> {
     }
 }
 
+/// The OS refused to start the timer's thread: no deadline can fire until it does.
+pub(super) struct Refused;
+
+impl Refused {
+    /// The panic that reports it (with no lock held).
+    pub(super) const MESSAGE: &'static str = "go-context: the OS refused to start the timer thread";
+}
+
 impl<F: Fire> Deadlines<F> {
     pub(super) const fn new() -> Deadlines<F> {
         Deadlines {
@@ -155,17 +163,28 @@ impl<F: Fire> Deadlines<F> {
 
     /// Arms the timer to fire `node` with `cause` at `at`. Called under the node's lock while
     /// it is live, by the holder of `node` (the invariant above).
-    pub(super) fn arm(&'static self, at: Ticks, node: &Arc<Node>, cause: CauseData) {
+    ///
+    /// `Err` if the OS refused to start the timer's thread: the entry is armed all the same
+    /// (the next deadline tries to start the thread again), and the caller, which holds the
+    /// node's lock, reports it once it has released every lock (a panic runs the panic hook,
+    /// user code).
+    pub(super) fn arm(
+        &'static self,
+        at: Ticks,
+        node: &Arc<Node>,
+        cause: CauseData,
+    ) -> Result<(), Refused> {
         let entry = Deadline {
             node: address(node),
             cause,
             fire: PhantomData,
         };
-        if self.timer.arm(at, entry).is_err() {
-            // Without its thread no deadline could fire: fail loudly rather than hang. The
-            // entry stays armed and the next deadline tries to start the thread again.
-            panic!("go-context: the OS refused to start the timer thread");
+        let armed = self.timer.arm(at, entry);
+        #[cfg(test)]
+        if tests::REFUSE.with(std::cell::Cell::get) {
+            return Err(Refused);
         }
+        armed.map_err(|_| Refused)
     }
 
     /// Removes `node`'s entry armed for `at`, if it has not fired yet. The caller holds `node`
@@ -199,6 +218,11 @@ mod tests {
 
     /// How many due entries a takeover offered back to the queues (`requeue`).
     pub(super) static REQUEUED: AtomicUsize = AtomicUsize::new(0);
+
+    std::thread_local! {
+        /// Fault injection, for this thread's arms only: the OS "refuses" the timer's thread.
+        pub(in crate::tree) static REFUSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
 
     const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -406,5 +430,54 @@ mod tests {
             size_of::<Option<(crate::timer::Ticks, super::Deadline<NoFire>)>>(),
             24
         );
+    }
+
+    /// The OS refusing the timer's thread is reported by a panic raised with no lock of ours
+    /// held (the panic hook is user code). The hook here cancels the parent on another thread,
+    /// which needs the new child's lock if the child is still linked: with the panic raised
+    /// under that lock (as it was), the cancellation could not finish while the hook ran.
+    #[test]
+    fn a_refused_timer_thread_panics_with_no_lock_held() {
+        use std::cell::Cell;
+        std::thread_local!(static HOOKED: Cell<bool> = const { Cell::new(false) });
+        let (parent, cancel) = Context::background().with_cancel();
+        let cancel = Mutex::new(Some(cancel));
+        let (finished_tx, finished_rx) = mpsc::channel::<bool>();
+        let finished_tx = Mutex::new(finished_tx);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !HOOKED.with(Cell::get) {
+                return previous(info);
+            }
+            let cancel = cancel.lock().unwrap().take().expect("one panic");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                cancel.cancel();
+                let _ = tx.send(());
+            });
+            let finished = rx.recv_timeout(Duration::from_secs(5)).is_ok();
+            finished_tx.lock().unwrap().send(finished).unwrap();
+        }));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            REFUSE.with(|r| r.set(true));
+            HOOKED.with(|h| h.set(true));
+            let child = parent.with_timeout(Duration::from_secs(3600));
+            drop(child);
+        }));
+        REFUSE.with(|r| r.set(false));
+        HOOKED.with(|h| h.set(false));
+        drop(std::panic::take_hook());
+        let payload = result.expect_err("a refused timer thread panics");
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        assert_eq!(message, Some(super::Refused::MESSAGE));
+        assert!(
+            finished_rx.recv().unwrap(),
+            "the hook ran under the new child's lock"
+        );
+        assert!(parent.is_done());
+        assert_eq!(tree::child_count(&parent.node), 0);
     }
 }
