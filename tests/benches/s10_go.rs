@@ -22,6 +22,13 @@
 //! `current_thread_in_task`) loop outside criterion and exits, so
 //! `(Ir(N) - Ir(0)) / N` under `valgrind --tool=callgrind` is the cost of one spawn + join:
 //! `S10_IR=go:10000 valgrind --tool=callgrind target/release/deps/s10_go-* --bench`.
+//!
+//! Paired rounds (`S10_PAIRED=1 cargo bench -p context-tests --bench s10_go`): the same loops as
+//! alternating batches of about 1 ms of `go!` and of `tokio::spawn` in one process (the
+//! method of `context-core/benches/paired.rs`, in `support/paired.rs`), printed as
+//! `RESULT paired S10 ratio=… p10=… p90=…` (current thread; `S10 in_task` and
+//! `S10 multi_thread` for the other two groups). `scripts/bench.sh` takes S10's verdict from
+//! it: criterion's back-to-back groups gave 1.23x, 1.39x and 3.01x for the same code.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -29,6 +36,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion};
 use go_context::go;
 use tokio::runtime::{Builder, Runtime};
+
+#[path = "support/paired.rs"]
+mod paired;
 
 async fn noop() -> u64 {
     black_box(1)
@@ -107,9 +117,32 @@ fn instruction_driver(spec: &str) {
     black_box(run(&rt, n, with_go, in_task));
 }
 
+/// `S10_PAIRED=1`: the three groups as paired rounds (see the module docs).
+fn paired_rounds() {
+    let current = Builder::new_current_thread().build().unwrap();
+    let multi = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let rows = [
+        ("S10", &current, false),
+        ("S10 in_task", &current, true),
+        ("S10 multi_thread", &multi, false),
+    ];
+    for (id, rt, in_task) in rows {
+        let ours = |iters| run(rt, iters, true, in_task);
+        let peer = |iters| run(rt, iters, false, in_task);
+        paired::pair(id, &ours, &peer);
+    }
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("S10_IR") {
         instruction_driver(&spec);
+        return;
+    }
+    if std::env::var_os("S10_PAIRED").is_some() {
+        paired_rounds();
         return;
     }
     benches();
