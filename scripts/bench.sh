@@ -33,6 +33,10 @@ for bench in s9_cancellable s10_go; do
     cargo bench -p context-tests --bench "$bench" -- --noplot "$@" | tee "$out/$bench.txt"
   fi
 done
+# S10 as paired alternating rounds too (`RESULT paired S10 …` lines).
+if [ -e tests/benches/s10_go.rs ]; then
+  S10_PAIRED=1 cargo bench -p context-tests --bench s10_go | tee "$out/s10_paired.txt"
+fi
 if [ -e context-tower/benches/s13_layers.rs ]; then
   cargo bench -p context-tower --bench s13_layers -- --noplot "$@" | tee "$out/s13.txt"
   # The same rows as paired alternating rounds (`RESULT paired S13 …` lines).
@@ -81,7 +85,8 @@ def result_lines(name):
 lat = result_lines("latency.txt")
 # Paired rounds (benches/paired.rs): `RESULT paired <id with spaces> ratio=… p10=… p90=… …`.
 paired = {}
-for ppath in (os.path.join(out, "paired.txt"), os.path.join(out, "s13_paired.txt")):
+for ppath in (os.path.join(out, "paired.txt"), os.path.join(out, "s13_paired.txt"),
+              os.path.join(out, "s10_paired.txt")):
     if not os.path.exists(ppath):
         continue
     for line in open(ppath):
@@ -244,7 +249,7 @@ print(f"Run: {started}, commit {commit}, {rustc}.")
 print(f"Load average (1/5/15 min) before: {load_before}; after: {load_after}.")
 print()
 print("`ratio`: criterion's medians. `paired`: the median of the per-round ratios of short")
-print("alternating batches (301 rounds in benches/paired.rs and for S13, 60 fan-outs for S4w in")
+print("alternating batches (301 rounds in benches/paired.rs and for S10 and S13, 60 fan-outs for S4w in")
 print("latency.rs), 10th–90th percentile in brackets; where a row has it, it decides the verdict.")
 print()
 print("| id | scenario | ours | tokio-util | floor | Go | ratio | paired | target | verdict |")

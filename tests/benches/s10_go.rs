@@ -22,6 +22,15 @@
 //! `current_thread_in_task`) loop outside criterion and exits, so
 //! `(Ir(N) - Ir(0)) / N` under `valgrind --tool=callgrind` is the cost of one spawn + join:
 //! `S10_IR=go:10000 valgrind --tool=callgrind target/release/deps/s10_go-* --bench`.
+//! `S10_IR=tree:N` counts the context work of a `go!` alone (`tree_only`), so that
+//! `go - tokio - tree` is what the spawning glue adds.
+//!
+//! Paired rounds (`S10_PAIRED=1 cargo bench -p context-tests --bench s10_go`): the same loops as
+//! alternating batches of about 1 ms of `go!` and of `tokio::spawn` in one process (the
+//! method of `context-core/benches/paired.rs`, in `support/paired.rs`), printed as
+//! `RESULT paired S10 ratio=… p10=… p90=…` (current thread; `S10 in_task` and
+//! `S10 multi_thread` for the other two groups). `scripts/bench.sh` takes S10's verdict from
+//! it: criterion's back-to-back groups gave 1.23x, 1.39x and 3.01x for the same code.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -29,6 +38,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion};
 use go_context::go;
 use tokio::runtime::{Builder, Runtime};
+
+#[path = "support/paired.rs"]
+mod paired;
 
 async fn noop() -> u64 {
     black_box(1)
@@ -84,32 +96,79 @@ fn s10(c: &mut Criterion) {
 
 criterion_group!(benches, s10);
 
-/// `S10_IR=<go|tokio>[-in-task]:<N>`: N rounds on a current-thread runtime, outside
-/// criterion; `-in-task` runs the loop in a task (the `current_thread_in_task` group).
+/// The context work of one `go!` spawn + join without the task: the child of the current
+/// context with its cancel handle, the clones the task holds (a handle and a context), dropped
+/// in `go!`'s order (the task's when it completes, then the `GoHandle`'s, whose handle drop
+/// cancels). `S10_IR=tree:N` counts it, so `go - tokio - tree` is the spawning glue.
+fn tree_only(iters: u64) {
+    for _ in 0..iters {
+        let (ctx, cancel) = go_context::Context::current().with_cancel();
+        let (task_ctx, task_cancel) = (ctx.clone(), cancel.clone());
+        black_box(&task_ctx);
+        drop(task_cancel);
+        drop(task_ctx);
+        drop(ctx);
+        drop(cancel);
+    }
+}
+
+/// `S10_IR=<go|tokio|tree>[-in-task]:<N>`: N rounds on a current-thread runtime, outside
+/// criterion; `-in-task` runs the loop in a task (the `current_thread_in_task` group); `tree`
+/// is [`tree_only`].
 fn instruction_driver(spec: &str) {
     let (which, n) = spec
         .split_once(':')
-        .expect("S10_IR=<go|tokio>[-in-task]:<N>, e.g. S10_IR=go:10000");
+        .expect("S10_IR=<go|tokio|tree>[-in-task]:<N>, e.g. S10_IR=go:10000");
     let n: u64 = n.parse().expect("S10_IR: N is a number");
     let (which, in_task) = match which.strip_suffix("-in-task") {
         Some(which) => (which, true),
         None => (which, false),
     };
+    let rt = Builder::new_current_thread().build().unwrap();
+    if which == "tree" {
+        rt.block_on(async {
+            tree_only(1);
+            tree_only(n);
+        });
+        return;
+    }
     let with_go = match which {
         "go" => true,
         "tokio" => false,
-        other => panic!("S10_IR: `{other}` is neither `go` nor `tokio`"),
+        other => panic!("S10_IR: `{other}` is neither `go`, `tokio` nor `tree`"),
     };
-    let rt = Builder::new_current_thread().build().unwrap();
     // One round first, so that one-time set-up (thread-locals, the runtime's first task) is
     // in Ir(0) as well as in Ir(N).
     run(&rt, 1, with_go, in_task);
     black_box(run(&rt, n, with_go, in_task));
 }
 
+/// `S10_PAIRED=1`: the three groups as paired rounds (see the module docs).
+fn paired_rounds() {
+    let current = Builder::new_current_thread().build().unwrap();
+    let multi = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let rows = [
+        ("S10", &current, false),
+        ("S10 in_task", &current, true),
+        ("S10 multi_thread", &multi, false),
+    ];
+    for (id, rt, in_task) in rows {
+        let ours = |iters| run(rt, iters, true, in_task);
+        let peer = |iters| run(rt, iters, false, in_task);
+        paired::pair(id, &ours, &peer);
+    }
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("S10_IR") {
         instruction_driver(&spec);
+        return;
+    }
+    if std::env::var_os("S10_PAIRED").is_some() {
+        paired_rounds();
         return;
     }
     benches();

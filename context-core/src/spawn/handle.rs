@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use super::errors::JoinError;
 #[cfg(feature = "tokio")]
-use super::errors::{SpawnError, NO_RUNTIME};
+use super::errors::{Payload, SpawnError, NO_RUNTIME};
 use super::runtime;
 use super::slot::Slot;
 use crate::sync::Arc;
@@ -108,7 +108,7 @@ enum Outcome<T> {
     /// catches its panics and releases its context before it returns, so what the runtime
     /// adds is only its drop of the task (as cancelled) or a panic in its `Drop`.
     #[cfg(feature = "tokio")]
-    Task(tokio::task::JoinHandle<Result<T, JoinError>>),
+    Task(tokio::task::JoinHandle<Result<T, Payload>>),
 }
 
 impl<T> GoHandle<T> {
@@ -285,10 +285,12 @@ impl<T> GoHandle<T> {
 /// runtime ended it.
 #[cfg(feature = "tokio")]
 fn task_outcome<T>(
-    joined: Result<Result<T, JoinError>, tokio::task::JoinError>,
+    joined: Result<Result<T, Payload>, tokio::task::JoinError>,
 ) -> Result<T, JoinError> {
     match joined {
-        Ok(outcome) => outcome,
+        Ok(Ok(value)) => Ok(value),
+        // A panic of the work's, caught in the task.
+        Ok(Err(payload)) => Err(JoinError::panic(payload)),
         // Only a `Drop` of the work's can panic out of the task (its polls are caught).
         Err(e) if e.is_panic() => Err(JoinError::panic(e.into_panic())),
         Err(_) => Err(JoinError::cancelled(
@@ -358,13 +360,9 @@ impl<T> GoHandle<T> {
     {
         let spawner = runtime::Spawner::here()?;
         let (ctx, cancel) = parent.with_cancel();
-        let work_cancel = cancel.clone();
         // The work's context is released (its handle clone dropped) before the outcome is
         // there for the joiner, as `Work::deliver` does.
-        let task = spawner.spawn(ctx.clone(), f, move |outcome| {
-            drop(work_cancel);
-            outcome
-        });
+        let task = spawner.spawn_joined(ctx.clone(), f, cancel.clone());
         Ok(GoHandle {
             ctx,
             cancel,
