@@ -563,45 +563,6 @@ async fn many_mixed_members_under_a_limit_finish_with_the_first_error() {
 
 // ===== issue 11 =====
 
-/// The process's number of memory mappings (the kernel's `vm.max_map_count` is what ran out).
-#[cfg(target_os = "linux")]
-fn map_count() -> usize {
-    std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .count()
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn a_long_lived_group_reaps_finished_member_threads() {
-    // Regression (issue 11, 1): every finished member thread stayed unjoined until `wait`,
-    // each holding its stack mappings (stack + guard page): 5,000 members made 10,000 more
-    // mappings, and ~32,700 members ran out of the kernel's map count and aborted.
-    const MEMBERS: usize = 5_000;
-    let group: Group = Group::new(&Context::background());
-    group.set_limit(8).unwrap();
-    let before = map_count();
-    let peak = Arc::new(AtomicUsize::new(0));
-    for i in 0..MEMBERS {
-        let peak = Arc::clone(&peak);
-        group.spawn_blocking(move |_| {
-            if i % 50 == 0 {
-                peak.fetch_max(map_count(), Ordering::SeqCst);
-            }
-            Ok(())
-        });
-    }
-    group.wait().unwrap();
-    let grown = peak.load(Ordering::SeqCst).saturating_sub(before);
-    // Bounded: about twice the limit's threads (2 mappings each), malloc arenas, and the
-    // threads of other tests running in this process.
-    assert!(
-        grown < 2_000,
-        "{grown} more mappings while {MEMBERS} members ran"
-    );
-}
-
 #[test]
 fn wait_in_a_multi_thread_runtime_task_returns_instead_of_hanging() {
     // Regression (issue 11, 2): the member task sat in the blocked worker's LIFO slot.
