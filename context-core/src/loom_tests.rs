@@ -20,6 +20,7 @@
 //! interleaving, which loom prints.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex as StdMutex, Weak};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
@@ -28,7 +29,7 @@ use loom::thread;
 
 use crate::sync::Arc;
 use crate::tree::{self, Node};
-use crate::{Context, Error};
+use crate::{Context, Done, Error};
 
 /// A fresh, cancellable root: nothing from other models is shared.
 fn root() -> (Context, crate::CancelHandle) {
@@ -67,6 +68,51 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
         std::panic::Location::caller(),
         runs.load(std::sync::atomic::Ordering::Relaxed)
     );
+}
+
+/// A waker's wake-up count: the one loom atomic of a [`CountingWaker`] (its `wake` adds one).
+struct Wakes(AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A waker that counts its wake-ups. Its [`Waker`]s share one std `Arc` (invisible to loom),
+/// so its strong count shows whether a waiter entry still holds one of them.
+struct CountingWaker(std::sync::Arc<Wakes>);
+
+impl CountingWaker {
+    fn new() -> Self {
+        Self(std::sync::Arc::new(Wakes(AtomicUsize::new(0))))
+    }
+
+    /// A waker that counts here; held, it adds one to [`CountingWaker::strong_count`].
+    fn waker(&self) -> Waker {
+        Waker::from(std::sync::Arc::clone(&self.0))
+    }
+
+    /// How many times it has been woken (one loom load).
+    fn woken(&self) -> usize {
+        self.0 .0.load(Ordering::SeqCst)
+    }
+
+    /// 1 (this handle) plus every waker of it still alive, a waiter entry's included.
+    fn strong_count(&self) -> usize {
+        std::sync::Arc::strong_count(&self.0)
+    }
+
+    /// Polls `done` once with a waker of its own, dropped after the poll (a pending `Done`
+    /// keeps its clone).
+    fn poll(&self, done: &mut Pin<Box<Done>>) -> Poll<Error> {
+        poll_once(done, &self.waker())
+    }
+}
+
+/// Polls a pinned `done()` future once with `waker`.
+fn poll_once(done: &mut Pin<Box<Done>>, waker: &Waker) -> Poll<Error> {
+    done.as_mut().poll(&mut TaskContext::from_waker(waker))
 }
 
 // ===== cancel racing derive =====
@@ -283,16 +329,6 @@ fn loom_cancel_races_zero_timeout_wait() {
     });
 }
 
-/// A waker that counts its wake-ups; its strong count shows whether a waiter entry still
-/// holds it.
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// A `done()` future polled once and then dropped while another thread cancels: it is woken at
 /// most once, and afterwards no waiter entry keeps its waker (the registration is removed by the
 /// drop or taken by the cancellation, never both, never neither).
@@ -300,20 +336,19 @@ impl Wake for CountingWaker {
 fn loom_cancel_races_done_future_drop() {
     model(|| {
         let (ctx, cancel) = root();
-        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let waker = Waker::from(std::sync::Arc::clone(&counter));
+        let counter = CountingWaker::new();
+        let waker = counter.waker();
         let c = ctx.clone();
         let poller = thread::spawn(move || {
             let mut done = Box::pin(c.done());
-            let mut cx = TaskContext::from_waker(&waker);
-            let first = done.as_mut().poll(&mut cx);
+            let first = poll_once(&mut done, &waker);
             drop(done);
             drop(waker);
             first
         });
         cancel.cancel();
         let first = poller.join().unwrap();
-        let wakes = counter.0.load(Ordering::SeqCst);
+        let wakes = counter.woken();
         match first {
             Poll::Ready(e) => {
                 assert_eq!(e, Error::Canceled);
@@ -321,11 +356,7 @@ fn loom_cancel_races_done_future_drop() {
             }
             Poll::Pending => assert!(wakes <= 1),
         }
-        assert_eq!(
-            std::sync::Arc::strong_count(&counter),
-            1,
-            "a waker is still registered"
-        );
+        assert_eq!(counter.strong_count(), 1, "a waker is still registered");
         assert_eq!(ctx.err(), Some(Error::Canceled));
     });
 }
@@ -337,21 +368,17 @@ fn loom_cancel_races_done_future_drop() {
 fn loom_re_poll_with_a_new_waker_races_cancel() {
     model(|| {
         let (ctx, cancel) = root();
-        let a = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let b = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let (a, b) = (CountingWaker::new(), CountingWaker::new());
         let mut done = Box::pin(ctx.done());
-        let waker_a = Waker::from(std::sync::Arc::clone(&a));
-        let first = done.as_mut().poll(&mut TaskContext::from_waker(&waker_a));
-        assert!(first.is_pending());
-        drop(waker_a);
-        let waker_b = Waker::from(std::sync::Arc::clone(&b));
+        assert!(a.poll(&mut done).is_pending());
+        let waker_b = b.waker();
         let poller = thread::spawn(move || {
-            let second = done.as_mut().poll(&mut TaskContext::from_waker(&waker_b));
+            let second = poll_once(&mut done, &waker_b);
             (second, done)
         });
         cancel.cancel();
         let (second, done) = poller.join().unwrap();
-        let (wakes_a, wakes_b) = (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst));
+        let (wakes_a, wakes_b) = (a.woken(), b.woken());
         match second {
             Poll::Pending => assert_eq!((wakes_a, wakes_b), (0, 1), "the new waker is woken"),
             Poll::Ready(e) => {
@@ -361,8 +388,8 @@ fn loom_re_poll_with_a_new_waker_races_cancel() {
             }
         }
         drop(done);
-        assert_eq!(std::sync::Arc::strong_count(&a), 1, "old waker kept");
-        assert_eq!(std::sync::Arc::strong_count(&b), 1, "new waker kept");
+        assert_eq!(a.strong_count(), 1, "old waker kept");
+        assert_eq!(b.strong_count(), 1, "new waker kept");
     });
 }
 
@@ -375,16 +402,12 @@ fn loom_re_poll_with_a_new_waker_races_cancel() {
 fn loom_waiter_list_unlink_races_cancel() {
     model(|| {
         let (ctx, cancel) = root();
-        let wakers: Vec<_> = (0..3)
-            .map(|_| std::sync::Arc::new(CountingWaker(AtomicUsize::new(0))))
-            .collect();
+        let wakers: Vec<_> = (0..3).map(|_| CountingWaker::new()).collect();
         let mut futures: Vec<_> = wakers
             .iter()
             .map(|w| {
                 let mut done = Box::pin(ctx.done());
-                let waker = Waker::from(std::sync::Arc::clone(w));
-                let poll = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
-                assert!(poll.is_pending());
+                assert!(w.poll(&mut done).is_pending());
                 done
             })
             .collect();
@@ -394,16 +417,12 @@ fn loom_waiter_list_unlink_races_cancel() {
         cancel.cancel();
         dropper.join().unwrap();
         assert_eq!(tree::waiter_count(&ctx.node), 0);
-        let woken: Vec<_> = wakers.iter().map(|w| w.0.load(Ordering::SeqCst)).collect();
+        let woken: Vec<_> = wakers.iter().map(CountingWaker::woken).collect();
         assert_eq!((woken[0], woken[2]), (1, 1), "the ends are woken once");
         assert!(woken[1] <= 1);
         drop(futures);
         for w in &wakers {
-            assert_eq!(
-                std::sync::Arc::strong_count(w),
-                1,
-                "an entry kept its waker"
-            );
+            assert_eq!(w.strong_count(), 1, "an entry kept its waker");
         }
     });
 }
@@ -544,45 +563,27 @@ fn loom_callback_that_cancels_races_cancel() {
 fn loom_done_inline_entry_dropped_while_the_cancel_walks() {
     model(|| {
         let (ctx, cancel) = root();
-        let kept = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let gone = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let poll = |done: &mut std::pin::Pin<Box<crate::Done>>,
-                    w: &std::sync::Arc<CountingWaker>| {
-            let waker = Waker::from(std::sync::Arc::clone(w));
-            done.as_mut().poll(&mut TaskContext::from_waker(&waker))
-        };
+        let (kept, gone) = (CountingWaker::new(), CountingWaker::new());
         let mut last = Box::pin(ctx.done());
-        assert!(poll(&mut last, &kept).is_pending());
+        assert!(kept.poll(&mut last).is_pending());
         let ran = std::sync::Arc::new(AtomicUsize::new(0));
         let r = std::sync::Arc::clone(&ran);
         let _registration = ctx.after_func(move || {
             r.fetch_add(1, Ordering::SeqCst);
         });
         let mut first = Box::pin(ctx.done());
-        assert!(poll(&mut first, &gone).is_pending());
+        assert!(gone.poll(&mut first).is_pending());
         assert_eq!(tree::waiter_count(&ctx.node), 3);
         let dropper = thread::spawn(move || drop(first));
         cancel.cancel();
         dropper.join().unwrap();
-        assert_eq!(
-            kept.0.load(Ordering::SeqCst),
-            1,
-            "the kept entry is woken once"
-        );
-        assert!(gone.0.load(Ordering::SeqCst) <= 1);
+        assert_eq!(kept.woken(), 1, "the kept entry is woken once");
+        assert!(gone.woken() <= 1);
         assert_eq!(ran.load(Ordering::SeqCst), 1, "the callback ran once");
-        assert_eq!(poll(&mut last, &kept), Poll::Ready(Error::Canceled));
+        assert_eq!(kept.poll(&mut last), Poll::Ready(Error::Canceled));
         drop(last);
-        assert_eq!(
-            std::sync::Arc::strong_count(&kept),
-            1,
-            "the kept waker leaked"
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&gone),
-            1,
-            "the dropped waker leaked"
-        );
+        assert_eq!(kept.strong_count(), 1, "the kept waker leaked");
+        assert_eq!(gone.strong_count(), 1, "the dropped waker leaked");
     });
 }
 
@@ -595,22 +596,11 @@ fn loom_done_inline_entry_dropped_while_the_cancel_walks() {
 fn loom_done_re_polled_with_a_new_waker_and_freed_at_its_mark() {
     model(|| {
         let (ctx, cancel) = root();
-        let behind = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let old = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let (behind, old) = (CountingWaker::new(), CountingWaker::new());
         let mut other = Box::pin(ctx.done());
-        let waker = Waker::from(std::sync::Arc::clone(&behind));
-        assert!(other
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(&waker))
-            .is_pending());
-        drop(waker);
+        assert!(behind.poll(&mut other).is_pending());
         let mut head = Box::pin(ctx.done());
-        let waker = Waker::from(std::sync::Arc::clone(&old));
-        assert!(head
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(&waker))
-            .is_pending());
-        drop(waker);
+        assert!(old.poll(&mut head).is_pending());
         let task = thread::spawn(move || {
             let err = loom::future::block_on(head.as_mut());
             drop(head);
@@ -619,15 +609,11 @@ fn loom_done_re_polled_with_a_new_waker_and_freed_at_its_mark() {
         cancel.cancel();
         assert_eq!(task.join().unwrap(), Error::Canceled);
         // Woken only if the cancel came before the swap (then `block_on` finds the mark).
-        assert!(old.0.load(Ordering::SeqCst) <= 1);
-        assert_eq!(behind.0.load(Ordering::SeqCst), 1);
+        assert!(old.woken() <= 1);
+        assert_eq!(behind.woken(), 1);
         drop(other);
-        assert_eq!(
-            std::sync::Arc::strong_count(&old),
-            1,
-            "the replaced waker was kept"
-        );
-        assert_eq!(std::sync::Arc::strong_count(&behind), 1);
+        assert_eq!(old.strong_count(), 1, "the replaced waker was kept");
+        assert_eq!(behind.strong_count(), 1);
     });
 }
 
@@ -812,16 +798,13 @@ mod lock_models {
 fn loom_wake_same_waker_re_poll_races_cancel() {
     model(|| {
         let (ctx, cancel) = root();
-        let stored = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let stored = CountingWaker::new();
         let mut done = Box::pin(ctx.done());
-        let waker = Waker::from(std::sync::Arc::clone(&stored));
-        assert!(done
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(&waker))
-            .is_pending());
+        let waker = stored.waker();
+        assert!(poll_once(&mut done, &waker).is_pending());
         let task = thread::spawn(move || {
             // The same waker: `will_wake` holds, so this poll reads the entry without the lock.
-            let again = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+            let again = poll_once(&mut done, &waker);
             drop(waker);
             let err = match again {
                 Poll::Ready(err) => err,
@@ -832,9 +815,9 @@ fn loom_wake_same_waker_re_poll_races_cancel() {
         });
         cancel.cancel();
         assert_eq!(task.join().unwrap(), Error::Canceled);
-        assert!(stored.0.load(Ordering::SeqCst) <= 1);
+        assert!(stored.woken() <= 1);
         assert_eq!(
-            std::sync::Arc::strong_count(&stored),
+            stored.strong_count(),
             1,
             "the stored waker was kept or dropped twice"
         );
@@ -849,15 +832,12 @@ fn loom_wake_two_lock_free_re_polls_race_the_drain() {
     model(|| {
         let (ctx, cancel) = root();
         let spawn_waiter = |ctx: &Context| {
-            let stored = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let stored = CountingWaker::new();
             let mut done = Box::pin(ctx.done());
-            let waker = Waker::from(std::sync::Arc::clone(&stored));
-            assert!(done
-                .as_mut()
-                .poll(&mut TaskContext::from_waker(&waker))
-                .is_pending());
+            let waker = stored.waker();
+            assert!(poll_once(&mut done, &waker).is_pending());
             let task = thread::spawn(move || {
-                if let Poll::Ready(err) = done.as_mut().poll(&mut TaskContext::from_waker(&waker)) {
+                if let Poll::Ready(err) = poll_once(&mut done, &waker) {
                     return err;
                 }
                 drop(waker);
@@ -870,8 +850,8 @@ fn loom_wake_two_lock_free_re_polls_race_the_drain() {
         cancel.cancel();
         assert_eq!(t1.join().unwrap(), Error::Canceled);
         assert_eq!(t2.join().unwrap(), Error::Canceled);
-        assert_eq!(std::sync::Arc::strong_count(&first), 1);
-        assert_eq!(std::sync::Arc::strong_count(&second), 1);
+        assert_eq!(first.strong_count(), 1);
+        assert_eq!(second.strong_count(), 1);
     });
 }
 
@@ -886,11 +866,10 @@ fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
     model(|| {
         let (ctx, cancel) = root();
         let observer = thread::spawn(move || {
-            let stored = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
-            let waker = Waker::from(std::sync::Arc::clone(&stored));
+            let stored = CountingWaker::new();
+            let waker = stored.waker();
             let mut done = Box::pin(ctx.done());
-            let mut cx = TaskContext::from_waker(&waker);
-            if let Poll::Ready(err) = done.as_mut().poll(&mut cx) {
+            if let Poll::Ready(err) = poll_once(&mut done, &waker) {
                 drop(done);
                 drop(waker);
                 return (err, stored);
@@ -898,7 +877,7 @@ fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
             // Re-polls with the stored waker, each after reading the state.
             let result = loop {
                 let err = ctx.err();
-                let polled = done.as_mut().poll(&mut cx);
+                let polled = poll_once(&mut done, &waker);
                 if let Some(err) = err {
                     assert_eq!(polled, Poll::Ready(err), "err() was Some, done() pending");
                     break err;
@@ -918,6 +897,6 @@ fn loom_wake_err_some_implies_done_ready_on_a_lock_free_re_poll() {
         // Checked once `cancel` has returned: the cancellation moves the stored waker out under
         // the lock and wakes (and drops) it after the unlock, so the observer may see the mark
         // and drop its `Done` while the canceller still holds the waker.
-        assert_eq!(std::sync::Arc::strong_count(&stored), 1);
+        assert_eq!(stored.strong_count(), 1);
     });
 }
