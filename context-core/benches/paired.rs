@@ -5,13 +5,13 @@
 //! of the same code disagree on the verdict (RESULTS.md, "end of session 3").
 //!
 //! Here both sides run in short alternating batches instead: each round times one batch of
-//! `ours` and one of the peer (a batch is about [`BATCH`] long; the order flips every round, so
+//! `ours` and one of the peer (a batch is about `rounds::BATCH` long; the order flips every round, so
 //! neither side always runs first), and the round's ratio is `ours / peer`. A burst of load
 //! lasting longer than a round slows both halves alike and cancels out of that round's ratio.
-//! The figure reported is the **median over [`ROUNDS`] rounds**, with the 10th and 90th
+//! The figure reported is the **median over `rounds::ROUNDS` rounds**, with the 10th and 90th
 //! percentiles of the per-round ratios, so the spread is printed beside it, never hidden.
 //!
-//! Nothing is discarded but [`WARM_UP`] leading rounds (cold caches, lazy statics, the allocator
+//! Nothing is discarded but `rounds::WARM_UP` leading rounds (cold caches, lazy statics, the allocator
 //! growing its pools), always the same number. The operations are the ones criterion runs,
 //! written once in `support/ops.rs`.
 //!
@@ -33,73 +33,16 @@ use tokio_util::sync::CancellationToken;
 mod ops;
 use ops::*;
 
-/// Measured rounds per row.
-const ROUNDS: usize = 301;
-/// Leading rounds run but not counted.
-const WARM_UP: usize = 20;
-/// The target length of one side's batch in a round.
-const BATCH: Duration = Duration::from_millis(1);
+#[path = "support/paired_rounds.rs"]
+#[allow(dead_code)] // the figures `pair` returns are read by context-tests' s10_go only
+mod rounds;
+use rounds::Side;
 
-/// One side of a row: runs `iters` operations (on as many threads as the row uses) and returns
-/// the wall time.
-type Side<'a> = &'a (dyn Fn(u64) -> Duration + Sync);
-
-/// How many operations make a batch of about [`BATCH`] on `side` (at least 1).
-fn calibrate(side: Side<'_>) -> u64 {
-    let mut iters = 1u64;
-    loop {
-        let took = side(iters);
-        if took >= BATCH / 4 || iters >= 1 << 30 {
-            let per = took.as_secs_f64() / iters as f64;
-            return ((BATCH.as_secs_f64() / per.max(1e-12)) as u64).max(1);
-        }
-        iters *= 2;
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
-}
-
-/// Runs the paired rounds of one row and prints its `RESULT` line. `ours` and `peer` each run a
-/// batch of their own size (calibrated once, so each batch takes about [`BATCH`]); the ratio is
-/// of times per operation.
+/// [`rounds::pair`] for the rows whose id contains the filter (all without one).
 fn pair(id: &str, filter: Option<&str>, ours: Side<'_>, peer: Side<'_>) {
-    if filter.is_some_and(|f| !id.contains(f)) {
-        return;
+    if filter.is_none_or(|f| id.contains(f)) {
+        rounds::pair(id, ours, peer);
     }
-    let (n_ours, n_peer) = (calibrate(ours), calibrate(peer));
-    let mut ratios = Vec::with_capacity(ROUNDS);
-    let (mut t_ours, mut t_peer) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
-    for round in 0..WARM_UP + ROUNDS {
-        let (a, b) = if round % 2 == 0 {
-            let a = ours(n_ours);
-            (a, peer(n_peer))
-        } else {
-            let b = peer(n_peer);
-            (ours(n_ours), b)
-        };
-        if round < WARM_UP {
-            continue;
-        }
-        let per_ours = a.as_secs_f64() * 1e9 / n_ours as f64;
-        let per_peer = b.as_secs_f64() * 1e9 / n_peer as f64;
-        ratios.push(per_ours / per_peer);
-        t_ours.push(per_ours);
-        t_peer.push(per_peer);
-    }
-    for v in [&mut ratios, &mut t_ours, &mut t_peer] {
-        v.sort_by(f64::total_cmp);
-    }
-    println!(
-        "RESULT paired {id} ratio={:.4} p10={:.4} p90={:.4} ours_ns={:.4} peer_ns={:.4} rounds={ROUNDS}",
-        percentile(&ratios, 0.5),
-        percentile(&ratios, 0.1),
-        percentile(&ratios, 0.9),
-        percentile(&t_ours, 0.5),
-        percentile(&t_peer, 0.5),
-    );
 }
 
 /// `op` run `iters` times on this thread.

@@ -27,7 +27,7 @@
 //!
 //! Paired rounds (`S10_PAIRED=1 cargo bench -p context-tests --bench s10_go`): the same loops as
 //! alternating batches of about 1 ms of `go!` and of `tokio::spawn` in one process (the
-//! method of `context-core/benches/paired.rs`, in `support/paired.rs`), printed as
+//! method of `context-core/benches/paired.rs`, in its `support/paired_rounds.rs`), printed as
 //! `RESULT paired S10 ratio=… p10=… p90=…` (current thread; `S10 in_task` and
 //! `S10 multi_thread` for the other two groups). `scripts/bench.sh` takes S10's verdict from
 //! it: criterion's back-to-back groups gave 1.23x, 1.39x and 3.01x for the same code.
@@ -39,7 +39,7 @@ use criterion::{criterion_group, Criterion};
 use go_context::go;
 use tokio::runtime::{Builder, Runtime};
 
-#[path = "support/paired.rs"]
+#[path = "../../context-core/benches/support/paired_rounds.rs"]
 mod paired;
 
 async fn noop() -> u64 {

@@ -1,12 +1,10 @@
-//! Paired rounds for the benches of `context-tests`, the method of
-//! `context-core/benches/paired.rs` (one copy here, for S9 and S10 to include with
-//! `#[path = "support/paired.rs"] mod paired;`):
-//!
-//! each round times one batch of `ours` and one of the peer, each about [`BATCH`] long, the
-//! order flipped every round, so a burst of load longer than a round slows both halves alike
-//! and cancels out of that round's ratio `ours / peer` (time per operation). The figure is the
-//! **median over [`ROUNDS`] rounds**, printed with the 10th and 90th percentiles of the
-//! per-round ratios; nothing is discarded but the [`WARM_UP`] leading rounds.
+//! Paired rounds, written once for every bench that has them: `benches/paired.rs` (S1, S1p,
+//! S2, S2p, S4, S7, S12) and context-tests' `s10_go.rs` (S10, which includes this file with
+//! `#[path]`). Each round times one batch of `ours` and one of the peer, each about [`BATCH`]
+//! long, the order flipped every round, so a burst of load longer than a round slows both
+//! halves alike and cancels out of that round's ratio `ours / peer` (time per operation). The
+//! figure is the **median over [`ROUNDS`] rounds**, printed with the 10th and 90th percentiles
+//! of the per-round ratios; nothing is discarded but the [`WARM_UP`] leading rounds.
 //!
 //! Output: `RESULT paired <id> ratio=… p10=… p90=… ours_ns=… peer_ns=… rounds=…`, the line
 //! `scripts/bench.sh` reads (`ours_ns`/`peer_ns`: the medians per operation of each side).
@@ -86,7 +84,7 @@ pub fn pair(id: &str, ours: Side<'_>, peer: Side<'_>) -> Paired {
         peer_ns: percentile(&t_peer, 0.5),
     };
     println!(
-        "RESULT paired {id} ratio={:.4} p10={:.4} p90={:.4} ours_ns={:.1} peer_ns={:.1} rounds={ROUNDS}",
+        "RESULT paired {id} ratio={:.4} p10={:.4} p90={:.4} ours_ns={:.4} peer_ns={:.4} rounds={ROUNDS}",
         paired.ratio, paired.p10, paired.p90, paired.ours_ns, paired.peer_ns,
     );
     paired
