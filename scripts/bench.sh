@@ -269,6 +269,12 @@ def opline(id_, label):
     if parts:
         print(f"- {label}: " + "; ".join(parts) + ".")
 
+p = paired.get("S10 floor")
+if p:
+    print()
+    print(f"S10's structural floor (paired, no target): `tokio::spawn` plus the context work of a `go!` "
+          f"(a child context, its handle and clones, dropped in `go!`'s order) and no glue costs "
+          f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) `tokio::spawn` alone.")
 p = paired.get("S1 through a pointer")
 if p:
     print()

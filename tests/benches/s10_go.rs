@@ -29,7 +29,8 @@
 //! alternating batches of about 1 ms of `go!` and of `tokio::spawn` in one process (the
 //! method of `context-core/benches/paired.rs`, in its `support/paired_rounds.rs`), printed as
 //! `RESULT paired S10 ratio=… p10=… p90=…` (current thread; `S10 in_task` and
-//! `S10 multi_thread` for the other two groups). `scripts/bench.sh` takes S10's verdict from
+//! `S10 multi_thread` for the other two groups; `S10 floor`: `tokio::spawn` plus the context
+//! work of a `go!` and no glue, against `tokio::spawn`). `scripts/bench.sh` takes S10's verdict from
 //! it: criterion's back-to-back groups gave 1.23x, 1.39x and 3.01x for the same code.
 
 use std::hint::black_box;
@@ -49,14 +50,37 @@ async fn noop() -> u64 {
 /// `iters` spawn + join rounds, timed. `in_task`: the loop itself runs in a spawned task
 /// (as in a server), else directly in `block_on`.
 fn run(rt: &Runtime, iters: u64, with_go: bool, in_task: bool) -> Duration {
+    run_as(
+        rt,
+        iters,
+        if with_go { Spawn::Go } else { Spawn::Tokio },
+        in_task,
+    )
+}
+
+/// What one round of [`run_as`] spawns.
+#[derive(Clone, Copy)]
+enum Spawn {
+    Go,
+    Tokio,
+    /// `tokio::spawn` plus the context work of a `go!` ([`tree_only`]): S10's floor, what any
+    /// `go!` that makes a child context per task costs with no glue at all.
+    TokioAndTree,
+}
+
+/// [`run`], for any [`Spawn`].
+fn run_as(rt: &Runtime, iters: u64, spawn: Spawn, in_task: bool) -> Duration {
     let rounds = async move {
         let start = Instant::now();
         let mut sum = 0;
         for _ in 0..iters {
-            sum += if with_go {
-                go!(noop()).await.unwrap()
-            } else {
-                tokio::spawn(noop()).await.unwrap()
+            sum += match spawn {
+                Spawn::Go => go!(noop()).await.unwrap(),
+                Spawn::Tokio => tokio::spawn(noop()).await.unwrap(),
+                Spawn::TokioAndTree => {
+                    tree_only(1);
+                    tokio::spawn(noop()).await.unwrap()
+                }
             };
         }
         black_box(sum);
@@ -160,6 +184,11 @@ fn paired_rounds() {
         let peer = |iters| run(rt, iters, false, in_task);
         paired::pair(id, &ours, &peer);
     }
+    // S10's floor (no target): `tokio::spawn` plus a `go!`'s context work, against
+    // `tokio::spawn` alone, on the current thread.
+    let floor = |iters| run_as(&current, iters, Spawn::TokioAndTree, false);
+    let peer = |iters| run_as(&current, iters, Spawn::Tokio, false);
+    paired::pair("S10 floor", &floor, &peer);
 }
 
 fn main() {
