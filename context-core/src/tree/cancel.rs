@@ -377,13 +377,26 @@ fn wait_settled(node: &Arc<Node>) {
 /// cancellation took (or is taking) the list with `node` in it and may still hold `node`'s
 /// address: returns only once that cancellation has let go of it (invariant 3), so the caller
 /// may then release what may be the last reference to `node`.
+#[inline]
 pub(crate) fn unlink(node: &Arc<Node>) {
     let (Body::Cancel(core), Some(link)) = (&node.body, node.link_parent()) else {
         return;
     };
-    let link_core = link.cancel_node().expect("a signal is a cancel node");
+    let Body::Cancel(link_core) = &link.body else {
+        unreachable!("a signal is a cancel node")
+    };
     // The common case of a drop under a cancelled parent (a cancelled subtree dropped, S5m):
-    // no lock. `Acquire`, as every `is_done`: a done link parent took its list (invariant 2).
+    // a settled link parent's cancellation is done with the list it took (invariant 5).
+    // `Acquire`: no lock.
+    if !link_core.is_settled() {
+        unlink_from(node, core, link, link_core);
+    }
+}
+
+/// [`unlink`] from a link parent that is not settled: live (take our slot out of its list) or
+/// done, its cancellation still walking the list it took (invariant 2: wait for it).
+#[inline(never)]
+fn unlink_from(node: &Arc<Node>, core: &CancelNode, link: &Arc<Node>, link_core: &CancelNode) {
     if link_core.is_done() {
         wait_settled(link);
         return;
