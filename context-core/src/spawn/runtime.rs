@@ -7,8 +7,9 @@
 //! value, its panic, [`JoinError::refused`] (no thread) or [`JoinError::cancelled`] (its task
 //! was dropped by the runtime). `deliver` runs on the work's thread, or where the runtime drops
 //! the task; never under a lock of ours. The exception is a `GoHandle`'s task
-//! ([`Spawner::spawn_joined`]): its outcome is the task's output, read through tokio's
-//! `JoinHandle`, which also reports a task the runtime dropped, so it has no `deliver`.
+//! (`Spawner::spawn_joined`, with the `tokio` feature): its outcome is the task's output, read
+//! through tokio's `JoinHandle`, which also reports a task the runtime dropped, so it has no
+//! `deliver`.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::thread::JoinHandle;
