@@ -85,20 +85,52 @@ pub(crate) fn new_cancel_node(
     let Body::Cancel(core) = &node.body else {
         unreachable!()
     };
+    // The timer first, before the node is linked: until then nobody but the timer can reach
+    // it, so no cancellation can race the arm and no lock of the node is needed (a deadline
+    // that fires before the link cancels a node nobody else sees; the link below then lists it
+    // done, as a cancelled child whose handle is held is listed, invariant 2). A cancellation
+    // that meets the node through its parent later took the parent's lock after the arm
+    // released the shard's, so its disarm finds the entry (or the firer took it).
+    let mut armed = None;
+    let mut passed = None;
+    if let Some((at, cause)) = own {
+        if at <= now.unwrap_or_else(timer::now) {
+            passed = Some(cause);
+        } else if DEADLINES.arm(at, &node, cause).is_ok() {
+            armed = Some(at);
+        } else {
+            // No deadline could fire: fail loudly rather than hang, with no lock held (the
+            // panic hook is user code, invariant 6). The node is linked nowhere and no handle
+            // exists yet: cancelling it disarms the entry (the timer may not hold a node that
+            // is dropped), and the unwinding drops it.
+            let cause = CauseData::plain(std::panic::Location::caller());
+            cancel(&node, Error::Canceled, cause, Origin::Cancel);
+            panic!("{}", Refused::MESSAGE);
+        }
+    }
     if let Some(link) = parent.signal() {
         let link_core = link.cancel_node().expect("a signal is a cancel node");
         let mut link_inner = link_core.lock();
         match &mut *link_inner {
             Phase::Done(cause) => {
-                // Born done: nobody else can see `node` yet, so taking its lock cannot block.
                 let cause = cause.clone();
                 let err = link_core.err().expect("a node with a cause is done");
                 drop(link_inner);
-                {
+                let born_done = {
+                    // Only the timer can see `node` (if armed): it may have fired already.
                     let mut inner = core.lock();
-                    *inner = Phase::Done(cause);
-                    // No children: its subtree is done too (invariant 5). Set by the unlock.
-                    CancelNode::set_done_on_unlock(&mut inner, err, true);
+                    let live = !core.is_done();
+                    if live {
+                        *inner = Phase::Done(cause);
+                        // No children: its subtree is done too (invariant 5). Set by the
+                        // unlock.
+                        CancelNode::set_done_on_unlock(&mut inner, err, true);
+                    }
+                    live
+                };
+                // Invariant 8: the cancellation that made it done disarms its entry.
+                if let (true, Some(at)) = (born_done, armed) {
+                    DEADLINES.disarm(at, &node);
                 }
                 return node;
             }
@@ -112,26 +144,8 @@ pub(crate) fn new_cancel_node(
             }
         }
     }
-    if let Some((at, cause)) = own {
-        if at <= now.unwrap_or_else(timer::now) {
-            cancel(&node, Error::DeadlineExceeded, cause, Origin::Deadline);
-        } else {
-            // Under the node's lock, so a concurrent cancellation either sees the entry (and
-            // removes it) or happens first (and we do not arm the timer at all).
-            let inner = core.lock();
-            let refused = !core.is_done() && DEADLINES.arm(at, &node, cause).is_err();
-            drop(inner);
-            if refused {
-                // No deadline could fire: fail loudly rather than hang, with no lock held (the
-                // panic hook is user code, invariant 6). No handle exists yet to unlink `node`
-                // when it is dropped (invariant 3): cancel and unlink it, as the drop of its
-                // last handle would, before the unwinding drops it.
-                let cause = CauseData::plain(std::panic::Location::caller());
-                cancel(&node, Error::Canceled, cause, Origin::Cancel);
-                unlink(&node);
-                panic!("{}", Refused::MESSAGE);
-            }
-        }
+    if let Some(cause) = passed {
+        cancel(&node, Error::DeadlineExceeded, cause, Origin::Deadline);
     }
     node
 }
@@ -157,13 +171,18 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
             wait_settled(node);
             return false;
         }
-        if is_bare_leaf(core, &inner) {
-            // The common case (a request's context, S2): nothing to walk, wake or disarm, so
-            // no work list and no aftermath. As `finish`: the cause, then the state, with the
-            // settled flag, set by the unlock (invariants 1, 5).
+        if is_leaf_alone(&inner) {
+            // The common case (a request's context, S2, S3): nothing to walk or wake, at most
+            // its own timer entry to disarm, so no work list and no aftermath. As `finish`:
+            // the cause, then the state, with the settled flag, set by the unlock (invariants
+            // 1, 5).
             *inner = Phase::Done(cause);
             CancelNode::set_done_on_unlock(&mut inner, err, true);
             drop(inner);
+            // Invariant 8, with no lock held; the caller's `Arc` holds the node meanwhile.
+            if let Some(at) = core.own_deadline() {
+                DEADLINES.disarm(at, node);
+            }
             trace::cancelled(origin, || (node.cause(), Chain(node)));
             return true;
         }
@@ -238,14 +257,12 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
     true
 }
 
-/// Whether `core`, live, has no children, no waiters and no timer entry: cancelling it is
-/// setting its cause and state and unlinking it.
+/// Whether a node, live, has no children and no waiters: cancelling it is setting its cause
+/// and state, and disarming its own timer entry if it has one.
 #[inline]
-fn is_bare_leaf(core: &CancelNode, inner: &Phase) -> bool {
+fn is_leaf_alone(inner: &Phase) -> bool {
     match inner {
-        Phase::Live { children, waiters } => {
-            children.len() == 0 && waiters.is_empty() && core.own_deadline().is_none()
-        }
+        Phase::Live { children, waiters } => children.len() == 0 && waiters.is_empty(),
         Phase::Done(_) => false,
     }
 }

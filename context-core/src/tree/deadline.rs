@@ -19,13 +19,16 @@
 //! a strong reference from the address, and the address is unique among queued entries: the
 //! key `(deadline, address)` of a stale `disarm` can never remove somebody else's entry.
 //!
-//! Why. The entry is armed by `new_cancel_node` under the node's lock while the node is live,
-//! and the caller holds the node. Freeing the node needs its last handle gone, so a
-//! cancellation that made it done (tree invariant 3); that cancellation disarms this entry
-//! (tree invariant 8: `Aftermath`), holding a strong reference to the node until the disarm
-//! returns (its caller's `Arc` for the origin, a `strong()` reference for a descendant). Its
-//! state was written under the node's lock after the arm, and before the disarm takes the
-//! shard's lock. That disarm either removes the entry, or finds it gone: taken by the firer
+//! Why. The entry is armed by `new_cancel_node` while the node is live and before it is linked
+//! anywhere (no list, no handle: the caller holds the one `Arc`), so every cancellation of it
+//! comes after the arm: one that reaches it through its parent's list took the parent's lock
+//! after the link, which follows the arm; one through a handle, after `new_cancel_node`
+//! returned; the firer, after taking the entry under its shard's lock. Freeing the node needs
+//! its last handle gone, so a cancellation that made it done (tree invariant 3); that
+//! cancellation disarms this entry (tree invariant 8), holding a strong reference to the node
+//! until the disarm returns (its caller's `Arc` for the origin, a `strong()` reference for a
+//! descendant). Its state was written under the node's lock after the arm, and before the
+//! disarm takes the shard's lock. That disarm either removes the entry, or finds it gone: taken by the firer
 //! (`take`, under the same shard lock, made its own reference first) or never armed. The one
 //! way back into a queue is a takeover's `requeue`, which puts a due entry back only if its
 //! node is not done, read under the shard's lock: a cancellation that makes it done later
@@ -161,12 +164,12 @@ impl<F: Fire> Deadlines<F> {
         }
     }
 
-    /// Arms the timer to fire `node` with `cause` at `at`. Called under the node's lock while
-    /// it is live, by the holder of `node` (the invariant above).
+    /// Arms the timer to fire `node` with `cause` at `at`. Called while `node` is live and
+    /// linked nowhere, by its only holder (the invariant above), with no lock held.
     ///
     /// `Err` if the OS refused to start the timer's thread: the entry is armed all the same
-    /// (the next deadline tries to start the thread again), and the caller, which holds the
-    /// node's lock, reports it once it has released every lock (a panic runs the panic hook,
+    /// (the next deadline tries to start the thread again); the caller cancels the node, which
+    /// disarms it, and reports the refusal with no lock held (a panic runs the panic hook,
     /// user code).
     pub(super) fn arm(
         &'static self,
@@ -316,6 +319,43 @@ mod tests {
             assert_eq!(ctx.err(), Some(Error::Canceled));
             assert!(!tree::is_armed(&ctx.node));
             assert!(alive.upgrade().is_none(), "freed by the disarm");
+        }
+    }
+
+    /// Under a done parent the child is born done with the parent's cause; the entry armed
+    /// before the link is disarmed at once, its custom cause with it.
+    #[test]
+    fn a_child_born_done_gives_its_armed_cause_back() {
+        let (parent, parent_cancel) = Context::background().with_cancel();
+        parent_cancel.cancel();
+        let (cause, alive) = tracked();
+        let (ctx, cancel) = parent.with_timeout_cause(Duration::from_secs(3600), cause);
+        assert_eq!(ctx.err(), Some(Error::Canceled));
+        assert_eq!(
+            ctx.cause().unwrap().to_string(),
+            Error::Canceled.to_string()
+        );
+        assert!(!tree::is_armed(&ctx.node));
+        assert!(alive.upgrade().is_none(), "freed by the disarm");
+        assert_eq!(tree::child_count(&parent.node), 0);
+        drop((ctx, cancel));
+    }
+
+    /// The entry is armed before the child is linked, so a deadline may fire before the link:
+    /// the child is then listed done, leaves the list with its handle, and every node is
+    /// freed once.
+    #[test]
+    fn a_deadline_that_fires_before_the_link_lists_the_child_done() {
+        let (parent, _parent_cancel) = Context::background().with_cancel();
+        for i in 0..rounds() * 4 {
+            let (ctx, cancel) = parent.with_timeout(Duration::from_nanos(u64::from(i % 64) * 50));
+            assert!(tree::child_count(&parent.node) <= 1);
+            let weak = Arc::downgrade(&ctx.node);
+            assert_eq!(ctx.wait(), Error::DeadlineExceeded);
+            assert!(!tree::is_armed(&ctx.node));
+            drop((ctx, cancel));
+            assert_eq!(tree::child_count(&parent.node), 0);
+            freed(&weak);
         }
     }
 

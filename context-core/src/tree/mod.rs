@@ -53,8 +53,8 @@
 //!    unlinked at once.
 //!
 //!    Why an address in a list is never dangling. Every cancel node is made by
-//!    `new_cancel_node`, whose only caller wraps it in a `CancelHandle` at once (if arming the
-//!    timer panics before that, the node is cancelled and unlinked before it is dropped).
+//!    `new_cancel_node`, whose only caller wraps it in a `CancelHandle` at once (if the timer's
+//!    thread is refused, the node is cancelled before it is linked, then dropped).
 //!    Freeing a node needs its last `Arc`, so its last handle gone, so an `unlink` of it run
 //!    by that drop, which holds the handle's `Arc` of the node until it returns.
 //!    Two places hold an address: (a) a live link parent's list, read only under that
@@ -118,16 +118,16 @@
 //! two locks respects that order:
 //! - `cancel` holds the origin's lock and takes each descendant's in turn (one at a time under
 //!   the origin's; the origin is an ancestor of each);
-//! - `new_cancel_node` holds the link parent's lock alone; for a child born done it releases
-//!   it, then takes the new child's (which nobody else can see yet), and it arms the timer
-//!   under the new node's lock (the timer's lock is a leaf, below);
+//! - `new_cancel_node` arms the timer before it takes any lock (the new node is linked nowhere
+//!   yet), then holds the link parent's lock alone; for a child born done it releases it,
+//!   then takes the new child's (which only the timer can see yet);
 //! - `unlink` and `wait_settled` hold one lock at a time, never the node's own while taking an
 //!   ancestor's (`unlink` releases the link parent's before it waits).
 //!
 //! Any cycle of waiting threads would need one of them to hold a descendant's lock while
-//! waiting for an ancestor's; none does. The timer's lock is a leaf: it may be taken under node
-//! locks (arming happens under the new node's), and the timer thread never takes a node lock
-//! while holding it. The `after_func` pool's lock is taken only after every node lock is
+//! waiting for an ancestor's; none does. The timer's lock is a leaf: no node lock is held
+//! while it is taken (arming comes before the new node's links, disarming after a
+//! cancellation's unlocks), and the timer thread never takes a node lock while holding it. The `after_func` pool's lock is taken only after every node lock is
 //! released (invariant 6). The parking table's bucket mutexes (`lock.rs`) are leaves too: a
 //! thread holds one only inside a node lock's own lock or unlock, and takes nothing under it.
 
