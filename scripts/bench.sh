@@ -116,6 +116,10 @@ if s4wp:
 s6p = lat.get(("S6p", "ratio"))
 if s6p:
     paired["S6"] = {"ratio": s6p["median"], "p10": s6p["p10"], "p90": s6p["p90"]}
+# And S6t's (ours against the park/unpark floor).
+s6tp = lat.get(("S6tp", "ratio"))
+if s6tp:
+    paired["S6t"] = {"ratio": s6tp["median"], "p10": s6tp["p10"], "p90": s6tp["p90"]}
 
 def c(group, fn):
     return med.get((group, fn))
@@ -280,6 +284,13 @@ if p:
     print()
     print(f"S1's structural floor (paired, no target): the floor's flag read through one more pointer, "
           f"as a context's state is, costs {p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) the floor.")
+p, q = paired.get("S13 latency header_only"), paired.get("S13 throughput header_only")
+if p and q:
+    print()
+    print(f"S13's structural floor (paired, no target): the deadline header alone, written by hand on the "
+          f"bare service (HPACK both ways, the first entry of both header maps) and no layer, costs "
+          f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) bare latency and gives "
+          f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput.")
 print()
 print("Allocations per operation (bytes requested):")
 opline("S2_op", "S2 (target: 1 alloc)")

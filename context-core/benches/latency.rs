@@ -18,9 +18,10 @@
 //!   per-round ratios is printed with their 10th and 90th percentiles.
 //!
 //! Samples of the compared variants are taken in alternating rounds, so that drift of a noisy
-//! machine hits them alike (S6's order flips every round, and each round's ratio of medians is
-//! kept: `S6p`). Output lines: `RESULT <id> <who> p50=<ns> p90=<ns> p99=<ns> n=<n>` (S4wp: per
-//! child), and `RESULT <S4wp|S6p> ratio median=<r> p10=<r> p90=<r> rounds=<n>`.
+//! machine hits them alike (S6's and S6t's order flips every round, and each round's ratio of
+//! medians is kept: `S6p`, `S6tp`). Output lines: `RESULT <id> <who> p50=<ns> p90=<ns>
+//! p99=<ns> n=<n>` (S4wp: per child), and `RESULT <S4wp|S6p|S6tp> ratio median=<r> p10=<r>
+//! p90=<r> rounds=<n>`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -43,6 +44,9 @@ const S6_ROUNDS: usize = 50;
 const S6_PER_ROUND: usize = 400;
 /// S6x and S6t samples per round and variant (each takes a settle pause).
 const SLOW_PER_ROUND: usize = 300;
+/// S6t's rounds (as many samples in all as `ROUNDS` of `SLOW_PER_ROUND`, in shorter rounds
+/// whose order flips): each round's ratio of medians gives S6tp.
+const S6T_ROUNDS: usize = 30;
 /// S4wp: children of the parent (as S4w in `scenarios.rs`), and measured paired rounds.
 const S4W_FAN_OUT: usize = 10_000;
 const S4W_ROUNDS: usize = 60;
@@ -150,11 +154,6 @@ fn s6() {
             s6_tokio(&rt, &parent_token, S6_PER_ROUND, &mut tokio);
             s6_ours(&rt, &parent, S6_PER_ROUND, &mut ours);
         }
-        let median = |s: &[Duration]| {
-            let mut s = s.to_vec();
-            s.sort_unstable();
-            s[s.len() / 2].as_secs_f64()
-        };
         ratios.push(median(&ours[o..]) / median(&tokio[t..]));
     }
     report("S6", "ours", ours);
@@ -298,19 +297,38 @@ fn s6t() {
         ours_sample();
         floor_sample();
     }
+    // Short rounds whose order flips every round, as S6's: a burst of load moves both sides
+    // of a round, and the per-round ratios of medians (`S6tp`) decide the verdict.
     let (mut ours, mut floor) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        for _ in 0..SLOW_PER_ROUND {
-            ours.push(ours_sample());
-        }
-        for _ in 0..SLOW_PER_ROUND {
-            floor.push(floor_sample());
-        }
+    let mut ratios = Vec::with_capacity(S6T_ROUNDS);
+    let per_round = SLOW_PER_ROUND * ROUNDS / S6T_ROUNDS;
+    for round in 0..S6T_ROUNDS {
+        let (o, f) = (ours.len(), floor.len());
+        let mut run = |ours_side: bool| {
+            for _ in 0..per_round {
+                if ours_side {
+                    ours.push(ours_sample());
+                } else {
+                    floor.push(floor_sample());
+                }
+            }
+        };
+        run(round % 2 == 0);
+        run(round % 2 != 0);
+        ratios.push(median(&ours[o..]) / median(&floor[f..]));
     }
     drop(to_waiter);
     waiter.join().expect("waiter thread panicked");
     report("S6t", "ours", ours);
     report("S6t", "floor", floor);
+    report_ratios("S6tp", ratios);
+}
+
+/// The median of `samples`, in seconds.
+fn median(samples: &[Duration]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_unstable();
+    s[s.len() / 2].as_secs_f64()
 }
 
 /// S4wp: paired rounds of S4w (module docs).
