@@ -6,7 +6,7 @@ use crate::timer::{self, Ticks, NEVER};
 use crate::trace::{self, Origin};
 
 use super::chain::Chain;
-use super::children::{ChildPtr, Children};
+use super::children::ChildPtr;
 use super::deadline::{Deadlines, Fire, Refused};
 use super::lock::Guard;
 use super::node::{Body, CancelNode, Node, Phase};
@@ -262,7 +262,7 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
 #[inline]
 fn is_leaf_alone(inner: &Phase) -> bool {
     match inner {
-        Phase::Live { children, waiters } => children.len() == 0 && waiters.is_empty(),
+        Phase::Live { children, waiters } => children.is_empty() && waiters.is_empty(),
         Phase::Done(_) => false,
     }
 }
@@ -296,7 +296,7 @@ fn finish(
     else {
         unreachable!("finish runs on a live node")
     };
-    let leaf = children.len() == 0;
+    let leaf = children.is_empty();
     if (origin && !leaf) || !waiters.is_empty() {
         // At once: before any descendant's state, and before the drain below marks inline
         // entries notified (their owners read the mark without the lock, then the state).
@@ -312,19 +312,16 @@ fn finish(
     if leaf && !origin {
         core.pins.fetch_sub(1, Ordering::SeqCst);
     }
-    match children {
-        // A leaf (most nodes): nothing to move.
-        Children::Empty => {}
-        children => {
-            #[cfg(loom)]
-            let before = work.len();
-            children.drain_into(work);
-            #[cfg(loom)]
-            for child in &work[before..] {
-                // SAFETY: still alive: we hold the lock of the node whose live list held it.
-                if let Body::Cancel(c) = &unsafe { child.get() }.body {
-                    c.pins.fetch_add(1, Ordering::SeqCst);
-                }
+    // A leaf (most nodes): nothing to move.
+    if !leaf {
+        #[cfg(loom)]
+        let before = work.len();
+        children.drain_into(work);
+        #[cfg(loom)]
+        for child in &work[before..] {
+            // SAFETY: still alive: we hold the lock of the node whose live list held it.
+            if let Body::Cancel(c) = &unsafe { child.get() }.body {
+                c.pins.fetch_add(1, Ordering::SeqCst);
             }
         }
     }

@@ -8,7 +8,7 @@
 //! per child.
 //!
 //! Memory is given back as the list shrinks: a `Vec` is halved once it is less than a quarter
-//! full, and dropped for the inline form at one child, so a burst of a million children leaves
+//! full, and dropped for the inline form at two children, so a burst of a million children leaves
 //! nothing behind once they are gone (amortised O(1) per removal).
 
 use std::ptr::NonNull;
@@ -75,61 +75,167 @@ impl ChildPtr {
 /// the reallocation.
 const KEEP_CAPACITY: usize = 16;
 
-/// A node's children: the first one inline, a boxed `Vec` from the second on. 16 bytes, so
-/// that it fits beside the waiter list in the node's lock (see `node::Phase`); a chain (one
-/// child per node) allocates nothing for it.
-#[derive(Default)]
-pub(super) enum Children {
-    #[default]
-    Empty,
-    One(ChildPtr),
-    // Boxed on purpose: a `Vec` is 24 bytes, a box 8, and this enum must stay 16 (see above);
-    // the extra allocation is made once per node with two children or more.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<ChildPtr>>),
+/// The tag of [`Children::head`] when it is the address of the boxed `Vec` (a `Box<Vec<_>>`
+/// is 8-byte aligned, so the bit is free).
+const MANY: usize = 1;
+
+/// A node's children: up to two inline, a boxed `Vec` from the third on. 16 bytes, with a
+/// niche (`head` is never null) for `Phase`'s tag, so that it fits beside the waiter list in
+/// the node's lock (see `node::Phase`): a chain or a parent with two children at once (two
+/// threads' requests under one parent, S2p) allocates nothing for it.
+///
+/// Encoding, one form at a time (the derived enum of four variants would be 24 bytes):
+/// - none: `head` is [`Children::EMPTY`] (the dangling address of a `Node`, which no node has),
+///   `second` is `None`;
+/// - one: `head` is the child, `second` `None`;
+/// - two: `head` the first, `second` the second;
+/// - many: `head` is the `Box<Vec<ChildPtr>>`'s address with [`MANY`] set (made by
+///   `Box::into_raw`, owned by this value and freed by its drop), `second` `None`.
+pub(super) struct Children {
+    head: NonNull<Node>,
+    second: Option<ChildPtr>,
+}
+
+// SAFETY: a `Children` owns its boxed `Vec<ChildPtr>` (in the "many" form) as a
+// `Box<Vec<ChildPtr>>` would, and `ChildPtr` is `Send + Sync`; the inline forms are
+// `ChildPtr`s.
+unsafe impl Send for Children {}
+// SAFETY: as for `Send`: `&Children` only reads the addresses and the `Vec`.
+unsafe impl Sync for Children {}
+
+impl Default for Children {
+    fn default() -> Children {
+        Children {
+            head: Children::EMPTY,
+            second: None,
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        if let Some(many) = self.take_many() {
+            drop(many);
+        }
+    }
 }
 
 impl Children {
+    /// "No child": an address no node has (a `Node` is never at its alignment's address).
+    const EMPTY: NonNull<Node> = NonNull::dangling();
+
+    /// `head` without the tag: the boxed `Vec`'s address, in the "many" form (with the
+    /// provenance of the `Box::into_raw` it came from).
+    #[inline]
+    fn boxed(&self) -> *mut Vec<ChildPtr> {
+        self.head.as_ptr().map_addr(|a| a & !MANY).cast()
+    }
+
+    /// The boxed `Vec`, if this is the "many" form.
+    #[inline]
+    fn many(&self) -> Option<&Vec<ChildPtr>> {
+        if self.head.addr().get() & MANY == 0 {
+            return None;
+        }
+        // SAFETY: with `MANY` set, `head` is `Box::into_raw` of the `Vec` this value owns
+        // (the encoding above), alive until `take_many` or the drop; `&self` lends it.
+        Some(unsafe { &*self.boxed() })
+    }
+
+    /// The boxed `Vec`, mutably, if this is the "many" form.
+    #[inline]
+    fn many_mut(&mut self) -> Option<&mut Vec<ChildPtr>> {
+        if self.head.addr().get() & MANY == 0 {
+            return None;
+        }
+        // SAFETY: as in `many`; `&mut self` makes the borrow unique.
+        Some(unsafe { &mut *self.boxed() })
+    }
+
+    /// Takes the boxed `Vec` out (leaving no child), if this is the "many" form.
+    fn take_many(&mut self) -> Option<Vec<ChildPtr>> {
+        if self.head.addr().get() & MANY == 0 {
+            return None;
+        }
+        let ptr = self.boxed();
+        self.head = Children::EMPTY;
+        // SAFETY: as in `many`; the form is now "none", so the box is taken back once.
+        Some(*unsafe { Box::from_raw(ptr) })
+    }
+
+    /// Owns `v` in the "many" form (the caller has taken any previous box out).
+    fn set_many(&mut self, v: Vec<ChildPtr>) {
+        let raw = NonNull::from(Box::leak(Box::new(v)));
+        debug_assert_eq!(raw.addr().get() & MANY, 0, "a `Box<Vec>` is aligned");
+        self.head = raw.map_addr(|a| a | MANY).cast();
+        self.second = None;
+    }
+
+    /// The inline forms: `(first, second)`, `None` for "many".
+    #[inline]
+    fn inline(&self) -> Option<(Option<ChildPtr>, Option<ChildPtr>)> {
+        if self.head.addr().get() & MANY != 0 {
+            return None;
+        }
+        let first = (self.head != Children::EMPTY).then_some(ChildPtr(self.head));
+        Some((first, self.second))
+    }
+
     #[inline]
     pub(super) fn len(&self) -> usize {
-        match self {
-            Children::Empty => 0,
-            Children::One(_) => 1,
-            Children::Many(v) => v.len(),
+        match self.many() {
+            Some(v) => v.len(),
+            None => usize::from(self.head != Children::EMPTY) + usize::from(self.second.is_some()),
         }
+    }
+
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.head == Children::EMPTY
     }
 
     /// Appends `node`; returns its index.
     #[inline]
     pub(super) fn push(&mut self, node: ChildPtr) -> usize {
-        match self {
-            Children::Many(v) => {
-                v.push(node);
-                v.len() - 1
-            }
-            Children::Empty => {
-                *self = Children::One(node);
-                0
-            }
-            Children::One(_) => {
-                let Children::One(first) = std::mem::take(self) else {
-                    unreachable!()
-                };
-                let mut v = Vec::with_capacity(4);
-                v.push(first);
-                v.push(node);
-                *self = Children::Many(Box::new(v));
+        // The common case (a request's child, a chain's), inline: the first child.
+        if self.head == Children::EMPTY {
+            self.head = node.0;
+            return 0;
+        }
+        // A wide parent's (S4), inline too.
+        if let Some(v) = self.many_mut() {
+            v.push(node);
+            return v.len() - 1;
+        }
+        self.push_more(node)
+    }
+
+    /// [`push`](Children::push) onto one or two inline children.
+    #[inline(never)]
+    fn push_more(&mut self, node: ChildPtr) -> usize {
+        match self.second {
+            None => {
+                self.second = Some(node);
                 1
+            }
+            Some(second) => {
+                let mut v = Vec::with_capacity(4);
+                v.extend([ChildPtr(self.head), second, node]);
+                self.set_many(v);
+                2
             }
         }
     }
 
     #[inline]
     pub(super) fn get(&self, i: usize) -> Option<ChildPtr> {
-        match self {
-            Children::Empty => None,
-            Children::One(n) => (i == 0).then_some(*n),
-            Children::Many(v) => v.get(i).copied(),
+        match self.inline() {
+            Some((first, second)) => match i {
+                0 => first,
+                1 => second,
+                _ => None,
+            },
+            None => self.many().and_then(|v| v.get(i).copied()),
         }
     }
 
@@ -137,41 +243,137 @@ impl Children {
     /// moved child's slot, found with [`Children::get`]`(i)`).
     #[inline]
     pub(super) fn swap_remove(&mut self, i: usize) -> ChildPtr {
-        match self {
-            Children::Many(v) => {
-                let removed = v.swap_remove(i);
-                match v.len() {
-                    // The last one stays at index 0: no slot changes.
-                    0 | 1 => *self = v.pop().map_or(Children::Empty, Children::One),
-                    len if len < v.capacity() / 4 && v.capacity() > KEEP_CAPACITY => {
-                        v.shrink_to(v.capacity() / 2);
-                    }
-                    _ => {}
+        // The common case, inline: the only child, inline.
+        if self.second.is_none() && self.head.addr().get() & MANY == 0 {
+            assert!(
+                i == 0 && self.head != Children::EMPTY,
+                "no child at this slot"
+            );
+            let only = ChildPtr(self.head);
+            self.head = Children::EMPTY;
+            return only;
+        }
+        self.swap_remove_more(i)
+    }
+
+    #[inline(never)]
+    fn swap_remove_more(&mut self, i: usize) -> ChildPtr {
+        if let Some(v) = self.many_mut() {
+            let removed = v.swap_remove(i);
+            let len = v.len();
+            if len > 2 {
+                if len < v.capacity() / 4 && v.capacity() > KEEP_CAPACITY {
+                    v.shrink_to(v.capacity() / 2);
                 }
-                removed
+                return removed;
             }
-            _ => match std::mem::take(self) {
-                Children::One(n) => n,
-                _ => unreachable!("no child at this slot"),
-            },
+            // Back inline: the ones left keep their indices, no slot changes.
+            let v = self.take_many().expect("the many form");
+            for child in v.iter() {
+                self.push(*child);
+            }
+            return removed;
+        }
+        // Two inline: the second moves to index 0 (the caller updates its slot), or stays.
+        let (first, second) = (ChildPtr(self.head), self.second.take());
+        match (i, second) {
+            (0, Some(second)) => {
+                self.head = second.0;
+                first
+            }
+            (1, Some(second)) => second,
+            _ => unreachable!("no child at this slot"),
         }
     }
 
     #[cfg(test)]
     pub(super) fn capacity(&self) -> usize {
-        match self {
-            Children::Many(v) => v.capacity(),
-            _ => 0,
-        }
+        self.many().map_or(0, Vec::capacity)
     }
 
     /// Moves every child onto the cancellation's work list.
-    pub(super) fn drain_into(self, work: &mut Vec<ChildPtr>) {
-        match self {
-            Children::Empty => {}
-            Children::One(n) => work.push(n),
-            Children::Many(v) if work.is_empty() => *work = *v,
-            Children::Many(v) => work.extend(*v),
+    #[inline]
+    pub(super) fn drain_into(mut self, work: &mut Vec<ChildPtr>) {
+        if let Some(v) = self.take_many() {
+            if work.is_empty() {
+                *work = v;
+            } else {
+                work.extend(v);
+            }
+            return;
+        }
+        if self.head != Children::EMPTY {
+            work.push(ChildPtr(self.head));
+        }
+        if let Some(second) = self.second {
+            work.push(second);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::node::Body;
+
+    fn nodes(n: usize) -> Vec<Arc<Node>> {
+        (0..n)
+            .map(|_| Arc::new(Node::root(Body::Background)))
+            .collect()
+    }
+
+    /// Two children inline in 16 bytes, with a niche left for `Phase`'s tag (the node's lock
+    /// guards 24 bytes: the children and the waiter list's head).
+    #[test]
+    fn two_words_with_a_niche() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Children>(), 16);
+        assert_eq!(size_of::<Option<Children>>(), 16);
+        assert_eq!(size_of::<crate::tree::node::Phase>(), 24);
+    }
+
+    /// Every form, through pushes and removals at each index: the list always holds the
+    /// children not removed yet, at the indices `swap_remove` promises, and frees its box.
+    #[test]
+    fn every_form_keeps_its_children_in_swap_remove_order() {
+        let all = nodes(6);
+        for n in 0..=all.len() {
+            for remove_at in 0..n.max(1) {
+                let mut list = Children::default();
+                let mut model: Vec<ChildPtr> = Vec::new();
+                for node in &all[..n] {
+                    let ptr = ChildPtr::new(node);
+                    assert_eq!(list.push(ptr), model.len());
+                    model.push(ptr);
+                }
+                assert_eq!(list.len(), n);
+                assert_eq!(list.is_empty(), n == 0);
+                while !model.is_empty() {
+                    let i = remove_at.min(model.len() - 1);
+                    assert_eq!(list.swap_remove(i), model.swap_remove(i));
+                    assert_eq!(list.len(), model.len());
+                    for (j, ptr) in model.iter().enumerate() {
+                        assert_eq!(list.get(j), Some(*ptr));
+                    }
+                    assert_eq!(list.get(model.len()), None);
+                    assert_eq!(list.capacity() > 0, model.len() > 2);
+                }
+                assert!(list.is_empty());
+            }
+            // Drained (or dropped) with children in each form.
+            let mut list = Children::default();
+            for node in &all[..n] {
+                list.push(ChildPtr::new(node));
+            }
+            let mut work = Vec::new();
+            list.drain_into(&mut work);
+            let want: Vec<_> = all[..n].iter().map(ChildPtr::new).collect();
+            assert_eq!(work, want);
+            let mut dropped = Children::default();
+            for node in &all[..n] {
+                dropped.push(ChildPtr::new(node));
+            }
+            drop(dropped);
         }
     }
 }

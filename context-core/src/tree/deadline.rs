@@ -268,8 +268,10 @@ mod tests {
     #[test]
     fn a_custom_cause_survives_arm_to_fire() {
         let (cause, alive) = tracked();
-        let (ctx, cancel) =
-            Context::background().with_timeout_cause(Duration::from_millis(5), cause);
+        // Long enough for the next line to find the entry still queued on a loaded machine
+        // (under Miri, 5 ms once passed before it: the entry had fired).
+        let timeout = Duration::from_millis(if cfg!(miri) { 1000 } else { 100 });
+        let (ctx, cancel) = Context::background().with_timeout_cause(timeout, cause);
         assert!(tree::is_armed(&ctx.node));
         assert_eq!(ctx.wait(), Error::DeadlineExceeded);
         let got = ctx.cause().expect("done");

@@ -89,7 +89,7 @@ impl Drop for CancelNode {
 
 /// What a cancel node's lock guards, 24 bytes: while live, its children and its waiters; once
 /// done, its cause (tree invariant 1). A node never needs both, so they share the space (the
-/// enum's tag lives in a spare value of `Children`'s).
+/// enum's tag lives in `Children`'s niche: its `head` is never null).
 pub(super) enum Phase {
     Live {
         children: Children,
@@ -101,7 +101,7 @@ pub(super) enum Phase {
 impl Default for Phase {
     fn default() -> Phase {
         Phase::Live {
-            children: Children::Empty,
+            children: Children::default(),
             waiters: WaiterList::default(),
         }
     }
