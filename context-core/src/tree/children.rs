@@ -90,7 +90,7 @@ const MANY: usize = 1;
 /// - one: `head` is the child, `second` `None`;
 /// - two: `head` the first, `second` the second;
 /// - many: `head` is the `Box<Vec<ChildPtr>>`'s address with [`MANY`] set (made by
-///   `Box::into_raw`, owned by this value and freed by its drop), `second` `None`.
+///   `Box::leak`, owned by this value and freed by its drop), `second` `None`.
 pub(super) struct Children {
     head: NonNull<Node>,
     second: Option<ChildPtr>,
@@ -125,7 +125,7 @@ impl Children {
     const EMPTY: NonNull<Node> = NonNull::dangling();
 
     /// `head` without the tag: the boxed `Vec`'s address, in the "many" form (with the
-    /// provenance of the `Box::into_raw` it came from).
+    /// provenance of the `Box::leak` it came from).
     #[inline]
     fn boxed(&self) -> *mut Vec<ChildPtr> {
         self.head.as_ptr().map_addr(|a| a & !MANY).cast()
@@ -137,7 +137,7 @@ impl Children {
         if self.head.addr().get() & MANY == 0 {
             return None;
         }
-        // SAFETY: with `MANY` set, `head` is `Box::into_raw` of the `Vec` this value owns
+        // SAFETY: with `MANY` set, `head` is `Box::leak` of the `Vec` this value owns
         // (the encoding above), alive until `take_many` or the drop; `&self` lends it.
         Some(unsafe { &*self.boxed() })
     }

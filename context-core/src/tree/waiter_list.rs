@@ -102,6 +102,7 @@ impl Waiter {
 /// The cell of an entry's fields: loom's under `--cfg loom`, so that the models check that
 /// every access is ordered by the lock or by the `notified` hand-off (invariants 3 and 4).
 #[cfg(loom)]
+#[allow(clippy::unsafe_removed_from_name)] // one name for both builds; both are unsafe cells
 use loom::cell::UnsafeCell as Cell;
 
 /// std's `UnsafeCell` with loom's closure API (no cost).
