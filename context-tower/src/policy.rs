@@ -308,7 +308,7 @@ impl DeadlinePolicy {
     /// Reads the budget from `headers`.
     pub(crate) fn budget(&self, headers: &HeaderMap) -> Budget {
         for source in &self.sources {
-            let Some(value) = headers.get(&source.header) else {
+            let Some(value) = crate::protocol::header(headers, &source.header) else {
                 continue;
             };
             match source.format.parse(value.as_bytes()) {

@@ -193,13 +193,12 @@ where
             return ResponseFuture::answer(protocol::context_answer(grpc, &ctx));
         }
         req.extensions_mut().insert(ctx.clone());
-        let fut = {
-            let _current = ctx.enter();
-            self.inner.call(req)
-        };
+        // The handler's own code in `call` runs with the context current; the future is
+        // built in place (no move of it after the call).
+        let _current = ctx.enter();
         ResponseFuture {
             state: State::Running {
-                fut,
+                fut: self.inner.call(req),
                 ctx,
                 guard: Some(DropGuard::armed(handle)),
                 done: None,
