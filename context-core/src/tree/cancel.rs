@@ -176,14 +176,11 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
             // its own timer entry to disarm, so no work list and no aftermath. As `finish`:
             // the cause, then the state, with the settled flag, set by the unlock (invariants
             // 1, 5).
-            // Read under the lock, as the other paths do: after it, one more access to the
-            // shared word (and, under loom, one more scheduling point).
-            let own_deadline = core.own_deadline();
             *inner = Phase::Done(cause);
             CancelNode::set_done_on_unlock(&mut inner, err, true);
             drop(inner);
             // Invariant 8, with no lock held; the caller's `Arc` holds the node meanwhile.
-            if let Some(at) = own_deadline {
+            if let Some(at) = core.own_deadline() {
                 DEADLINES.disarm(at, node);
             }
             trace::cancelled(origin, || (node.cause(), Chain(node)));
