@@ -108,18 +108,13 @@ if os.path.exists(gopath):
         vals = re.findall(r"([\d.]+) (\S+)", m.group(3))
         go[m.group(1)] = {unit: float(v) for v, unit in vals}
 
-# S4w's paired rounds live in latency.rs (a task runtime per side): `RESULT S4wp ratio median=…`.
-s4wp = lat.get(("S4wp", "ratio"))
-if s4wp:
-    paired["S4w"] = {"ratio": s4wp["median"], "p10": s4wp["p10"], "p90": s4wp["p90"]}
-# S6's rounds alternate too (latency.rs): the median of the per-round ratios of medians.
-s6p = lat.get(("S6p", "ratio"))
-if s6p:
-    paired["S6"] = {"ratio": s6p["median"], "p10": s6p["p10"], "p90": s6p["p90"]}
-# And S6t's (ours against the park/unpark floor).
-s6tp = lat.get(("S6tp", "ratio"))
-if s6tp:
-    paired["S6t"] = {"ratio": s6tp["median"], "p10": s6tp["p10"], "p90": s6tp["p90"]}
+# The paired rounds of latency.rs (`RESULT <id> ratio median=…`): S4w's (a task runtime per
+# side), and S6's and S6t's (the median of the per-round ratios of medians; S6t against the
+# park/unpark floor).
+for rid, row_id in (("S4wp", "S4w"), ("S6p", "S6"), ("S6tp", "S6t")):
+    r = lat.get((rid, "ratio"))
+    if r:
+        paired[row_id] = {"ratio": r["median"], "p10": r["p10"], "p90": r["p90"]}
 
 def c(group, fn):
     return med.get((group, fn))

@@ -114,15 +114,19 @@ impl Default for Children {
 
 impl Drop for Children {
     fn drop(&mut self) {
-        if let Some(many) = self.take_many() {
-            drop(many);
-        }
+        drop(self.take_many());
     }
 }
 
 impl Children {
     /// "No child": an address no node has (a `Node` is never at its alignment's address).
     const EMPTY: NonNull<Node> = NonNull::dangling();
+
+    /// Whether this is the "many" form (`head` tagged with [`MANY`]).
+    #[inline]
+    fn is_many(&self) -> bool {
+        self.head.addr().get() & MANY != 0
+    }
 
     /// `head` without the tag: the boxed `Vec`'s address, in the "many" form (with the
     /// provenance of the `Box::leak` it came from).
@@ -134,7 +138,7 @@ impl Children {
     /// The boxed `Vec`, if this is the "many" form.
     #[inline]
     fn many(&self) -> Option<&Vec<ChildPtr>> {
-        if self.head.addr().get() & MANY == 0 {
+        if !self.is_many() {
             return None;
         }
         // SAFETY: with `MANY` set, `head` is `Box::leak` of the `Vec` this value owns
@@ -145,7 +149,7 @@ impl Children {
     /// The boxed `Vec`, mutably, if this is the "many" form.
     #[inline]
     fn many_mut(&mut self) -> Option<&mut Vec<ChildPtr>> {
-        if self.head.addr().get() & MANY == 0 {
+        if !self.is_many() {
             return None;
         }
         // SAFETY: as in `many`; `&mut self` makes the borrow unique.
@@ -154,7 +158,7 @@ impl Children {
 
     /// Takes the boxed `Vec` out (leaving no child), if this is the "many" form.
     fn take_many(&mut self) -> Option<Vec<ChildPtr>> {
-        if self.head.addr().get() & MANY == 0 {
+        if !self.is_many() {
             return None;
         }
         let ptr = self.boxed();
@@ -174,7 +178,7 @@ impl Children {
     /// The inline forms: `(first, second)`, `None` for "many".
     #[inline]
     fn inline(&self) -> Option<(Option<ChildPtr>, Option<ChildPtr>)> {
-        if self.head.addr().get() & MANY != 0 {
+        if self.is_many() {
             return None;
         }
         let first = (self.head != Children::EMPTY).then_some(ChildPtr(self.head));
@@ -244,7 +248,7 @@ impl Children {
     #[inline]
     pub(super) fn swap_remove(&mut self, i: usize) -> ChildPtr {
         // The common case, inline: the only child, inline.
-        if self.second.is_none() && self.head.addr().get() & MANY == 0 {
+        if self.second.is_none() && !self.is_many() {
             assert!(
                 i == 0 && self.head != Children::EMPTY,
                 "no child at this slot"
