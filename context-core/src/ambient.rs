@@ -1,13 +1,14 @@
 //! The ambient context: the context "current" on this thread (sync code) or in this task
-//! (async code, through [`Context::scope`]), so deep call stacks need not pass it by hand.
+//! (async code, through [`Context::scope`] and its [`Scope`]), so deep call stacks need not
+//! pass it by hand.
 //!
 //! # Invariants
 //!
-//! 1. `CURRENT` is the context of the most recently entered [`EnterGuard`] still alive on this
+//! 1. `current` is the context of the most recently entered [`EnterGuard`] still alive on this
 //!    thread (or the context a [`Context::scope`] poll lent it), else `None` (background).
-//! 2. `SAVED` holds one entry per live guard, in the order they were entered: what was current
+//! 2. `saved` holds one entry per live guard, in the order they were entered: what was current
 //!    just before that guard was entered. Dropping the innermost guard pops its entry back into
-//!    `CURRENT`. Dropping any other guard (out of order) leaves `CURRENT` alone and hands its
+//!    `current`. Dropping any other guard (out of order) leaves `current` alone and hands its
 //!    entry to the next guard entered after it, so that one restores what this one would
 //!    have: the thread ends where it would have with the guards dropped in order.
 //! 3. No `Context` is dropped while a `RefCell` here is borrowed (a drop may unlink contexts,
@@ -15,34 +16,47 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 
 use crate::Context;
 
-thread_local! {
-    static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
+/// This thread's ambient state, in one thread-local so that each operation reaches it once.
+struct Ambient {
+    /// Invariant 1: the current context, `None` for background.
+    current: RefCell<Option<Context>>,
     /// Invariant 2: `(guard id, context current before it)`, innermost last.
-    static SAVED: RefCell<Vec<(u64, Option<Context>)>> = const { RefCell::new(Vec::new()) };
+    saved: RefCell<Vec<(u64, Option<Context>)>>,
     /// The id of the next guard entered on this thread (guards are `!Send`: per thread is
     /// unique). 0 means a guard that holds nothing.
-    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+    next_id: Cell<u64>,
+}
+
+thread_local! {
+    static AMBIENT: Ambient = const {
+        Ambient {
+            current: RefCell::new(None),
+            saved: RefCell::new(Vec::new()),
+            next_id: Cell::new(1),
+        }
+    };
 }
 
 pub(crate) fn current() -> Option<Context> {
-    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
-}
-
-/// The current context's error, without cloning it: what a sync `select_done!` reads.
-pub(crate) fn current_err() -> Option<crate::Error> {
-    CURRENT
-        .try_with(|c| c.borrow().as_ref().and_then(Context::err))
+    AMBIENT
+        .try_with(|a| a.current.borrow().clone())
         .ok()
         .flatten()
 }
 
-fn replace(ctx: Option<Context>) -> Option<Context> {
-    CURRENT.try_with(|c| c.replace(ctx)).ok().flatten()
+/// The current context's error, without cloning it: what a sync `select_done!` reads.
+pub(crate) fn current_err() -> Option<crate::Error> {
+    AMBIENT
+        .try_with(|a| a.current.borrow().as_ref().and_then(Context::err))
+        .ok()
+        .flatten()
 }
 
 /// Makes a context current on this thread until dropped; made by [`Context::enter`].
@@ -81,44 +95,36 @@ fn replace(ctx: Option<Context>) -> Option<Context> {
 /// ```
 #[must_use = "the context is current only while the guard lives"]
 pub struct EnterGuard {
-    /// Its entry in `SAVED`; 0 if thread-locals were torn down when it was made.
+    /// Its entry in `saved`; 0 if thread-locals were torn down when it was made.
     id: u64,
     _not_send: PhantomData<*const ()>,
-}
-
-/// What dropping a guard must do once `SAVED` is no longer borrowed.
-enum Exit {
-    /// The innermost guard: this becomes current again.
-    Restore(Option<Context>),
-    /// An outer guard: its entry went to the next guard; this was the one that guard held.
-    Discard(Option<Context>),
-    /// Nothing recorded (thread-locals torn down).
-    Nothing,
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let id = self.id;
-        let exit = SAVED
-            .try_with(|saved| {
-                let mut saved = saved.borrow_mut();
-                let Some(pos) = saved.iter().rposition(|(guard, _)| *guard == id) else {
-                    return Exit::Nothing;
-                };
-                let (_, prev) = saved.remove(pos);
-                match saved.get_mut(pos) {
-                    // Out of order: the next guard now restores what this one would have.
-                    Some((_, next_prev)) => Exit::Discard(std::mem::replace(next_prev, prev)),
-                    None => Exit::Restore(prev),
-                }
-            })
-            .unwrap_or(Exit::Nothing);
-        // Invariant 3: contexts drop after the borrow ends.
-        match exit {
-            Exit::Restore(prev) => drop(replace(prev)),
-            Exit::Discard(stale) => drop(stale),
-            Exit::Nothing => {}
+        if id == 0 {
+            return;
         }
+        let out = AMBIENT.try_with(|a| {
+            let mut saved = a.saved.borrow_mut();
+            // Dropped in order (the common case): the innermost entry is this guard's.
+            if saved.last().is_some_and(|(guard, _)| *guard == id) {
+                let (_, prev) = saved.pop()?;
+                return Some(a.current.replace(prev));
+            }
+            let pos = saved.iter().rposition(|(guard, _)| *guard == id)?;
+            let (_, prev) = saved.remove(pos);
+            Some(match saved.get_mut(pos) {
+                // Out of order: the next guard now restores what this one would have, and
+                // the context this one held goes.
+                Some((_, next_prev)) => std::mem::replace(next_prev, prev),
+                // The innermost guard: what was current before it is back.
+                None => a.current.replace(prev),
+            })
+        });
+        // Invariant 3: the context that left drops after the borrows end.
+        drop(out);
     }
 }
 
@@ -129,56 +135,92 @@ impl fmt::Debug for EnterGuard {
 }
 
 pub(crate) fn enter(ctx: &Context) -> EnterGuard {
-    let Ok(id) = NEXT_ID.try_with(|next| {
-        let id = next.get();
-        next.set(id.wrapping_add(1).max(1));
-        id
-    }) else {
-        return EnterGuard {
-            id: 0,
-            _not_send: PhantomData,
-        };
-    };
-    let prev = match CURRENT.try_with(|c| c.replace(Some(ctx.clone()))) {
-        Ok(prev) => prev,
-        Err(_) => {
-            return EnterGuard {
-                id: 0,
-                _not_send: PhantomData,
-            }
-        }
-    };
-    match SAVED.try_with(|saved| saved.borrow_mut().push((id, prev))) {
-        Ok(()) => EnterGuard {
-            id,
-            _not_send: PhantomData,
-        },
-        // Cannot happen once CURRENT was reachable; stay inert rather than panic.
-        Err(_) => EnterGuard {
-            id: 0,
-            _not_send: PhantomData,
-        },
+    let ctx = ctx.clone();
+    // If the thread-locals are torn down the closure never runs and `ctx` drops with it: the
+    // guard is inert (id 0) rather than a panic.
+    let id = AMBIENT
+        .try_with(|a| {
+            let id = a.next_id.get();
+            a.next_id.set(id.wrapping_add(1).max(1));
+            let prev = a.current.replace(Some(ctx));
+            a.saved.borrow_mut().push((id, prev));
+            id
+        })
+        .unwrap_or(0);
+    EnterGuard {
+        id,
+        _not_send: PhantomData,
     }
 }
 
-pub(crate) fn scope<F: IntoFuture>(ctx: Context, fut: F) -> impl Future<Output = F::Output> {
-    let fut = fut.into_future();
-    async move {
-        let mut fut = std::pin::pin!(fut);
-        let mut ctx = Some(ctx);
-        std::future::poll_fn(move |cx| {
-            // Moves the context into the thread-local for the poll and back out after it: no
-            // reference-count traffic per poll.
-            let _lent = Lent::new(&mut ctx);
-            fut.as_mut().poll(cx)
-        })
-        .await
+pin_project_lite::pin_project! {
+    /// The future [`Context::scope`] returns: `fut`, with the context current during each of
+    /// its polls, so the ambient context follows the task across `.await` points and threads.
+    ///
+    /// The context is moved into the thread-local for the poll and back out after it (also when
+    /// the poll panics): no reference-count traffic per poll. The type is named so that it can
+    /// sit in a struct or be a tower service's `Future` without boxing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Ready;
+    /// use go_context::{Context, Scope};
+    ///
+    /// // A named type: what a hand-written `Service::Future` needs.
+    /// struct Call {
+    ///     fut: Scope<Ready<Option<u32>>>,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ctx = Context::background().with_value(7u32);
+    /// let inside = async { Context::current().value::<u32>().copied() };
+    /// assert_eq!(ctx.scope(inside).await, Some(7));
+    ///
+    /// let call = Call { fut: ctx.scope(std::future::ready(None)) };
+    /// assert_eq!(call.fut.await, None);
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scope<F> {
+        // `Some` but during a poll (`Lent` holds it in the thread-local then).
+        ctx: Option<Context>,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F> Scope<F> {
+    pub(crate) fn new(ctx: Context, fut: F) -> Scope<F> {
+        Scope {
+            ctx: Some(ctx),
+            fut,
+        }
+    }
+}
+
+impl<F: Future> Future for Scope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _lent = Lent::new(this.ctx);
+        this.fut.poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for Scope<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("ctx", &self.ctx)
+            .finish_non_exhaustive()
     }
 }
 
 /// Runs `f` with the context in `home` current (lent to the thread-local, no reference-count
 /// traffic) and gives it back after, also when `f` panics: one poll of a task body that keeps
-/// its context itself (the spawning wing's tasks), as [`scope`] does per poll.
+/// its context itself (the spawning wing's tasks), as [`Scope`] does per poll.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 pub(crate) fn lend<R>(home: &mut Option<Context>, f: impl FnOnce() -> R) -> R {
     let _lent = Lent::new(home);
@@ -197,7 +239,7 @@ struct Lent<'a> {
 impl<'a> Lent<'a> {
     fn new(home: &'a mut Option<Context>) -> Lent<'a> {
         let mut ctx = home.take();
-        let (prev, lent) = match CURRENT.try_with(|c| c.replace(ctx.take())) {
+        let (prev, lent) = match AMBIENT.try_with(|a| a.current.replace(ctx.take())) {
             Ok(prev) => (prev, true),
             // Thread-locals are being torn down: the closure did not run; keep the context.
             Err(_) => {
@@ -213,7 +255,7 @@ impl Drop for Lent<'_> {
     fn drop(&mut self) {
         if self.lent {
             let prev = self.prev.take();
-            if let Ok(back) = CURRENT.try_with(|c| c.replace(prev)) {
+            if let Ok(back) = AMBIENT.try_with(|a| a.current.replace(prev)) {
                 *self.home = back;
             }
         }
@@ -286,5 +328,76 @@ mod tests {
             Some(7),
             "back to what was current before `a`"
         );
+    }
+
+    /// A future that reports the current context's tag at each poll, pending on the first.
+    struct Probe {
+        seen: Vec<Option<u8>>,
+        panic_on: Option<usize>,
+    }
+
+    impl std::future::Future for Probe {
+        type Output = Vec<Option<u8>>;
+
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Self::Output> {
+            self.seen.push(current_tag());
+            if self.panic_on == Some(self.seen.len()) {
+                panic!("probe");
+            }
+            if self.seen.len() < 3 {
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            std::task::Poll::Ready(std::mem::take(&mut self.seen))
+        }
+    }
+
+    #[test]
+    fn a_named_scope_lends_its_context_for_each_poll_and_gets_it_back_after_a_panic() {
+        use std::future::Future;
+        use std::task::{Context as TaskContext, Poll, Waker};
+
+        struct Stored {
+            fut: crate::Scope<Probe>,
+        }
+        let ctx = Context::background().with_value(4u8);
+        let mut stored = Stored {
+            fut: ctx.scope(Probe {
+                seen: Vec::new(),
+                panic_on: Some(2),
+            }),
+        };
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        let mut fut = std::pin::pin!(stored.fut);
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(
+            current_tag(),
+            None,
+            "between polls the thread is back to background"
+        );
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = fut.as_mut().poll(&mut cx);
+        }));
+        assert!(caught.is_err(), "the second poll panicked");
+        assert_eq!(
+            current_tag(),
+            None,
+            "the panicking poll gave the context back"
+        );
+        // The scope still holds its context: the next poll sees it again.
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(seen) => assert_eq!(seen, vec![Some(4), Some(4), Some(4)]),
+            Poll::Pending => panic!("the probe is ready at its third poll"),
+        }
+        stored = Stored {
+            fut: ctx.scope(Probe {
+                seen: Vec::new(),
+                panic_on: None,
+            }),
+        };
+        assert!(format!("{:?}", stored.fut).starts_with("Scope { ctx: Some("));
     }
 }

@@ -2,14 +2,13 @@
 
 use std::any::Any;
 use std::fmt;
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::panic::Location;
 use std::sync::OnceLock;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::after_func::AfterFunc;
-use crate::ambient::{self, EnterGuard};
+use crate::ambient::{self, EnterGuard, Scope};
 use crate::clock::{self, Ticks};
 use crate::error::{BoxError, Cause, CauseData, Error};
 use crate::handle::CancelHandle;
@@ -17,7 +16,7 @@ use crate::sync::Arc;
 use crate::timer;
 use crate::tree::{self, Body, CancelNode, Node};
 use crate::values;
-use crate::waiters::{self, Done};
+use crate::waiters::{self, Done, Run};
 
 /// A cancellation signal, an optional deadline and request-scoped values, passed down a call
 /// tree: Go's `context.Context`, for threads and for async.
@@ -522,20 +521,8 @@ impl Context {
     /// assert_eq!(ctx.run(async { 1 }).await, Err(Error::DeadlineExceeded));
     /// # }
     /// ```
-    pub fn run<F: IntoFuture>(&self, fut: F) -> impl Future<Output = Result<F::Output, Error>> {
-        let done = self.done();
-        let fut = fut.into_future();
-        async move {
-            let mut done = std::pin::pin!(done);
-            let mut fut = std::pin::pin!(fut);
-            std::future::poll_fn(move |cx| {
-                if let Poll::Ready(err) = done.as_mut().poll(cx) {
-                    return Poll::Ready(Err(err));
-                }
-                fut.as_mut().poll(cx).map(Ok)
-            })
-            .await
-        }
+    pub fn run<F: IntoFuture>(&self, fut: F) -> Run<F::IntoFuture> {
+        Run::new(self.done(), fut.into_future())
     }
 
     /// The ambient context of this thread (or task, inside [`scope`](Context::scope)):
@@ -586,8 +573,8 @@ impl Context {
     /// assert_eq!(seen, Some("req-9"));
     /// # }
     /// ```
-    pub fn scope<F: IntoFuture>(&self, fut: F) -> impl Future<Output = F::Output> {
-        ambient::scope(self.clone(), fut)
+    pub fn scope<F: IntoFuture>(&self, fut: F) -> Scope<F::IntoFuture> {
+        Scope::new(self.clone(), fut.into_future())
     }
 }
 

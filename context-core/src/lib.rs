@@ -89,7 +89,7 @@ mod values;
 mod waiters;
 
 pub use after_func::AfterFunc;
-pub use ambient::EnterGuard;
+pub use ambient::{EnterGuard, Scope};
 #[cfg(all(feature = "signal", any(unix, windows)))]
 pub use bridge::signal::SignalReceived;
 #[cfg(feature = "tokio-util")]
@@ -100,7 +100,7 @@ pub use handle::CancelHandle;
 pub use spawn::{
     GoHandle, GoJoin, Group, GroupWait, JoinError, LimitError, MemberFailed, SpawnError,
 };
-pub use waiters::Done;
+pub use waiters::{Done, Run};
 
 #[cfg(feature = "macros")]
 pub use context_macros::cancellable;

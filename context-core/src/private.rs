@@ -10,12 +10,12 @@
 //! - `select_done!`: [`AsContext`], `Context::err`, `Context::done` and `Poll`-level
 //!   plumbing from `core`.
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 
 #[doc(hidden)]
 pub use crate::spawn::support::*;
-use crate::EnterGuard;
 pub use crate::{CancelHandle, Context, Error};
+use crate::{EnterGuard, Run, Scope};
 
 /// The hidden proc macros behind the `go!` and `select_done!` front doors (`crate::macros`).
 #[cfg(feature = "macros")]
@@ -104,17 +104,14 @@ impl core::fmt::Debug for AsyncScope {
 
 /// Runs an async `#[cancellable]` body: current context = `ctx` during each poll, raced against
 /// `ctx.done()` (done wins when both are ready; the body is dropped at its `.await`).
-pub fn run<F: IntoFuture>(
-    ctx: &Context,
-    body: F,
-) -> impl Future<Output = Result<F::Output, Error>> {
+pub fn run<F: IntoFuture>(ctx: &Context, body: F) -> Scope<Run<F::IntoFuture>> {
     ctx.scope(ctx.run(body))
 }
 
 /// Runs an async `#[cancellable]` body that holds a `select_done!`: current context = `ctx`
 /// during each poll, not raced (the select is the body's checkpoint, and its done branch must
 /// run).
-pub fn scoped<F: IntoFuture>(ctx: &Context, body: F) -> impl Future<Output = F::Output> {
+pub fn scoped<F: IntoFuture>(ctx: &Context, body: F) -> Scope<F::IntoFuture> {
     ctx.scope(body)
 }
 

@@ -290,6 +290,69 @@ impl fmt::Debug for Done {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// The future [`Context::run`] returns: `fut` raced against the context's [`Done`]. It
+    /// resolves to `Ok(fut's output)`, or to `Err` with the context's error once the context is
+    /// done, dropping nothing itself: `fut` goes when the `Run` does. When both are ready, done
+    /// wins, and a context already done never polls `fut`.
+    ///
+    /// The type is named so that it can sit in a struct or be a tower service's `Future`
+    /// without boxing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Pending;
+    /// use go_context::{Context, Error, Run};
+    ///
+    /// // A named type: what a hand-written `Service::Future` needs.
+    /// struct Call {
+    ///     fut: Run<Pending<u32>>,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let call = Call { fut: ctx.run(std::future::pending()) };
+    /// cancel.cancel();
+    /// assert_eq!(call.fut.await, Err(Error::Canceled));
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Run<F> {
+        #[pin]
+        done: Done,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F> Run<F> {
+    pub(crate) fn new(done: Done, fut: F) -> Run<F> {
+        Run { done, fut }
+    }
+}
+
+impl<F: Future> Future for Run<F> {
+    type Output = Result<F::Output, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(err) = this.done.poll(cx) {
+            return Poll::Ready(Err(err));
+        }
+        this.fut.poll(cx).map(Ok)
+    }
+}
+
+impl<F> fmt::Debug for Run<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Blocks the current thread until `ctx` is done (`Some(error)`) or `until` passes (`None`).
 /// The waiter entry lives on this stack frame (the same [`Registration`] as `Done`'s).
 pub(crate) fn block_until(ctx: &Context, until: Option<Instant>) -> Option<Error> {
