@@ -279,6 +279,12 @@ if p:
     print()
     print(f"S1's structural floor (paired, no target): the floor's flag read through one more pointer, "
           f"as a context's state is, costs {p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) the floor.")
+p, q = paired.get("S13 latency ambient"), paired.get("S13 throughput ambient")
+if p and q:
+    print()
+    print(f"S13 with the call's context current (paired, a handler's outgoing call: `ctx.scope(..)` instead of "
+          f"a request extension set on the client's request) costs {p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) "
+          f"bare latency and gives {1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput.")
 p, q = paired.get("S13 latency header_only"), paired.get("S13 throughput header_only")
 if p and q:
     print()

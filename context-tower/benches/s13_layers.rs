@@ -7,6 +7,8 @@
 //!   what sending a deadline costs on the wire (HPACK, header maps) before any layer of ours.
 //! - `S13/throughput/{bare,layers,header_only}`: 32 requests in flight on the connection per
 //!   iteration (`header_only` as above).
+//! - Paired only (`S13_PAIRED=1`): `ambient`, the layers with the call's context current
+//!   (`ctx.scope(..)`, as a handler's outgoing call has it) instead of set on the request.
 //!
 //! With layers, each request carries a context with a deadline: the client writes
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
@@ -461,10 +463,24 @@ fn paired() {
         })
     };
     let batch_hdr = |n| timed(n, &|| rt.block_on(batch_header(&bare, &uri_bare, deadline)));
+    // A handler's outgoing call: the context is the current one (`ctx.scope`), not set on the
+    // request (no request extension on the client side).
+    let one_ambient = |n| {
+        timed(n, &|| {
+            rt.block_on(ctx.scope(one(&layered, &uri_layered, None)))
+        })
+    };
+    let batch_ambient = |n| {
+        timed(n, &|| {
+            rt.block_on(ctx.scope(batch(&layered, &uri_layered, None)))
+        })
+    };
     pair("S13 latency", &one_layers, &one_bare);
     pair("S13 latency header_only", &one_hdr, &one_bare);
+    pair("S13 latency ambient", &one_ambient, &one_bare);
     pair("S13 throughput", &batch_layers, &batch_bare);
     pair("S13 throughput header_only", &batch_hdr, &batch_bare);
+    pair("S13 throughput ambient", &batch_ambient, &batch_bare);
 }
 
 fn main() {
