@@ -292,6 +292,20 @@ if p and q:
           f"bare service (HPACK both ways, the first entry of both header maps) and no layer, costs "
           f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) bare latency and gives "
           f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput.")
+p, q = paired.get("S13 http1 latency"), paired.get("S13 http1 throughput")
+if p and q:
+    hp, hq = paired.get("S13 http1 latency header_only"), paired.get("S13 http1 throughput header_only")
+    def against(ok):
+        return "within" if ok else "outside"
+    print()
+    print(f"S13 over HTTP/1.1 (paired, the same service and layers; one connection for latency, 32 "
+          f"connections with one request each for throughput): the layers cost {p['ratio']:.2f}× "
+          f"({p['p10']:.2f}–{p['p90']:.2f}) bare latency ({against(p['ratio'] <= 1.05 + 1e-9)} S13's 1.05×) and give "
+          f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput "
+          f"({against(1 / q['ratio'] >= 0.95 - 1e-9)} its 0.95×)"
+          + ("" if not (hp and hq) else
+             f"; the header alone {hp['ratio']:.2f}× latency, {1 / hq['ratio']:.2f}× throughput")
+          + ".")
 print()
 print("Allocations per operation (bytes requested):")
 opline("S2_op", "S2 (target: 1 alloc)")

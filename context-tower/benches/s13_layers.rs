@@ -8,7 +8,10 @@
 //! - `S13/throughput/{bare,layers,header_only}`: 32 requests in flight on the connection per
 //!   iteration (`header_only` as above).
 //! - Paired only (`S13_PAIRED=1`): `ambient`, the layers with the call's context current
-//!   (`ctx.scope(..)`, as a handler's outgoing call has it) instead of set on the request.
+//!   (`ctx.scope(..)`, as a handler's outgoing call has it) instead of set on the request;
+//!   and `http1`, the same service and layers over HTTP/1.1 (latency on one connection,
+//!   throughput as one request on each of 32 connections, with a `header_only` row each),
+//!   where a header costs a copy instead of HPACK, so the layers' own cost shows.
 //!
 //! With layers, each request carries a context with a deadline: the client writes
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
@@ -26,14 +29,17 @@
 //! `bare` plus the deadline header written by hand (the wire's share); `bare32:N` /
 //! `layers32:N` / `header32:N` send N batches of 32 requests in flight (the throughput
 //! scenario; `bare32b` / `layers32b`: one `block_on` per batch, as the criterion loop does).
+//! `bare1:N` / `layers1:N` / `header1:N` are `bare` / `layers` / `header` over HTTP/1.1.
 //! `sched:R` (Linux) times R interleaved rounds of `bare32` and `layers32` and splits each
 //! round's wall time into on-CPU, run-queue and idle time of the runtime's thread, plus the
 //! CPU time of the other threads: where 32 requests in flight spend their time.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -52,8 +58,16 @@ async fn hello(_req: http::Request<Incoming>) -> Result<http::Response<Full<Byte
     Ok(http::Response::new(Full::new(Bytes::from_static(b"hello"))))
 }
 
+/// The HTTP version of a loopback pair: HTTP/2 (what gRPC runs on; the headline rows) or
+/// HTTP/1.1 (the `http1` rows: one request at a time per connection, a header costs a copy).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    H2,
+    H1,
+}
+
 /// Serves connections on 127.0.0.1 with `svc`, a tower service.
-async fn serve<S, B>(svc: S) -> SocketAddr
+async fn serve<S, B>(svc: S, proto: Proto) -> SocketAddr
 where
     S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
@@ -65,12 +79,23 @@ where
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).unwrap();
             let svc = svc.clone();
             let hyper_svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
-            tokio::spawn(
-                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), hyper_svc),
-            );
+            let io = TokioIo::new(stream);
+            match proto {
+                Proto::H2 => {
+                    tokio::spawn(
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, hyper_svc),
+                    );
+                }
+                Proto::H1 => {
+                    tokio::spawn(
+                        hyper::server::conn::http1::Builder::new().serve_connection(io, hyper_svc),
+                    );
+                }
+            }
         }
     });
     addr
@@ -92,6 +117,40 @@ impl Service<http::Request<Empty<Bytes>>> for Sender {
     fn call(&mut self, req: http::Request<Empty<Bytes>>) -> Self::Future {
         Box::pin(self.0.send_request(req))
     }
+}
+
+/// hyper's HTTP/1.1 `SendRequest` as a tower service (one request at a time; the bench's
+/// runtime is current-thread, so the connection's handle is shared without a lock).
+#[derive(Clone)]
+struct Sender1(Rc<RefCell<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>>);
+
+impl Service<http::Request<Empty<Bytes>>> for Sender1 {
+    type Response = http::Response<Incoming>;
+    type Error = hyper::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.0.borrow_mut().poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Empty<Bytes>>) -> Self::Future {
+        Box::pin(self.0.borrow_mut().send_request(req))
+    }
+}
+
+/// `IN_FLIGHT` HTTP/1.1 connections to `addr`, each one a [`Sender1`].
+async fn connect1(addr: SocketAddr, n: usize) -> Vec<Sender1> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        out.push(Sender1(Rc::new(RefCell::new(send))));
+    }
+    out
 }
 
 async fn connect(addr: SocketAddr) -> Sender {
@@ -125,7 +184,13 @@ where
 /// One request through the bare client carrying the deadline header written by hand, as a
 /// client without our layer that still sends a deadline would (the value the layer would
 /// write, also never-indexed): what the wire alone costs, without any context.
-async fn one_header(client: &Sender, uri: &http::Uri, deadline: Instant) {
+async fn one_header<S, B>(client: &S, uri: &http::Uri, deadline: Instant)
+where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
     let mut req = http::Request::get(uri.clone()).body(Empty::new()).unwrap();
     let left = deadline.saturating_duration_since(Instant::now());
     let mut value = context_tower::wire::format_timeout_ms(left).to_header_value();
@@ -154,6 +219,62 @@ async fn batch_header(client: &Sender, uri: &http::Uri, deadline: Instant) {
     futures_util::future::join_all((0..IN_FLIGHT).map(|_| one_header(client, uri, deadline))).await;
 }
 
+/// One request on each of `clients` at once (HTTP/1.1: a connection carries one request at
+/// a time, so `IN_FLIGHT` requests in flight take `IN_FLIGHT` connections), with the context
+/// (`Some`), the header by hand (`header`), or neither.
+async fn batch_conns<S, B>(
+    clients: &[S],
+    uri: &http::Uri,
+    ctx: Option<&Context>,
+    header: Option<Instant>,
+) where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    futures_util::future::join_all(clients.iter().map(|c| async move {
+        match header {
+            Some(deadline) => one_header(c, uri, deadline).await,
+            None => one(c, uri, ctx).await,
+        }
+    }))
+    .await;
+}
+
+/// The HTTP/1.1 pair: `IN_FLIGHT` connections to a bare server and as many, through
+/// `PropagateLayer`, to one behind `ContextLayer`.
+struct Setup1 {
+    bare: Vec<Sender1>,
+    layered: Vec<context_tower::PropagateService<Sender1>>,
+    uri_bare: http::Uri,
+    uri_layered: http::Uri,
+}
+
+fn setup1(rt: &tokio::runtime::Runtime) -> Setup1 {
+    rt.block_on(async {
+        let bare_addr = serve(tower::service_fn(hello), Proto::H1).await;
+        let layered_addr = serve(
+            ContextLayer::http().layer(tower::service_fn(hello)),
+            Proto::H1,
+        )
+        .await;
+        let bare = connect1(bare_addr, IN_FLIGHT).await;
+        let layered = connect1(layered_addr, IN_FLIGHT)
+            .await
+            .into_iter()
+            .map(|s| PropagateLayer::http().layer(s))
+            .collect();
+        let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
+        Setup1 {
+            bare,
+            layered,
+            uri_bare: u(bare_addr),
+            uri_layered: u(layered_addr),
+        }
+    })
+}
+
 type Setup = (
     Sender,
     context_tower::PropagateService<Sender>,
@@ -163,8 +284,12 @@ type Setup = (
 
 fn setup(rt: &tokio::runtime::Runtime) -> Setup {
     rt.block_on(async {
-        let bare_addr = serve(tower::service_fn(hello)).await;
-        let layered_addr = serve(ContextLayer::http().layer(tower::service_fn(hello))).await;
+        let bare_addr = serve(tower::service_fn(hello), Proto::H2).await;
+        let layered_addr = serve(
+            ContextLayer::http().layer(tower::service_fn(hello)),
+            Proto::H2,
+        )
+        .await;
         let bare = connect(bare_addr).await;
         let layered = PropagateLayer::http().layer(connect(layered_addr).await);
         let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
@@ -268,6 +393,21 @@ fn count(spec: &str) {
             return;
         }
         _ => {}
+    }
+    // `bare1` / `layers1` / `header1`: the same over HTTP/1.1 (one connection of `setup1`).
+    if let Some(v1) = variant.strip_suffix('1') {
+        let h1 = setup1(&rt);
+        rt.block_on(async {
+            for _ in 0..n {
+                match v1 {
+                    "bare" => one(&h1.bare[0], &h1.uri_bare, None).await,
+                    "layers" => one(&h1.layered[0], &h1.uri_layered, Some(&ctx)).await,
+                    "header" => one_header(&h1.bare[0], &h1.uri_bare, deadline).await,
+                    other => panic!("S13_COUNT: unknown variant {other}1"),
+                }
+            }
+        });
+        return;
     }
     rt.block_on(async {
         for _ in 0..n {
@@ -481,6 +621,29 @@ fn paired() {
     pair("S13 throughput", &batch_layers, &batch_bare);
     pair("S13 throughput header_only", &batch_hdr, &batch_bare);
     pair("S13 throughput ambient", &batch_ambient, &batch_bare);
+
+    // HTTP/1.1: the same service, one connection for latency, `IN_FLIGHT` for throughput.
+    let h1 = setup1(&rt);
+    let (b1, l1) = (&h1.bare[..], &h1.layered[..]);
+    let (ub, ul) = (&h1.uri_bare, &h1.uri_layered);
+    let one_bare1 = |n| timed(n, &|| rt.block_on(one(&b1[0], ub, None)));
+    let one_layers1 = |n| timed(n, &|| rt.block_on(one(&l1[0], ul, Some(&ctx))));
+    let one_hdr1 = |n| timed(n, &|| rt.block_on(one_header(&b1[0], ub, deadline)));
+    let batch_bare1 = |n| timed(n, &|| rt.block_on(batch_conns(b1, ub, None, None)));
+    let batch_layers1 = |n| timed(n, &|| rt.block_on(batch_conns(l1, ul, Some(&ctx), None)));
+    let batch_hdr1 = |n| {
+        timed(n, &|| {
+            rt.block_on(batch_conns(b1, ub, None, Some(deadline)))
+        })
+    };
+    pair("S13 http1 latency", &one_layers1, &one_bare1);
+    pair("S13 http1 latency header_only", &one_hdr1, &one_bare1);
+    pair("S13 http1 throughput", &batch_layers1, &batch_bare1);
+    pair(
+        "S13 http1 throughput header_only",
+        &batch_hdr1,
+        &batch_bare1,
+    );
 }
 
 fn main() {
