@@ -292,6 +292,12 @@ if p and q:
           f"bare service (HPACK both ways, the first entry of both header maps) and no layer, costs "
           f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) bare latency and gives "
           f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput.")
+p, q = paired.get("S13 axum latency"), paired.get("S13 axum throughput")
+if p and q:
+    print()
+    print(f"S13 on an axum service (paired, HTTP/2: a `Router` with the one route, bare and with "
+          f"`.layer(ContextLayer::http())`): the layers cost {p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) "
+          f"bare latency and give {1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput.")
 p, q = paired.get("S13 http1 latency"), paired.get("S13 http1 throughput")
 if p and q:
     hp, hq = paired.get("S13 http1 latency header_only"), paired.get("S13 http1 throughput header_only")

@@ -11,7 +11,8 @@
 //!   (`ctx.scope(..)`, as a handler's outgoing call has it) instead of set on the request;
 //!   and `http1`, the same service and layers over HTTP/1.1 (latency on one connection,
 //!   throughput as one request on each of 32 connections, with a `header_only` row each),
-//!   where a header costs a copy instead of HPACK, so the layers' own cost shows.
+//!   where a header costs a copy instead of HPACK, so the layers' own cost shows; and `axum`,
+//!   the same over an axum `Router` (bare, and with `.layer(ContextLayer::http())`).
 //!
 //! With layers, each request carries a context with a deadline: the client writes
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
@@ -290,6 +291,21 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
             Proto::H2,
         )
         .await;
+        let bare = connect(bare_addr).await;
+        let layered = PropagateLayer::http().layer(connect(layered_addr).await);
+        let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
+        (bare, layered, u(bare_addr), u(layered_addr))
+    })
+}
+
+/// The axum pair over HTTP/2: a `Router` with the one route, bare and with
+/// `.layer(ContextLayer::http())` as an axum user writes it (the router's own work, its
+/// routing and request extensions, is in both).
+fn setup_axum(rt: &tokio::runtime::Runtime) -> Setup {
+    rt.block_on(async {
+        let app = || axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let bare_addr = serve(app(), Proto::H2).await;
+        let layered_addr = serve(app().layer(ContextLayer::http()), Proto::H2).await;
         let bare = connect(bare_addr).await;
         let layered = PropagateLayer::http().layer(connect(layered_addr).await);
         let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
@@ -621,6 +637,15 @@ fn paired() {
     pair("S13 throughput", &batch_layers, &batch_bare);
     pair("S13 throughput header_only", &batch_hdr, &batch_bare);
     pair("S13 throughput ambient", &batch_ambient, &batch_bare);
+
+    // axum over HTTP/2: a router with and without the layer, the same clients.
+    let (ab, al, uab, ual) = setup_axum(&rt);
+    let one_bare_ax = |n| timed(n, &|| rt.block_on(one(&ab, &uab, None)));
+    let one_layers_ax = |n| timed(n, &|| rt.block_on(one(&al, &ual, Some(&ctx))));
+    let batch_bare_ax = |n| timed(n, &|| rt.block_on(batch(&ab, &uab, None)));
+    let batch_layers_ax = |n| timed(n, &|| rt.block_on(batch(&al, &ual, Some(&ctx))));
+    pair("S13 axum latency", &one_layers_ax, &one_bare_ax);
+    pair("S13 axum throughput", &batch_layers_ax, &batch_bare_ax);
 
     // HTTP/1.1: the same service, one connection for latency, `IN_FLIGHT` for throughput.
     let h1 = setup1(&rt);
