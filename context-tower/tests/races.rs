@@ -1,0 +1,574 @@
+//! Random races on real servers on 127.0.0.1: many requests at once on one HTTP/2 connection
+//! (and on pooled HTTP/1.1 connections), each with a random client deadline (sent or not), a
+//! random amount of handler work, a random streaming body and a random point at which the
+//! client gives up. Whatever wins each race, the rules hold:
+//!
+//! - a deadline is never early across the hop: a client sees a deadline outcome (its own
+//!   `ContextDone`, a 504, a body cut) only at or after its deadline, never without one;
+//! - every call ends (no hang), and every handler context ends, with a cause that fits what
+//!   the client saw: a body received complete was never `RequestDropped`; a caller without a
+//!   deadline never gets `DeadlineExceeded` on the server; a caller that gave up with time to
+//!   spare never leaves its handler to expire: the reset stream (HTTP/2) or the closed
+//!   connection (HTTP/1.1) cancels it with `RequestDropped`, unless its whole body had gone
+//!   out already;
+//! - afterwards no handler future and no `go!` task is left.
+//!
+//! The seed is printed and can be set with `RACES_SEED=<u64>`; `RACES_N` sets the number of
+//! requests per protocol (default 600).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use context_tower::{
+    ContextDone, ContextLayer, PropagateLayer, RemoteDeadline, RequestContextExt, RequestDropped,
+};
+use futures_util::Stream;
+use go_context::{go, BoxError, Context, Error};
+use http::HeaderName;
+use http_body::Frame;
+use http_body_util::{BodyExt, Empty, StreamBody};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Layer, Service, ServiceExt};
+
+static HANDLERS: AtomicIsize = AtomicIsize::new(0);
+static GO_TASKS: AtomicIsize = AtomicIsize::new(0);
+
+/// Counts a live value until dropped.
+struct Alive(&'static AtomicIsize);
+impl Alive {
+    fn new(c: &'static AtomicIsize) -> Alive {
+        c.fetch_add(1, Ordering::SeqCst);
+        Alive(c)
+    }
+}
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// xorshift64*: reproducible from the printed seed, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// How long a reset stream or a closed connection may take to reach the handler on a loaded
+/// 2-core machine: a call that gives up this long before its deadline must be seen as dropped.
+const SPARE: Duration = Duration::from_millis(250);
+
+/// One request's plan.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    id: u64,
+    /// The client's deadline, from just before its context is made.
+    budget: Option<Duration>,
+    /// Whether the deadline goes on the wire (else the server has none).
+    send_deadline: bool,
+    /// The client layer's margin: the server gets that much less, so its deadline can win.
+    margin: Duration,
+    /// The handler's work before it answers.
+    work: Duration,
+    /// Data frames in the body, and the pause before each.
+    frames: u32,
+    gap: Duration,
+    /// When the client drops the call (response and body), if it does.
+    give_up: Option<Duration>,
+}
+
+fn plan(rng: &mut Rng, id: u64) -> Plan {
+    let ms = |v: u64| Duration::from_millis(v);
+    let give_up = rng.chance(30).then(|| ms(1 + rng.below(60)));
+    let budget = rng.chance(75).then(|| match give_up {
+        // Most calls that give up have time to spare, so that the server must see a drop,
+        // not its deadline, even on a loaded machine (`SPARE`); the others race the two.
+        Some(g) if rng.chance(70) => g + SPARE + ms(rng.below(200)),
+        _ => ms(3 + rng.below(60)),
+    });
+    Plan {
+        id,
+        budget,
+        send_deadline: budget.is_some() && rng.chance(80),
+        margin: if rng.chance(50) {
+            ms(rng.below(15))
+        } else {
+            Duration::ZERO
+        },
+        work: ms(rng.below(40)),
+        frames: rng.below(4) as u32,
+        gap: ms(rng.below(15)),
+        give_up,
+    }
+}
+
+/// What the client saw.
+#[derive(Debug)]
+#[expect(
+    dead_code,
+    reason = "the errors' texts are read through Debug, in failure messages"
+)]
+enum Outcome {
+    /// 200 and every frame, then the end of the body.
+    Complete,
+    /// Its own layer failed the call or cut the body (`ContextDone`), with this error.
+    Done(Error),
+    /// An answer other than 200 (504 from the server's deadline).
+    Status(u16),
+    /// The body ended with an error that is not ours (the server cut it: a reset stream, or
+    /// for HTTP/1.1 a closed connection), after this many frames.
+    BodyCut(u32, String),
+    /// The call itself failed with an error that is not ours.
+    CallFailed(String),
+    /// The client dropped the call.
+    GaveUp,
+}
+
+type Frames = Pin<Box<dyn Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
+
+/// The handlers' contexts by request id, for the checks after each call.
+type Seen = Arc<Mutex<HashMap<u64, Context>>>;
+
+fn param(query: &str, key: &str) -> u64 {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("query {query} without {key}"))
+}
+
+/// The handler: records its context, starts a `go!` task that lives as long as the context,
+/// works, then streams `frames` frames `gap` apart.
+async fn handler(
+    seen: Seen,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<StreamBody<Frames>>, Infallible> {
+    let _alive = Alive::new(&HANDLERS);
+    let q = req.uri().query().unwrap_or_default().to_owned();
+    let (id, work, frames, gap) = (
+        param(&q, "id"),
+        param(&q, "work"),
+        param(&q, "frames") as u32,
+        param(&q, "gap"),
+    );
+    let ctx = req.context();
+    seen.lock().unwrap().insert(id, ctx);
+    let _task = go!(async move {
+        let _alive = Alive::new(&GO_TASKS);
+        Context::current().done().await;
+    });
+    tokio::time::sleep(Duration::from_millis(work)).await;
+    let body: Frames = Box::pin(futures_util::stream::unfold(0u32, move |i| async move {
+        if i == frames {
+            return None;
+        }
+        // Each frame is its own Alive: a body dropped mid-pause ends the count too.
+        let _alive = Alive::new(&HANDLERS);
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+        Some((Ok(Frame::data(Bytes::from(format!("frame {i};")))), i + 1))
+    }));
+    Ok(http::Response::new(StreamBody::new(body)))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proto {
+    H2,
+    H1,
+}
+
+async fn serve(proto: Proto, seen: Seen) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let svc = ContextLayer::http().layer(tower::service_fn(move |req| handler(seen.clone(), req)));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let svc = svc.clone();
+            let hyper_svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
+            let io = TokioIo::new(stream);
+            match proto {
+                Proto::H2 => {
+                    tokio::spawn(
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, hyper_svc),
+                    );
+                }
+                Proto::H1 => {
+                    tokio::spawn(
+                        hyper::server::conn::http1::Builder::new().serve_connection(io, hyper_svc),
+                    );
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// Whether `e` (or what it wraps) is our `ContextDone`, and its error.
+fn context_done(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(done) = e.downcast_ref::<ContextDone>() {
+            return Some(done.error());
+        }
+        cur = e.source();
+    }
+    None
+}
+
+async fn call<S, B>(client: S, addr: SocketAddr, p: Plan, ctx: Context) -> Outcome
+where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>, Error = BoxError>,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let uri = format!(
+        "http://{addr}/?id={}&work={}&frames={}&gap={}",
+        p.id,
+        p.work.as_millis(),
+        p.frames,
+        p.gap.as_millis()
+    );
+    let mut req = http::Request::get(uri).body(Empty::new()).unwrap();
+    req.set_context(ctx);
+    let resp = match client.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            return match context_done(&*e) {
+                Some(err) => Outcome::Done(err),
+                None => Outcome::CallFailed(e.to_string()),
+            }
+        }
+    };
+    if resp.status() != 200 {
+        return Outcome::Status(resp.status().as_u16());
+    }
+    let mut body = resp.into_body();
+    let mut got = String::new();
+    let mut frames = 0;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    got.push_str(std::str::from_utf8(&data).unwrap());
+                    frames += 1;
+                }
+            }
+            Some(Err(e)) => {
+                let e: BoxError = e.into();
+                return match context_done(&*e) {
+                    Some(err) => Outcome::Done(err),
+                    None => Outcome::BodyCut(frames, e.to_string()),
+                };
+            }
+        }
+    }
+    let want: String = (0..p.frames).map(|i| format!("frame {i};")).collect();
+    assert_eq!(got, want, "{p:?}: the body, whole and in order");
+    Outcome::Complete
+}
+
+/// One request, start to end, and the checks on what both sides saw.
+async fn one<S, B>(client: S, addr: SocketAddr, p: Plan, seen: Seen) -> &'static str
+where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>, Error = BoxError>,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let start = Instant::now();
+    let (ctx, _cancel) = match p.budget {
+        Some(b) => Context::background().with_timeout(b),
+        None => Context::background().with_cancel(),
+    };
+    let calling = call(client, addr, p, ctx.clone());
+    let outcome = match p.give_up {
+        Some(after) => tokio::time::timeout(after, calling)
+            .await
+            .unwrap_or(Outcome::GaveUp),
+        None => calling.await,
+    };
+    let elapsed = start.elapsed();
+    let class = match &outcome {
+        Outcome::Complete => "complete",
+        Outcome::Done(_) => "client deadline",
+        Outcome::Status(_) => "504",
+        Outcome::BodyCut(..) => "body cut",
+        Outcome::CallFailed(_) => "call failed",
+        Outcome::GaveUp => "gave up",
+    };
+    // What the client is owed: its deadline, less the margin it gives the server (within
+    // which it also fails at once).
+    let deadline_passed = p.budget.is_some_and(|b| elapsed + p.margin >= b);
+    match &outcome {
+        Outcome::Complete | Outcome::GaveUp => {}
+        Outcome::Done(err) => {
+            assert_eq!(*err, Error::DeadlineExceeded, "{p:?}: {outcome:?}");
+            assert!(
+                deadline_passed,
+                "{p:?}: {outcome:?} early, after {elapsed:?}"
+            );
+        }
+        Outcome::Status(504) | Outcome::BodyCut(..) => {
+            assert!(
+                p.send_deadline,
+                "{p:?}: {outcome:?} without a deadline sent"
+            );
+            assert!(
+                deadline_passed,
+                "{p:?}: {outcome:?} early, after {elapsed:?}"
+            );
+        }
+        other => panic!("{p:?}: {other:?} after {elapsed:?}"),
+    }
+
+    // The server's side: the handler (if the call reached it) ends its context.
+    let server = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(c) = seen.lock().unwrap().remove(&p.id) {
+                return Some(c);
+            }
+            // A call that ended before an answer may reach its handler later, or never:
+            // `run` checks those at the end.
+            if !matches!(
+                outcome,
+                Outcome::Complete | Outcome::Status(_) | Outcome::BodyCut(..)
+            ) {
+                return None;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{p:?}: {outcome:?} but its handler never ran"));
+    let Some(server) = server else { return class };
+    let err = tokio::time::timeout(Duration::from_secs(10), server.done())
+        .await
+        .unwrap_or_else(|_| panic!("{p:?}: {outcome:?}, the handler's context never ended"));
+    let done_at = Instant::now();
+    let dropped = server
+        .cause()
+        .and_then(|c| c.downcast_ref::<RequestDropped>().cloned())
+        .is_some();
+    match outcome {
+        Outcome::Complete => assert!(!dropped, "{p:?}: body received whole, yet RequestDropped"),
+        // The server answered or cut the body because its own deadline, the caller's, fired.
+        Outcome::Status(_) | Outcome::BodyCut(..) => {
+            assert_eq!(err, Error::DeadlineExceeded, "{p:?}: {outcome:?}");
+            assert!(
+                server
+                    .cause()
+                    .and_then(|c| c.downcast_ref::<RemoteDeadline>().cloned())
+                    .is_some(),
+                "{p:?}: {outcome:?}, cause {:?}",
+                server.cause()
+            );
+        }
+        _ => {}
+    }
+    if !p.send_deadline {
+        assert_ne!(
+            err,
+            Error::DeadlineExceeded,
+            "{p:?}: {outcome:?}: no deadline sent, yet the server's expired"
+        );
+    }
+    if let (Outcome::GaveUp, Some(after)) = (&outcome, p.give_up) {
+        // Gave up with time to spare (the server's deadline, if sent, is at least the
+        // client's): the handler's context ends as dropped, or as finished if the whole
+        // body had gone out by then, not as expired.
+        let spare = p.budget.is_none_or(|b| after + SPARE <= b);
+        if spare {
+            assert_ne!(
+                err,
+                Error::DeadlineExceeded,
+                "{p:?}: gave up, yet expired; context done {:?} after the call began",
+                done_at.duration_since(start)
+            );
+        }
+    }
+    match outcome {
+        Outcome::GaveUp if dropped => "gave up, handler saw RequestDropped",
+        _ => class,
+    }
+}
+
+/// Waits (bounded) until every handler, body and `go!` task has ended.
+async fn settle() {
+    let t0 = Instant::now();
+    while HANDLERS.load(Ordering::SeqCst) != 0 || GO_TASKS.load(Ordering::SeqCst) != 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "did not settle: {} handlers or bodies, {} go! tasks",
+            HANDLERS.load(Ordering::SeqCst),
+            GO_TASKS.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// hyper's HTTP/2 `SendRequest` as a tower service, errors boxed.
+#[derive(Clone)]
+struct H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>);
+
+impl Service<http::Request<Empty<Bytes>>> for H2 {
+    type Response = http::Response<Incoming>;
+    type Error = BoxError;
+    type Future = Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<Empty<Bytes>>) -> Self::Future {
+        let fut = self.0.send_request(req);
+        Box::pin(async move { fut.await.map_err(Into::into) })
+    }
+}
+
+async fn run(proto: Proto, n: u64, seed: u64) {
+    let seen: Seen = Arc::default();
+    let addr = serve(proto, seen.clone()).await;
+    let mut rng = Rng(seed | 1);
+    let plans: Vec<Plan> = (0..n).map(|id| plan(&mut rng, id)).collect();
+    // The header a deadline goes in, or one the server does not read.
+    let header = |p: &Plan| {
+        if p.send_deadline {
+            PropagateLayer::http().margin(p.margin)
+        } else {
+            PropagateLayer::header_ms(HeaderName::from_static("x-not-read")).margin(p.margin)
+        }
+    };
+    let h2 = match proto {
+        Proto::H2 => {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            Some(H2(send))
+        }
+        Proto::H1 => None,
+    };
+    let pool: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut tally = std::collections::BTreeMap::new();
+    // Sixteen calls in flight at a time.
+    for chunk in plans.chunks(16) {
+        let calls = chunk.iter().map(|p| {
+            let (seen, p) = (seen.clone(), *p);
+            let layer = header(&p);
+            let h2 = h2.clone();
+            let pool = pool.clone();
+            async move {
+                let bounded = async {
+                    match h2 {
+                        Some(h2) => one(layer.layer(h2), addr, p, seen).await,
+                        None => {
+                            let svc = tower::ServiceBuilder::new()
+                                .map_err(|e: hyper_util::client::legacy::Error| -> BoxError {
+                                    e.into()
+                                })
+                                .service(pool);
+                            one(layer.layer(svc), addr, p, seen).await
+                        }
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(30), bounded)
+                    .await
+                    .unwrap_or_else(|_| panic!("{proto:?} {p:?}: hung"))
+            }
+        });
+        for class in futures_util::future::join_all(calls).await {
+            *tally.entry(class).or_insert(0) += 1;
+        }
+    }
+    println!("{proto:?}: {tally:?}");
+    // Not vacuous: the races went every way.
+    for class in ["complete", "gave up, handler saw RequestDropped"] {
+        assert!(
+            tally.contains_key(class),
+            "{proto:?}: no call ended as {class}: {tally:?}"
+        );
+    }
+    assert!(
+        ["client deadline", "504", "body cut"]
+            .iter()
+            .any(|c| tally.contains_key(c)),
+        "{proto:?}: no call met its deadline: {tally:?}"
+    );
+    settle().await;
+    // The handlers that calls given up (or failed) before an answer reached after all: each
+    // context ended, and none expired without a deadline sent.
+    let late: Vec<(u64, Context)> = seen.lock().unwrap().drain().collect();
+    for (id, ctx) in late {
+        let p = plans[id as usize];
+        let err = ctx
+            .err()
+            .unwrap_or_else(|| panic!("{p:?}: the handler ended, its context did not"));
+        if !p.send_deadline {
+            assert_ne!(
+                err,
+                Error::DeadlineExceeded,
+                "{p:?}: no deadline sent, yet expired"
+            );
+        }
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("RACES_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+#[test]
+fn random_races_keep_the_rules() {
+    let n = std::env::var("RACES_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let seed = seed();
+    println!("RACES_SEED={seed} RACES_N={n}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for proto in [Proto::H2, Proto::H1] {
+            tokio::time::timeout(Duration::from_secs(120), run(proto, n, seed))
+                .await
+                .unwrap_or_else(|_| panic!("{proto:?}: the run did not finish in time"));
+        }
+    });
+}
