@@ -1,10 +1,13 @@
-//! Random races on real servers on 127.0.0.1: many requests at once on one HTTP/2 connection
-//! (and on pooled HTTP/1.1 connections), each with a random client deadline (sent or not), a
+//! Random races on real servers on 127.0.0.1: many requests at once on one HTTP/2 connection,
+//! on pooled HTTP/1.1 connections, and as gRPC on one HTTP/2 connection (`grpc-timeout`,
+//! `grpc-status` in trailers or trailers-only), each with a random client deadline (sent or not), a
 //! random amount of handler work, a random streaming body and a random point at which the
 //! client gives up. Whatever wins each race, the rules hold:
 //!
 //! - a deadline is never early across the hop: a client sees a deadline outcome (its own
-//!   `ContextDone`, a 504, a body cut) only at or after its deadline, never without one;
+//!   `ContextDone` or `Status`, a 504, a body cut, gRPC status 4) only at or after its
+//!   deadline (less the margin it gives the server), and a server's one never without a
+//!   deadline sent; the server's carry the `RemoteDeadline` cause;
 //! - every call ends (no hang), and every handler context ends, with a cause that fits what
 //!   the client saw: a body received complete was never `RequestDropped`; a caller without a
 //!   deadline never gets `DeadlineExceeded` on the server; a caller that gave up with time to
@@ -93,6 +96,8 @@ struct Plan {
     gap: Duration,
     /// When the client drops the call (response and body), if it does.
     give_up: Option<Duration>,
+    /// Whether the call is gRPC (set per protocol by `run`).
+    grpc: bool,
 }
 
 fn plan(rng: &mut Rng, id: u64) -> Plan {
@@ -117,6 +122,7 @@ fn plan(rng: &mut Rng, id: u64) -> Plan {
         frames: rng.below(4) as u32,
         gap: ms(rng.below(15)),
         give_up,
+        grpc: false,
     }
 }
 
@@ -136,6 +142,9 @@ enum Outcome {
     /// The body ended with an error that is not ours (the server cut it: a reset stream, or
     /// for HTTP/1.1 a closed connection), after this many frames.
     BodyCut(u32, String),
+    /// gRPC: a status other than OK, trailers-only (`frames` is `None`) or after `frames`
+    /// data frames.
+    Grpc(String, Option<u32>),
     /// The call itself failed with an error that is not ours.
     CallFailed(String),
     /// The client dropped the call.
@@ -169,6 +178,7 @@ async fn handler(
         param(&q, "frames") as u32,
         param(&q, "gap"),
     );
+    let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some();
     let ctx = req.context();
     seen.lock().unwrap().insert(id, ctx);
     let _task = go!(async move {
@@ -177,8 +187,14 @@ async fn handler(
     });
     tokio::time::sleep(Duration::from_millis(work)).await;
     let body: Frames = Box::pin(futures_util::stream::unfold(0u32, move |i| async move {
-        if i == frames {
+        if i == frames + u32::from(grpc) {
             return None;
+        }
+        if i == frames {
+            // gRPC: the status in the trailers.
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            return Some((Ok(Frame::trailers(trailers)), i + 1));
         }
         // Each frame is its own Alive: a body dropped mid-pause ends the count too.
         let _alive = Alive::new(&HANDLERS);
@@ -192,19 +208,25 @@ async fn handler(
 enum Proto {
     H2,
     H1,
+    /// gRPC's framing of the same races over HTTP/2: `grpc-timeout`, `grpc-status` trailers.
+    Grpc,
 }
 
 async fn serve(proto: Proto, seen: Seen) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let svc = ContextLayer::http().layer(tower::service_fn(move |req| handler(seen.clone(), req)));
+    let layer = match proto {
+        Proto::Grpc => ContextLayer::grpc(),
+        Proto::H2 | Proto::H1 => ContextLayer::http(),
+    };
+    let svc = layer.layer(tower::service_fn(move |req| handler(seen.clone(), req)));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let svc = svc.clone();
             let hyper_svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
             let io = TokioIo::new(stream);
             match proto {
-                Proto::H2 => {
+                Proto::H2 | Proto::Grpc => {
                     tokio::spawn(
                         hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                             .serve_connection(io, hyper_svc),
@@ -228,6 +250,14 @@ fn context_done(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
         if let Some(done) = e.downcast_ref::<ContextDone>() {
             return Some(done.error());
         }
+        // A gRPC call's error, with feature `tonic`.
+        if let Some(status) = e.downcast_ref::<tonic::Status>() {
+            match status.code() {
+                tonic::Code::DeadlineExceeded => return Some(Error::DeadlineExceeded),
+                tonic::Code::Cancelled => return Some(Error::Canceled),
+                _ => {}
+            }
+        }
         cur = e.source();
     }
     None
@@ -247,6 +277,12 @@ where
         p.gap.as_millis()
     );
     let mut req = http::Request::get(uri).body(Empty::new()).unwrap();
+    if p.grpc {
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+    }
     req.set_context(ctx);
     let resp = match client.oneshot(req).await {
         Ok(resp) => resp,
@@ -260,18 +296,28 @@ where
     if resp.status() != 200 {
         return Outcome::Status(resp.status().as_u16());
     }
+    if let Some(code) = resp.headers().get("grpc-status") {
+        return Outcome::Grpc(code.to_str().unwrap().to_owned(), None);
+    }
     let mut body = resp.into_body();
     let mut got = String::new();
     let mut frames = 0;
     loop {
         match body.frame().await {
             None => break,
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
                     got.push_str(std::str::from_utf8(&data).unwrap());
                     frames += 1;
                 }
-            }
+                Err(frame) => {
+                    let trailers = frame.into_trailers().unwrap();
+                    let code = trailers["grpc-status"].to_str().unwrap();
+                    if code != "0" {
+                        return Outcome::Grpc(code.to_owned(), Some(frames));
+                    }
+                }
+            },
             Some(Err(e)) => {
                 let e: BoxError = e.into();
                 return match context_done(&*e) {
@@ -311,30 +357,35 @@ where
         Outcome::Done(_) => "client deadline",
         Outcome::Status(_) => "504",
         Outcome::BodyCut(..) => "body cut",
+        Outcome::Grpc(_, None) => "grpc trailers-only",
+        Outcome::Grpc(_, Some(_)) => "grpc cut after data",
         Outcome::CallFailed(_) => "call failed",
         Outcome::GaveUp => "gave up",
     };
     // What the client is owed: its deadline, less the margin it gives the server (within
     // which it also fails at once).
     let deadline_passed = p.budget.is_some_and(|b| elapsed + p.margin >= b);
+    let early = || format!("{p:?}: {outcome:?} early, after {elapsed:?}");
+    let unsent = || format!("{p:?}: {outcome:?} without a deadline sent");
     match &outcome {
         Outcome::Complete | Outcome::GaveUp => {}
         Outcome::Done(err) => {
             assert_eq!(*err, Error::DeadlineExceeded, "{p:?}: {outcome:?}");
-            assert!(
-                deadline_passed,
-                "{p:?}: {outcome:?} early, after {elapsed:?}"
-            );
+            assert!(deadline_passed, "{}", early());
         }
+        // The server's deadline: 504 before the answer, or the body cut after it; for gRPC,
+        // DEADLINE_EXCEEDED trailers-only.
         Outcome::Status(504) | Outcome::BodyCut(..) => {
-            assert!(
-                p.send_deadline,
-                "{p:?}: {outcome:?} without a deadline sent"
-            );
-            assert!(
-                deadline_passed,
-                "{p:?}: {outcome:?} early, after {elapsed:?}"
-            );
+            assert!(p.send_deadline, "{}", unsent());
+            assert!(deadline_passed, "{}", early());
+        }
+        Outcome::Grpc(code, None) if code == "4" => {
+            assert!(p.send_deadline, "{}", unsent());
+            assert!(deadline_passed, "{}", early());
+        }
+        // A gRPC stream cut by either side's deadline: DEADLINE_EXCEEDED in the trailers.
+        Outcome::Grpc(code, Some(_)) if code == "4" => {
+            assert!(deadline_passed, "{}", early());
         }
         other => panic!("{p:?}: {other:?} after {elapsed:?}"),
     }
@@ -349,7 +400,7 @@ where
             // `run` checks those at the end.
             if !matches!(
                 outcome,
-                Outcome::Complete | Outcome::Status(_) | Outcome::BodyCut(..)
+                Outcome::Complete | Outcome::Status(_) | Outcome::BodyCut(..) | Outcome::Grpc(..)
             ) {
                 return None;
             }
@@ -370,7 +421,7 @@ where
     match outcome {
         Outcome::Complete => assert!(!dropped, "{p:?}: body received whole, yet RequestDropped"),
         // The server answered or cut the body because its own deadline, the caller's, fired.
-        Outcome::Status(_) | Outcome::BodyCut(..) => {
+        Outcome::Status(_) | Outcome::BodyCut(..) | Outcome::Grpc(_, None) => {
             assert_eq!(err, Error::DeadlineExceeded, "{p:?}: {outcome:?}");
             assert!(
                 server
@@ -452,17 +503,25 @@ async fn run(proto: Proto, n: u64, seed: u64) {
     let seen: Seen = Arc::default();
     let addr = serve(proto, seen.clone()).await;
     let mut rng = Rng(seed | 1);
-    let plans: Vec<Plan> = (0..n).map(|id| plan(&mut rng, id)).collect();
+    let plans: Vec<Plan> = (0..n)
+        .map(|id| Plan {
+            grpc: proto == Proto::Grpc,
+            ..plan(&mut rng, id)
+        })
+        .collect();
     // The header a deadline goes in, or one the server does not read.
     let header = |p: &Plan| {
-        if p.send_deadline {
-            PropagateLayer::http().margin(p.margin)
-        } else {
-            PropagateLayer::header_ms(HeaderName::from_static("x-not-read")).margin(p.margin)
+        let hidden = HeaderName::from_static("x-not-read");
+        match (p.send_deadline, p.grpc) {
+            (true, false) => PropagateLayer::http(),
+            (true, true) => PropagateLayer::grpc(),
+            (false, false) => PropagateLayer::header_ms(hidden),
+            (false, true) => PropagateLayer::header_grpc(hidden),
         }
+        .margin(p.margin)
     };
     let h2 = match proto {
-        Proto::H2 => {
+        Proto::H2 | Proto::Grpc => {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (send, conn) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -515,9 +574,15 @@ async fn run(proto: Proto, n: u64, seed: u64) {
         );
     }
     assert!(
-        ["client deadline", "504", "body cut"]
-            .iter()
-            .any(|c| tally.contains_key(c)),
+        [
+            "client deadline",
+            "504",
+            "body cut",
+            "grpc trailers-only",
+            "grpc cut after data"
+        ]
+        .iter()
+        .any(|c| tally.contains_key(c)),
         "{proto:?}: no call met its deadline: {tally:?}"
     );
     settle().await;
@@ -565,7 +630,7 @@ fn random_races_keep_the_rules() {
         .build()
         .unwrap();
     rt.block_on(async {
-        for proto in [Proto::H2, Proto::H1] {
+        for proto in [Proto::H2, Proto::H1, Proto::Grpc] {
             tokio::time::timeout(Duration::from_secs(120), run(proto, n, seed))
                 .await
                 .unwrap_or_else(|_| panic!("{proto:?}: the run did not finish in time"));
