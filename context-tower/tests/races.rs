@@ -14,6 +14,9 @@
 //!   spare never leaves its handler to expire: the reset stream (HTTP/2) or the closed
 //!   connection (HTTP/1.1) cancels it with `RequestDropped`, unless its whole body had gone
 //!   out already;
+//! - a shutdown (the server's parent cancelled at a random moment under sixteen slow calls)
+//!   answers each call `CANCELLED`/503 or cuts its body, or lets it complete; every handler
+//!   context it reaches ends with the shutdown's cause, and a call after it gets no handler;
 //! - afterwards no handler future and no `go!` task is left.
 //!
 //! The seed is printed and can be set with `RACES_SEED=<u64>`; `RACES_N` sets the number of
@@ -212,14 +215,16 @@ enum Proto {
     Grpc,
 }
 
-async fn serve(proto: Proto, seen: Seen) -> SocketAddr {
+async fn serve(proto: Proto, seen: Seen, shutdown: &Context) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let layer = match proto {
         Proto::Grpc => ContextLayer::grpc(),
         Proto::H2 | Proto::H1 => ContextLayer::http(),
     };
-    let svc = layer.layer(tower::service_fn(move |req| handler(seen.clone(), req)));
+    let svc = layer
+        .parent(shutdown)
+        .layer(tower::service_fn(move |req| handler(seen.clone(), req)));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let svc = svc.clone();
@@ -501,8 +506,9 @@ impl Service<http::Request<Empty<Bytes>>> for H2 {
 
 async fn run(proto: Proto, n: u64, seed: u64) {
     let seen: Seen = Arc::default();
-    let addr = serve(proto, seen.clone()).await;
-    let mut rng = Rng(seed | 1);
+    let (shutdown, stop) = Context::background().with_cancel();
+    let addr = serve(proto, seen.clone(), &shutdown).await;
+    let mut rng = Rng(seed.wrapping_add((proto as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
     let plans: Vec<Plan> = (0..n)
         .map(|id| Plan {
             grpc: proto == Proto::Grpc,
@@ -602,6 +608,96 @@ async fn run(proto: Proto, n: u64, seed: u64) {
             );
         }
     }
+
+    // Shutdown racing calls in flight: sixteen slow calls without deadlines, and the server's
+    // parent cancelled at a random moment. Each call completes or is answered `CANCELLED` /
+    // 503 (or its body cut), every handler context ends with the shutdown's cause unless its
+    // call had finished, and a call after the shutdown is answered without a handler.
+    let at = Duration::from_millis(rng.below(80));
+    let slow: Vec<Plan> = (n..n + 16)
+        .map(|id| Plan {
+            id,
+            budget: None,
+            send_deadline: false,
+            margin: Duration::ZERO,
+            work: Duration::from_millis(20 + rng.below(100)),
+            frames: rng.below(4) as u32,
+            gap: Duration::from_millis(rng.below(15)),
+            give_up: None,
+            grpc: proto == Proto::Grpc,
+        })
+        .collect();
+    let service = |p: &Plan| -> tower::util::BoxService<_, _, BoxError> {
+        let layer = header(p);
+        match &h2 {
+            Some(h2) => tower::util::BoxService::new(layer.layer(h2.clone())),
+            None => tower::util::BoxService::new(
+                layer.layer(
+                    tower::ServiceBuilder::new()
+                        .map_err(|e: hyper_util::client::legacy::Error| -> BoxError { e.into() })
+                        .service(pool.clone()),
+                ),
+            ),
+        }
+    };
+    let calls = slow.iter().map(|p| {
+        let svc = service(p);
+        async move { (*p, call(svc, addr, *p, Context::background()).await) }
+    });
+    let stopping = async {
+        tokio::time::sleep(at).await;
+        stop.cancel_with_cause("shutting down");
+    };
+    let (outcomes, ()) = tokio::join!(futures_util::future::join_all(calls), stopping);
+    let mut tally = std::collections::BTreeMap::new();
+    for (p, outcome) in outcomes {
+        let class = match &outcome {
+            Outcome::Complete => "complete",
+            Outcome::Status(503) => "503",
+            Outcome::Grpc(code, None) if code == "1" => "grpc trailers-only",
+            Outcome::Grpc(code, Some(_)) if code == "1" => "grpc cut after data",
+            Outcome::BodyCut(..) if proto != Proto::Grpc => "body cut",
+            other => panic!("{proto:?} shutdown at {at:?}: {p:?}: {other:?}"),
+        };
+        *tally.entry(class).or_insert(0) += 1;
+        // The handler records its context first thing, before any answer: a call answered
+        // `CANCELLED`/503 without one arrived after the shutdown (no handler called).
+        let answered_early = matches!(&outcome, Outcome::Status(_) | Outcome::Grpc(_, None));
+        let Some(ctx) = seen.lock().unwrap().remove(&p.id) else {
+            assert!(
+                answered_early,
+                "{proto:?}: {p:?}: {outcome:?} but its handler never ran"
+            );
+            continue;
+        };
+        let err = tokio::time::timeout(Duration::from_secs(10), ctx.done())
+            .await
+            .unwrap_or_else(|_| panic!("{proto:?}: {p:?}: the handler's context never ended"));
+        assert_eq!(err, Error::Canceled, "{proto:?}: {p:?}: {outcome:?}");
+        if !matches!(outcome, Outcome::Complete) {
+            assert_eq!(
+                ctx.cause().unwrap().to_string(),
+                "shutting down",
+                "{proto:?}: {p:?}: {outcome:?}"
+            );
+        }
+    }
+    println!("{proto:?} shutdown at {at:?}: {tally:?}");
+    let after = Plan {
+        id: n + 16,
+        ..slow[0]
+    };
+    let late = call(service(&after), addr, after, Context::background()).await;
+    assert!(
+        matches!(&late, Outcome::Status(503))
+            || matches!(&late, Outcome::Grpc(c, None) if c == "1"),
+        "{proto:?}: after the shutdown: {late:?}"
+    );
+    settle().await;
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{proto:?}: a handler ran after the shutdown"
+    );
 }
 
 fn seed() -> u64 {
