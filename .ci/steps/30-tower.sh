@@ -7,6 +7,8 @@ cargo clippy -p context-tower --all-targets --all-features -- -D warnings
 cargo clippy -p context-examples --example deadline_chain --features grpc -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc -p context-tower --all-features --no-deps
 cargo test -p context-tower --all-features --test grpc
+# The random races with feature `tonic` too (our gRPC client's errors are then `tonic::Status`).
+cargo test -p context-tower --all-features --test races
 cargo test -p context-tower --all-features --doc
 # The crate tests from its own package: no test includes a file from outside it.
 if grep -rn '#\[path = "\.\./' context-tower/tests; then
