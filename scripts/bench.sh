@@ -279,25 +279,23 @@ if p:
     print()
     print(f"S1's structural floor (paired, no target): the floor's flag read through one more pointer, "
           f"as a context's state is, costs {p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) the floor.")
-p, q = paired.get("S13 latency ambient"), paired.get("S13 throughput ambient")
-if p and q:
-    print()
-    print(f"S13 with the call's context current (paired, a handler's outgoing call: `ctx.scope(..)` instead of "
-          f"a request extension set on the client's request) costs {p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) "
-          f"bare latency and gives {1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput.")
-p, q = paired.get("S13 latency header_only"), paired.get("S13 throughput header_only")
-if p and q:
-    print()
-    print(f"S13's structural floor (paired, no target): the deadline header alone, written by hand on the "
-          f"bare service (HPACK both ways, the first entry of both header maps) and no layer, costs "
-          f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) bare latency and gives "
-          f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput.")
-p, q = paired.get("S13 axum latency"), paired.get("S13 axum throughput")
-if p and q:
-    print()
-    print(f"S13 on an axum service (paired, HTTP/2: a `Router` with the one route, bare and with "
-          f"`.layer(ContextLayer::http())`): the layers cost {p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) "
-          f"bare latency and give {1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput.")
+# The S13 variants printed under the table, each as one sentence with its paired latency and
+# throughput (the ratio of times per batch, inverted: requests per second).
+for name, text in [
+    ("ambient", "S13 with the call's context current (paired, a handler's outgoing call: `ctx.scope(..)` instead of "
+                "a request extension set on the client's request) costs {lat} and gives {thr}."),
+    ("header_only", "S13's structural floor (paired, no target): the deadline header alone, written by hand on the "
+                    "bare service (HPACK both ways, the first entry of both header maps) and no layer, costs "
+                    "{lat} and gives {thr}."),
+    ("axum", "S13 on an axum service (paired, HTTP/2: a `Router` with the one route, bare and with "
+             "`.layer(ContextLayer::http())`): the layers cost {lat} and give {thr}."),
+]:
+    p, q = paired.get(f"S13 latency {name}"), paired.get(f"S13 throughput {name}")
+    if p and q:
+        lat = f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) bare latency"
+        thr = f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput"
+        print()
+        print(text.format(lat=lat, thr=thr))
 p, q = paired.get("S13 http1 latency"), paired.get("S13 http1 throughput")
 if p and q:
     hp, hq = paired.get("S13 http1 latency header_only"), paired.get("S13 http1 throughput header_only")

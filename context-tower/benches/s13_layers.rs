@@ -47,77 +47,20 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use context_tower::{ContextLayer, PropagateLayer, RequestContextExt};
 use criterion::{criterion_group, Criterion, Throughput};
-use go_context::{BoxError, Context};
+use go_context::Context;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tower::{Layer, Service, ServiceExt};
+
+#[path = "../tests/support/loopback.rs"]
+mod loopback;
+use loopback::{connect_h2, serve, H2Sender, Version};
 
 const IN_FLIGHT: usize = 32;
 
 async fn hello(_req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
     Ok(http::Response::new(Full::new(Bytes::from_static(b"hello"))))
-}
-
-/// The HTTP version of a loopback pair: HTTP/2 (what gRPC runs on; the headline rows) or
-/// HTTP/1.1 (the `http1` rows: one request at a time per connection, a header costs a copy).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Proto {
-    H2,
-    H1,
-}
-
-/// Serves connections on 127.0.0.1 with `svc`, a tower service.
-async fn serve<S, B>(svc: S, proto: Proto) -> SocketAddr
-where
-    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            stream.set_nodelay(true).unwrap();
-            let svc = svc.clone();
-            let hyper_svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
-            let io = TokioIo::new(stream);
-            match proto {
-                Proto::H2 => {
-                    tokio::spawn(
-                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                            .serve_connection(io, hyper_svc),
-                    );
-                }
-                Proto::H1 => {
-                    tokio::spawn(
-                        hyper::server::conn::http1::Builder::new().serve_connection(io, hyper_svc),
-                    );
-                }
-            }
-        }
-    });
-    addr
-}
-
-/// hyper's HTTP/2 `SendRequest` as a tower service.
-#[derive(Clone)]
-struct Sender(hyper::client::conn::http2::SendRequest<Empty<Bytes>>);
-
-impl Service<http::Request<Empty<Bytes>>> for Sender {
-    type Response = http::Response<Incoming>;
-    type Error = hyper::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), hyper::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<Empty<Bytes>>) -> Self::Future {
-        Box::pin(self.0.send_request(req))
-    }
 }
 
 /// hyper's HTTP/1.1 `SendRequest` as a tower service (one request at a time; the bench's
@@ -152,17 +95,6 @@ async fn connect1(addr: SocketAddr, n: usize) -> Vec<Sender1> {
         out.push(Sender1(Rc::new(RefCell::new(send))));
     }
     out
-}
-
-async fn connect(addr: SocketAddr) -> Sender {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    Sender(send)
 }
 
 /// One request through `client`, body read to the end.
@@ -216,7 +148,7 @@ where
 
 /// `IN_FLIGHT` requests at once on the bare connection, each with the deadline header written
 /// by hand ([`one_header`]).
-async fn batch_header(client: &Sender, uri: &http::Uri, deadline: Instant) {
+async fn batch_header(client: &H2Sender, uri: &http::Uri, deadline: Instant) {
     futures_util::future::join_all((0..IN_FLIGHT).map(|_| one_header(client, uri, deadline))).await;
 }
 
@@ -254,10 +186,10 @@ struct Setup1 {
 
 fn setup1(rt: &tokio::runtime::Runtime) -> Setup1 {
     rt.block_on(async {
-        let bare_addr = serve(tower::service_fn(hello), Proto::H1).await;
+        let bare_addr = serve(tower::service_fn(hello), Version::H1).await;
         let layered_addr = serve(
             ContextLayer::http().layer(tower::service_fn(hello)),
-            Proto::H1,
+            Version::H1,
         )
         .await;
         let bare = connect1(bare_addr, IN_FLIGHT).await;
@@ -277,22 +209,22 @@ fn setup1(rt: &tokio::runtime::Runtime) -> Setup1 {
 }
 
 type Setup = (
-    Sender,
-    context_tower::PropagateService<Sender>,
+    H2Sender,
+    context_tower::PropagateService<H2Sender>,
     http::Uri,
     http::Uri,
 );
 
 fn setup(rt: &tokio::runtime::Runtime) -> Setup {
     rt.block_on(async {
-        let bare_addr = serve(tower::service_fn(hello), Proto::H2).await;
+        let bare_addr = serve(tower::service_fn(hello), Version::H2).await;
         let layered_addr = serve(
             ContextLayer::http().layer(tower::service_fn(hello)),
-            Proto::H2,
+            Version::H2,
         )
         .await;
-        let bare = connect(bare_addr).await;
-        let layered = PropagateLayer::http().layer(connect(layered_addr).await);
+        let bare = connect_h2(bare_addr).await;
+        let layered = PropagateLayer::http().layer(connect_h2(layered_addr).await);
         let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
         (bare, layered, u(bare_addr), u(layered_addr))
     })
@@ -304,10 +236,10 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
 fn setup_axum(rt: &tokio::runtime::Runtime) -> Setup {
     rt.block_on(async {
         let app = || axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
-        let bare_addr = serve(app(), Proto::H2).await;
-        let layered_addr = serve(app().layer(ContextLayer::http()), Proto::H2).await;
-        let bare = connect(bare_addr).await;
-        let layered = PropagateLayer::http().layer(connect(layered_addr).await);
+        let bare_addr = serve(app(), Version::H2).await;
+        let layered_addr = serve(app().layer(ContextLayer::http()), Version::H2).await;
+        let bare = connect_h2(bare_addr).await;
+        let layered = PropagateLayer::http().layer(connect_h2(layered_addr).await);
         let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
         (bare, layered, u(bare_addr), u(layered_addr))
     })
@@ -331,9 +263,9 @@ fn count(spec: &str) {
     // `server` / `client`: one layer only (the other side bare), to split the cost.
     let (server_only, client_only) = rt.block_on(async {
         (
-            connect(uri_layered.authority().unwrap().as_str().parse().unwrap()).await,
+            connect_h2(uri_layered.authority().unwrap().as_str().parse().unwrap()).await,
             PropagateLayer::http()
-                .layer(connect(uri_bare.authority().unwrap().as_str().parse().unwrap()).await),
+                .layer(connect_h2(uri_bare.authority().unwrap().as_str().parse().unwrap()).await),
         )
     });
     // `sched:R`: R rounds of 100 batches of `bare32` then `layers32`, interleaved, printing for
@@ -644,8 +576,8 @@ fn paired() {
     let one_layers_ax = |n| timed(n, &|| rt.block_on(one(&al, &ual, Some(&ctx))));
     let batch_bare_ax = |n| timed(n, &|| rt.block_on(batch(&ab, &uab, None)));
     let batch_layers_ax = |n| timed(n, &|| rt.block_on(batch(&al, &ual, Some(&ctx))));
-    pair("S13 axum latency", &one_layers_ax, &one_bare_ax);
-    pair("S13 axum throughput", &batch_layers_ax, &batch_bare_ax);
+    pair("S13 latency axum", &one_layers_ax, &one_bare_ax);
+    pair("S13 throughput axum", &batch_layers_ax, &batch_bare_ax);
 
     // HTTP/1.1: the same service, one connection for latency, `IN_FLIGHT` for throughput.
     let h1 = setup1(&rt);

@@ -2,8 +2,12 @@
 //! heap (so contexts and timer entries), the handlers, the `go!` tasks and tokio's live tasks
 //! are back at their baseline. One #[test]: the counting allocator sees the whole process.
 
+#[path = "support/alive.rs"]
+mod alive;
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
+
+use alive::Alive;
 
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,20 +26,6 @@ use tower::{Service, ServiceExt};
 
 static HANDLERS: AtomicIsize = AtomicIsize::new(0);
 static GO_TASKS: AtomicIsize = AtomicIsize::new(0);
-
-/// Counts a live value in `counter` until dropped.
-struct Alive(&'static AtomicIsize);
-impl Alive {
-    fn new(c: &'static AtomicIsize) -> Alive {
-        c.fetch_add(1, Ordering::SeqCst);
-        Alive(c)
-    }
-}
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 async fn handler(ctx: Context, slow: bool) -> &'static str {
     let _alive = Alive::new(&HANDLERS);

@@ -41,25 +41,19 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
+
+#[path = "support/alive.rs"]
+mod alive;
+#[path = "support/loopback.rs"]
+mod loopback;
+
+use alive::Alive;
+use loopback::Version;
 
 static HANDLERS: AtomicIsize = AtomicIsize::new(0);
 static GO_TASKS: AtomicIsize = AtomicIsize::new(0);
-
-/// Counts a live value until dropped.
-struct Alive(&'static AtomicIsize);
-impl Alive {
-    fn new(c: &'static AtomicIsize) -> Alive {
-        c.fetch_add(1, Ordering::SeqCst);
-        Alive(c)
-    }
-}
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// xorshift64*: reproducible from the printed seed, no dependency.
 struct Rng(u64);
@@ -216,36 +210,15 @@ enum Proto {
 }
 
 async fn serve(proto: Proto, seen: Seen, shutdown: &Context) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let layer = match proto {
-        Proto::Grpc => ContextLayer::grpc(),
-        Proto::H2 | Proto::H1 => ContextLayer::http(),
+    let (layer, version) = match proto {
+        Proto::Grpc => (ContextLayer::grpc(), Version::H2),
+        Proto::H2 => (ContextLayer::http(), Version::H2),
+        Proto::H1 => (ContextLayer::http(), Version::H1),
     };
     let svc = layer
         .parent(shutdown)
         .layer(tower::service_fn(move |req| handler(seen.clone(), req)));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let svc = svc.clone();
-            let hyper_svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
-            let io = TokioIo::new(stream);
-            match proto {
-                Proto::H2 | Proto::Grpc => {
-                    tokio::spawn(
-                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                            .serve_connection(io, hyper_svc),
-                    );
-                }
-                Proto::H1 => {
-                    tokio::spawn(
-                        hyper::server::conn::http1::Builder::new().serve_connection(io, hyper_svc),
-                    );
-                }
-            }
-        }
-    });
-    addr
+    loopback::serve(svc, version).await
 }
 
 /// Whether `e` (or what it wraps) is our `ContextDone`, and its error.
@@ -480,30 +453,6 @@ async fn settle() {
     }
 }
 
-/// hyper's HTTP/2 `SendRequest` as a tower service, errors boxed.
-#[derive(Clone)]
-struct H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>);
-
-impl Service<http::Request<Empty<Bytes>>> for H2 {
-    type Response = http::Response<Incoming>;
-    type Error = BoxError;
-    type Future = Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send + 'static>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: http::Request<Empty<Bytes>>) -> Self::Future {
-        let fut = self.0.send_request(req);
-        Box::pin(async move { fut.await.map_err(Into::into) })
-    }
-}
-
 async fn run(proto: Proto, n: u64, seed: u64) {
     let seen: Seen = Arc::default();
     let (shutdown, stop) = Context::background().with_cancel();
@@ -527,42 +476,27 @@ async fn run(proto: Proto, n: u64, seed: u64) {
         .margin(p.margin)
     };
     let h2 = match proto {
-        Proto::H2 | Proto::Grpc => {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (send, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
-            Some(H2(send))
-        }
+        Proto::H2 | Proto::Grpc => Some(loopback::connect_h2(addr).await),
         Proto::H1 => None,
     };
     let pool: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
+    // Each call's client: our layer (its header, margin) over the shared connection or pool.
+    let service = |p: &Plan| -> tower::util::BoxService<_, _, BoxError> {
+        let layer = header(p);
+        match &h2 {
+            Some(h2) => tower::util::BoxService::new(layer.layer(h2.clone())),
+            None => tower::util::BoxService::new(layer.layer(pool.clone())),
+        }
+    };
     let mut tally = std::collections::BTreeMap::new();
     // Sixteen calls in flight at a time.
     for chunk in plans.chunks(16) {
         let calls = chunk.iter().map(|p| {
             let (seen, p) = (seen.clone(), *p);
-            let layer = header(&p);
-            let h2 = h2.clone();
-            let pool = pool.clone();
+            let svc = service(&p);
             async move {
-                let bounded = async {
-                    match h2 {
-                        Some(h2) => one(layer.layer(h2), addr, p, seen).await,
-                        None => {
-                            let svc = tower::ServiceBuilder::new()
-                                .map_err(|e: hyper_util::client::legacy::Error| -> BoxError {
-                                    e.into()
-                                })
-                                .service(pool);
-                            one(layer.layer(svc), addr, p, seen).await
-                        }
-                    }
-                };
-                tokio::time::timeout(Duration::from_secs(30), bounded)
+                tokio::time::timeout(Duration::from_secs(30), one(svc, addr, p, seen))
                     .await
                     .unwrap_or_else(|_| panic!("{proto:?} {p:?}: hung"))
             }
@@ -627,19 +561,6 @@ async fn run(proto: Proto, n: u64, seed: u64) {
             grpc: proto == Proto::Grpc,
         })
         .collect();
-    let service = |p: &Plan| -> tower::util::BoxService<_, _, BoxError> {
-        let layer = header(p);
-        match &h2 {
-            Some(h2) => tower::util::BoxService::new(layer.layer(h2.clone())),
-            None => tower::util::BoxService::new(
-                layer.layer(
-                    tower::ServiceBuilder::new()
-                        .map_err(|e: hyper_util::client::legacy::Error| -> BoxError { e.into() })
-                        .service(pool.clone()),
-                ),
-            ),
-        }
-    };
     let calls = slow.iter().map(|p| {
         let svc = service(p);
         async move { (*p, call(svc, addr, *p, Context::background()).await) }
