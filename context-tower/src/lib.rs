@@ -51,9 +51,12 @@
 //!
 //! # The stacks
 //!
-//! - **tonic server**: serve through `Routes::into_axum_router()` with `ContextLayer` (see
-//!   the `context_tower::tonic` module, feature `tonic`); do not set `Server::timeout`, whose
-//!   layer answers `CANCELLED` and hands the handler nothing.
+//! - **tonic server**: `Routes::into_axum_router()` with `ContextLayer` on axum's server, or
+//!   tonic's own `Server::builder().layer(ContextLayer::grpc())` (see the
+//!   `context_tower::tonic` module, feature `tonic`). tonic's `Server` keeps its timeout layer
+//!   around ours, but ours fires first and the caller gets `DEADLINE_EXCEEDED`; do not set
+//!   `Server::timeout` shorter than the deadlines you accept, whose layer then answers
+//!   `CANCELLED` and hands the handler nothing.
 //! - **axum server**: `Router::layer(ContextLayer::http())` and the `context_tower::axum::Ctx`
 //!   extractor (feature `axum`).
 //! - **tonic client over a `Channel`**: `tonic::client::Grpc::new(PropagateLayer::grpc().layer(channel))`

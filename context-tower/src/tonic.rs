@@ -1,10 +1,19 @@
 //! tonic integration (feature `tonic`): `Status` <-> [`Error`] and `req.context()` on
 //! `tonic::Request`.
 //!
-//! Serve tonic services through `Routes::into_axum_router()` with [`ContextLayer`] instead
-//! of `Server::timeout`: tonic's own timeout answers `CANCELLED` ("Timeout expired") and gives
-//! the handler no deadline; ours answers `DEADLINE_EXCEEDED` and makes the deadline the
-//! handler's context (see the crate docs for the full server).
+//! Serve tonic services with [`ContextLayer`] rather than tonic's own timeout, which answers
+//! `CANCELLED` ("Timeout expired") and gives the handler no deadline; ours answers
+//! `DEADLINE_EXCEEDED` and makes the deadline the handler's context. Two ways:
+//!
+//! - `Routes::into_axum_router()` with the layer, on axum's server (below): no tonic timeout
+//!   at all;
+//! - tonic's own `Server::builder().layer(ContextLayer::grpc())`: every tonic `Server` wraps
+//!   the user's layers in its timeout layer, which reads `grpc-timeout` as well, but ours takes
+//!   the deadline before tonic starts its timer and is polled before it, so ours answers
+//!   (pinned by the test
+//!   `tonic_server_with_our_layer_answers_deadline_exceeded_where_its_timeout_says_cancelled`).
+//!   Leave `Server::timeout` unset, or longer than any deadline you accept: a shorter one
+//!   fires first and answers `CANCELLED`.
 //!
 //! A tonic server (any generated or hand-written service `svc`) behind our layer, with
 //! graceful shutdown through the parent context:
@@ -28,6 +37,31 @@
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
 //!     axum::serve(listener, app)
 //!         .with_graceful_shutdown(async move { shutdown.done().await; })
+//!         .await
+//! }
+//! ```
+//!
+//! The same on tonic's own `Server` (no `Server::timeout`):
+//!
+//! ```no_run
+//! use context_tower::ContextLayer;
+//! use go_context::Context;
+//! use std::convert::Infallible;
+//! use tonic::server::NamedService;
+//!
+//! async fn serve<S>(svc: S) -> Result<(), tonic::transport::Error>
+//! where
+//!     S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
+//!         + NamedService + Clone + Send + Sync + 'static,
+//!     S::Future: Send + 'static,
+//! {
+//!     let (shutdown, _stop) = Context::background().with_cancel(); // `_stop.cancel()` drains
+//!     tonic::transport::Server::builder()
+//!         .layer(ContextLayer::grpc().parent(&shutdown))
+//!         .add_service(svc)
+//!         .serve_with_shutdown("127.0.0.1:50051".parse().unwrap(), async move {
+//!             shutdown.done().await;
+//!         })
 //!         .await
 //! }
 //! ```

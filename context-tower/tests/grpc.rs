@@ -488,6 +488,82 @@ async fn interop_our_client_against_a_plain_tonic_server() {
     .await;
 }
 
+/// A handler that records its context and works `work_ms` without looking at it: only the
+/// layers around it can end the call.
+fn oblivious(probe: Probe) -> ChainService {
+    ChainService {
+        unary: unary(move |req: tonic::Request<Hop>| {
+            probe.put(req.context());
+            let work = Duration::from_millis(req.get_ref().work_ms);
+            async move {
+                tokio::time::sleep(work).await;
+                Ok(Budgets::default())
+            }
+        }),
+        stream: no_stream(),
+    }
+}
+
+/// tonic's own `Server` with `Server::layer(ContextLayer::grpc())` (no `Server::timeout`):
+/// every tonic `Server` wraps the user's layers in its `GrpcTimeout`, which reads
+/// `grpc-timeout` too and answers `CANCELLED` when it fires. Ours computes its deadline first
+/// (tonic calls the inner service before it starts its sleep) and is polled first, at a
+/// deadline no later than tonic's, so the caller gets `DEADLINE_EXCEEDED` and the handler its
+/// deadline; `Server::timeout` shorter than the caller's deadline fires first, `CANCELLED`.
+/// Pinned on tonic: if it reorders that, this fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tonic_server_with_our_layer_answers_deadline_exceeded_where_its_timeout_says_cancelled() {
+    bounded(async {
+        let probe = Probe::default();
+        let s = serve_tonic_with_our_layer(oblivious(probe.clone()), ContextLayer::grpc()).await;
+        // A hyper client enforces no timeout of its own: what it reports is the server's.
+        let mut client = plain_hyper_client(s.addr);
+        call_timed(&mut client, Hop { work_ms: 0 }, Duration::from_millis(800))
+            .await
+            .unwrap();
+        let ctx = probe.get().expect("the handler ran");
+        let left = ctx
+            .deadline()
+            .expect("the handler's context has the caller's deadline");
+        assert!(left <= Instant::now() + Duration::from_millis(800));
+        for budget in [50, 80, 120, 150, 200] {
+            let err = call_timed(
+                &mut client,
+                Hop { work_ms: 10_000 },
+                Duration::from_millis(budget),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.code(), Code::DeadlineExceeded, "{budget} ms: {err:?}");
+            let ctx = probe.get().unwrap();
+            assert_eq!(done_within(&ctx, 5).await, Error::DeadlineExceeded);
+            assert!(ctx
+                .cause()
+                .unwrap()
+                .downcast_ref::<RemoteDeadline>()
+                .is_some());
+        }
+        s.stop.cancel();
+        s.join().await;
+
+        // tonic's `Server::timeout` shorter than the caller's deadline: tonic's fires first.
+        let s = serve_tonic_with_our_layer_and_timeout(
+            oblivious(probe.clone()),
+            ContextLayer::grpc(),
+            Duration::from_millis(100),
+        )
+        .await;
+        let mut client = plain_hyper_client(s.addr);
+        let err = call_timed(&mut client, Hop { work_ms: 10_000 }, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Cancelled, "tonic changed: {err:?}");
+        s.stop.cancel();
+        s.join().await;
+    })
+    .await;
+}
+
 /// The wire-format points we make against tonic, pinned on tonic itself: its client truncates
 /// (shortening the deadline it sends), sends `0n` for a zero timeout and panics on a huge one,
 /// where `wire::format_grpc_timeout` rounds up, never writes `0n` and saturates.

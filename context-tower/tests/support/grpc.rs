@@ -188,6 +188,46 @@ pub async fn serve_plain_tonic(svc: ChainService, timeout: Option<Duration>) -> 
     server(addr, shutdown, stop, async move { serving.await.unwrap() })
 }
 
+/// tonic's own `Server` with our `ContextLayer` added with `Server::layer` (no
+/// `Server::timeout`): tonic's `GrpcTimeout`, which every tonic `Server` puts outside the
+/// user's layers, still reads `grpc-timeout` and races ours.
+pub async fn serve_tonic_with_our_layer(svc: ChainService, layer: ContextLayer) -> Server {
+    tonic_with_our_layer(svc, layer, None).await
+}
+
+/// [`serve_tonic_with_our_layer`] with tonic's `Server::timeout` set too.
+pub async fn serve_tonic_with_our_layer_and_timeout(
+    svc: ChainService,
+    layer: ContextLayer,
+    timeout: Duration,
+) -> Server {
+    tonic_with_our_layer(svc, layer, Some(timeout)).await
+}
+
+async fn tonic_with_our_layer(
+    svc: ChainService,
+    layer: ContextLayer,
+    timeout: Option<Duration>,
+) -> Server {
+    let (shutdown, stop) = Context::background().with_cancel();
+    let (l, addr) = listener().await;
+    let done = shutdown.clone();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = timeout {
+        builder = builder.timeout(t);
+    }
+    let serving = builder
+        .layer(layer.parent(&shutdown))
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(l),
+            async move {
+                done.done().await;
+            },
+        );
+    server(addr, shutdown, stop, async move { serving.await.unwrap() })
+}
+
 pub type OurClient = tonic::client::Grpc<PropagateService<Channel>>;
 pub type PlainClient = tonic::client::Grpc<Channel>;
 
