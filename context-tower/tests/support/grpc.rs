@@ -170,21 +170,28 @@ where
     }
 }
 
+/// tonic's `Server`, with its `Server::timeout` if given.
+fn tonic_builder(timeout: Option<Duration>) -> tonic::transport::Server {
+    let builder = tonic::transport::Server::builder();
+    match timeout {
+        Some(t) => builder.timeout(t),
+        None => builder,
+    }
+}
+
 /// A plain tonic server (its own `timeout`, no layer of ours).
 pub async fn serve_plain_tonic(svc: ChainService, timeout: Option<Duration>) -> Server {
     let (shutdown, stop) = Context::background().with_cancel();
     let (l, addr) = listener().await;
     let done = shutdown.clone();
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(t) = timeout {
-        builder = builder.timeout(t);
-    }
-    let serving = builder.add_service(svc).serve_with_incoming_shutdown(
-        tokio_stream::wrappers::TcpListenerStream::new(l),
-        async move {
-            done.done().await;
-        },
-    );
+    let serving = tonic_builder(timeout)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(l),
+            async move {
+                done.done().await;
+            },
+        );
     server(addr, shutdown, stop, async move { serving.await.unwrap() })
 }
 
@@ -212,11 +219,7 @@ async fn tonic_with_our_layer(
     let (shutdown, stop) = Context::background().with_cancel();
     let (l, addr) = listener().await;
     let done = shutdown.clone();
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(t) = timeout {
-        builder = builder.timeout(t);
-    }
-    let serving = builder
+    let serving = tonic_builder(timeout)
         .layer(layer.parent(&shutdown))
         .add_service(svc)
         .serve_with_incoming_shutdown(
