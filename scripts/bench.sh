@@ -38,9 +38,10 @@ if [ -e tests/benches/s10_go.rs ]; then
   S10_PAIRED=1 cargo bench -p context-tests --bench s10_go | tee "$out/s10_paired.txt"
 fi
 if [ -e context-tower/benches/s13_layers.rs ]; then
-  cargo bench -p context-tower --bench s13_layers -- --noplot "$@" | tee "$out/s13.txt"
-  # The same rows as paired alternating rounds (`RESULT paired S13 …` lines).
-  S13_PAIRED=1 cargo bench -p context-tower --bench s13_layers | tee "$out/s13_paired.txt"
+  cargo bench -p context-tower --features tonic --bench s13_layers -- --noplot "$@" | tee "$out/s13.txt"
+  # The same rows as paired alternating rounds (`RESULT paired S13 …` lines); with feature
+  # `tonic`, the gRPC rows against tonic's own deadline too.
+  S13_PAIRED=1 cargo bench -p context-tower --features tonic --bench s13_layers | tee "$out/s13_paired.txt"
 fi
 if [ "${BENCH_GO:-1}" != 0 ]; then
   "$root/scripts/bench-go.sh" | tee "$out/go.txt"
@@ -296,6 +297,18 @@ for name, text in [
         thr = f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput"
         print()
         print(text.format(lat=lat, thr=thr))
+p, q = paired.get("S13 grpc latency"), paired.get("S13 grpc throughput")
+tp, tq = paired.get("S13 grpc latency tonic"), paired.get("S13 grpc throughput tonic")
+vp, vq = paired.get("S13 grpc latency ours_vs_tonic"), paired.get("S13 grpc throughput ours_vs_tonic")
+if p and q and tp and tq and vp and vq:
+    def lt(p, q):
+        return (f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) latency and "
+                f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) throughput")
+    print()
+    print(f"S13 against the peer (paired, a unary gRPC call on tonic's own `Server` and a `Channel`): "
+          f"tonic's own deadline (`set_timeout`) costs {lt(tp, tq)} of no deadline; ours "
+          f"(`Server::builder().layer(ContextLayer::grpc())`, `PropagateLayer::grpc()` over the `Channel`) "
+          f"{lt(p, q)}, which is {lt(vp, vq)} of tonic's own.")
 p, q = paired.get("S13 http1 latency"), paired.get("S13 http1 throughput")
 if p and q:
     hp, hq = paired.get("S13 http1 latency header_only"), paired.get("S13 http1 throughput header_only")

@@ -12,7 +12,10 @@
 //!   and `http1`, the same service and layers over HTTP/1.1 (latency on one connection,
 //!   throughput as one request on each of 32 connections, with a `header_only` row each),
 //!   where a header costs a copy instead of HPACK, so the layers' own cost shows; and `axum`,
-//!   the same over an axum `Router` (bare, and with `.layer(ContextLayer::http())`).
+//!   the same over an axum `Router` (bare, and with `.layer(ContextLayer::http())`); with
+//!   feature `tonic` (as `scripts/bench.sh` runs it), `grpc`: a unary call on tonic's own
+//!   `Server` and a `Channel` with no deadline, with tonic's own (`set_timeout`) and with ours,
+//!   and ours against tonic's (the peer).
 //!
 //! With layers, each request carries a context with a deadline: the client writes
 //! `connect-timeout-ms`, the server parses it, derives a child with that deadline (a timer
@@ -601,6 +604,94 @@ fn paired() {
         &batch_hdr1,
         &batch_bare1,
     );
+
+    #[cfg(feature = "tonic")]
+    tonic_rows::paired(&rt, &timed, &ctx);
+}
+
+/// With feature `tonic`: the peer. A unary gRPC call on tonic's own `Server` and a `Channel`,
+/// three ways: `bare` (no deadline), `tonic` (tonic's own deadline: `Request::set_timeout`,
+/// which the `Channel` and the `Server` each enforce with a tokio timer) and ours
+/// (`Server::builder().layer(ContextLayer::grpc())`, `PropagateLayer::grpc()` over the
+/// `Channel`, the call's context set on the request), so that `ours / tonic` is what our
+/// deadline costs next to the one tonic users have.
+#[cfg(feature = "tonic")]
+#[path = "../tests/support/grpc.rs"]
+#[allow(dead_code)] // the bench uses part of the test harness
+mod grpc;
+
+#[cfg(feature = "tonic")]
+mod tonic_rows {
+    use std::time::Duration;
+
+    use context_tower::ContextLayer;
+    use go_context::Context;
+
+    use super::grpc::*;
+    use super::{pair, IN_FLIGHT};
+
+    fn service() -> ChainService {
+        ChainService {
+            unary: unary(|_| async { Ok(Budgets::default()) }),
+            stream: no_stream(),
+        }
+    }
+
+    type Timed<'a> = &'a dyn Fn(u64, &dyn Fn()) -> (Duration, Duration);
+
+    pub(super) fn paired(rt: &tokio::runtime::Runtime, timed: Timed<'_>, ctx: &Context) {
+        let (plain_server, our_server) = rt.block_on(async {
+            (
+                serve_plain_tonic(service(), None).await,
+                serve_tonic_with_our_layer(service(), ContextLayer::grpc()).await,
+            )
+        });
+        // tonic's `Channel` spawns its worker: inside the runtime.
+        let _in_rt = rt.enter();
+        let plain = plain_client(plain_server.addr);
+        let ours = our_client(our_server.addr);
+        let hour = Duration::from_secs(3600);
+        // One call of each kind, checked once, then timed.
+        let bare_call = || {
+            let mut c = plain.clone();
+            async move { call(&mut c, Hop::default(), None).await.unwrap() }
+        };
+        let tonic_call = || {
+            let mut c = plain.clone();
+            async move { call_timed(&mut c, Hop::default(), hour).await.unwrap() }
+        };
+        let our_call = || {
+            let mut c = ours.clone();
+            let ctx = ctx.clone();
+            async move { call(&mut c, Hop::default(), Some(ctx)).await.unwrap() }
+        };
+        let many = |f: &dyn Fn()
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Budgets>>>| {
+            rt.block_on(futures_util::future::join_all((0..IN_FLIGHT).map(|_| f())));
+        };
+        let one_bare = |n| timed(n, &|| drop(rt.block_on(bare_call())));
+        let one_tonic = |n| timed(n, &|| drop(rt.block_on(tonic_call())));
+        let one_ours = |n| timed(n, &|| drop(rt.block_on(our_call())));
+        let batch_bare = |n| timed(n, &|| many(&|| Box::pin(bare_call())));
+        let batch_tonic = |n| timed(n, &|| many(&|| Box::pin(tonic_call())));
+        let batch_ours = |n| timed(n, &|| many(&|| Box::pin(our_call())));
+        pair("S13 grpc latency", &one_ours, &one_bare);
+        pair("S13 grpc latency tonic", &one_tonic, &one_bare);
+        pair("S13 grpc latency ours_vs_tonic", &one_ours, &one_tonic);
+        pair("S13 grpc throughput", &batch_ours, &batch_bare);
+        pair("S13 grpc throughput tonic", &batch_tonic, &batch_bare);
+        pair(
+            "S13 grpc throughput ours_vs_tonic",
+            &batch_ours,
+            &batch_tonic,
+        );
+        rt.block_on(async {
+            plain_server.stop.cancel();
+            our_server.stop.cancel();
+            plain_server.join().await;
+            our_server.join().await;
+        });
+    }
 }
 
 fn main() {
