@@ -293,10 +293,11 @@ for name, text in [
 ]:
     p, q = paired.get(f"S13 latency {name}"), paired.get(f"S13 throughput {name}")
     if p and q:
-        lat = f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) bare latency"
-        thr = f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput"
+        # Not `lat`: that name holds the latency rows read above, used below.
+        lat_txt = f"{p['ratio']:.2f}× ({p['p10']:.2f}–{p['p90']:.2f}) bare latency"
+        thr_txt = f"{1 / q['ratio']:.2f}× ({1 / q['p90']:.2f}–{1 / q['p10']:.2f}) bare throughput"
         print()
-        print(text.format(lat=lat, thr=thr))
+        print(text.format(lat=lat_txt, thr=thr_txt))
 p, q = paired.get("S13 grpc latency"), paired.get("S13 grpc throughput")
 tp, tq = paired.get("S13 grpc latency tonic"), paired.get("S13 grpc throughput tonic")
 vp, vq = paired.get("S13 grpc latency ours_vs_tonic"), paired.get("S13 grpc throughput ours_vs_tonic")
