@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use context_tower::{ContextLayer, PropagateLayer, RequestContextExt};
 use criterion::{criterion_group, Criterion, Throughput};
-use go_context::Context;
+use go_context::{BoxError, Context};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -219,28 +219,39 @@ type Setup = (
 );
 
 fn setup(rt: &tokio::runtime::Runtime) -> Setup {
-    rt.block_on(async {
-        let bare_addr = serve(tower::service_fn(hello), Version::H2).await;
-        let layered_addr = serve(
-            ContextLayer::http().layer(tower::service_fn(hello)),
-            Version::H2,
-        )
-        .await;
-        let bare = connect_h2(bare_addr).await;
-        let layered = PropagateLayer::http().layer(connect_h2(layered_addr).await);
-        let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
-        (bare, layered, u(bare_addr), u(layered_addr))
-    })
+    setup_pair(
+        rt,
+        tower::service_fn(hello),
+        ContextLayer::http().layer(tower::service_fn(hello)),
+    )
 }
 
 /// The axum pair over HTTP/2: a `Router` with the one route, bare and with
 /// `.layer(ContextLayer::http())` as an axum user writes it (the router's own work, its
 /// routing and request extensions, is in both).
 fn setup_axum(rt: &tokio::runtime::Runtime) -> Setup {
+    let app = || axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+    setup_pair(rt, app(), app().layer(ContextLayer::http()))
+}
+
+/// `bare` and `layered` served over HTTP/2, a client connection to each (the second through
+/// `PropagateLayer`), and their URIs.
+fn setup_pair<S1, B1, S2, B2>(rt: &tokio::runtime::Runtime, bare: S1, layered: S2) -> Setup
+where
+    S1: Service<http::Request<Incoming>, Response = http::Response<B1>> + Clone + Send + 'static,
+    S1::Error: Into<BoxError>,
+    S1::Future: Send + 'static,
+    B1: http_body::Body<Data = Bytes> + Send + 'static,
+    B1::Error: Into<BoxError>,
+    S2: Service<http::Request<Incoming>, Response = http::Response<B2>> + Clone + Send + 'static,
+    S2::Error: Into<BoxError>,
+    S2::Future: Send + 'static,
+    B2: http_body::Body<Data = Bytes> + Send + 'static,
+    B2::Error: Into<BoxError>,
+{
     rt.block_on(async {
-        let app = || axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
-        let bare_addr = serve(app(), Version::H2).await;
-        let layered_addr = serve(app().layer(ContextLayer::http()), Version::H2).await;
+        let bare_addr = serve(bare, Version::H2).await;
+        let layered_addr = serve(layered, Version::H2).await;
         let bare = connect_h2(bare_addr).await;
         let layered = PropagateLayer::http().layer(connect_h2(layered_addr).await);
         let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
@@ -651,7 +662,7 @@ mod tonic_rows {
         let plain = plain_client(plain_server.addr);
         let ours = our_client(our_server.addr);
         let hour = Duration::from_secs(3600);
-        // One call of each kind, checked once, then timed.
+        // One call of each kind (each checks its answer).
         let bare_call = || {
             let mut c = plain.clone();
             async move { call(&mut c, Hop::default(), None).await.unwrap() }
@@ -665,16 +676,18 @@ mod tonic_rows {
             let ctx = ctx.clone();
             async move { call(&mut c, Hop::default(), Some(ctx)).await.unwrap() }
         };
-        let many = |f: &dyn Fn()
-            -> std::pin::Pin<Box<dyn std::future::Future<Output = Budgets>>>| {
-            rt.block_on(futures_util::future::join_all((0..IN_FLIGHT).map(|_| f())));
-        };
+        // `IN_FLIGHT` calls of one kind at once, as the HTTP rows' `batch`.
+        fn many<F: std::future::Future>(rt: &tokio::runtime::Runtime, call: impl Fn() -> F) {
+            rt.block_on(futures_util::future::join_all(
+                (0..IN_FLIGHT).map(|_| call()),
+            ));
+        }
         let one_bare = |n| timed(n, &|| drop(rt.block_on(bare_call())));
         let one_tonic = |n| timed(n, &|| drop(rt.block_on(tonic_call())));
         let one_ours = |n| timed(n, &|| drop(rt.block_on(our_call())));
-        let batch_bare = |n| timed(n, &|| many(&|| Box::pin(bare_call())));
-        let batch_tonic = |n| timed(n, &|| many(&|| Box::pin(tonic_call())));
-        let batch_ours = |n| timed(n, &|| many(&|| Box::pin(our_call())));
+        let batch_bare = |n| timed(n, &|| many(rt, bare_call));
+        let batch_tonic = |n| timed(n, &|| many(rt, tonic_call));
+        let batch_ours = |n| timed(n, &|| many(rt, our_call));
         pair("S13 grpc latency", &one_ours, &one_bare);
         pair("S13 grpc latency tonic", &one_tonic, &one_bare);
         pair("S13 grpc latency ours_vs_tonic", &one_ours, &one_tonic);
