@@ -170,36 +170,16 @@ where
     }
 }
 
-/// tonic's `Server`, with its `Server::timeout` if given.
-fn tonic_builder(timeout: Option<Duration>) -> tonic::transport::Server {
-    let builder = tonic::transport::Server::builder();
-    match timeout {
-        Some(t) => builder.timeout(t),
-        None => builder,
-    }
-}
-
 /// A plain tonic server (its own `timeout`, no layer of ours).
 pub async fn serve_plain_tonic(svc: ChainService, timeout: Option<Duration>) -> Server {
-    let (shutdown, stop) = Context::background().with_cancel();
-    let (l, addr) = listener().await;
-    let done = shutdown.clone();
-    let serving = tonic_builder(timeout)
-        .add_service(svc)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(l),
-            async move {
-                done.done().await;
-            },
-        );
-    server(addr, shutdown, stop, async move { serving.await.unwrap() })
+    serve_tonic(svc, timeout, |_| tower::layer::util::Identity::new()).await
 }
 
 /// tonic's own `Server` with our `ContextLayer` added with `Server::layer` (no
 /// `Server::timeout`): tonic's `GrpcTimeout`, which every tonic `Server` puts outside the
 /// user's layers, still reads `grpc-timeout` and races ours.
 pub async fn serve_tonic_with_our_layer(svc: ChainService, layer: ContextLayer) -> Server {
-    tonic_with_our_layer(svc, layer, None).await
+    serve_tonic(svc, None, |shutdown| layer.parent(shutdown)).await
 }
 
 /// [`serve_tonic_with_our_layer`] with tonic's `Server::timeout` set too.
@@ -208,19 +188,36 @@ pub async fn serve_tonic_with_our_layer_and_timeout(
     layer: ContextLayer,
     timeout: Duration,
 ) -> Server {
-    tonic_with_our_layer(svc, layer, Some(timeout)).await
+    serve_tonic(svc, Some(timeout), |shutdown| layer.parent(shutdown)).await
 }
 
-async fn tonic_with_our_layer(
+/// tonic's own `Server` (with its `Server::timeout` if given) serving `svc` through the layer
+/// `layer` makes from the server's shutdown context, until that context is cancelled.
+async fn serve_tonic<L, ResBody>(
     svc: ChainService,
-    layer: ContextLayer,
     timeout: Option<Duration>,
-) -> Server {
+    layer: impl FnOnce(&Context) -> L,
+) -> Server
+where
+    L: tower::Layer<tonic::service::Routes> + Clone + Send + 'static,
+    L::Service: tower::Service<http::Request<Body>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    <L::Service as tower::Service<http::Request<Body>>>::Future: Send,
+    <L::Service as tower::Service<http::Request<Body>>>::Error: Into<go_context::BoxError> + Send,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<go_context::BoxError>,
+{
     let (shutdown, stop) = Context::background().with_cancel();
     let (l, addr) = listener().await;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = timeout {
+        builder = builder.timeout(t);
+    }
     let done = shutdown.clone();
-    let serving = tonic_builder(timeout)
-        .layer(layer.parent(&shutdown))
+    let serving = builder
+        .layer(layer(&shutdown))
         .add_service(svc)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(l),
