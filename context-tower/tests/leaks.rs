@@ -10,7 +10,7 @@ mod counting_alloc;
 use alive::Alive;
 
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
@@ -170,18 +170,13 @@ async fn run() {
 /// Waits (bounded) until every handler and go! task ended and tokio's live tasks are at
 /// `tasks` or fewer: contexts end on the server's side after the client saw its answer.
 async fn settle(tasks: usize, metrics: &tokio::runtime::RuntimeMetrics) {
-    let t0 = Instant::now();
-    while HANDLERS.load(Ordering::SeqCst) != 0
-        || GO_TASKS.load(Ordering::SeqCst) != 0
-        || metrics.num_alive_tasks() > tasks
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "did not settle: {} handlers, {} go tasks, {} tasks",
+    alive::settle(Duration::from_secs(30), || {
+        let (h, g, t) = (
             HANDLERS.load(Ordering::SeqCst),
             GO_TASKS.load(Ordering::SeqCst),
-            metrics.num_alive_tasks()
+            metrics.num_alive_tasks(),
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        (h != 0 || g != 0 || t > tasks).then(|| format!("{h} handlers, {g} go tasks, {t} tasks"))
+    })
+    .await;
 }

@@ -73,7 +73,8 @@ impl Rng {
 }
 
 /// How long a reset stream or a closed connection may take to reach the handler on a loaded
-/// 2-core machine: a call that gives up this long before its deadline must be seen as dropped.
+/// 2-core machine: a call that gives up this long before its deadline must not leave its
+/// handler to expire (it is dropped, or had finished).
 const SPARE: Duration = Duration::from_millis(250);
 
 /// One request's plan.
@@ -368,25 +369,14 @@ where
         other => panic!("{p:?}: {other:?} after {elapsed:?}"),
     }
 
-    // The server's side: the handler (if the call reached it) ends its context.
-    let server = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(c) = seen.lock().unwrap().remove(&p.id) {
-                return Some(c);
-            }
-            // A call that ended before an answer may reach its handler later, or never:
-            // `run` checks those at the end.
-            if !matches!(
-                outcome,
-                Outcome::Complete | Outcome::Status(_) | Outcome::BodyCut(..) | Outcome::Grpc(..)
-            ) {
-                return None;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{p:?}: {outcome:?} but its handler never ran"));
+    // The server's side: the handler (if the call reached it) ends its context. A call that
+    // ended before an answer may reach its handler later, or never: `run` checks those at the
+    // end.
+    let answered = matches!(
+        outcome,
+        Outcome::Complete | Outcome::Status(_) | Outcome::BodyCut(..) | Outcome::Grpc(..)
+    );
+    let server = handler_context(&seen, &p, answered);
     let Some(server) = server else { return class };
     let err = tokio::time::timeout(Duration::from_secs(10), server.done())
         .await
@@ -439,18 +429,27 @@ where
     }
 }
 
+/// The context call `p`'s handler recorded, taken out of `seen`. The handler records it first
+/// thing, before any answer, so a call whose answer came from its handler (`ran`) finds it.
+fn handler_context(seen: &Seen, p: &Plan, ran: bool) -> Option<Context> {
+    let ctx = seen.lock().unwrap().remove(&p.id);
+    assert!(
+        ctx.is_some() || !ran,
+        "{p:?}: answered, but its handler never ran"
+    );
+    ctx
+}
+
 /// Waits (bounded) until every handler, body and `go!` task has ended.
 async fn settle() {
-    let t0 = Instant::now();
-    while HANDLERS.load(Ordering::SeqCst) != 0 || GO_TASKS.load(Ordering::SeqCst) != 0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "did not settle: {} handlers or bodies, {} go! tasks",
+    alive::settle(Duration::from_secs(20), || {
+        let (h, g) = (
             HANDLERS.load(Ordering::SeqCst),
-            GO_TASKS.load(Ordering::SeqCst)
+            GO_TASKS.load(Ordering::SeqCst),
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        (h != 0 || g != 0).then(|| format!("{h} handlers or bodies, {g} go! tasks"))
+    })
+    .await;
 }
 
 async fn run(proto: Proto, n: u64, seed: u64) {
@@ -581,14 +580,10 @@ async fn run(proto: Proto, n: u64, seed: u64) {
             other => panic!("{proto:?} shutdown at {at:?}: {p:?}: {other:?}"),
         };
         *tally.entry(class).or_insert(0) += 1;
-        // The handler records its context first thing, before any answer: a call answered
-        // `CANCELLED`/503 without one arrived after the shutdown (no handler called).
+        // A call answered `CANCELLED`/503 before its handler ran arrived after the shutdown
+        // (no handler called); any other answer came from a handler.
         let answered_early = matches!(&outcome, Outcome::Status(_) | Outcome::Grpc(_, None));
-        let Some(ctx) = seen.lock().unwrap().remove(&p.id) else {
-            assert!(
-                answered_early,
-                "{proto:?}: {p:?}: {outcome:?} but its handler never ran"
-            );
+        let Some(ctx) = handler_context(&seen, &p, !answered_early) else {
             continue;
         };
         let err = tokio::time::timeout(Duration::from_secs(10), ctx.done())
