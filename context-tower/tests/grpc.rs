@@ -558,6 +558,14 @@ async fn tonic_server_with_our_layer_answers_deadline_exceeded_where_its_timeout
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::Cancelled, "tonic changed: {err:?}");
+        // tonic dropped our layer's future: the handler's context says so.
+        let ctx = probe.get().unwrap();
+        assert_eq!(done_within(&ctx, 5).await, Error::Canceled);
+        assert!(ctx
+            .cause()
+            .unwrap()
+            .downcast_ref::<RequestDropped>()
+            .is_some());
         s.stop.cancel();
         s.join().await;
     })
