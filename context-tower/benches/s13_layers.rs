@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use context_tower::{ContextLayer, PropagateLayer, RequestContextExt};
 use criterion::{criterion_group, Criterion, Throughput};
-use go_context::{BoxError, Context};
+use go_context::Context;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -221,8 +221,11 @@ type Setup = (
 fn setup(rt: &tokio::runtime::Runtime) -> Setup {
     setup_pair(
         rt,
-        tower::service_fn(hello),
-        ContextLayer::http().layer(tower::service_fn(hello)),
+        serve(tower::service_fn(hello), Version::H2),
+        serve(
+            ContextLayer::http().layer(tower::service_fn(hello)),
+            Version::H2,
+        ),
     )
 }
 
@@ -231,27 +234,23 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
 /// routing and request extensions, is in both).
 fn setup_axum(rt: &tokio::runtime::Runtime) -> Setup {
     let app = || axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
-    setup_pair(rt, app(), app().layer(ContextLayer::http()))
+    setup_pair(
+        rt,
+        serve(app(), Version::H2),
+        serve(app().layer(ContextLayer::http()), Version::H2),
+    )
 }
 
-/// `bare` and `layered` served over HTTP/2, a client connection to each (the second through
-/// `PropagateLayer`), and their URIs.
-fn setup_pair<S1, B1, S2, B2>(rt: &tokio::runtime::Runtime, bare: S1, layered: S2) -> Setup
-where
-    S1: Service<http::Request<Incoming>, Response = http::Response<B1>> + Clone + Send + 'static,
-    S1::Error: Into<BoxError>,
-    S1::Future: Send + 'static,
-    B1: http_body::Body<Data = Bytes> + Send + 'static,
-    B1::Error: Into<BoxError>,
-    S2: Service<http::Request<Incoming>, Response = http::Response<B2>> + Clone + Send + 'static,
-    S2::Error: Into<BoxError>,
-    S2::Future: Send + 'static,
-    B2: http_body::Body<Data = Bytes> + Send + 'static,
-    B2::Error: Into<BoxError>,
-{
+/// Starts the bare and the layered HTTP/2 servers, and makes a client connection to each (the
+/// second through `PropagateLayer`), with their URIs.
+fn setup_pair(
+    rt: &tokio::runtime::Runtime,
+    bare: impl Future<Output = SocketAddr>,
+    layered: impl Future<Output = SocketAddr>,
+) -> Setup {
     rt.block_on(async {
-        let bare_addr = serve(bare, Version::H2).await;
-        let layered_addr = serve(layered, Version::H2).await;
+        let bare_addr = bare.await;
+        let layered_addr = layered.await;
         let bare = connect_h2(bare_addr).await;
         let layered = PropagateLayer::http().layer(connect_h2(layered_addr).await);
         let u = |a: SocketAddr| format!("http://{a}/").parse::<http::Uri>().unwrap();
