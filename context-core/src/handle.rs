@@ -23,6 +23,16 @@ use crate::Context;
 /// drops the handle on the spot and `ctx` is born cancelled. Bind it to a name
 /// (`let (ctx, _cancel) = …`) to keep it for the scope.
 ///
+/// # Panics
+///
+/// A waker registered on the context (or a descendant) that panics when woken does not stop
+/// the cancellation: every other waiter is still woken, and the whole subtree reports done.
+/// [`cancel`](CancelHandle::cancel) and [`cancel_with_cause`](CancelHandle::cancel_with_cause)
+/// then re-raise the first such panic to their caller. Every other cancellation (the drop of
+/// the last handle, a deadline, a failed [`Group`](crate::Group) member, a signal or a token)
+/// never unwinds: the panic hook has reported the panic, and it goes no further, so a `Drop`
+/// or a thread of the library is never cut short by someone else's waker.
+///
 /// # Examples
 ///
 /// ```

@@ -92,14 +92,25 @@ fn emit(origin: Origin, cause: Option<Cause>, chain: &dyn fmt::Debug) {
         debug_assert!(false, "trace::cancelled on a live context");
         return;
     };
-    tracing::event!(
-        target: "go_context",
-        tracing::Level::DEBUG,
-        origin = origin.as_str(),
-        error = %cause.err(),
-        cause = %cause,
-        cause.location = %cause.location(),
-        context = ?chain,
-        "context done"
-    );
+    // The subscriber and the cause's `Display` are user code: a panic in them is handled as
+    // a waker's is (`tree::cancel`): re-raised to a `cancel()` caller, dropped for every other
+    // origin, whose callers have bookkeeping left that an unwind would skip.
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tracing::event!(
+            target: "go_context",
+            tracing::Level::DEBUG,
+            origin = origin.as_str(),
+            error = %cause.err(),
+            cause = %cause,
+            cause.location = %cause.location(),
+            context = ?chain,
+            "context done"
+        );
+    }));
+    if let Err(payload) = sent {
+        if origin == Origin::Cancel && !std::thread::panicking() {
+            std::panic::resume_unwind(payload);
+        }
+        drop(payload);
+    }
 }

@@ -205,6 +205,8 @@ fn a_panicking_waker_on_cancel_wakes_the_others_and_leaves_no_lock_held() {
     healthy(&root);
 }
 
+/// The drop of the last handle never unwinds from a waker's panic (a `Drop` that unwinds cuts
+/// its caller's cleanup short, and aborts the process if it is already unwinding).
 #[test]
 fn a_panicking_waker_on_the_drop_of_the_last_handle() {
     quiet_deliberate_panics();
@@ -213,9 +215,65 @@ fn a_panicking_waker_on_the_drop_of_the_last_handle() {
     let mut d = Box::pin(ctx.done());
     assert!(poll_once(&mut d, &bad).is_pending());
     let result = panic::catch_unwind(AssertUnwindSafe(move || drop(cancel)));
-    assert!(result.is_err());
+    assert!(result.is_ok(), "the drop of the last handle unwound");
     assert_eq!(ctx.err(), Some(Error::Canceled));
     healthy(&ctx);
+}
+
+/// Regression test (found by an audit): the drop of the last handle used to re-raise a
+/// waker's panic from its cancellation and so skip unlinking the node from its parent. The
+/// freed node's address stayed in the parent's children list, and the parent's cancellation
+/// then walked a dangling pointer: it cancelled whatever context had taken that memory.
+#[test]
+fn a_panicking_waker_on_the_last_handle_drop_still_unlinks_the_child() {
+    quiet_deliberate_panics();
+    let (parent, parent_cancel) = Context::background().with_cancel();
+    let (child, child_cancel) = parent.with_cancel();
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    let mut d = Box::pin(child.done());
+    assert!(poll_once(&mut d, &bad).is_pending());
+    drop(bad);
+    drop(child);
+    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(child_cancel)));
+    // The node goes with its last `Context`, the one the `Done` holds.
+    drop(d);
+    // Contexts made after the free: some take the freed node's memory.
+    let unrelated: Vec<_> = (0..64)
+        .map(|_| Context::background().with_cancel())
+        .collect();
+    parent_cancel.cancel();
+    let hit = unrelated.iter().filter(|(c, _)| c.is_done()).count();
+    assert_eq!(
+        hit, 0,
+        "the parent's cancellation reached {hit} unrelated context(s) through a freed child"
+    );
+    healthy(&parent);
+}
+
+/// Regression test (found by an audit): a failing member's cancellation of its group used to
+/// re-raise a waker's panic before the failure was recorded: `wait` returned `Ok(())` and
+/// the member's handle said it had never started.
+#[test]
+fn a_panicking_waker_on_a_group_context_loses_no_failure() {
+    quiet_deliberate_panics();
+    let group: go_context::Group = go_context::Group::new(&Context::background());
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    let mut d = Box::pin(group.context().done());
+    assert!(poll_once(&mut d, &bad).is_pending());
+    let member = group.spawn_blocking(|_| Err::<(), go_context::BoxError>("member failed".into()));
+    let waited = within("group wait", move || {
+        group.wait().map_err(|e| e.to_string())
+    });
+    assert_eq!(waited, Err("member failed".to_owned()));
+    let joined = within("member join", move || {
+        member.join().map_err(|e| e.to_string())
+    });
+    assert!(
+        matches!(&joined, Err(e) if e.contains("member failed")),
+        "the member's handle lost its failure: {joined:?}"
+    );
+    let good = Waker::from(Arc::new(CountingWaker::default()));
+    assert_eq!(poll_once(&mut d, &good), Poll::Ready(Error::Canceled));
 }
 
 /// Regression test: a waker that panics when a *deadline* fires used to unwind through the

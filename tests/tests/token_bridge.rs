@@ -179,3 +179,73 @@ fn every_token_of_a_context_is_cancelled_and_value_children_share_them() {
     // Asked again once done: cancelled at once.
     assert!(ctx.to_token().is_cancelled());
 }
+
+/// A waker that holds up the cancellation waking it until told to go on (a slow task's).
+struct Slow {
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    go_on: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl std::task::Wake for Slow {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.entered.lock().unwrap().send(()).unwrap();
+        let _ = self
+            .go_on
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(30));
+    }
+}
+
+/// Regression test (found by an audit): the shared tokens are kept by the node's address, and
+/// an entry used to outlive its node. A descendant reached by an ancestor's cancellation is
+/// done before that cancellation wakes its waiters (the token's guard among them), so another
+/// thread could free it meanwhile; a new context at the same address then got a child of the
+/// old token from `to_token`, which the old cancellation went on to cancel.
+#[test]
+fn a_new_context_never_gets_the_token_of_a_freed_one() {
+    use std::future::Future;
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::task::{Context as TaskContext, Waker};
+
+    let (parent, parent_cancel) = Context::background().with_cancel();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (go_on_tx, go_on_rx) = mpsc::channel();
+    let slow = Waker::from(Arc::new(Slow {
+        entered: Mutex::new(entered_tx),
+        go_on: Mutex::new(go_on_rx),
+    }));
+    // The origin's waiters are woken first: the slow one holds the cancellation up before it
+    // reaches the child's token guard.
+    let mut done = Box::pin(parent.done());
+    assert!(done
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(&slow))
+        .is_pending());
+    drop(slow);
+    let (child, child_cancel) = parent.with_cancel();
+    let old_token = child.to_token();
+    let canceller = std::thread::spawn(move || parent_cancel.cancel());
+    entered_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the slow waker is woken");
+    assert!(child.is_done(), "the child is done before the wake-ups");
+    drop(old_token);
+    drop((child, child_cancel)); // the child goes: its parent has settled it
+                                 // Contexts made meanwhile: without the fix, one takes the freed child's address.
+    let fresh: Vec<_> = (0..64)
+        .map(|_| {
+            let (ctx, cancel) = Context::background().with_cancel();
+            let token = ctx.to_token();
+            (ctx, cancel, token)
+        })
+        .collect();
+    go_on_tx.send(()).unwrap();
+    canceller.join().unwrap();
+    drop(done);
+    let wrong = fresh
+        .iter()
+        .filter(|(ctx, _, token)| !ctx.is_done() && token.is_cancelled())
+        .count();
+    assert_eq!(wrong, 0, "{wrong} live context(s) got a cancelled token");
+}

@@ -368,3 +368,50 @@ fn a_bridged_token_emits_one_event_as_its_origin() {
         "the CancellationToken was cancelled"
     );
 }
+
+/// A cause whose `Display` panics: the subscriber formats it for the event.
+#[derive(Debug)]
+struct DisplayPanics;
+
+impl fmt::Display for DisplayPanics {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        panic!("deliberate panic: a cause's Display");
+    }
+}
+
+impl std::error::Error for DisplayPanics {}
+
+struct BornDoneTag;
+
+/// Regression test: a child born done (its deadline already passed) is cancelled after it is
+/// linked under its parent and before its handle exists. A panic in the event (a cause's
+/// `Display`, or the subscriber) used to unwind from there: the node was freed while its
+/// parent still listed it, and the parent's cancellation then reached whatever took its
+/// memory. Only a `cancel()` call re-raises such a panic now.
+#[test]
+fn a_panicking_cause_display_in_the_event_of_a_born_done_child_unwinds_nothing() {
+    install();
+    let (parent, cancel) = Context::background().with_value(BornDoneTag).with_cancel();
+    let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (child, _handle) = parent.with_deadline_cause(Instant::now(), DisplayPanics);
+        child.err()
+    }));
+    assert_eq!(
+        made.ok(),
+        Some(Some(Error::DeadlineExceeded)),
+        "with_deadline_cause unwound"
+    );
+    let unrelated: Vec<_> = (0..64)
+        .map(|_| Context::background().with_cancel())
+        .collect();
+    cancel.cancel();
+    let hit = unrelated.iter().filter(|(c, _)| c.is_done()).count();
+    assert_eq!(
+        hit, 0,
+        "the parent's cancellation reached {hit} unrelated context(s)"
+    );
+    // The parent's own event is still recorded.
+    assert!(wait_for("BornDoneTag", 1)
+        .iter()
+        .any(|e| e.field("origin") == "cancel"));
+}

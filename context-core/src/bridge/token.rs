@@ -17,11 +17,14 @@
 //! # Invariants
 //!
 //! 0. The shared-token map has an entry for a cancel node exactly while a [`SharedToken`]
-//!    guard is registered on it (it removes the entry when dropped, which the node's
-//!    cancellation does). A node is done before it is freed, and its guard runs before the
-//!    cancellation returns, so an entry's key (the node's address) is never reused while the
-//!    entry exists. Lock order: the map's lock, then a node's (to register); the guard takes
-//!    the map's lock with no node lock held.
+//!    guard is registered on it or being woken (it removes the entry when dropped, which the
+//!    node's cancellation does, in its aftermath). The guard holds a `Weak` of the node, which
+//!    keeps the node's allocation, so an entry's key (the node's address) is never reused
+//!    while the entry exists. (A done node may be freed before the guard is dropped: a
+//!    descendant reached by an ancestor's cancellation is settled before that cancellation
+//!    wakes its waiters, and another thread may drop its last reference meanwhile.) Lock
+//!    order: the map's lock, then a node's (to register); the guard takes the map's lock with
+//!    no node lock held.
 //! 1. A link's `wait` is `Some` until the link is finished (token fired, or child done), then
 //!    `None` forever; only the call that takes it out acts on it, so the child is cancelled at
 //!    most once by the link.
@@ -96,6 +99,9 @@ fn shared_tokens() -> std::sync::MutexGuard<'static, HashMap<usize, Cancellation
 struct SharedToken {
     key: usize,
     token: CancellationToken,
+    /// Keeps the node's allocation, hence `key`, from being reused until the entry is gone
+    /// (invariant 0). Dropped after `drop` has removed the entry.
+    _node: Weak<Node>,
 }
 
 impl std::task::Wake for SharedToken {
@@ -216,6 +222,7 @@ impl Context {
         let guard = Waker::from(Arc::new(SharedToken {
             key,
             token: token.clone(),
+            _node: Arc::downgrade(signal),
         }));
         // Invariant 0: the map's lock, then the node's.
         match core.register(Waiter::Task(guard)) {

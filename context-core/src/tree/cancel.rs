@@ -154,6 +154,15 @@ pub(crate) fn new_cancel_node(
 /// already done. On return every descendant reports done (invariant 5). Returns whether this
 /// call made the node done; if it did, it has reported `origin` to [`trace`], after every lock
 /// was released.
+///
+/// A waker that panics is caught, so the others are still woken; once the whole cancellation
+/// is done, the first such panic is re-raised only for [`Origin::Cancel`] (a user's own
+/// `cancel()` call, where it is the caller's to see) and dropped for every other origin: a
+/// drop of the last handle, a deadline, a failed group member, a token, a signal. Those run in
+/// a `Drop`, on a thread of ours, or in the middle of our own bookkeeping (unlinking the node,
+/// recording a member's failure, dispatching the next signal), which an unwind would skip; the
+/// panic hook has reported the panic already. So for any origin but `Cancel` this never
+/// unwinds.
 pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Origin) -> bool {
     let Body::Cancel(core) = &node.body else {
         return false;
@@ -250,9 +259,11 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
     let panic = run_aftermath(acc, node);
     trace::cancelled(origin, || (node.cause(), Chain(node)));
     if let Some(payload) = panic {
-        if !std::thread::panicking() {
+        if origin == Origin::Cancel && !std::thread::panicking() {
             std::panic::resume_unwind(payload);
         }
+        // Dropped here, with no lock held: a payload is a user value.
+        drop(payload);
     }
     true
 }

@@ -101,7 +101,11 @@
 //! 6. No user code runs while a lock of ours is held: wakers are woken, threads unparked,
 //!    callbacks handed to their pool, disarmed timer entries dropped and the trace event emitted after
 //!    every lock is released. Moving a `Waker` into or out of a list runs no user code; cloning
-//!    and dropping one does, so those happen outside the lock (see `waiters.rs`).
+//!    and dropping one does, so those happen outside the lock (see `waiters.rs`). A panic of
+//!    that user code (a waker, a trace subscriber) unwinds out of a cancellation only to a
+//!    user's own `cancel()` call, once the cancellation is complete; every other origin (a
+//!    drop, the timer, a group, a token, a signal) drops it, so the bookkeeping that follows
+//!    those cancellations (unlinking the node, recording a failure) is never skipped.
 //! 7. Nothing recurses over the depth or width of the tree: cancellation uses a work list and
 //!    `Node::drop` releases the parent chain in a loop. Nothing walks the chain either: each
 //!    cancel node stores its effective deadline (the earlier of its own and its link parent's,
