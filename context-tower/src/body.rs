@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use go_context::{BoxError, CancelHandle, Context, Done};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -26,35 +26,68 @@ use crate::protocol;
 #[derive(Debug)]
 pub(crate) struct DropGuard {
     handle: Option<CancelHandle>,
-    cause: RequestDropped,
+    /// `None` once the response is complete (all of it handed to the server), though the
+    /// stream may not have been polled to its end.
+    cause: Option<RequestDropped>,
 }
 
 impl DropGuard {
     pub(crate) fn armed(handle: CancelHandle) -> DropGuard {
         DropGuard {
             handle: Some(handle),
-            cause: RequestDropped::while_handling(),
+            cause: Some(RequestDropped::while_handling()),
         }
     }
 
-    /// The request is complete: dropping the guard now cancels without a cause.
+    /// The request is over: the context ends now, without a cause.
     pub(crate) fn disarm(&mut self) {
         drop(self.handle.take());
     }
 
+    /// The response is complete, but the context lives on until the body goes: dropping the
+    /// guard then ends it without a cause.
+    fn complete(&mut self) {
+        self.cause = None;
+    }
+
     /// The handler answered; the guard now covers the body.
     pub(crate) fn streaming(mut self) -> DropGuard {
-        self.cause = RequestDropped::during_body();
+        if self.cause.is_some() {
+            self.cause = Some(RequestDropped::during_body());
+        }
         self
     }
 }
 
 impl Drop for DropGuard {
     fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.cancel_with_cause(self.cause);
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
+        if let Some(cause) = self.cause {
+            // A waker that panics is re-raised by `cancel_with_cause` once every waiter is
+            // woken: in this `Drop`, run by hyper's or tonic's own drop of the request, it would
+            // unwind through their cleanup. The panic hook has reported it; it goes no further.
+            let cancelled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                handle.cancel_with_cause(cause);
+            }));
+            drop(cancelled);
         }
     }
+}
+
+/// When a server's response is complete, as the server sends it: hyper stops polling a body
+/// once it has written its `content-length` bytes, and never polls the body of an answer to
+/// `HEAD` (or a 204 or 304), so the end of the stream alone would take those for a client
+/// that went away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Complete {
+    /// At the end of the stream.
+    AtEnd,
+    /// Once this many more bytes of data have gone out.
+    After(u64),
+    /// At once: the response has no body on the wire.
+    NoBody,
 }
 
 /// How a [`ContextBody`] treats the context it carries.
@@ -102,9 +135,13 @@ pin_project! {
             // copies than the allocation of the bodies that do wait (measured: S13).
             done: Option<Pin<Box<Done>>>,
             guard: Option<DropGuard>,
-            finished: bool,
+            // Bytes of data still to go before the response is complete (`Complete::After`).
+            left: Option<u64>,
         },
         Text { text: Option<&'static str> },
+        // The stream is over: the inner body (on a client, the HTTP/2 stream, which its drop
+        // resets if the peer has not ended it) and the guard are gone.
+        Ended,
     }
 }
 
@@ -119,28 +156,45 @@ impl<B> ContextBody<B> {
 }
 
 impl<B: Body> ContextBody<B> {
-    pub(crate) fn wrap(body: B, watch: Watch, guard: Option<DropGuard>) -> ContextBody<B> {
-        let mut guard = guard.map(DropGuard::streaming);
-        let finished = body.is_end_stream();
-        if finished {
-            if let Some(g) = guard.as_mut() {
+    /// `complete` matters only with a `guard` (the server's).
+    pub(crate) fn wrap(
+        body: B,
+        watch: Watch,
+        guard: Option<DropGuard>,
+        complete: Complete,
+    ) -> ContextBody<B> {
+        if body.is_end_stream() {
+            if let Some(mut g) = guard {
                 g.disarm();
             }
+            return ContextBody { kind: Kind::Ended };
         }
+        let mut guard = guard.map(DropGuard::streaming);
+        let left = match complete {
+            Complete::AtEnd => None,
+            Complete::After(n) if n > 0 => Some(n),
+            Complete::After(_) | Complete::NoBody => {
+                if let Some(g) = guard.as_mut() {
+                    g.complete();
+                }
+                None
+            }
+        };
         ContextBody {
             kind: Kind::Inner {
                 body,
                 watch,
                 done: None,
                 guard,
-                finished,
+                left,
             },
         }
     }
 }
 
-fn finish(finished: &mut bool, guard: &mut Option<DropGuard>) {
-    *finished = true;
+/// The end of the stream: the guard ends the context (plainly), and the caller replaces the
+/// body with [`Kind::Ended`], dropping the inner body.
+fn finish(guard: &mut Option<DropGuard>) {
     if let Some(g) = guard.as_mut() {
         g.disarm();
     }
@@ -169,71 +223,96 @@ where
     type Error = BoxError;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Text { text } => Poll::Ready(
-                text.take()
-                    .map(|t| Ok(Frame::data(Bytes::from_static(t.as_bytes()).into()))),
-            ),
+        let (polled, ended) = match self.as_mut().project().kind.project() {
+            KindProj::Text { text } => {
+                return Poll::Ready(
+                    text.take()
+                        .map(|t| Ok(Frame::data(Bytes::from_static(t.as_bytes()).into()))),
+                )
+            }
+            KindProj::Ended => return Poll::Ready(None),
             KindProj::Inner {
                 mut body,
                 watch,
                 done,
                 guard,
-                finished,
+                left,
             } => {
-                if *finished {
-                    return Poll::Ready(None);
-                }
                 if watch.cut && watch.ctx.is_done() {
-                    finish(finished, guard);
-                    return Poll::Ready(Some(cut(watch)));
-                }
-                let polled = {
-                    let _current = watch.enter.then(|| watch.ctx.enter());
-                    body.as_mut().poll_frame(cx)
-                };
-                match polled {
-                    Poll::Ready(Some(Ok(mut frame))) => {
-                        if let Some(trailers) = frame.trailers_mut() {
-                            if let Some(deadline) = &watch.fix_cancelled {
-                                protocol::fix_late_cancelled(trailers, *deadline);
+                    finish(guard);
+                    (Poll::Ready(Some(cut(watch))), true)
+                } else {
+                    let polled = {
+                        let _current = watch.enter.then(|| watch.ctx.enter());
+                        body.as_mut().poll_frame(cx)
+                    };
+                    match polled {
+                        Poll::Ready(Some(Ok(mut frame))) => {
+                            let ended = if let Some(trailers) = frame.trailers_mut() {
+                                if let Some(deadline) = &watch.fix_cancelled {
+                                    protocol::fix_late_cancelled(trailers, *deadline);
+                                }
+                                true
+                            } else {
+                                body.is_end_stream()
+                            };
+                            if ended {
+                                finish(guard);
+                            } else if let (Some(n), Some(data)) = (left.as_mut(), frame.data_ref())
+                            {
+                                *n = n.saturating_sub(data.remaining() as u64);
+                                if *n == 0 {
+                                    // All the bytes the server will send are out: no longer
+                                    // a dropped request, and nothing may follow them.
+                                    *left = None;
+                                    watch.cut = false;
+                                    if let Some(g) = guard.as_mut() {
+                                        g.complete();
+                                    }
+                                }
                             }
-                            finish(finished, guard);
-                        } else if body.is_end_stream() {
-                            finish(finished, guard);
+                            (Poll::Ready(Some(Ok(frame))), ended)
                         }
-                        Poll::Ready(Some(Ok(frame)))
-                    }
-                    Poll::Ready(Some(Err(e))) => {
-                        finish(finished, guard);
-                        Poll::Ready(Some(Err(e.into())))
-                    }
-                    Poll::Ready(None) => {
-                        finish(finished, guard);
-                        Poll::Ready(None)
-                    }
-                    Poll::Pending => {
-                        if watch.cut {
-                            let done = done.get_or_insert_with(|| Box::pin(watch.ctx.done()));
-                            if done.as_mut().poll(cx).is_ready() {
-                                finish(finished, guard);
-                                return Poll::Ready(Some(cut(watch)));
+                        Poll::Ready(Some(Err(e))) => {
+                            finish(guard);
+                            (Poll::Ready(Some(Err(e.into()))), true)
+                        }
+                        Poll::Ready(None) => {
+                            finish(guard);
+                            (Poll::Ready(None), true)
+                        }
+                        Poll::Pending => {
+                            let cut_now = watch.cut && {
+                                let done = done.get_or_insert_with(|| Box::pin(watch.ctx.done()));
+                                done.as_mut().poll(cx).is_ready()
+                            };
+                            if cut_now {
+                                finish(guard);
+                                (Poll::Ready(Some(cut(watch))), true)
+                            } else {
+                                (Poll::Pending, false)
                             }
                         }
-                        Poll::Pending
                     }
                 }
             }
+        };
+        if ended {
+            // The inner body goes now, not when the user drops this one: on a client that
+            // resets an HTTP/2 stream the peer has not ended, so the server hears at once.
+            self.project().kind.set(Kind::Ended);
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Text { text } => text.is_none(),
-            Kind::Inner { finished, .. } => *finished,
+            Kind::Inner { .. } => false,
+            Kind::Ended => true,
         }
     }
 
@@ -243,6 +322,7 @@ where
             // A cut only shortens the stream (gRPC adds trailers, which no length counts; HTTP
             // ends it with an error), so the inner hint stays true for every byte we send.
             Kind::Inner { body, .. } => body.size_hint(),
+            Kind::Ended => SizeHint::with_exact(0),
         }
     }
 }
@@ -273,7 +353,166 @@ mod tests {
             inner,
             watch,
             Some(DropGuard::armed(handle)),
+            Complete::AtEnd,
         ))
+    }
+
+    /// A body that yields `data` (if any), then waits forever; it flags its drop.
+    struct Flagged {
+        data: Option<Bytes>,
+        dropped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Drop for Flagged {
+        fn drop(&mut self) {
+            self.dropped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Body for Flagged {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut TaskContext<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            match self.data.take() {
+                Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    fn flagged(
+        ctx: &Context,
+        guard: Option<DropGuard>,
+        data: Option<&'static str>,
+        complete: Complete,
+    ) -> (
+        Pin<Box<ContextBody<Flagged>>>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let dropped = std::sync::Arc::default();
+        let inner = Flagged {
+            data: data.map(|d| Bytes::from_static(d.as_bytes())),
+            dropped: std::sync::Arc::clone(&dropped),
+        };
+        let watch = Watch {
+            ctx: ctx.clone(),
+            cut: true,
+            enter: guard.is_some(),
+            fix_cancelled: None,
+            grpc: false,
+        };
+        (
+            Box::pin(ContextBody::wrap(inner, watch, guard, complete)),
+            dropped,
+        )
+    }
+
+    type Polled<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
+    fn poll_once<B: Body + Unpin>(body: &mut B) -> Polled<B> {
+        let waker = std::task::Waker::noop();
+        Pin::new(body).poll_frame(&mut TaskContext::from_waker(waker))
+    }
+
+    /// Regression test (found by an audit): a cut client body kept the inner body (the
+    /// HTTP/2 stream) until the user dropped ours, so the server went on working.
+    #[test]
+    fn a_cut_drops_the_inner_body_at_once() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let (mut body, dropped) = flagged(&ctx, None, None, Complete::AtEnd);
+        assert!(poll_once(&mut body).is_pending());
+        cancel.cancel();
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Err(_)))));
+        assert!(body.is_end_stream());
+        assert!(
+            dropped.load(std::sync::atomic::Ordering::SeqCst),
+            "the inner body outlived the cut"
+        );
+        assert!(matches!(poll_once(&mut body), Poll::Ready(None)));
+    }
+
+    /// Regression test (found by an audit): hyper stops polling an HTTP/1.1 body once its
+    /// `content-length` bytes are out, and the drop that follows was taken for a client gone.
+    #[test]
+    fn a_body_dropped_after_its_known_length_is_not_request_dropped() {
+        let (ctx, handle) = Context::background().with_cancel();
+        let guard = Some(DropGuard::armed(handle));
+        let (mut body, _) = flagged(&ctx, guard, Some("hello"), Complete::After(5));
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(_)))));
+        assert!(!ctx.is_done(), "the context lives until the body goes");
+        drop(body);
+        let cause = ctx.cause().unwrap();
+        assert!(cause.downcast_ref::<RequestDropped>().is_none(), "{cause}");
+        // One byte short of the length: that is a dropped request.
+        let (ctx, handle) = Context::background().with_cancel();
+        let guard = Some(DropGuard::armed(handle));
+        let (mut body, _) = flagged(&ctx, guard, Some("hell"), Complete::After(5));
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(_)))));
+        drop(body);
+        assert!(ctx
+            .cause()
+            .unwrap()
+            .downcast_ref::<RequestDropped>()
+            .is_some_and(|d| d.while_streaming()));
+    }
+
+    /// Regression test (found by an audit): an answer to `HEAD` (or a 204, 304) is never
+    /// polled by hyper, and its drop was taken for a client gone.
+    #[test]
+    fn a_body_with_nothing_on_the_wire_dropped_unpolled_is_not_request_dropped() {
+        let (ctx, handle) = Context::background().with_cancel();
+        let guard = Some(DropGuard::armed(handle));
+        let (body, _) = flagged(&ctx, guard, Some("hello"), Complete::NoBody);
+        drop(body);
+        let cause = ctx.cause().unwrap();
+        assert!(cause.downcast_ref::<RequestDropped>().is_none(), "{cause}");
+    }
+
+    /// After the last byte of a known length the body is no longer cut: nothing may follow
+    /// the bytes the server promised.
+    #[test]
+    fn no_cut_after_the_last_byte_of_a_known_length() {
+        let (ctx, handle) = Context::background().with_cancel();
+        let (ctx2, cancel) = ctx.with_cancel();
+        drop(ctx);
+        let guard = Some(DropGuard::armed(handle));
+        let (mut body, _) = flagged(&ctx2, guard, Some("hello"), Complete::After(5));
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(_)))));
+        cancel.cancel();
+        assert!(poll_once(&mut body).is_pending(), "cut after the last byte");
+    }
+
+    struct PanickingWaker;
+
+    impl std::task::Wake for PanickingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            panic!("deliberate panic: a waker on a request's context");
+        }
+    }
+
+    /// The guard's drop runs inside hyper's and tonic's drops of a request: a waker's panic
+    /// re-raised by `cancel_with_cause` must not unwind out of it.
+    #[test]
+    fn a_panicking_waker_does_not_unwind_out_of_the_guard() {
+        let (ctx, handle) = Context::background().with_cancel();
+        let waker = std::task::Waker::from(std::sync::Arc::new(PanickingWaker));
+        let mut done = Box::pin(ctx.done());
+        assert!(done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        let guard = DropGuard::armed(handle);
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(guard)));
+        assert!(dropped.is_ok(), "the guard's drop unwound");
+        assert!(ctx
+            .cause()
+            .unwrap()
+            .downcast_ref::<RequestDropped>()
+            .is_some());
     }
 
     #[test]

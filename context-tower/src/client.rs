@@ -22,7 +22,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::{ContextBody, Watch};
+use crate::body::{Complete, ContextBody, Watch};
 use crate::error::{call_error, ContextDone};
 use crate::ext::RequestContextExt;
 use crate::policy::Format;
@@ -236,6 +236,13 @@ where
             // One lookup of the header name, whether it is present or not.
             let budget = match req.headers_mut().entry(&config.header) {
                 Entry::Occupied(mut e) => match config.format.parse(e.get().as_bytes()) {
+                    // A budget already spent (`0n` from upstream) is never sent (invariant 1).
+                    Ok(p) if p.is_zero() => {
+                        return ResponseFuture::failed(call_error(
+                            grpc,
+                            ContextDone::no_time_left(),
+                        ));
+                    }
                     Ok(p) if p <= left => p,
                     _ => {
                         e.insert(config.format.format(left));
@@ -380,9 +387,9 @@ where
                                 fix_cancelled: fix,
                                 grpc,
                             };
-                            return Poll::Ready(
-                                Ok(resp.map(|b| ContextBody::wrap(b, watch, None))),
-                            );
+                            return Poll::Ready(Ok(
+                                resp.map(|b| ContextBody::wrap(b, watch, None, Complete::AtEnd))
+                            ));
                         }
                         Poll::Pending => {
                             if poll_done(done, ctx, cx).is_pending() {

@@ -98,7 +98,9 @@ pub(crate) enum Malformed {
 /// Where a server reads the caller's deadline, and how far it trusts it.
 ///
 /// The first source header present wins. The budget it gives is clamped to `[min, max]`; with
-/// no header, the [`default_timeout`](Self::default_timeout) applies (if any). A budget of
+/// no header (or a malformed one, ignored), the [`default_timeout`](Self::default_timeout)
+/// applies, clamped to `max`, and with no default `max` itself: with `max` set, no request
+/// runs longer than `max`, whatever it sent. A budget of
 /// zero (`0n`, `0`) means the caller has no time left: the request is answered with
 /// `DEADLINE_EXCEEDED`/504 without calling the handler (the `min` clamp does not revive it).
 /// A header that does not parse is ignored (the default) or rejected with gRPC `INTERNAL` /
@@ -210,8 +212,9 @@ impl DeadlinePolicy {
         self
     }
 
-    /// Never give a request more than `max`, whatever the caller sent (the default, if set, is
-    /// clamped too).
+    /// Never give a request more than `max`, whatever the caller sent: a longer deadline is
+    /// cut to `max`, and a request that sends none (or a malformed one, ignored) gets the
+    /// default clamped to `max`, or `max` itself with no default.
     ///
     /// ```
     /// # use context_tower::DeadlinePolicy;
@@ -237,8 +240,8 @@ impl DeadlinePolicy {
         self
     }
 
-    /// The budget of a request that sent no deadline (none by default: it runs under the
-    /// parent's deadline only).
+    /// The budget of a request that sent no deadline, clamped to [`max`](Self::max) (none by
+    /// default: without `max` either, it runs under the parent's deadline only).
     ///
     /// ```
     /// # use context_tower::DeadlinePolicy;
@@ -278,8 +281,10 @@ impl DeadlinePolicy {
 
     /// Whether the deadline also covers the response body (default `true`: the deadline is
     /// the whole call's, so a stream that outlives it ends with `DEADLINE_EXCEEDED` in its
-    /// trailers). With `false` the context lives until the body ends, but the deadline only
-    /// bounds the handler's answer (tonic's behaviour).
+    /// trailers). With `false` the body is not cut: a stream that does not watch its context
+    /// runs past the deadline to its end, as tonic's do. The deadline still ends the request's
+    /// context at its time (a context's deadline cannot be lifted): work that watches the
+    /// context stops then, even while the body streams.
     ///
     /// ```
     /// # use context_tower::DeadlinePolicy;
@@ -327,14 +332,14 @@ impl DeadlinePolicy {
                 Err(_) => continue,
             }
         }
-        match self.default {
-            Some(d) => {
-                let budget = match self.max {
-                    Some(max) => d.min(max),
-                    None => d,
-                };
-                Budget::Some(budget, RemoteDeadline::default_timeout(budget))
-            }
+        let budget = match (self.default, self.max) {
+            (Some(d), Some(max)) => Some(d.min(max)),
+            (Some(d), None) => Some(d),
+            // `max` bounds every request, those that sent nothing too.
+            (None, max) => max,
+        };
+        match budget {
+            Some(budget) => Budget::Some(budget, RemoteDeadline::default_timeout(budget)),
             None => Budget::None,
         }
     }
@@ -429,5 +434,26 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Regression test (found by an audit): `max` did not bound a request that sent no
+    /// deadline, or a malformed one, when no default was set: it got none at all.
+    #[test]
+    fn max_bounds_a_request_that_sent_nothing_or_garbage() {
+        let p = DeadlinePolicy::grpc().max(Duration::from_secs(1));
+        for h in [headers(&[]), headers(&[("grpc-timeout", "bogus")])] {
+            match p.budget(&h) {
+                Budget::Some(b, c) => {
+                    assert_eq!(b, Duration::from_secs(1));
+                    assert!(c.header().is_none());
+                }
+                other => panic!("{h:?}: {other:?}"),
+            }
+        }
+        // Without `max` or a default, no deadline.
+        assert!(matches!(
+            DeadlinePolicy::grpc().budget(&headers(&[])),
+            Budget::None
+        ));
     }
 }

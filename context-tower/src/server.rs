@@ -6,7 +6,11 @@
 //!    [`ContextBody`] until the stream ends. Whoever drops it first ends the context, so no
 //!    context, timer entry or `go!` child outlives its request.
 //! 2. The guard is armed (drop = cancel with [`RequestDropped`](crate::RequestDropped)) exactly while the request is
-//!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut.
+//!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut. For
+//!    HTTP, "the last frame" is also the last byte of a known length (`content-length`, or an
+//!    exact size hint), after which hyper stops polling, and an answer with no body on the
+//!    wire (to `HEAD`, a 1xx, 204 or 304) is complete when the handler gives it; past that
+//!    point the body is no longer cut, and its drop ends the context without a cause.
 //! 3. The handler future is polled only while the context is live: a done context drops it
 //!    (the answer is `DEADLINE_EXCEEDED`/504 or `CANCELLED`/503) before any further poll.
 
@@ -16,12 +20,12 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use go_context::{Context, Done};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::{ContextBody, DropGuard, Watch};
+use crate::body::{Complete, ContextBody, DropGuard, Watch};
 use crate::policy::{Budget, DeadlinePolicy};
 use crate::protocol::{self, ErrorAnswer};
 
@@ -192,6 +196,7 @@ where
             // No time left (`0n`) or the server is shutting down: the handler is not called.
             return ResponseFuture::answer(protocol::context_answer(grpc, &ctx));
         }
+        let head = req.method() == Method::HEAD;
         req.extensions_mut().insert(ctx.clone());
         // The handler's own code in `call` runs with the context current; the future is
         // built in place (no move of it after the call).
@@ -203,6 +208,7 @@ where
                 guard: Some(DropGuard::armed(handle)),
                 done: None,
                 grpc,
+                head,
                 cover: config.policy.cover_body,
             },
         }
@@ -238,6 +244,8 @@ pin_project! {
             // registers, and this future is moved into the connection's task (measured: S13).
             done: Option<Pin<Box<Done>>>,
             grpc: bool,
+            // An answer to `HEAD` has no body on the wire.
+            head: bool,
             cover: bool,
         },
         Answer { answer: Option<ErrorAnswer> },
@@ -252,6 +260,31 @@ impl<F> ResponseFuture<F> {
                 answer: Some(answer),
             },
         }
+    }
+}
+
+/// When the server will have sent the whole of `resp` (invariant 2): a gRPC response ends
+/// with its trailers; an HTTP one may have no body on the wire, or a known length, after which
+/// hyper stops polling the body.
+fn complete_at<B: http_body::Body>(resp: &Response<B>, grpc: bool, head: bool) -> Complete {
+    if grpc {
+        return Complete::AtEnd;
+    }
+    let status = resp.status();
+    if head
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Complete::NoBody;
+    }
+    let declared = resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared.or_else(|| resp.body().size_hint().exact()) {
+        Some(n) => Complete::After(n),
+        None => Complete::AtEnd,
     }
 }
 
@@ -281,6 +314,7 @@ where
                 guard,
                 done,
                 grpc,
+                head,
                 cover,
             } => {
                 if !ctx.is_done() {
@@ -298,6 +332,7 @@ where
                         }
                         Poll::Ready(Ok(resp)) => {
                             let (cut, grpc) = (*cover, *grpc);
+                            let complete = complete_at(&resp, grpc, *head);
                             // The context and the guard move on into the body (no clone).
                             let StateReplace::Running { ctx, guard, .. } =
                                 self.project().state.project_replace(State::Finished)
@@ -312,7 +347,7 @@ where
                                 grpc,
                             };
                             return Poll::Ready(Ok(
-                                resp.map(|b| ContextBody::wrap(b, watch, guard))
+                                resp.map(|b| ContextBody::wrap(b, watch, guard, complete))
                             ));
                         }
                         // Registered only for handlers that wait: a quick one pays nothing.

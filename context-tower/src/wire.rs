@@ -219,7 +219,11 @@ pub(crate) fn grpc_timeout_parts(timeout: Duration) -> (u64, u8) {
     // Nanoseconds in a u64 cover 584 years (u64 division is much cheaper than u128); the
     // longer rest saturates to hours below.
     let Ok(nanos) = u64::try_from(timeout.as_nanos()) else {
-        let hours = timeout.as_secs().div_ceil(3600).min(GRPC_MAX_VALUE);
+        // A sub-second rest counts as one more second, so the hours still round up.
+        let secs = timeout
+            .as_secs()
+            .saturating_add(u64::from(timeout.subsec_nanos() > 0));
+        let hours = secs.div_ceil(3600).min(GRPC_MAX_VALUE);
         return (hours, b'H');
     };
     let nanos = nanos.max(1);
@@ -356,7 +360,21 @@ mod tests {
             (0u64..10_000_000_000).prop_map(Duration::from_nanos),
             (0u64..u64::MAX, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
             (0u64..400_000_000_000).prop_map(Duration::from_secs),
+            // Whole hours past u64 nanoseconds, plus at most a nanosecond.
+            (5_124_096u64..99_999_999, 0u32..2).prop_map(|(h, n)| Duration::new(h * 3600, n)),
         ]
+    }
+
+    /// Regression test (found by an audit): past u64 nanoseconds (584 years) the sub-second
+    /// rest was dropped before rounding up to hours, so the value came out short.
+    #[test]
+    fn past_u64_nanoseconds_hours_still_round_up() {
+        let hours = 5_124_096u64;
+        let exact = Duration::from_secs(hours * 3600);
+        assert_eq!(format_grpc_timeout(exact).as_str(), "5124096H");
+        let over = exact + Duration::from_nanos(1);
+        assert_eq!(format_grpc_timeout(over).as_str(), "5124097H");
+        assert_eq!(format_grpc_timeout(Duration::MAX).as_str(), "99999999H");
     }
 
     proptest! {

@@ -361,3 +361,27 @@ fn request_context_ext_falls_back_to_current() {
     let req = http::Request::new(());
     assert_eq!(req.context().value::<u16>(), Some(&3));
 }
+
+/// Regression test (found by an audit): a deadline header already on the request (from
+/// upstream, or tonic's `set_timeout(Duration::ZERO)`) that says `0n` was kept as the shorter
+/// of the two and sent: the call must fail here, with nothing sent, as a done context does.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spent_budget_already_on_the_request_is_never_sent() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let inner = tower::service_fn(move |_req: http::Request<()>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(http::Response::new(String::new())) }
+    });
+    let client = tower::Layer::layer(&PropagateLayer::grpc(), inner);
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(5));
+    let mut req = http::Request::builder()
+        .header("grpc-timeout", "0n")
+        .body(())
+        .unwrap();
+    req.set_context(ctx);
+    let err = client.oneshot(req).await.unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the call was sent");
+    let done = err.downcast_ref::<ContextDone>().expect("a ContextDone");
+    assert_eq!(done.error(), Error::DeadlineExceeded);
+}

@@ -1,0 +1,159 @@
+//! How a response's end reaches both sides, over real connections on 127.0.0.1: a client
+//! body cut by its context resets the HTTP/2 stream at once (the server's handler context
+//! ends while the user still holds the ended body), and an HTTP/1.1 response that hyper
+//! completes without polling the body to its end (a known `content-length`, an answer to
+//! `HEAD`) is not taken for a client that went away. Each was found by an audit and failed
+//! before its fix.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use context_tower::{ContextLayer, PropagateLayer, RequestContextExt, RequestDropped};
+use go_context::Context;
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::{Layer, Service, ServiceExt};
+
+#[path = "support/loopback.rs"]
+mod loopback;
+
+type Seen = Arc<Mutex<Option<Context>>>;
+
+/// Serves `body()` as every answer, under `ContextLayer::http()`, recording each handler's
+/// context in the returned slot.
+async fn serve<B, F>(version: loopback::Version, body: F) -> (std::net::SocketAddr, Seen)
+where
+    F: Fn() -> http::Response<B> + Clone + Send + Sync + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<go_context::BoxError>,
+{
+    let seen: Seen = Arc::default();
+    let slot = Arc::clone(&seen);
+    let svc = ContextLayer::http().layer(tower::service_fn(
+        move |req: http::Request<hyper::body::Incoming>| {
+            *slot.lock().unwrap() = Some(req.context());
+            let resp = body();
+            async move { Ok::<_, Infallible>(resp) }
+        },
+    ));
+    (loopback::serve(svc, version).await, seen)
+}
+
+fn handler_context(seen: &Seen) -> Context {
+    seen.lock().unwrap().clone().expect("the handler ran")
+}
+
+/// Whether `ctx` ended with `RequestDropped`, once it ends (bounded).
+async fn ended_as_dropped(ctx: &Context) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(10), ctx.done())
+        .await
+        .expect("the handler's context ended");
+    let cause = ctx.cause().unwrap();
+    cause
+        .downcast_ref::<RequestDropped>()
+        .map(|_| cause.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_body_cut_by_its_context_resets_the_stream_at_once() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let (addr, seen) = serve(loopback::Version::H2, || {
+            let ticks = futures_util::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Some((Ok::<_, Infallible>(Frame::data(Bytes::from("tick"))), ()))
+            });
+            http::Response::new(http_body_util::StreamBody::new(ticks))
+        })
+        .await;
+        let mut b = Client::builder(TokioExecutor::new());
+        b.http2_only(true);
+        let mut client = PropagateLayer::http().layer(b.build_http::<Empty<Bytes>>());
+        let (ctx, cancel) = Context::background().with_cancel();
+        let mut req = http::Request::get(format!("http://{addr}/"))
+            .body(Empty::new())
+            .unwrap();
+        req.set_context(ctx);
+        let resp = client.ready().await.unwrap().call(req).await.unwrap();
+        let mut body = resp.into_body();
+        assert!(body.frame().await.unwrap().unwrap().is_data());
+        cancel.cancel_with_cause("the user gave up");
+        // The cut: an error frame at the latest after the next tick.
+        while let Some(Ok(_)) = body.frame().await {}
+        assert!(body.is_end_stream());
+        // The user still holds the ended body; the server hears of it anyway.
+        let server = handler_context(&seen);
+        let dropped = ended_as_dropped(&server).await;
+        assert!(
+            dropped.is_some(),
+            "the server's handler context did not end with RequestDropped: {:?}",
+            server.cause()
+        );
+        drop(body);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_http1_body_of_known_length_is_not_request_dropped() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        // A streamed body with its length declared (a file download): hyper stops polling
+        // after the fifth byte and drops the body without asking for its end.
+        let (addr, seen) = serve(loopback::Version::H1, || {
+            let chunks = futures_util::stream::iter([
+                Ok::<_, Infallible>(Frame::data(Bytes::from("hel"))),
+                Ok(Frame::data(Bytes::from("lo"))),
+            ]);
+            let mut resp = http::Response::new(http_body_util::StreamBody::new(chunks));
+            resp.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(5u32));
+            resp
+        })
+        .await;
+        let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let req = http::Request::get(format!("http://{addr}/"))
+            .body(Empty::new())
+            .unwrap();
+        let resp = http.request(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        let dropped = ended_as_dropped(&handler_context(&seen)).await;
+        assert_eq!(dropped, None, "a complete response taken for a client gone");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_head_is_not_request_dropped() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let (addr, seen) = serve(loopback::Version::H1, || {
+            http::Response::new(http_body_util::Full::new(Bytes::from("hello")))
+        })
+        .await;
+        let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let req = http::Request::head(format!("http://{addr}/"))
+            .body(Empty::new())
+            .unwrap();
+        let resp = http.request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .is_empty());
+        let dropped = ended_as_dropped(&handler_context(&seen)).await;
+        assert_eq!(
+            dropped, None,
+            "a complete HEAD answer taken for a client gone"
+        );
+    })
+    .await
+    .unwrap();
+}
