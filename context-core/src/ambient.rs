@@ -11,7 +11,15 @@
 //!    `current`. Dropping any other guard (out of order) leaves `current` alone and hands its
 //!    entry to the next guard entered after it, so that one restores what this one would
 //!    have: the thread ends where it would have with the guards dropped in order.
-//! 3. No `Context` is dropped while a `RefCell` here is borrowed (a drop may unlink contexts,
+//! 3. A [`Scope`] poll (a *lend*) is a guard too, with an entry of its own, except that the
+//!    context it leaves with goes back to the scope instead of being dropped: the `current` it
+//!    set if it is innermost, else the entry of the next guard entered after it (which saved
+//!    the lent context as what it restores). So a guard made in a poll and still alive when
+//!    the poll ends (held across an `.await`, or returned from the future) stays current until
+//!    dropped, then restores what the thread had before the poll; the scope keeps its own
+//!    context; and a guard from before the poll dropped inside it leaves the lent context in
+//!    place.
+//! 4. No `Context` is dropped while a `RefCell` here is borrowed (a drop may unlink contexts,
 //!    and nothing here runs under a borrow that such work could re-enter).
 
 use std::cell::{Cell, RefCell};
@@ -71,6 +79,12 @@ pub(crate) fn current_err() -> Option<crate::Error> {
 /// back. A `Drop` that panics would abort a thread that is already unwinding, and the order
 /// has a right answer, so this gives it instead.
 ///
+/// A guard belongs to its thread, not to a task: held across an `.await` (in a `!Send`
+/// future), its context stays current on the thread between polls, for whatever else runs
+/// there, until it is dropped. Each poll of a [`Context::scope`] future still runs under the
+/// scope's context, and the scope keeps it whatever guards made inside it outlive a poll. For
+/// async code, [`Context::scope`] is the tool: it follows the task.
+///
 /// # Examples
 ///
 /// ```
@@ -102,30 +116,51 @@ pub struct EnterGuard {
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let id = self.id;
-        if id == 0 {
-            return;
-        }
-        let out = AMBIENT.try_with(|a| {
+        // Invariant 4: the context that left drops after the borrows end.
+        drop(leave(self.id));
+    }
+}
+
+/// Makes `ctx` current as a new entry (invariants 2, 3); returns its id, 0 if the
+/// thread-locals are torn down (then `ctx` is left in place, untouched).
+fn push(ctx: &mut Option<Context>) -> u64 {
+    AMBIENT
+        .try_with(|a| {
+            let id = a.next_id.get();
+            a.next_id.set(id.wrapping_add(1).max(1));
+            let prev = a.current.replace(ctx.take());
+            a.saved.borrow_mut().push((id, prev));
+            id
+        })
+        .unwrap_or(0)
+}
+
+/// Removes entry `id` (invariants 2, 3) and returns the context it held: the `current` it
+/// set if it is the innermost entry, else the next entry's saved context, which that entry
+/// now replaces with what `id` would have restored. `None` if there is no such entry.
+fn leave(id: u64) -> Option<Option<Context>> {
+    if id == 0 {
+        return None;
+    }
+    AMBIENT
+        .try_with(|a| {
             let mut saved = a.saved.borrow_mut();
-            // Dropped in order (the common case): the innermost entry is this guard's.
-            if saved.last().is_some_and(|(guard, _)| *guard == id) {
+            // Dropped in order (the common case): the innermost entry is this one.
+            if saved.last().is_some_and(|(entry, _)| *entry == id) {
                 let (_, prev) = saved.pop()?;
                 return Some(a.current.replace(prev));
             }
-            let pos = saved.iter().rposition(|(guard, _)| *guard == id)?;
+            let pos = saved.iter().rposition(|(entry, _)| *entry == id)?;
             let (_, prev) = saved.remove(pos);
             Some(match saved.get_mut(pos) {
-                // Out of order: the next guard now restores what this one would have, and
-                // the context this one held goes.
+                // Out of order: the next entry now restores what this one would have.
                 Some((_, next_prev)) => std::mem::replace(next_prev, prev),
-                // The innermost guard: what was current before it is back.
+                // The innermost entry: what was current before it is back.
                 None => a.current.replace(prev),
             })
-        });
-        // Invariant 3: the context that left drops after the borrows end.
-        drop(out);
-    }
+        })
+        .ok()
+        .flatten()
 }
 
 impl fmt::Debug for EnterGuard {
@@ -135,18 +170,9 @@ impl fmt::Debug for EnterGuard {
 }
 
 pub(crate) fn enter(ctx: &Context) -> EnterGuard {
-    let ctx = ctx.clone();
-    // If the thread-locals are torn down the closure never runs and `ctx` drops with it: the
-    // guard is inert (id 0) rather than a panic.
-    let id = AMBIENT
-        .try_with(|a| {
-            let id = a.next_id.get();
-            a.next_id.set(id.wrapping_add(1).max(1));
-            let prev = a.current.replace(Some(ctx));
-            a.saved.borrow_mut().push((id, prev));
-            id
-        })
-        .unwrap_or(0);
+    // If the thread-locals are torn down the context drops here: the guard is inert (id 0)
+    // rather than a panic.
+    let id = push(&mut Some(ctx.clone()));
     EnterGuard {
         id,
         _not_send: PhantomData,
@@ -227,37 +253,26 @@ pub(crate) fn lend<R>(home: &mut Option<Context>, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// The scope's context, lent to the thread-local for one poll; given back on drop (also when
-/// the poll panics). Guards made inside the poll are dropped before it ends, so what the
-/// thread-local holds then is the lent context again.
+/// The scope's context, lent to the thread-local for one poll as an entry of its own
+/// (invariant 3); given back on drop (also when the poll panics), whatever guards made in
+/// the poll are still alive.
 struct Lent<'a> {
     home: &'a mut Option<Context>,
-    prev: Option<Context>,
-    lent: bool,
+    id: u64,
 }
 
 impl<'a> Lent<'a> {
     fn new(home: &'a mut Option<Context>) -> Lent<'a> {
-        let mut ctx = home.take();
-        let (prev, lent) = match AMBIENT.try_with(|a| a.current.replace(ctx.take())) {
-            Ok(prev) => (prev, true),
-            // Thread-locals are being torn down: the closure did not run; keep the context.
-            Err(_) => {
-                *home = ctx;
-                (None, false)
-            }
-        };
-        Lent { home, prev, lent }
+        // Thread-locals being torn down: nothing is lent, the context stays home.
+        let id = push(home);
+        Lent { home, id }
     }
 }
 
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
-        if self.lent {
-            let prev = self.prev.take();
-            if let Ok(back) = AMBIENT.try_with(|a| a.current.replace(prev)) {
-                *self.home = back;
-            }
+        if let Some(back) = leave(self.id) {
+            *self.home = back;
         }
     }
 }
@@ -399,5 +414,126 @@ mod tests {
             }),
         };
         assert!(format!("{:?}", stored.fut).starts_with("Scope { ctx: Some("));
+    }
+
+    /// Pending once (waking itself), then ready.
+    struct YieldOnce(bool);
+
+    impl std::future::Future for YieldOnce {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if std::mem::replace(&mut self.0, true) {
+                return std::task::Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+
+    fn ready<F: std::future::Future>(fut: std::pin::Pin<&mut F>) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("not ready"),
+        }
+    }
+
+    fn pending<F: std::future::Future>(fut: std::pin::Pin<&mut F>) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(fut.poll(&mut cx).is_pending());
+    }
+
+    /// Regression test (found by an audit): a guard made in a scope's poll and alive after
+    /// it (here the scope's output) made the scope's context the thread's for good.
+    #[test]
+    fn a_guard_made_in_a_scope_poll_and_dropped_after_it_restores_the_thread() {
+        let s = Context::background().with_value(1u8);
+        let g = Context::background().with_value(11u8);
+        let mut fut = std::pin::pin!(s.scope(async { g.enter() }));
+        let guard = ready(fut.as_mut());
+        assert_eq!(current_tag(), Some(11), "a live guard is current");
+        drop(guard);
+        assert_eq!(current_tag(), None, "the thread is back to background");
+    }
+
+    /// Regression test (found by an audit): a guard held across an `.await` in a scope, with
+    /// the thread's own guard entered between the polls.
+    #[test]
+    fn a_guard_held_across_an_await_in_a_scope_leaks_nothing() {
+        let s = Context::background().with_value(1u8);
+        let g = Context::background().with_value(11u8);
+        let o = Context::background().with_value(99u8);
+        let mut fut = std::pin::pin!(s.scope(async {
+            let guard = g.enter();
+            YieldOnce(false).await;
+            let held = current_tag();
+            drop(guard);
+            (held, current_tag())
+        }));
+        pending(fut.as_mut());
+        assert_eq!(current_tag(), Some(11), "the guard lives, so it is current");
+        let outer = o.enter();
+        let inside = ready(fut.as_mut());
+        assert_eq!(
+            inside,
+            (Some(1), Some(1)),
+            "each poll runs under the scope's context"
+        );
+        assert_eq!(current_tag(), Some(99), "the thread's own guard is current");
+        drop(outer);
+        assert_eq!(current_tag(), None);
+    }
+
+    /// Regression test (found by an audit): two scopes interleaved on one thread, each
+    /// holding a guard across an `.await`, handed each other's contexts.
+    #[test]
+    fn two_interleaved_scopes_with_guards_across_awaits_keep_their_own_contexts() {
+        let (sa, sb) = (
+            Context::background().with_value(1u8),
+            Context::background().with_value(2u8),
+        );
+        let (ga, gb) = (
+            Context::background().with_value(11u8),
+            Context::background().with_value(22u8),
+        );
+        let body = |g: Context| async move {
+            let guard = g.enter();
+            YieldOnce(false).await;
+            drop(guard);
+            let after = current_tag();
+            YieldOnce(false).await;
+            (after, current_tag())
+        };
+        let mut a = std::pin::pin!(sa.scope(body(ga)));
+        let mut b = std::pin::pin!(sb.scope(body(gb)));
+        pending(a.as_mut());
+        pending(b.as_mut());
+        pending(a.as_mut());
+        pending(b.as_mut());
+        assert_eq!(ready(a.as_mut()), (Some(1), Some(1)));
+        assert_eq!(ready(b.as_mut()), (Some(2), Some(2)));
+        assert_eq!(current_tag(), None, "the thread is back to background");
+    }
+
+    /// A guard from before a scope's poll, dropped inside it, leaves the lent context current
+    /// for the rest of the poll and the scope its context; the thread ends where it began.
+    #[test]
+    fn a_guard_from_before_the_poll_dropped_inside_it_takes_nothing_from_the_scope() {
+        let s = Context::background().with_value(1u8);
+        let x = Context::background().with_value(7u8);
+        let outer = x.enter();
+        let mut fut = std::pin::pin!(s.scope(async move {
+            drop(outer);
+            let after_drop = current_tag();
+            YieldOnce(false).await;
+            (after_drop, current_tag())
+        }));
+        pending(fut.as_mut());
+        assert_eq!(current_tag(), None, "the outer guard is gone");
+        assert_eq!(ready(fut.as_mut()), (Some(1), Some(1)));
+        assert_eq!(current_tag(), None);
     }
 }

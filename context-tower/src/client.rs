@@ -255,6 +255,16 @@ where
                 }
             };
             sent = now.checked_add(budget);
+        } else if let Some(value) = req.headers().get(&self.config.header) {
+            // No deadline of ours, but a spent one already on the request: never sent either.
+            if self
+                .config
+                .format
+                .parse(value.as_bytes())
+                .is_ok_and(|p| p.is_zero())
+            {
+                return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
+            }
         }
         let fut = self.inner.call(req);
         ResponseFuture {

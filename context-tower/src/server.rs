@@ -6,11 +6,12 @@
 //!    [`ContextBody`] until the stream ends. Whoever drops it first ends the context, so no
 //!    context, timer entry or `go!` child outlives its request.
 //! 2. The guard is armed (drop = cancel with [`RequestDropped`](crate::RequestDropped)) exactly while the request is
-//!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut. For
-//!    HTTP, "the last frame" is also the last byte of a known length (`content-length`, or an
-//!    exact size hint), after which hyper stops polling, and an answer with no body on the
-//!    wire (to `HEAD`, a 1xx, 204 or 304) is complete when the handler gives it; past that
-//!    point the body is no longer cut, and its drop ends the context without a cause.
+//!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut. Over
+//!    HTTP/1, "the last frame" is also the last byte of a known length (`content-length`, or
+//!    an exact size hint; no `transfer-encoding`), after which hyper stops polling, and an
+//!    answer with no body on the wire (to `HEAD`, a 1xx, 204 or 304) is complete when the
+//!    handler gives it; past that point the body is no longer cut, and its drop ends the
+//!    context without a cause. gRPC and HTTP/2 responses are polled to their end.
 //! 3. The handler future is polled only while the context is live: a done context drops it
 //!    (the answer is `DEADLINE_EXCEEDED`/504 or `CANCELLED`/503) before any further poll.
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use go_context::{Context, Done};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -196,6 +197,9 @@ where
             // No time left (`0n`) or the server is shutting down: the handler is not called.
             return ResponseFuture::answer(protocol::context_answer(grpc, &ctx));
         }
+        // What hyper's HTTP/1 server does with a response's body (invariant 2); its HTTP/2
+        // server polls every body to its end.
+        let h1 = req.version() <= Version::HTTP_11;
         let head = req.method() == Method::HEAD;
         req.extensions_mut().insert(ctx.clone());
         // The handler's own code in `call` runs with the context current; the future is
@@ -208,6 +212,7 @@ where
                 guard: Some(DropGuard::armed(handle)),
                 done: None,
                 grpc,
+                h1,
                 head,
                 cover: config.policy.cover_body,
             },
@@ -244,6 +249,8 @@ pin_project! {
             // registers, and this future is moved into the connection's task (measured: S13).
             done: Option<Pin<Box<Done>>>,
             grpc: bool,
+            // Over HTTP/1 (0.9 to 1.1), whose server may stop polling a body before its end.
+            h1: bool,
             // An answer to `HEAD` has no body on the wire.
             head: bool,
             cover: bool,
@@ -263,11 +270,13 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-/// When the server will have sent the whole of `resp` (invariant 2): a gRPC response ends
-/// with its trailers; an HTTP one may have no body on the wire, or a known length, after which
-/// hyper stops polling the body.
-fn complete_at<B: http_body::Body>(resp: &Response<B>, grpc: bool, head: bool) -> Complete {
-    if grpc {
+/// When the server will have sent the whole of `resp` (invariant 2). At the end of its
+/// stream, unless `to_end` is false (an HTTP/1 response: hyper's HTTP/1 server sends no body
+/// for `HEAD`, a 1xx, 204 or 304, and stops polling a body with a known length, declared or
+/// an exact size hint, once that many bytes are out; not with `transfer-encoding`, which it
+/// streams to the end). gRPC responses, and every HTTP/2 one, are polled to their end.
+fn complete_at<B: http_body::Body>(resp: &Response<B>, to_end: bool, head: bool) -> Complete {
+    if to_end {
         return Complete::AtEnd;
     }
     let status = resp.status();
@@ -277,6 +286,9 @@ fn complete_at<B: http_body::Body>(resp: &Response<B>, grpc: bool, head: bool) -
         || status == StatusCode::NOT_MODIFIED
     {
         return Complete::NoBody;
+    }
+    if resp.headers().contains_key(http::header::TRANSFER_ENCODING) {
+        return Complete::AtEnd;
     }
     let declared = resp
         .headers()
@@ -314,6 +326,7 @@ where
                 guard,
                 done,
                 grpc,
+                h1,
                 head,
                 cover,
             } => {
@@ -332,7 +345,7 @@ where
                         }
                         Poll::Ready(Ok(resp)) => {
                             let (cut, grpc) = (*cover, *grpc);
-                            let complete = complete_at(&resp, grpc, *head);
+                            let complete = complete_at(&resp, grpc || !*h1, *head);
                             // The context and the guard move on into the body (no clone).
                             let StateReplace::Running { ctx, guard, .. } =
                                 self.project().state.project_replace(State::Finished)

@@ -374,14 +374,18 @@ async fn a_spent_budget_already_on_the_request_is_never_sent() {
         async { Ok::<_, Infallible>(http::Response::new(String::new())) }
     });
     let client = tower::Layer::layer(&PropagateLayer::grpc(), inner);
-    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(5));
-    let mut req = http::Request::builder()
-        .header("grpc-timeout", "0n")
-        .body(())
-        .unwrap();
-    req.set_context(ctx);
-    let err = client.oneshot(req).await.unwrap_err();
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "the call was sent");
-    let done = err.downcast_ref::<ContextDone>().expect("a ContextDone");
-    assert_eq!(done.error(), Error::DeadlineExceeded);
+    // With a deadline of the call's own, and with none (found by a review of the first fix).
+    let (timed, _cancel) = Context::background().with_timeout(Duration::from_secs(5));
+    let (untimed, _cancel2) = Context::background().with_cancel();
+    for ctx in [timed, untimed] {
+        let mut req = http::Request::builder()
+            .header("grpc-timeout", "0n")
+            .body(())
+            .unwrap();
+        req.set_context(ctx);
+        let err = client.clone().oneshot(req).await.unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "the call was sent");
+        let done = err.downcast_ref::<ContextDone>().expect("a ContextDone");
+        assert_eq!(done.error(), Error::DeadlineExceeded);
+    }
 }

@@ -780,3 +780,44 @@ fn cancelling_one_member_stops_only_that_member() {
     assert!(!group.context().is_done());
     group.wait().unwrap();
 }
+
+/// Regression test (found by an audit): in a graceful drain (`set_fail_fast(false)`) with a
+/// limit, a runtime that shuts down drops a running member, whose end starts the next queued
+/// one, whose spawn onto the closed runtime is dropped at once, and so on: by recursion, one
+/// level of stack per queued member, so a queue of a few thousand aborted the process with a
+/// stack overflow. Every member must end as cancelled, and `wait` must report it, on a
+/// thread with an ordinary 2 MiB stack.
+#[test]
+fn a_runtime_shutdown_under_a_long_queue_ends_every_member_without_recursion() {
+    const QUEUED: usize = 20_000;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let group: Group = Group::new(&Context::background());
+            group.set_fail_fast(false).unwrap();
+            group.set_limit(1).unwrap();
+            let handles: Vec<_> = {
+                let _in = rt.enter();
+                (0..=QUEUED)
+                    .map(|_| {
+                        group.spawn(|_| async {
+                            std::future::pending::<()>().await;
+                            Ok(())
+                        })
+                    })
+                    .collect()
+            };
+            drop(rt);
+            let cancelled = handles.into_iter().filter(|h| h.is_finished()).count();
+            let waited = panic::catch_unwind(AssertUnwindSafe(|| group.wait()));
+            tx.send((cancelled, waited.is_err())).unwrap();
+        })
+        .unwrap();
+    let (finished, failed) = rx.recv_timeout(PATIENCE).expect("no hang, no overflow");
+    assert_eq!(finished, QUEUED + 1, "every member ended");
+    assert!(failed, "the shutdown is reported by wait");
+}

@@ -160,9 +160,24 @@ impl<E: fmt::Display + Send + 'static> Shared<E> {
         }
     }
 
-    /// Starts an admitted member, records its thread, reaps finished ones.
+    /// Starts an admitted member (see [`Launches`]).
     fn launch(self: &Arc<Self>, member: Member) {
-        // May re-enter the group (a runtime shutting down drops the task at once).
+        if Launches::running() {
+            let shared = Arc::clone(self);
+            Launches::queue(Box::new(move || shared.launch_now(member)));
+            return;
+        }
+        // Runs the launches this one causes when it is done, even if it unwinds: each was
+        // admitted, and an admitted member that never starts would keep the group from ever
+        // going idle.
+        let _drain = Launches::begin();
+        self.launch_now(member);
+    }
+
+    /// Starts an admitted member, records its thread, reaps finished ones.
+    fn launch_now(self: &Arc<Self>, member: Member) {
+        // May re-enter the group (a runtime shutting down drops the task at once, which ends
+        // the member and launches the next queued one: `Launches` makes that a loop).
         let thread = (member.start)();
         let mut reaped = Vec::new();
         if let Some(thread) = thread {
@@ -256,6 +271,66 @@ impl<E> Shared<E> {
     fn close(&self) {
         let handle = lock(&self.cancel).take();
         drop(handle);
+    }
+}
+
+/// The launches of this thread, run one after the other instead of inside each other.
+///
+/// Starting a member can end another at once: a runtime that has shut down drops the spawned
+/// task on the spot, its end frees its slot, and that starts the next queued member, whose
+/// spawn is dropped too. Done by recursion, that is one level of stack per queued member (a
+/// graceful drain of thousands overflowed the stack). So a launch made while another runs on
+/// this thread is queued here, and the outermost one runs the queue to its end.
+struct Launches;
+
+type Launch = Box<dyn FnOnce()>;
+
+thread_local! {
+    /// `Some` while a launch runs on this thread: the launches it caused, still to run.
+    static PENDING: std::cell::RefCell<Option<std::collections::VecDeque<Launch>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl Launches {
+    /// Whether a launch runs on this thread (then this one is queued behind it).
+    fn running() -> bool {
+        PENDING.with(|p| p.borrow().is_some())
+    }
+
+    fn queue(launch: Launch) {
+        PENDING.with(|p| {
+            if let Some(q) = p.borrow_mut().as_mut() {
+                q.push_back(launch);
+            }
+        });
+    }
+
+    /// The outermost launch of this thread begins: its guard runs the queue when dropped.
+    fn begin() -> Launches {
+        PENDING.with(|p| *p.borrow_mut() = Some(std::collections::VecDeque::new()));
+        Launches
+    }
+
+    fn next() -> Option<Launch> {
+        PENDING.with(|p| p.borrow_mut().as_mut().and_then(|q| q.pop_front()))
+    }
+}
+
+impl Drop for Launches {
+    fn drop(&mut self) {
+        let mut panic = None;
+        while let Some(launch) = Launches::next() {
+            // No borrow is held while a launch runs: it may queue more.
+            if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(launch)) {
+                panic.get_or_insert(payload);
+            }
+        }
+        PENDING.with(|p| *p.borrow_mut() = None);
+        if let Some(payload) = panic {
+            if !std::thread::panicking() {
+                panic::resume_unwind(payload);
+            }
+        }
     }
 }
 
