@@ -451,10 +451,12 @@ pub fn named_parent<'a, F: NamedParent<'a>>(found: F) -> ParentRef<'a> {
 // `(&&probe(&fake)).__context_return_check()`: tier A (`&Probe<T>`, `T: CarriesContext`) is a
 // compile error that says so, tier B (`Probe<T>`, anything else) is nothing.
 
-/// Return types that hand a context back: `Context`, `(Context, CancelHandle)`, and those
-/// inside `Option` or `Result`.
+/// Return types that hand a context back: `Context`, `Arc<Context>` (a parent form, so the
+/// rebound parameter can be one), `(Context, CancelHandle)`, and those inside `Option` or
+/// `Result`.
 pub trait CarriesContext {}
 impl CarriesContext for Context {}
+impl CarriesContext for std::sync::Arc<Context> {}
 impl CarriesContext for (Context, CancelHandle) {}
 impl<T: CarriesContext> CarriesContext for Option<T> {}
 impl<T: CarriesContext, E> CarriesContext for Result<T, E> {}

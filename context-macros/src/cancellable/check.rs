@@ -123,6 +123,14 @@ fn collect_params(func: &mut ItemFn, named: Option<&Expr>) -> (Vec<Param>, Paren
     let mut chosen_index = None;
     for (i, arg) in func.sig.inputs.iter_mut().enumerate() {
         let FnArg::Typed(pat_ty) = arg else { continue };
+        // A `#[cfg]`-gated parameter may not exist: the expansion never names it.
+        if pat_ty
+            .attrs
+            .iter()
+            .any(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+        {
+            continue;
+        }
         let rebound = match (named, chosen) {
             (None, _) => true,
             (Some(_), Some(c)) => c == i,
@@ -151,7 +159,11 @@ fn collect_params(func: &mut ItemFn, named: Option<&Expr>) -> (Vec<Param>, Paren
                 });
             }
             Pat::Wild(_) if named.is_none() => {
-                let ident = Ident::new("__context_parent", span.resolved_at(Span::mixed_site()));
+                // One name per `_` (a signature may have several).
+                let ident = Ident::new(
+                    &format!("__context_parent_{i}"),
+                    span.resolved_at(Span::mixed_site()),
+                );
                 *pat_ty.pat = Pat::Ident(PatIdent {
                     attrs: Vec::new(),
                     by_ref: None,

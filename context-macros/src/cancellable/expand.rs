@@ -107,6 +107,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
     let err = Ident::new("__context_err", mixed);
     let fake = Ident::new("__context_fake", mixed);
     let value = Ident::new("__context_value", mixed);
+    let output = Ident::new("__context_output", mixed);
     let found = Ident::new("__context_found", mixed);
     let tiers = quote! {
         #[allow(unused_imports)]
@@ -254,6 +255,18 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
     let has_select = body_has_select_done(&mut stmts);
     inject_into_stmts(&mut stmts, &check);
     let brace = block.brace_token;
+    // The body as a block of its own whose value is bound before the rebound parameters go:
+    // the temporaries of its last expression (`m.lock().unwrap()`) drop at the end of that
+    // `let`, as they drop before the parameters without the macro (a block's own locals drop
+    // before its tail's temporaries). Typed as the return type, so that the expected type
+    // still reaches the body's last expression (coercions such as `Some(Box::new(e))` to
+    // `Option<Box<dyn Error>>`).
+    let user_body = quote! {
+        #[allow(clippy::let_and_return, clippy::let_unit_value, clippy::let_with_type_underscore)]
+        let #output: #erased_ret = { #(#stmts)* };
+        #[allow(unreachable_code)]
+        #output
+    };
 
     let mut body = TokenStream::new();
     if sig.asyncness.is_none() {
@@ -267,14 +280,14 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
             let #ctx: &#private::Context = &#child;
             #(#rebinds)*
             let #scope = #private::SyncScope::new(#ctx, #cancel);
-            #(#stmts)*
+            #user_body
         });
     } else {
         let inner = quote! {
             async move {
                 #fake_return
                 #(#rebinds)*
-                #(#stmts)*
+                #user_body
             }
         };
         // A body that holds a `select_done!` is not raced against `done()`: that select is its

@@ -11,7 +11,14 @@ fn derive(ctx: &Context) -> Result<(Context, CancelHandle), go_context::Error> {
     Ok(ctx.with_cancel())
 }
 
+// Found by an audit: `Arc<Context>` is a parent form, so its return is refused too.
+#[cancellable]
+fn keep(ctx: std::sync::Arc<Context>) -> Option<std::sync::Arc<Context>> {
+    Some(ctx)
+}
+
 fn main() {
+    let _ = keep(std::sync::Arc::new(Context::background()));
     let _ = give_back(Context::background());
     let _ = derive(&Context::background());
 }
