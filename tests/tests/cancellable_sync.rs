@@ -730,3 +730,57 @@ fn times_out() -> Result<(), Error> {
 fn issue_12_7_the_timeout_cause_names_the_fn() {
     assert_eq!(times_out(), Err(Error::DeadlineExceeded));
 }
+
+// ===== parameters drop as they do without the macro =====
+
+std::thread_local!(static DROPS: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) });
+
+struct Noisy(&'static str);
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        DROPS.with(|d| d.borrow_mut().push(self.0));
+    }
+}
+
+fn drops() -> Vec<&'static str> {
+    DROPS.with(|d| std::mem::take(&mut *d.borrow_mut()))
+}
+
+#[allow(clippy::toplevel_ref_arg)]
+fn plain_order(a: Noisy, _: Noisy, (b, _c): (Noisy, u8), ref d: Noisy) -> Option<()> {
+    let _local = Noisy("local");
+    let _ = (&a, &b, d);
+    Some(())
+}
+
+#[cancellable]
+fn macro_order(a: Noisy, _: Noisy, (b, _c): (Noisy, u8), ref d: Noisy) -> Option<()> {
+    let _local = Noisy("local");
+    let _ = (&a, &b, d);
+    Some(())
+}
+
+#[cancellable(parent = ctx)]
+fn named_order(a: Noisy, ctx: &Context, _: Noisy, (b, _c): (Noisy, u8)) -> Option<()> {
+    let _ = (&a, &b, ctx);
+    Some(())
+}
+
+/// Regression test (found by an audit): the parameters the macro rebound became locals and
+/// dropped before the others (`_`, destructured ones), not in reverse declaration order.
+#[test]
+fn parameters_drop_in_reverse_declaration_order_as_without_the_macro() {
+    plain_order(Noisy("a"), Noisy("_"), (Noisy("b"), 0), Noisy("d"));
+    let plain = drops();
+    assert_eq!(plain, ["local", "d", "b", "_", "a"]);
+    macro_order(Noisy("a"), Noisy("_"), (Noisy("b"), 0), Noisy("d"));
+    assert_eq!(drops(), plain);
+    named_order(
+        Noisy("a"),
+        &Context::background(),
+        Noisy("_"),
+        (Noisy("b"), 0),
+    );
+    assert_eq!(drops(), ["b", "_", "a"]);
+}

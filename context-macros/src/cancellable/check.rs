@@ -19,6 +19,10 @@ pub(crate) struct Checked {
     /// The parameters with a plain name (or `_`), in order: the candidates for the parent,
     /// and what is rebound to the child.
     pub(crate) params: Vec<Param>,
+    /// Every parameter but `self` and `#[cfg]`-gated ones, in declaration order, moved into
+    /// a local of the body: so they drop in reverse declaration order after the body's own
+    /// locals, as parameters do without the macro.
+    pub(crate) moves: Vec<Move>,
     /// The return type with every `impl Trait` erased to `_`, for the fake-return guard.
     pub(crate) erased_ret: Type,
     /// Whether the return type holds an `impl Trait` (then it cannot be a context, and its
@@ -48,14 +52,26 @@ pub(crate) struct Param {
     pub(crate) binding: Ident,
     /// Where the parameter is written, for errors about it.
     pub(crate) span: Span,
-    /// `let <mut> name = <rebound>;`, or `None` when the user cannot name it (`_`).
+    /// `let <mut> name = …;` in the body, at its turn among the [`Move`]s.
     pub(crate) rebind: Option<Rebind>,
+    /// Whether the local is the parameter rebound by type (a context becomes the child), not
+    /// the parameter itself.
+    pub(crate) by_type: bool,
 }
 
 /// `let <mut> name = <rebound value>;`
 pub(crate) struct Rebind {
     pub(crate) name: Ident,
     pub(crate) mutable: bool,
+}
+
+/// How one parameter becomes a local of the body.
+pub(crate) enum Move {
+    /// `params[i]`: rebound by type if it has a [`Rebind`], else moved as it is.
+    Param(usize),
+    /// A destructured or `ref` parameter, renamed `hidden` in the signature: `let <pat> =
+    /// hidden;`.
+    Pattern { pat: Box<Pat>, hidden: Ident },
 }
 
 /// Checks `func` against the rules of `#[cancellable]`, collecting every violation. `args` is
@@ -81,7 +97,7 @@ pub(crate) fn check(func: &ItemFn, args: Option<&Args>) -> syn::Result<Checked> 
         }
     }
     let named = args.and_then(|a| a.parent.as_ref());
-    let (params, parent) = collect_params(&mut func, named);
+    let (params, moves, parent) = collect_params(&mut func, named);
     errors.finish()?;
     let mut eraser = EraseImplTrait { erased: false };
     let (erased_ret, ret_span) = match &func.sig.output {
@@ -96,16 +112,21 @@ pub(crate) fn check(func: &ItemFn, args: Option<&Args>) -> syn::Result<Checked> 
         func,
         parent,
         params,
+        moves,
         erased_ret,
         ret_has_impl: eraser.erased,
         ret_span,
     })
 }
 
-/// The parameters with a plain name, and the parent choice. A parameter that will be rebound
-/// loses its `mut` (it moves to the rebinding: the parameter itself is only moved); a `_`
-/// parameter gets a hidden name so that it can be the parent.
-fn collect_params(func: &mut ItemFn, named: Option<&Expr>) -> (Vec<Param>, ParentChoice) {
+/// The parameters with a plain name, how each parameter becomes a local, and the parent
+/// choice. A plain parameter loses its `mut` (it moves to its local: the parameter itself is
+/// only moved); a `_` parameter gets a hidden name so that it can be the parent; a
+/// destructured one gets a hidden name, destructured in the body.
+fn collect_params(
+    func: &mut ItemFn,
+    named: Option<&Expr>,
+) -> (Vec<Param>, Vec<Move>, ParentChoice) {
     let named_ident = named.and_then(|expr| match expr {
         Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
             path.path.get_ident().cloned()
@@ -120,6 +141,7 @@ fn collect_params(func: &mut ItemFn, named: Option<&Expr>) -> (Vec<Param>, Paren
         })
     });
     let mut params = Vec::new();
+    let mut moves = Vec::new();
     let mut chosen_index = None;
     for (i, arg) in func.sig.inputs.iter_mut().enumerate() {
         let FnArg::Typed(pat_ty) = arg else { continue };
@@ -148,17 +170,20 @@ fn collect_params(func: &mut ItemFn, named: Option<&Expr>) -> (Vec<Param>, Paren
                 if chosen == Some(i) {
                     chosen_index = Some(params.len());
                 }
-                let rebind = rebound.then(|| Rebind {
-                    name: ident.clone(),
-                    mutable: mutability.take().is_some(),
-                });
+                // The local takes the `mut`: the parameter itself is only moved.
+                let mutable = mutability.take().is_some();
+                moves.push(Move::Param(params.len()));
                 params.push(Param {
                     binding: ident.clone(),
                     span,
-                    rebind,
+                    rebind: Some(Rebind {
+                        name: ident.clone(),
+                        mutable,
+                    }),
+                    by_type: rebound,
                 });
             }
-            Pat::Wild(_) if named.is_none() => {
+            Pat::Wild(_) => {
                 // One name per `_` (a signature may have several).
                 let ident = Ident::new(
                     &format!("__context_parent_{i}"),
@@ -171,14 +196,36 @@ fn collect_params(func: &mut ItemFn, named: Option<&Expr>) -> (Vec<Param>, Paren
                     ident: ident.clone(),
                     subpat: None,
                 });
+                moves.push(Move::Param(params.len()));
                 params.push(Param {
-                    binding: ident,
+                    binding: ident.clone(),
                     span,
-                    rebind: None,
+                    rebind: Some(Rebind {
+                        name: ident,
+                        mutable: false,
+                    }),
+                    by_type: false,
                 });
             }
-            // Destructured or `ref` parameters hold no context the body could be given.
-            _ => {}
+            // Destructured or `ref` parameters hold no context the body could be given; they
+            // are renamed, and destructured in the body, in their turn.
+            _ => {
+                let hidden = Ident::new(
+                    &format!("__context_arg_{i}"),
+                    span.resolved_at(Span::mixed_site()),
+                );
+                let pat = std::mem::replace(
+                    &mut pat_ty.pat,
+                    Box::new(Pat::Ident(PatIdent {
+                        attrs: Vec::new(),
+                        by_ref: None,
+                        mutability: None,
+                        ident: hidden.clone(),
+                        subpat: None,
+                    })),
+                );
+                moves.push(Move::Pattern { pat, hidden });
+            }
         }
     }
     let parent = match (named, chosen_index) {
@@ -186,7 +233,7 @@ fn collect_params(func: &mut ItemFn, named: Option<&Expr>) -> (Vec<Param>, Paren
         (Some(_), Some(index)) => ParentChoice::Param(index),
         (Some(expr), None) => ParentChoice::Expr(expr.clone()),
     };
-    (params, parent)
+    (params, moves, parent)
 }
 
 fn strip_parens(ty: &Type) -> &Type {

@@ -36,10 +36,10 @@
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{AttrStyle, Attribute};
+use syn::{AttrStyle, Attribute, Pat};
 
 use super::args::{Args, Timeout};
-use super::check::{Checked, ParentChoice};
+use super::check::{Checked, Move, ParentChoice};
 use super::inject::{body_has_select_done, inject_into_stmts};
 
 /// `tokens` with every span (groups included) set to `span`.
@@ -90,6 +90,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
         func,
         parent,
         params,
+        moves,
         erased_ret,
         ret_has_impl,
         ret_span,
@@ -185,9 +186,22 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
         }
         tokens
     };
-    let rebinds: Vec<TokenStream> = params
+    // Every parameter becomes a local, in declaration order, so they drop in reverse order
+    // after the body's locals, as parameters do.
+    let rebinds: Vec<TokenStream> = moves
         .iter()
-        .filter_map(|param| {
+        .filter_map(|m| {
+            let param = match m {
+                Move::Param(index) => &params[*index],
+                Move::Pattern { pat, hidden } => {
+                    // Moved into a local first: `let _ = x;` and `let ref y = x;` would not
+                    // move `x`, which would then drop after every local.
+                    return Some(match &**pat {
+                        Pat::Wild(_) => quote! { let #hidden = #hidden; },
+                        pat => quote! { let #hidden = #hidden; let #pat = #hidden; },
+                    });
+                }
+            };
             let rebind = param.rebind.as_ref()?;
             let name = &rebind.name;
             let mutability = rebind.mutable.then(|| quote!(mut));
@@ -196,12 +210,19 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
             // A parameter used by `timeout = …` or `parent = …` is used even if the body does
             // not use it; otherwise an unused one warns as it would without the macro.
             let allow = mentioned(&args_tokens, name).then(|| quote!(#[allow(unused_variables)]));
-            Some(quote_spanned! {at=>
-                #allow
-                let #mutability #name = {
-                    #tiers
-                    (&&&#private_at::probe(&#name)).__context_rebind(#name, #ctx)
-                };
+            Some(if param.by_type {
+                quote_spanned! {at=>
+                    #allow
+                    let #mutability #name = {
+                        #tiers
+                        (&&&#private_at::probe(&#name)).__context_rebind(#name, #ctx)
+                    };
+                }
+            } else {
+                quote_spanned! {at=>
+                    #allow
+                    let #mutability #name = #name;
+                }
             })
         })
         .collect();
