@@ -78,7 +78,7 @@ impl Wake for Callback {
 /// released): the std pool threads live outside the model.
 #[cfg(loom)]
 fn submit(job: Job) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    crate::unwind::contain(job);
 }
 
 #[cfg(not(loom))]

@@ -85,6 +85,7 @@ mod sync;
 mod timer;
 mod trace;
 mod tree;
+mod unwind;
 mod values;
 mod waiters;
 

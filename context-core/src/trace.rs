@@ -111,6 +111,6 @@ fn emit(origin: Origin, cause: Option<Cause>, chain: &dyn fmt::Debug) {
         if origin == Origin::Cancel && !std::thread::panicking() {
             std::panic::resume_unwind(payload);
         }
-        drop(payload);
+        crate::unwind::discard(payload);
     }
 }

@@ -71,7 +71,15 @@ impl Drop for DropGuard {
             let cancelled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 handle.cancel_with_cause(cause);
             }));
-            drop(cancelled);
+            if let Err(payload) = cancelled {
+                // The payload is a user value: a panic in its drop is contained too, and that
+                // panic's own payload is forgotten rather than dropped (no end to the regress).
+                let dropped =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+                if let Err(again) = dropped {
+                    std::mem::forget(again);
+                }
+            }
         }
     }
 }
@@ -513,6 +521,37 @@ mod tests {
             .unwrap()
             .downcast_ref::<RequestDropped>()
             .is_some());
+    }
+
+    /// Regression test: the guard dropped the re-raised panic's payload itself, and a payload
+    /// whose `Drop` panics unwound out of the guard's drop after all.
+    #[test]
+    fn a_waker_panic_payload_that_panics_on_drop_does_not_unwind_out_of_the_guard() {
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                if !std::thread::panicking() {
+                    panic!("payload drop");
+                }
+            }
+        }
+        struct BadPayloadWaker;
+        impl std::task::Wake for BadPayloadWaker {
+            fn wake(self: std::sync::Arc<Self>) {
+                std::panic::panic_any(PanicsOnDrop);
+            }
+        }
+        let (ctx, handle) = Context::background().with_cancel();
+        let waker = std::task::Waker::from(std::sync::Arc::new(BadPayloadWaker));
+        let mut done = Box::pin(ctx.done());
+        assert!(done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        let guard = DropGuard::armed(handle);
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(guard)));
+        assert!(dropped.is_ok(), "the guard's drop unwound");
+        assert!(ctx.is_done());
     }
 
     #[test]

@@ -512,3 +512,123 @@ fn a_waker_replaced_on_re_poll_may_use_the_context_in_its_drop() {
     cancel.cancel();
     healthy(&ctx);
 }
+
+// ===== panic payloads whose own drop panics =====
+
+/// A panic payload whose `Drop` panics (once: the second payload is a plain string). Whoever
+/// catches a user's panic and discards it runs this `Drop`: on a thread of ours, that second
+/// panic must be contained too.
+struct PayloadPanicsOnDrop;
+
+impl Drop for PayloadPanicsOnDrop {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("{DELIBERATE}: payload drop");
+        }
+    }
+}
+
+/// The panic hook keeps payloads of this type quiet too.
+fn quiet_payload_panics() {
+    static ONCE: Once = Once::new();
+    quiet_deliberate_panics();
+    ONCE.call_once(|| {
+        let inner = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<PayloadPanicsOnDrop>() {
+                inner(info);
+            }
+        }));
+    });
+}
+
+struct WakerPanicsWithBadPayload;
+
+impl Wake for WakerPanicsWithBadPayload {
+    fn wake(self: Arc<Self>) {
+        panic::panic_any(PayloadPanicsOnDrop);
+    }
+}
+
+/// The timer survives a waker whose panic payload panics when dropped (the drop happens in
+/// the cancellation, on the timer thread; a second panic there is contained).
+#[test]
+fn a_waker_panic_payload_that_panics_on_drop_does_not_kill_the_timer() {
+    quiet_payload_panics();
+    let bad = Waker::from(Arc::new(WakerPanicsWithBadPayload));
+    let mut timeout = Duration::from_millis(10);
+    let (ctx, _cancel, _done) = loop {
+        let (ctx, cancel) = Context::background().with_timeout(timeout);
+        let mut d = Box::pin(ctx.done());
+        if poll_once(&mut d, &bad).is_pending() {
+            break (ctx, cancel, d);
+        }
+        assert!(timeout < PATIENCE, "could not register before the deadline");
+        timeout *= 10;
+    };
+    assert_eq!(ctx.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
+    for _ in 0..3 {
+        let (next, _c) = Context::background().with_timeout(Duration::from_millis(5));
+        assert_eq!(next.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
+    }
+    healthy(&ctx);
+}
+
+/// Regression test: a failed member cancels the group's context; a waker's panic there is
+/// dropped, and a payload whose `Drop` panicked unwound out of the member's failure path.
+#[test]
+fn a_waker_panic_payload_that_panics_on_drop_loses_no_group_failure() {
+    quiet_payload_panics();
+    let group: go_context::Group = go_context::Group::new(&Context::background());
+    let bad = Waker::from(Arc::new(WakerPanicsWithBadPayload));
+    let mut d = Box::pin(group.context().done());
+    assert!(poll_once(&mut d, &bad).is_pending());
+    let member = group.spawn_blocking(|_| Err::<(), go_context::BoxError>("member failed".into()));
+    let waited = within("group wait", move || {
+        group.wait().map_err(|e| e.to_string())
+    });
+    assert_eq!(waited, Err("member failed".to_owned()));
+    let joined = within("member join", move || {
+        member.join().map_err(|e| e.to_string())
+    });
+    assert!(
+        matches!(&joined, Err(e) if e.contains("member failed")),
+        "the member's handle lost its failure: {joined:?}"
+    );
+}
+
+/// Regression test: a second panicking waker's payload was dropped in the middle of the
+/// wake-ups (only the first is kept for the canceller); a payload whose `Drop` panicked cut
+/// them short, so the wakers after it were never woken.
+#[test]
+fn a_second_waker_panic_payload_that_panics_on_drop_wakes_the_rest() {
+    quiet_payload_panics();
+    let (ctx, cancel) = Context::background().with_cancel();
+    // Both panic with such a payload: whichever is woken second has its payload dropped.
+    let first = Waker::from(Arc::new(WakerPanicsWithBadPayload));
+    let second = Waker::from(Arc::new(WakerPanicsWithBadPayload));
+    let good = Arc::new(CountingWaker::default());
+    let good_waker = Waker::from(Arc::clone(&good));
+    let (mut d1, mut d2, mut d3) = (
+        Box::pin(ctx.done()),
+        Box::pin(ctx.done()),
+        Box::pin(ctx.done()),
+    );
+    assert!(poll_once(&mut d1, &first).is_pending());
+    assert!(poll_once(&mut d2, &second).is_pending());
+    assert!(poll_once(&mut d3, &good_waker).is_pending());
+    let result = panic::catch_unwind(AssertUnwindSafe(|| cancel.cancel()));
+    let payload = result.expect_err("the first waker's panic reaches the canceller");
+    assert!(
+        payload.is::<PayloadPanicsOnDrop>(),
+        "the canceller got the first waker's own panic, not the drop of the second's"
+    );
+    // The test's own drop of it would panic.
+    std::mem::forget(payload);
+    assert_eq!(
+        good.wakes.load(Ordering::SeqCst),
+        1,
+        "the other waker was woken"
+    );
+    healthy(&ctx);
+}

@@ -29,7 +29,6 @@
 //!    the supervisor clears it only when the queue is empty.
 
 use std::collections::VecDeque;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
@@ -229,7 +228,7 @@ impl Pool {
                 }
                 drop(st);
                 // A panicking callback is reported by the panic hook and affects nothing else.
-                let _ = panic::catch_unwind(AssertUnwindSafe(job));
+                crate::unwind::contain(job);
                 st = self.lock();
                 continue;
             }
@@ -390,6 +389,32 @@ mod tests {
         assert!(rx.recv_timeout(PATIENCE).is_ok());
         assert_eq!(ran.load(Ordering::SeqCst), N);
         assert!(p.lock().threads <= MAX_THREADS);
+    }
+
+    /// Regression test: the worker dropped a job's panic payload outside its `catch_unwind`,
+    /// so a payload whose `Drop` panics killed the worker, which stayed counted as alive and
+    /// awake (the pool then never shrank to zero, and woke no idle worker for a lone job).
+    #[test]
+    fn a_panic_payload_that_panics_on_drop_kills_no_worker() {
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                if !thread::panicking() {
+                    panic!("payload drop");
+                }
+            }
+        }
+        let p = pool(Duration::from_millis(20));
+        let (tx, rx) = mpsc::channel();
+        p.submit(Box::new(move || {
+            tx.send(()).unwrap();
+            std::panic::panic_any(PanicsOnDrop);
+        }));
+        assert!(rx.recv_timeout(PATIENCE).is_ok());
+        until("the worker went idle and exited", || {
+            let st = p.lock();
+            st.threads == 0 && st.running == 0 && !st.supervisor
+        });
     }
 
     #[test]

@@ -10,8 +10,7 @@ use std::panic::Location;
 // it only makes a panic payload `Sync`.
 use std::sync::{Mutex, PoisonError};
 
-/// A panic payload, as [`std::panic::catch_unwind`] returns it.
-pub(crate) type Payload = Box<dyn Any + Send + 'static>;
+pub(crate) use crate::unwind::Payload;
 
 /// The best-effort message of a panic payload (`&str` and `String` payloads, as `panic!` makes).
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {

@@ -241,7 +241,7 @@ impl<E: fmt::Display + Send + 'static> Shared<E> {
                 // User code: outside every lock, and a panicking `Display` is contained.
                 Failure::Error(e) => panic::catch_unwind(AssertUnwindSafe(|| e.to_string()))
                     .unwrap_or_else(|payload| {
-                        drop(payload);
+                        crate::unwind::discard(payload);
                         "(the error's Display panicked)".to_owned()
                     }),
                 Failure::Panic(payload) => panic_message(&**payload).unwrap_or("..").to_owned(),
@@ -260,7 +260,9 @@ impl<E: fmt::Display + Send + 'static> Shared<E> {
                 Failure::Panic(p) => failures.panic = Some(p),
             }
         } else {
-            drop(failure);
+            // A user value (an error, a panic's payload): its drop may panic, and the member's
+            // handle still waits for its result.
+            crate::unwind::contain(move || drop(failure));
         }
     }
 }
@@ -330,6 +332,7 @@ impl Drop for Launches {
             if !std::thread::panicking() {
                 panic::resume_unwind(payload);
             }
+            crate::unwind::discard(payload);
         }
     }
 }

@@ -277,9 +277,7 @@ where
             Err(payload) => {
                 // The panic came from `make`, a poll or the drop: whatever is left of the
                 // future goes too (a second panic there is dropped: the first is reported).
-                let _ = crate::ambient::lend(home, || {
-                    panic::catch_unwind(AssertUnwindSafe(|| fut.set(None)))
-                });
+                crate::ambient::lend(home, || crate::unwind::contain(|| fut.set(None)));
                 Poll::Ready(Err(payload))
             }
         }

@@ -61,7 +61,6 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -194,7 +193,7 @@ thread_local! {
 /// neither unwinds through a timer thread, which every deadline depends on, nor skips the rest
 /// of the firing.
 fn quietly(f: impl FnOnce()) {
-    let _ = panic::catch_unwind(AssertUnwindSafe(f));
+    crate::unwind::contain(f);
 }
 
 /// Waits on `cv` until `target` (read against `now`), or for a notification if `None`.

@@ -262,8 +262,8 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: CauseData, origin: Ori
         if origin == Origin::Cancel && !std::thread::panicking() {
             std::panic::resume_unwind(payload);
         }
-        // Dropped here, with no lock held: a payload is a user value.
-        drop(payload);
+        // Dropped here, with no lock held: a payload is a user value (whose drop may panic).
+        crate::unwind::discard(payload);
     }
     true
 }
@@ -470,7 +470,12 @@ fn run_aftermath(acc: Aftermath, origin: &Arc<Node>) -> Option<Box<dyn std::any:
         // A panicking waker must not stop the others from being woken.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.notify()));
         if let Err(payload) = result {
-            first_panic.get_or_insert(payload);
+            // Only the first is kept for a `cancel()` caller; the others are user values
+            // dropped here, in the middle of the wake-ups, so their drop is contained.
+            match first_panic {
+                None => first_panic = Some(payload),
+                Some(_) => crate::unwind::discard(payload),
+            }
         }
     };
     if let Some(first) = acc.first_waiter {

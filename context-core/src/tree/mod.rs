@@ -105,7 +105,9 @@
 //!    that user code (a waker, a trace subscriber) unwinds out of a cancellation only to a
 //!    user's own `cancel()` call, once the cancellation is complete; every other origin (a
 //!    drop, the timer, a group, a token, a signal) drops it, so the bookkeeping that follows
-//!    those cancellations (unlinking the node, recording a failure) is never skipped.
+//!    those cancellations (unlinking the node, recording a failure) is never skipped. A
+//!    payload is a user value too: every one we drop goes through `unwind::discard`, which
+//!    contains a panic of its `Drop` (the wakers after a second panicking one are still woken).
 //! 7. Nothing recurses over the depth or width of the tree: cancellation uses a work list and
 //!    `Node::drop` releases the parent chain in a loop. Nothing walks the chain either: each
 //!    cancel node stores its effective deadline (the earlier of its own and its link parent's,
