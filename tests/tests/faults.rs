@@ -632,3 +632,48 @@ fn a_second_waker_panic_payload_that_panics_on_drop_wakes_the_rest() {
     );
     healthy(&ctx);
 }
+
+/// Regression test: a group keeps the first failure of each kind and drops the others in the
+/// member's failure path; a panic payload whose `Drop` panicked unwound out of it before the
+/// member's handle was given its result.
+#[test]
+fn a_second_member_panic_payload_that_panics_on_drop_still_reaches_its_handle() {
+    quiet_payload_panics();
+    let group: go_context::Group = go_context::Group::new(&Context::background());
+    let (first_tx, first_rx) = mpsc::channel::<()>();
+    let first = group.spawn_blocking(move |_| -> Result<(), go_context::BoxError> {
+        panic::panic_any(PayloadPanicsOnDrop);
+    });
+    // The second fails after the first has failed (the group's context is done then).
+    let second = group.spawn_blocking(move |ctx: Context| -> Result<(), go_context::BoxError> {
+        ctx.wait();
+        let _ = first_rx;
+        panic::panic_any(PayloadPanicsOnDrop);
+    });
+    drop(first_tx);
+    let joined = within("second member join", move || {
+        let j = second.join();
+        let failed = j.as_ref().is_err_and(|e| e.is_failed());
+        // Its payload (if any) is not ours to drop in this test.
+        std::mem::forget(j);
+        failed
+    });
+    assert!(joined, "the second member's handle got its failure");
+    let first_failed = within("first member join", move || {
+        let j = first.join();
+        let failed = j.as_ref().is_err_and(|e| e.is_failed());
+        std::mem::forget(j);
+        failed
+    });
+    assert!(first_failed);
+    let waited = within("group wait", move || {
+        panic::catch_unwind(AssertUnwindSafe(|| group.wait()))
+            .map(|_| ())
+            .map_err(|payload| {
+                let ours = payload.is::<PayloadPanicsOnDrop>();
+                std::mem::forget(payload);
+                ours
+            })
+    });
+    assert_eq!(waited, Err(true), "wait re-raises the first member's panic");
+}
