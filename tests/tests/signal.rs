@@ -258,6 +258,100 @@ fn a_panicking_waker_stops_neither_the_claim_nor_later_signals() {
     check(&out, "LATER CANCELLED", libc::SIGTERM);
 }
 
+/// A value whose `Drop` panics (deliberately; the child's output is not checked for it).
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("deliberate panic: a value's drop");
+        }
+    }
+}
+
+/// A waker that, when woken, drops what it holds (the program's references to the context,
+/// and the `done()` future it was registered by), then says so.
+struct DropsOnWake {
+    #[allow(clippy::type_complexity)]
+    held: std::sync::Mutex<
+        Option<(
+            Context,
+            go_context::CancelHandle,
+            std::pin::Pin<Box<go_context::Done>>,
+        )>,
+    >,
+    done: std::sync::mpsc::Sender<()>,
+}
+
+impl std::task::Wake for DropsOnWake {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        let held = self.held.lock().unwrap().take();
+        drop(held);
+        let _ = self.done.send(());
+    }
+}
+
+/// Regression test: the dispatcher holds the contexts a signal claimed until it has cancelled
+/// them. When the program drops its own references meanwhile (here a waker does, woken by that
+/// very cancellation), the dispatcher's is the last, and a value's panicking `Drop` there
+/// killed the dispatcher thread: every later signal was caught and read by nobody.
+#[test]
+#[ignore = "a child process of `a_panicking_drop_released_by_the_dispatcher_does_not_kill_it`"]
+fn child_panicking_drop_on_dispatcher() {
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Waker};
+    if !in_child() {
+        return;
+    }
+    let base = Context::background().with_value(PanicOnDrop);
+    let (ctx, stop) = base.with_signals().unwrap();
+    drop(base);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut done = Box::pin(ctx.done());
+    let waker = std::sync::Arc::new(DropsOnWake {
+        held: std::sync::Mutex::new(None),
+        done: tx,
+    });
+    assert!(done
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(&Waker::from(
+            std::sync::Arc::clone(&waker)
+        )))
+        .is_pending());
+    drop(done);
+    // Registered again, now holding the only other references.
+    let mut done = Box::pin(ctx.done());
+    assert!(done
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(&Waker::from(
+            std::sync::Arc::clone(&waker)
+        )))
+        .is_pending());
+    *waker.held.lock().unwrap() = Some((ctx, stop, done));
+    drop(waker);
+    send_to_self(libc::SIGINT);
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the signal cancelled the context");
+    let (later, _stop) = Context::background().with_signals().unwrap();
+    send_to_self(libc::SIGINT);
+    assert_eq!(
+        later.wait_timeout(Duration::from_secs(30)),
+        Some(Error::Canceled),
+        "the dispatcher still reads signals"
+    );
+    say_then_die_of("LATER CANCELLED", libc::SIGTERM);
+}
+
+#[test]
+fn a_panicking_drop_released_by_the_dispatcher_does_not_kill_it() {
+    let out = run_child("child_panicking_drop_on_dispatcher");
+    check(&out, "LATER CANCELLED", libc::SIGTERM);
+}
+
 #[test]
 fn a_child_of_a_done_context_is_born_done_and_installs_nothing() {
     let before = disposition(libc::SIGINT);

@@ -210,7 +210,7 @@ struct Claimed {
 fn claim(signal: i32) -> Claim {
     let mut targets = Vec::new();
     // Upgraded nodes that were done: dropped after the lock, as one may be the last strong
-    // reference, and a node's drop drops its cause, a user value (invariant 2).
+    // reference, and a node's drop drops its cause and values, user values (invariant 2).
     let mut done = Vec::new();
     let default = {
         let mut reg = registry();
@@ -229,7 +229,9 @@ fn claim(signal: i32) -> Claim {
         // Invariant 4: asked under the lock, before a new registration may put ours back.
         targets.is_empty() && platform::is_default(signal)
     };
-    drop(done);
+    for node in done {
+        drop_node(node);
+    }
     if targets.is_empty() {
         Claim::Nobody { default }
     } else {
@@ -249,8 +251,18 @@ impl Claimed {
                 Box::new(SignalReceived { signal }),
                 location,
             );
+            // The program may have dropped its references meanwhile (a waker may, woken by
+            // this very cancellation): then this one is the last.
+            drop_node(node);
         }
     }
+}
+
+/// Drops a node the dispatcher held. It may be the last reference, so its drop drops the
+/// context's values and cause, user values: a panic there (the hook has reported it) must
+/// neither kill the dispatcher, which every later signal needs, nor stop the rest of a claim.
+fn drop_node(node: Arc<Node>) {
+    crate::unwind::contain(move || drop(node));
 }
 
 /// Registered as a waker on a `with_signals` context: dropped when the context is done (its
