@@ -352,6 +352,74 @@ fn a_panicking_drop_released_by_the_dispatcher_does_not_kill_it() {
     check(&out, "LATER CANCELLED", libc::SIGTERM);
 }
 
+/// A waker that blocks until the test lets it go (bounded: a minute).
+struct BlockingWaker {
+    woken: std::sync::mpsc::SyncSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl std::task::Wake for BlockingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        let _ = self.woken.send(());
+        let _ = self
+            .release
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(60));
+    }
+}
+
+/// Regression test: the dispatcher ran each claim's cancellation itself, so a waker that
+/// blocks (user code) kept it from every later signal: a context made after that was never
+/// cancelled by its signal, which nobody read (and the process did not end either).
+#[test]
+#[ignore = "a child process of `a_blocking_waker_does_not_delay_later_signals`"]
+fn child_blocking_waker() {
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Waker};
+    if !in_child() {
+        return;
+    }
+    let (woken_tx, woken_rx) = std::sync::mpsc::sync_channel(1);
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let waker = Waker::from(std::sync::Arc::new(BlockingWaker {
+        woken: woken_tx,
+        release: std::sync::Mutex::new(release_rx),
+    }));
+    let (stuck, _stop) = Context::background().with_signals().unwrap();
+    let mut done = Box::pin(stuck.done());
+    assert!(done
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(&waker))
+        .is_pending());
+    send_to_self(libc::SIGINT);
+    woken_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the signal woke the waker");
+    // That waker now blocks. A context made meanwhile still gets its signal.
+    let (later, _stop) = Context::background().with_signals().unwrap();
+    send_to_self(libc::SIGINT);
+    let got = later.wait_timeout(Duration::from_secs(20));
+    let _ = release_tx.send(());
+    assert_eq!(
+        got,
+        Some(Error::Canceled),
+        "a blocked waker delayed a later signal"
+    );
+    assert_eq!(stuck.err(), Some(Error::Canceled));
+    say_then_die_of("LATER CANCELLED", libc::SIGTERM);
+}
+
+#[test]
+fn a_blocking_waker_does_not_delay_later_signals() {
+    let out = run_child("child_blocking_waker");
+    check(&out, "LATER CANCELLED", libc::SIGTERM);
+}
+
 #[test]
 fn a_child_of_a_done_context_is_born_done_and_installs_nothing() {
     let before = disposition(libc::SIGINT);

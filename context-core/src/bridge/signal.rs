@@ -16,8 +16,9 @@
 //!   cancels them outside that lock.
 //!
 //! Either way one process-wide thread, `context-signal`, started by the first `with_signals`,
-//! cancels the contexts, as the deadline timer is one thread per process, never one per
-//! context.
+//! takes each signal's contexts, as the deadline timer is one thread per process, never one
+//! per context; each signal's contexts are then cancelled on a thread of their own
+//! (invariant 5).
 //!
 //! # Invariants
 //!
@@ -37,6 +38,9 @@
 //!    us: Unix raises it again if the restored disposition is the default, so it still ends the
 //!    process (any other disposition is left to its owner); Windows' handler answers "not
 //!    handled", so the next handler runs (by default, the one that ends the process).
+//! 5. The dispatcher runs no user code: it claims, then hands each claim's cancellation (which
+//!    wakes wakers and drops values) to a short-lived thread of its own, so a waker that blocks
+//!    delays no later signal. (A thread per signal costs nothing that matters: signals are few.)
 
 #[cfg(unix)]
 mod unix;
@@ -240,9 +244,34 @@ fn claim(signal: i32) -> Claim {
 }
 
 impl Claimed {
-    /// Cancels the claimed contexts with the cause [`SignalReceived`]. Invariant 2: the
-    /// registry lock is released (cancellation runs the `Unregister` guards, which take it).
+    /// Cancels the claimed contexts with the cause [`SignalReceived`], on a thread of its own
+    /// (invariant 5): the cancellation wakes user code, and a waker that blocks must not keep
+    /// the dispatcher from the next signal. If the OS refuses that thread, here.
     fn cancel(self) {
+        let claim = Arc::new(StdMutex::new(Some(self)));
+        let theirs = Arc::clone(&claim);
+        let spawned = std::thread::Builder::new()
+            .name("context-signal-cancel".into())
+            .spawn(move || {
+                if let Some(claimed) = Claimed::take(&theirs) {
+                    claimed.cancel_here();
+                }
+            });
+        if spawned.is_err() {
+            // The closure was dropped unrun: the claim is still in its slot.
+            if let Some(claimed) = Claimed::take(&claim) {
+                claimed.cancel_here();
+            }
+        }
+    }
+
+    fn take(slot: &StdMutex<Option<Claimed>>) -> Option<Claimed> {
+        slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Invariant 2: the registry lock is released (cancellation runs the `Unregister` guards,
+    /// which take it).
+    fn cancel_here(self) {
         let signal = self.signal;
         for (node, location) in self.targets {
             super::cancel(
@@ -292,8 +321,9 @@ impl Context {
     /// Go, the signals stay caught until `stop()` is called.) Several such contexts may be live
     /// at once; a signal cancels them all, and the previous handling returns with the last.
     ///
-    /// One process-wide thread, started by the first call, cancels the contexts. It needs no
-    /// async runtime. On each platform:
+    /// One process-wide thread, started by the first call, receives the signals; each signal's
+    /// contexts are cancelled on a short-lived thread of its own, so a waker that blocks delays
+    /// no later signal. It needs no async runtime. On each platform:
     ///
     /// - **Unix**: a handler for SIGINT and SIGTERM that only writes a byte to a socket; it is
     ///   installed while such a context is live, and the previous disposition is put back
