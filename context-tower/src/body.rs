@@ -506,8 +506,21 @@ mod tests {
     /// re-raised by `cancel_with_cause` must not unwind out of it.
     #[test]
     fn a_panicking_waker_does_not_unwind_out_of_the_guard() {
+        let ctx = drop_an_armed_guard_woken_by(std::sync::Arc::new(PanickingWaker));
+        assert!(ctx
+            .cause()
+            .unwrap()
+            .downcast_ref::<RequestDropped>()
+            .is_some());
+    }
+
+    /// Drops an armed guard whose context `waker` waits on, and checks the drop did not
+    /// unwind; returns the context, done.
+    fn drop_an_armed_guard_woken_by(
+        waker: std::sync::Arc<impl std::task::Wake + Send + Sync + 'static>,
+    ) -> Context {
         let (ctx, handle) = Context::background().with_cancel();
-        let waker = std::task::Waker::from(std::sync::Arc::new(PanickingWaker));
+        let waker = std::task::Waker::from(waker);
         let mut done = Box::pin(ctx.done());
         assert!(done
             .as_mut()
@@ -516,11 +529,8 @@ mod tests {
         let guard = DropGuard::armed(handle);
         let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(guard)));
         assert!(dropped.is_ok(), "the guard's drop unwound");
-        assert!(ctx
-            .cause()
-            .unwrap()
-            .downcast_ref::<RequestDropped>()
-            .is_some());
+        assert!(ctx.is_done());
+        ctx
     }
 
     /// Regression test: the guard dropped the re-raised panic's payload itself, and a payload
@@ -541,17 +551,7 @@ mod tests {
                 std::panic::panic_any(PanicsOnDrop);
             }
         }
-        let (ctx, handle) = Context::background().with_cancel();
-        let waker = std::task::Waker::from(std::sync::Arc::new(BadPayloadWaker));
-        let mut done = Box::pin(ctx.done());
-        assert!(done
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(&waker))
-            .is_pending());
-        let guard = DropGuard::armed(handle);
-        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(guard)));
-        assert!(dropped.is_ok(), "the guard's drop unwound");
-        assert!(ctx.is_done());
+        drop_an_armed_guard_woken_by(std::sync::Arc::new(BadPayloadWaker));
     }
 
     #[test]

@@ -256,8 +256,19 @@ fn a_panicking_waker_on_the_last_handle_drop_still_unlinks_the_child() {
 #[test]
 fn a_panicking_waker_on_a_group_context_loses_no_failure() {
     quiet_deliberate_panics();
+    let mut d = a_failing_member_with_a_waker_on_the_group_loses_nothing(Waker::from(Arc::new(
+        PanickingWaker,
+    )));
+    let good = Waker::from(Arc::new(CountingWaker::default()));
+    assert_eq!(poll_once(&mut d, &good), Poll::Ready(Error::Canceled));
+}
+
+/// A member fails while `bad` waits on the group's context: `wait` and the member's handle
+/// both still get the failure. Returns the `done()` future `bad` waited through.
+fn a_failing_member_with_a_waker_on_the_group_loses_nothing(
+    bad: Waker,
+) -> Pin<Box<go_context::Done>> {
     let group: go_context::Group = go_context::Group::new(&Context::background());
-    let bad = Waker::from(Arc::new(PanickingWaker));
     let mut d = Box::pin(group.context().done());
     assert!(poll_once(&mut d, &bad).is_pending());
     let member = group.spawn_blocking(|_| Err::<(), go_context::BoxError>("member failed".into()));
@@ -272,8 +283,7 @@ fn a_panicking_waker_on_a_group_context_loses_no_failure() {
         matches!(&joined, Err(e) if e.contains("member failed")),
         "the member's handle lost its failure: {joined:?}"
     );
-    let good = Waker::from(Arc::new(CountingWaker::default()));
-    assert_eq!(poll_once(&mut d, &good), Poll::Ready(Error::Canceled));
+    d
 }
 
 /// Regression test: a waker that panics when a *deadline* fires used to unwind through the
@@ -579,22 +589,10 @@ fn a_waker_panic_payload_that_panics_on_drop_does_not_kill_the_timer() {
 #[test]
 fn a_waker_panic_payload_that_panics_on_drop_loses_no_group_failure() {
     quiet_payload_panics();
-    let group: go_context::Group = go_context::Group::new(&Context::background());
-    let bad = Waker::from(Arc::new(WakerPanicsWithBadPayload));
-    let mut d = Box::pin(group.context().done());
-    assert!(poll_once(&mut d, &bad).is_pending());
-    let member = group.spawn_blocking(|_| Err::<(), go_context::BoxError>("member failed".into()));
-    let waited = within("group wait", move || {
-        group.wait().map_err(|e| e.to_string())
-    });
-    assert_eq!(waited, Err("member failed".to_owned()));
-    let joined = within("member join", move || {
-        member.join().map_err(|e| e.to_string())
-    });
-    assert!(
-        matches!(&joined, Err(e) if e.contains("member failed")),
-        "the member's handle lost its failure: {joined:?}"
-    );
+    let done = a_failing_member_with_a_waker_on_the_group_loses_nothing(Waker::from(Arc::new(
+        WakerPanicsWithBadPayload,
+    )));
+    drop(done);
 }
 
 /// Regression test: a second panicking waker's payload was dropped in the middle of the

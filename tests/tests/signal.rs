@@ -57,6 +57,19 @@ fn say_then_die_of(what: &str, signal: libc::c_int) -> ! {
     outlive_the_signal()
 }
 
+/// A context made now is still cancelled by its signal (the dispatcher lives and reads), then
+/// the child prints `LATER CANCELLED` and dies of SIGTERM.
+fn a_later_signal_still_cancels_then_die() -> ! {
+    let (later, _stop) = Context::background().with_signals().unwrap();
+    send_to_self(libc::SIGINT);
+    assert_eq!(
+        later.wait_timeout(Duration::from_secs(30)),
+        Some(Error::Canceled),
+        "the dispatcher still reads signals"
+    );
+    say_then_die_of("LATER CANCELLED", libc::SIGTERM);
+}
+
 fn check(out: &Output, printed: &str, killed_by: libc::c_int) {
     let (stdout, stderr) = check_printed(out, printed);
     assert_eq!(
@@ -242,14 +255,7 @@ fn child_panicking_waker() {
             "every context of the claim is cancelled"
         );
     }
-    let (later, _stop) = Context::background().with_signals().unwrap();
-    send_to_self(libc::SIGINT);
-    assert_eq!(
-        later.wait_timeout(Duration::from_secs(30)),
-        Some(Error::Canceled),
-        "the dispatcher still reads signals"
-    );
-    say_then_die_of("LATER CANCELLED", libc::SIGTERM);
+    a_later_signal_still_cancels_then_die()
 }
 
 #[test]
@@ -336,14 +342,7 @@ fn child_panicking_drop_on_dispatcher() {
     send_to_self(libc::SIGINT);
     rx.recv_timeout(Duration::from_secs(30))
         .expect("the signal cancelled the context");
-    let (later, _stop) = Context::background().with_signals().unwrap();
-    send_to_self(libc::SIGINT);
-    assert_eq!(
-        later.wait_timeout(Duration::from_secs(30)),
-        Some(Error::Canceled),
-        "the dispatcher still reads signals"
-    );
-    say_then_die_of("LATER CANCELLED", libc::SIGTERM);
+    a_later_signal_still_cancels_then_die()
 }
 
 #[test]
