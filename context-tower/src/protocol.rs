@@ -136,6 +136,13 @@ pub(crate) fn context_answer(grpc: bool, ctx: &Context) -> ErrorAnswer {
     error_answer(grpc, grpc_code(err), http_status(err), &msg)
 }
 
+/// The answer to a request whose deadline passed before the timer marked its context done
+/// (server invariant 3): what [`context_answer`] gives once it has.
+pub(crate) fn deadline_answer(grpc: bool) -> ErrorAnswer {
+    let err = Error::DeadlineExceeded;
+    error_answer(grpc, grpc_code(err), http_status(err), &message(err, None))
+}
+
 /// The gRPC status code in `headers`, if any.
 pub(crate) fn grpc_status_of(headers: &HeaderMap) -> Option<u16> {
     let v = header(headers, &GRPC_STATUS)?;

@@ -14,11 +14,17 @@
 //!    context without a cause. gRPC and HTTP/2 responses are polled to their end.
 //! 3. The handler future is polled only while the context is live: a done context drops it
 //!    (the answer is `DEADLINE_EXCEEDED`/504 or `CANCELLED`/503) before any further poll.
+//!    A poll that finds the deadline passed answers `DEADLINE_EXCEEDED`/504 too, even if the
+//!    timer has not marked the context yet (its thread may be descheduled): a layer outside
+//!    ours on its own clock (tonic's `GrpcTimeout`, which polls us first and answers
+//!    `CANCELLED`) never answers first. The handle is then kept until the timer has ended the
+//!    context, so the context still ends with `DeadlineExceeded` and its cause.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
 
 use go_context::{Context, Done};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -367,7 +373,18 @@ where
                         Poll::Pending => {
                             let done = done.get_or_insert_with(|| Box::pin(ctx.done()));
                             if done.as_mut().poll(cx).is_pending() {
-                                return Poll::Pending;
+                                if ctx.deadline().is_none_or(|d| d > Instant::now()) {
+                                    return Poll::Pending;
+                                }
+                                // Invariant 3: the deadline passed, the timer is late.
+                                let answer = protocol::deadline_answer(*grpc);
+                                if let Some(mut g) = guard.take() {
+                                    // Ended by the timer (now due), not by the handle's drop:
+                                    // the handle goes once the context is done.
+                                    let _registration = ctx.after_func(move || g.disarm());
+                                }
+                                self.project().state.project_replace(State::Finished);
+                                return Poll::Ready(Ok(answer_response(answer)));
                             }
                         }
                     }
