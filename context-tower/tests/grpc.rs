@@ -488,22 +488,6 @@ async fn interop_our_client_against_a_plain_tonic_server() {
     .await;
 }
 
-/// A handler that records its context and works `work_ms` without looking at it: only the
-/// layers around it can end the call.
-fn oblivious(probe: Probe) -> ChainService {
-    ChainService {
-        unary: unary(move |req: tonic::Request<Hop>| {
-            probe.put(req.context());
-            let work = Duration::from_millis(req.get_ref().work_ms);
-            async move {
-                tokio::time::sleep(work).await;
-                Ok(Budgets::default())
-            }
-        }),
-        stream: no_stream(),
-    }
-}
-
 /// tonic's own `Server` with `Server::layer(ContextLayer::grpc())` (no `Server::timeout`):
 /// every tonic `Server` wraps the user's layers in its `GrpcTimeout`, which reads
 /// `grpc-timeout` too and answers `CANCELLED` when it fires. Ours computes its deadline first

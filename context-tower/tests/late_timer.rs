@@ -106,19 +106,3 @@ async fn a_late_timer_still_gives_deadline_exceeded_behind_tonics_own_timeout() 
     })
     .await;
 }
-
-/// A handler that records its context and works `work_ms` without looking at it.
-fn oblivious(probe: Probe) -> ChainService {
-    ChainService {
-        unary: unary(move |req: tonic::Request<Hop>| {
-            use context_tower::RequestContextExt;
-            probe.put(req.context());
-            let work = Duration::from_millis(req.get_ref().work_ms);
-            async move {
-                tokio::time::sleep(work).await;
-                Ok(Budgets::default())
-            }
-        }),
-        stream: no_stream(),
-    }
-}

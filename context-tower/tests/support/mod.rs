@@ -61,3 +61,22 @@ pub async fn done_within(ctx: &Context, secs: u64) -> go_context::Error {
         .await
         .expect("context done in time")
 }
+
+/// A handler that records its context and works `work_ms` without looking at it: only the
+/// layers around it can end the call.
+#[cfg(feature = "tonic")]
+pub fn oblivious(probe: Probe) -> grpc::ChainService {
+    use context_tower::RequestContextExt;
+    use grpc::*;
+    ChainService {
+        unary: unary(move |req: tonic::Request<Hop>| {
+            probe.put(req.context());
+            let work = Duration::from_millis(req.get_ref().work_ms);
+            async move {
+                tokio::time::sleep(work).await;
+                Ok(Budgets::default())
+            }
+        }),
+        stream: no_stream(),
+    }
+}
