@@ -372,27 +372,31 @@ where
                         // Registered only for handlers that wait: a quick one pays nothing.
                         Poll::Pending => {
                             let done = done.get_or_insert_with(|| Box::pin(ctx.done()));
-                            if done.as_mut().poll(cx).is_pending() {
-                                if ctx.deadline().is_none_or(|d| d > Instant::now()) {
-                                    return Poll::Pending;
-                                }
-                                // Invariant 3: the deadline passed, the timer is late.
-                                let answer = protocol::deadline_answer(*grpc);
-                                if let Some(mut g) = guard.take() {
-                                    // Ended by the timer (now due), not by the handle's drop:
-                                    // the handle goes once the context is done.
-                                    let _registration = ctx.after_func(move || g.disarm());
-                                }
-                                self.project().state.project_replace(State::Finished);
-                                return Poll::Ready(Ok(answer_response(answer)));
+                            // Invariant 3: also answered once the deadline passed, even if
+                            // the timer is late to mark the context done.
+                            if done.as_mut().poll(cx).is_pending()
+                                && ctx.deadline().is_none_or(|d| d > Instant::now())
+                            {
+                                return Poll::Pending;
                             }
                         }
                     }
                 }
                 // Invariant 3: the handler future is dropped here, before we answer.
-                let answer = protocol::context_answer(*grpc, ctx);
-                if let Some(g) = guard.as_mut() {
-                    g.disarm();
+                let late = !ctx.is_done();
+                let answer = if late {
+                    protocol::deadline_answer(*grpc)
+                } else {
+                    protocol::context_answer(*grpc, ctx)
+                };
+                if let Some(mut g) = guard.take() {
+                    if late {
+                        // Ended by the timer (now due), not by the handle's drop: the handle
+                        // goes once the context is done.
+                        let _registration = ctx.after_func(move || g.disarm());
+                    } else {
+                        g.disarm();
+                    }
                 }
                 self.project().state.project_replace(State::Finished);
                 Poll::Ready(Ok(answer_response(answer)))
