@@ -52,22 +52,17 @@ pub(crate) struct Param {
     pub(crate) binding: Ident,
     /// Where the parameter is written, for errors about it.
     pub(crate) span: Span,
-    /// `let <mut> name = …;` in the body, at its turn among the [`Move`]s.
-    pub(crate) rebind: Option<Rebind>,
+    /// Whether its local, `let <mut> binding = …;` in the body at its turn among the
+    /// [`Move`]s, is `mut` (the `mut` moves there from the signature).
+    pub(crate) mutable: bool,
     /// Whether the local is the parameter rebound by type (a context becomes the child), not
     /// the parameter itself.
     pub(crate) by_type: bool,
 }
 
-/// `let <mut> name = <rebound value>;`
-pub(crate) struct Rebind {
-    pub(crate) name: Ident,
-    pub(crate) mutable: bool,
-}
-
 /// How one parameter becomes a local of the body.
 pub(crate) enum Move {
-    /// `params[i]`: rebound by type if it has a [`Rebind`], else moved as it is.
+    /// `params[i]`: rebound by type if `by_type`, else moved as it is.
     Param(usize),
     /// A destructured or `ref` parameter, renamed `hidden` in the signature: `let <pat> =
     /// hidden;`.
@@ -176,10 +171,7 @@ fn collect_params(
                 params.push(Param {
                     binding: ident.clone(),
                     span,
-                    rebind: Some(Rebind {
-                        name: ident.clone(),
-                        mutable,
-                    }),
+                    mutable,
                     by_type: rebound,
                 });
             }
@@ -198,12 +190,9 @@ fn collect_params(
                 });
                 moves.push(Move::Param(params.len()));
                 params.push(Param {
-                    binding: ident.clone(),
+                    binding: ident,
                     span,
-                    rebind: Some(Rebind {
-                        name: ident,
-                        mutable: false,
-                    }),
+                    mutable: false,
                     by_type: false,
                 });
             }

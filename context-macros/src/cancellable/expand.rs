@@ -190,27 +190,26 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
     // after the body's locals, as parameters do.
     let rebinds: Vec<TokenStream> = moves
         .iter()
-        .filter_map(|m| {
+        .map(|m| {
             let param = match m {
                 Move::Param(index) => &params[*index],
                 Move::Pattern { pat, hidden } => {
                     // Moved into a local first: `let _ = x;` and `let ref y = x;` would not
                     // move `x`, which would then drop after every local.
-                    return Some(match &**pat {
+                    return match &**pat {
                         Pat::Wild(_) => quote! { let #hidden = #hidden; },
                         pat => quote! { let #hidden = #hidden; let #pat = #hidden; },
-                    });
+                    };
                 }
             };
-            let rebind = param.rebind.as_ref()?;
-            let name = &rebind.name;
-            let mutability = rebind.mutable.then(|| quote!(mut));
+            let name = &param.binding;
+            let mutability = param.mutable.then(|| quote!(mut));
             let at = Span::call_site().located_at(param.span);
             let private_at = respan(private.clone(), at);
             // A parameter used by `timeout = …` or `parent = …` is used even if the body does
             // not use it; otherwise an unused one warns as it would without the macro.
             let allow = mentioned(&args_tokens, name).then(|| quote!(#[allow(unused_variables)]));
-            Some(if param.by_type {
+            if param.by_type {
                 quote_spanned! {at=>
                     #allow
                     let #mutability #name = {
@@ -223,7 +222,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
                     #allow
                     let #mutability #name = #name;
                 }
-            })
+            }
         })
         .collect();
 
