@@ -328,6 +328,12 @@ impl Context {
     /// - **Unix**: a handler for SIGINT and SIGTERM that only writes a byte to a socket; it is
     ///   installed while such a context is live, and the previous disposition is put back
     ///   after. Another library's handler installed while ours is live is left in place.
+    ///   A process forked without exec (`fork()` alone) inherits the handler but not the
+    ///   thread: there our handler puts back the previous disposition and raises the signal
+    ///   again, so the fork's signals get the handling they had before `with_signals` (a
+    ///   SIGTERM ends it by default), and never reach the parent's contexts. A `with_signals`
+    ///   context made in such a fork is not cancelled by a signal (nor does a deadline fire
+    ///   there: no thread of ours survives a fork); after an exec all is as new.
     /// - **Windows**: a console control handler (`SetConsoleCtrlHandler`), added by the first
     ///   call and kept: while no such context is live it answers "not handled", so the next
     ///   handler runs as if ours were not there (by default, the one that ends the process).

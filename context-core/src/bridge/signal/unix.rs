@@ -15,13 +15,22 @@
 //! 1. `WRITE_FD` is set once, before any handler is installed, to a socket that is never
 //!    closed: the handler may use it at any time. (Its `Release` store pairs with the
 //!    handler's `Acquire` load.)
-//! 2. The handler makes async-signal-safe calls only (`write`), and leaves `errno` as it
-//!    found it.
+//! 2. The handler makes async-signal-safe calls only (`getpid`, `write`, and in a fork
+//!    `sigaction` and `raise`), and leaves `errno` as it found it.
+//! 3. The socket and the dispatcher belong to the process that started them, `OWNER` (stored
+//!    before `WRITE_FD`, so the handler's `Acquire` load of `WRITE_FD` sees it). A process
+//!    forked from it without exec inherits our handler and the socket but not the thread: its
+//!    handler must not write there (the byte would reach the parent's dispatcher and cancel
+//!    the parent's contexts, and the fork's own signal would be swallowed). There the handler
+//!    puts back the disposition ours replaced (`PREVIOUS`: its handler and flags, stored
+//!    `Relaxed` before ours goes in; the `sigaction` that installs ours orders them for any
+//!    later fork) and raises the signal again, so the fork gets the handling it would have had
+//!    without us.
 
 use std::io::{self, Read};
 use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering as AtomicOrdering};
 
 use super::{claim, Claim};
 
@@ -41,6 +50,16 @@ pub(super) fn name(signal: i32) -> &'static str {
 
 /// The write end of the self-pipe, for the handler; -1 until the dispatcher runs (invariant 1).
 static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The process whose dispatcher reads the socket (invariant 3); 0 until it runs.
+static OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// The disposition our handler replaced, for each of [`SIGNALS`]: its handler (or `SIG_DFL`,
+/// `SIG_IGN`) and its flags, for a fork's handler to put back (invariant 3).
+static PREVIOUS: [(AtomicUsize, AtomicI32); 2] = [
+    (AtomicUsize::new(libc::SIG_DFL), AtomicI32::new(0)),
+    (AtomicUsize::new(libc::SIG_DFL), AtomicI32::new(0)),
+];
 
 /// Starts the dispatcher thread and its socket pair (once per process: the shared
 /// `dispatcher()` sees to that).
@@ -62,6 +81,8 @@ pub(super) fn start() -> io::Result<()> {
                 }
             }
         })?;
+    // SAFETY: `getpid` has no preconditions.
+    OWNER.store(unsafe { libc::getpid() }, AtomicOrdering::Relaxed);
     // Never closed: the handler may write to it at any time (invariant 1).
     WRITE_FD.store(writer.into_raw_fd(), AtomicOrdering::Release);
     Ok(())
@@ -81,19 +102,50 @@ fn dispatch(signal: libc::c_int) {
     }
 }
 
-/// The signal handler: async-signal-safe calls only (`write`, and `errno` kept intact).
+/// The signal handler: async-signal-safe calls only (`getpid`, `write`, in a fork those of
+/// [`in_a_fork`]; `errno` kept intact).
 extern "C" fn on_signal(signal: libc::c_int) {
     let fd = WRITE_FD.load(AtomicOrdering::Acquire);
     if fd < 0 {
         return;
     }
     let saved = errno::get();
+    // SAFETY: `getpid` is async-signal-safe and has no preconditions.
+    if unsafe { libc::getpid() } != OWNER.load(AtomicOrdering::Relaxed) {
+        in_a_fork(signal);
+        errno::set(saved);
+        return;
+    }
     let byte = signal as u8;
     // SAFETY: `fd` is a socket that stays open for the life of the process (invariant 1), and
     // `byte` is a valid one-byte buffer for the duration of the call. `write` is
     // async-signal-safe.
     let _ = unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
     errno::set(saved);
+}
+
+/// Our handler in a process forked without exec (invariant 3): the disposition from before
+/// ours comes back (with an empty mask: the one it had is not kept), and the signal is raised
+/// again, to be handled by it once this handler returns (the signal is blocked until then).
+fn in_a_fork(signal: libc::c_int) {
+    let Some(i) = SIGNALS.iter().position(|&s| s == signal) else {
+        return;
+    };
+    let (handler, flags) = &PREVIOUS[i];
+    // SAFETY: an all-zero `sigaction` is a valid value (no handler, no flags, empty mask).
+    let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
+    previous.sa_sigaction = handler.load(AtomicOrdering::Relaxed);
+    previous.sa_flags = flags.load(AtomicOrdering::Relaxed);
+    // SAFETY: `sigemptyset`, `sigaction` and `raise` are async-signal-safe; the pointers are
+    // valid for each call; the handler and flags are ones the kernel gave us for `signal`.
+    unsafe {
+        libc::sigemptyset(&mut previous.sa_mask);
+        if libc::sigaction(signal, &previous, std::ptr::null_mut()) == 0
+            && previous.sa_sigaction != libc::SIG_IGN
+        {
+            libc::raise(signal);
+        }
+    }
 }
 
 /// `errno`, which a handler must leave as it found it.
@@ -163,6 +215,11 @@ pub(super) fn install() -> io::Result<Saved> {
     // SAFETY: as above, zeroed `sigaction`s are valid out-parameters.
     let mut old: Saved = unsafe { std::mem::zeroed() };
     for (i, &signal) in SIGNALS.iter().enumerate() {
+        // For a fork's handler (invariant 3): what ours is about to replace.
+        if let Some((handler, flags)) = current(signal) {
+            PREVIOUS[i].0.store(handler, AtomicOrdering::Relaxed);
+            PREVIOUS[i].1.store(flags, AtomicOrdering::Relaxed);
+        }
         // SAFETY: both pointers are valid for the call; `on_signal` is async-signal-safe.
         if unsafe { libc::sigaction(signal, &ours, &mut old[i]) } != 0 {
             let err = io::Error::last_os_error();
@@ -196,9 +253,14 @@ pub(super) fn is_default(signal: i32) -> bool {
 
 /// The handler address (or `SIG_DFL`/`SIG_IGN`) currently installed for `signal`.
 fn current_handler(signal: libc::c_int) -> Option<usize> {
+    current(signal).map(|(handler, _)| handler)
+}
+
+/// The handler address (or `SIG_DFL`/`SIG_IGN`) and the flags currently installed for `signal`.
+fn current(signal: libc::c_int) -> Option<(usize, libc::c_int)> {
     // SAFETY: a zeroed `sigaction` is a valid out-parameter; a null `act` only queries.
     let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut cur) };
-    (rc == 0).then_some(cur.sa_sigaction)
+    (rc == 0).then_some((cur.sa_sigaction, cur.sa_flags))
 }
