@@ -328,6 +328,9 @@ impl Context {
     /// - **Unix**: a handler for SIGINT and SIGTERM that only writes a byte to a socket; it is
     ///   installed while such a context is live, and the previous disposition is put back
     ///   after. Another library's handler installed while ours is live is left in place.
+    ///   A signal the process started with ignored (as a shell does for `cmd &`) is caught
+    ///   too while such a context is live, as Go's `signal.Notify` does; it is ignored again
+    ///   after.
     ///   A process forked without exec (`fork()` alone) inherits the handler but not the
     ///   thread: there our handler puts back the previous disposition and raises the signal
     ///   again, so the fork's signals get the handling they had before `with_signals` (a
