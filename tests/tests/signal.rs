@@ -478,3 +478,44 @@ fn a_forked_process_gets_its_own_signals_and_the_parent_is_untouched() {
     let out = run_child("child_fork_then_sigterm_in_the_fork");
     check(&out, "FORK ENDED, PARENT GOT SIGINT", libc::SIGINT);
 }
+
+// ===== scenario: a signal ignored at start is caught while a context lives, then ignored =====
+
+#[test]
+#[ignore = "a child process of `an_ignored_signal_is_caught_while_a_context_lives_then_ignored_again`"]
+fn child_ignored_sigint() {
+    if !in_child() {
+        return;
+    }
+    // As a shell starts `cmd &`.
+    // SAFETY: `signal` has no memory-safety preconditions; SIG_IGN is always valid.
+    assert_ne!(
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) },
+        libc::SIG_ERR
+    );
+    let (ctx, stop) = Context::background().with_signals().unwrap();
+    send_to_self(libc::SIGINT);
+    assert_eq!(
+        ctx.wait_timeout(Duration::from_secs(30)),
+        Some(Error::Canceled),
+        "caught while the context lives, as Go's signal.Notify does"
+    );
+    drop(stop);
+    let start = std::time::Instant::now();
+    while disposition(libc::SIGINT) != libc::SIG_IGN {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "SIG_IGN not restored"
+        );
+        std::thread::yield_now();
+    }
+    // Ignored again: this one does nothing, the SIGTERM after it ends the process.
+    send_to_self(libc::SIGINT);
+    say_then_die_of("IGNORED AGAIN", libc::SIGTERM);
+}
+
+#[test]
+fn an_ignored_signal_is_caught_while_a_context_lives_then_ignored_again() {
+    let out = run_child("child_ignored_sigint");
+    check(&out, "IGNORED AGAIN", libc::SIGTERM);
+}
