@@ -489,10 +489,8 @@ fn child_ignored_sigint() {
     }
     // As a shell starts `cmd &`.
     // SAFETY: `signal` has no memory-safety preconditions; SIG_IGN is always valid.
-    assert_ne!(
-        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) },
-        libc::SIG_ERR
-    );
+    let previous = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    assert_ne!(previous, libc::SIG_ERR);
     let (ctx, stop) = Context::background().with_signals().unwrap();
     send_to_self(libc::SIGINT);
     assert_eq!(
