@@ -296,10 +296,10 @@ impl Context {
         }
     }
 
-    /// Runs `f` once, on a thread of its own, after this context is done (at once if it
-    /// already is): Go's `AfterFunc`. `cancel` never waits for `f`, and `f` never runs under an
-    /// internal lock, so it may cancel or derive contexts itself. On a context that can never
-    /// be done, `f` never runs. See [`AfterFunc::stop`].
+    /// Runs `f` once, on a thread of the crate's callback pool (never the canceller's), after
+    /// this context is done (at once if it already is): Go's `AfterFunc`. `cancel` never waits
+    /// for `f`, and `f` never runs under an internal lock, so it may cancel or derive contexts
+    /// itself. On a context that can never be done, `f` never runs. See [`AfterFunc::stop`].
     ///
     /// ```
     /// use go_context::Context;

@@ -76,7 +76,7 @@ fn main() {
         audit.value::<RequestId>()
     );
 
-    section("AfterFunc  →  after_func(): runs on its own thread once the context is done");
+    section("AfterFunc  →  after_func(): runs on a pool thread once the context is done");
     let (ctx, cancel) = root.with_cancel();
     let (tx, rx) = mpsc::channel();
     let _registration = ctx.after_func(move || tx.send("cleanup ran").unwrap());
