@@ -117,7 +117,7 @@ macro_rules! select_done {
 ///
 /// | form | runs under | for |
 /// |---|---|---|
-/// | `go!(f(args))`, `go!(obj.m(args))` | a new child of `Context::current()`, made current | code that uses the ambient context (`#[cancellable]` fns) |
+/// | `go!(f(args))`, `go!(obj.m(args))` | a new child of `Context::current()`, made current; if an argument's type is `Context`, the first such is the parent instead, and the work gets the child in its place | code that uses the ambient context (`#[cancellable]` fns), or takes its context as an argument (`go!(worker(ctx.clone(), n))`) |
 /// | `go!(in parent, f(args))` | a new child of `parent` (`Context` or `&Context`) | a context other than the current one |
 /// | `go!(\|ctx\| f(ctx, args))` | the child, also handed over as `ctx: Context` | fns that take a `Context` parameter |
 /// | `go!(group => f(args))` | the group's context, as a member of a `Group` | fan-out with first-error cancellation |
