@@ -1,6 +1,7 @@
 //! The product in one screen: `#[cancellable(timeout = "2s")]` gives the worker a child context
 //! with a deadline and a checkpoint at every loop head; `go!` runs it on a thread under a child
-//! of the current context; main cancels after 1 s and joins.
+//! of `ctx` (the call's `Context` argument, which the work gets in its place); main cancels
+//! after 1 s and joins.
 //!
 //! Run: `cargo run -p context-examples --example seed`
 
