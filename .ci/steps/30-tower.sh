@@ -7,6 +7,8 @@ cargo clippy -p context-tower --all-targets --all-features -- -D warnings
 cargo clippy -p context-examples --example deadline_chain --features grpc -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc -p context-tower --all-features --no-deps
 cargo test -p context-tower --all-features --test grpc
+# A timer stalled on purpose: tonic's own Server must still answer DEADLINE_EXCEEDED.
+cargo test -p context-tower --all-features --test late_timer
 # The random races with feature `tonic` too (our gRPC client's errors are then `tonic::Status`).
 cargo test -p context-tower --all-features --test races
 cargo test -p context-tower --all-features --doc
