@@ -49,14 +49,23 @@ pub(crate) fn instant(t: Ticks) -> Instant {
     }
 }
 
-/// The time now, in ticks.
+/// The time now, in ticks: never negative, since the epoch is fixed before the clock is read
+/// (the first reading is the epoch or after it).
 pub(crate) fn now() -> Ticks {
-    ticks(Instant::now()).expect("the clock is within 292 years of the epoch")
+    let e = epoch();
+    nanos(Instant::now().saturating_duration_since(e))
+        .expect("the clock is within 292 years of the epoch")
 }
 
 /// `d` in ticks, saturating (a `Duration` beyond 292 years is "forever" to the clock).
 pub(crate) fn span(d: Duration) -> Ticks {
-    nanos(d).unwrap_or(i64::MAX)
+    checked_span(d).unwrap_or(i64::MAX)
+}
+
+/// `d` in ticks, if it fits (about 292 years); `None` beyond, which a timeout takes as "no
+/// deadline".
+pub(crate) fn checked_span(d: Duration) -> Option<Ticks> {
+    nanos(d)
 }
 
 #[cfg(test)]
@@ -105,5 +114,7 @@ mod tests {
     fn spans_saturate() {
         assert_eq!(span(Duration::from_millis(3)), 3_000_000);
         assert_eq!(span(Duration::MAX), i64::MAX);
+        assert_eq!(checked_span(Duration::MAX), None);
+        assert_eq!(checked_span(Duration::from_nanos(7)), Some(7));
     }
 }

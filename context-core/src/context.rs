@@ -210,7 +210,9 @@ impl Context {
         // One clock reading, converted once: the deadline is `now` plus the timeout in ticks.
         // Past the clock's range (about 292 years, `Duration::MAX` included) is no deadline.
         let now = timer::now();
-        let deadline = now.checked_add(clock::span(timeout)).map(|at| (at, cause));
+        let deadline = clock::checked_span(timeout)
+            .and_then(|span| now.checked_add(span))
+            .map(|at| (at, cause));
         self.derive(deadline, location, Some(now))
     }
 
