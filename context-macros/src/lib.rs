@@ -4,6 +4,26 @@
 //! `__private` module the generated code relies on.
 //!
 //! `EXPANSION.md` in this crate shows what each macro writes.
+//!
+//! ```
+//! use go_context::{cancellable, Context, Error};
+//!
+//! // The body's `ctx` is a child of the parameter, cancelled when the call returns, and the
+//! // loop checks it on every iteration.
+//! #[cancellable]
+//! fn count(ctx: &Context, limit: u64) -> Result<u64, Error> {
+//!     let mut n = 0;
+//!     while n < limit {
+//!         n += 1;
+//!     }
+//!     Ok(n)
+//! }
+//!
+//! let (ctx, cancel) = Context::background().with_cancel();
+//! assert_eq!(count(&ctx, 3), Ok(3));
+//! cancel.cancel();
+//! assert_eq!(count(&ctx, 3), Err(Error::Canceled));
+//! ```
 #![forbid(unsafe_code)]
 
 mod cancellable;

@@ -1,4 +1,33 @@
 //! The axum extractor [`Ctx`] (feature `axum`).
+//!
+//! A route behind [`ContextLayer`](crate::ContextLayer) sees the caller's deadline in its
+//! handler's [`Ctx`]:
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use context_tower::{axum::Ctx, ContextLayer};
+//! use std::time::{Duration, Instant};
+//! use tower::ServiceExt;
+//!
+//! async fn budget(Ctx(ctx): Ctx) -> String {
+//!     let left = ctx.deadline().unwrap() - Instant::now();
+//!     format!("{}", left <= Duration::from_millis(800))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new().route("/", get(budget)).layer(ContextLayer::http());
+//! let req = http::Request::builder()
+//!     .uri("/")
+//!     .header("connect-timeout-ms", "800")
+//!     .body(Body::empty())
+//!     .unwrap();
+//! let resp = app.oneshot(req).await.unwrap();
+//! assert_eq!(resp.status(), 200);
+//! let body = axum::body::to_bytes(resp.into_body(), 64).await.unwrap();
+//! assert_eq!(&body[..], b"true");
+//! # }
+//! ```
 
 use std::convert::Infallible;
 use std::ops::Deref;

@@ -1,6 +1,32 @@
 //! The client side: [`PropagateLayer`] sends the call's deadline and ends the call with its
 //! context.
 //!
+//! A call whose context is already done never reaches the network: it fails at once with the
+//! context's error (invariant 1).
+//!
+//! ```
+//! use context_tower::{ContextDone, PropagateLayer, RequestContextExt};
+//! use go_context::{Context, Error};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let mut client = ServiceBuilder::new()
+//!     .layer(PropagateLayer::http())
+//!     .service_fn(|_: http::Request<String>| async {
+//!         unreachable!("a done call is never sent");
+//!         #[allow(unreachable_code)]
+//!         Ok::<http::Response<String>, std::convert::Infallible>(http::Response::default())
+//!     });
+//! let (ctx, cancel) = Context::background().with_cancel();
+//! cancel.cancel();
+//! let mut req = http::Request::new(String::new());
+//! req.set_context(ctx);
+//! let err = client.ready().await.unwrap().call(req).await.unwrap_err();
+//! assert_eq!(err.downcast_ref::<ContextDone>().unwrap().error(), Error::Canceled);
+//! # }
+//! ```
+//!
 //! # Invariants
 //! 1. A call whose context is done (or whose remaining time, less the margin, is zero) is
 //!    never handed to the inner service: it fails locally, nothing is sent.

@@ -1,5 +1,28 @@
 //! The server side: [`ContextLayer`] gives every request a context with the caller's deadline.
 //!
+//! A request whose deadline has already passed on arrival is answered without calling the
+//! handler: 504 over HTTP (`DEADLINE_EXCEEDED` over gRPC).
+//!
+//! ```
+//! use context_tower::ContextLayer;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(ContextLayer::http())
+//!     .service_fn(|_: http::Request<String>| async {
+//!         unreachable!("an expired request never reaches the handler");
+//!         #[allow(unreachable_code)]
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//!     });
+//! // A budget of 0 ms: spent before the request arrived.
+//! let req = http::Request::builder().header("connect-timeout-ms", "0").body(String::new()).unwrap();
+//! let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+//! assert_eq!(resp.status(), 504);
+//! # }
+//! ```
+//!
 //! # Invariants
 //! 1. Each request owns exactly one [`CancelHandle`](go_context::CancelHandle), inside a
 //!    `DropGuard`: in the [`ResponseFuture`] until the handler answers, then in the

@@ -8,6 +8,19 @@
 //! rounds **up** (a propagated deadline is never shortened), never writes `0n` and saturates
 //! at `99999999H`. `*-timeout-ms` (e.g. Connect's `connect-timeout-ms`): at most 10 digits of
 //! milliseconds, also rounded up, never `0`.
+//!
+//! ```
+//! use context_tower::wire::{format_grpc_timeout, parse_grpc_timeout};
+//! use std::time::Duration;
+//!
+//! // 1.5 s and 1 ns: the finest unit that fits in 8 digits is the microsecond, rounded up.
+//! let budget = Duration::from_nanos(1_500_000_001);
+//! let sent = format_grpc_timeout(budget);
+//! assert_eq!(sent.as_str(), "1500001u");
+//! let received = parse_grpc_timeout(sent.as_bytes()).unwrap();
+//! assert!(received >= budget); // rounded up, never shortened
+//! assert!(parse_grpc_timeout(b"123456789S").is_err()); // 9 digits
+//! ```
 
 use std::fmt;
 use std::time::Duration;
