@@ -39,7 +39,8 @@
 //!    `standby_at` is the same for the standby (`arm` notifies it if its deadline plus
 //!    [`STALL`] is earlier; `i64::MIN` while there is no standby), planned [`STALL`] after the
 //!    earliest deadline or the current expiry's start.
-//! 4. Takeover: the hand records the entry being expired and when it started. If the standby
+//! 4. Takeover: the hand records the entry being expired and when it started (it stays
+//!    recorded, landed, while the firer drops its probe after the expiry). If the standby
 //!    finds it there for [`STALL`] or more *and landed*, it marks the hand abandoned, puts the
 //!    hand's unexpired entries back in their shards (they are due and earlier than any other
 //!    entry, so the order holds), bumps `generation` and becomes the firer; the stuck
@@ -167,8 +168,10 @@ struct State<E: Expire> {
 /// Due entries popped by the firer and not yet expired, and the expiry in progress.
 struct Hand<E: Expire> {
     entries: VecDeque<(Ticks, E::Due)>,
-    /// The expiry in progress (or the last one, until the next starts): its start, its probe.
-    current: Option<(Ticks, E::Probe)>,
+    /// The expiry in progress (or the last one, until the next starts): its start, its probe
+    /// (`None` once its expiry has returned and the firer drops the probe, which may hold the
+    /// last reference to what the entry fired: a stall there is taken over too).
+    current: Option<(Ticks, Option<E::Probe>)>,
     /// Set by a takeover: the firer holding this hand has been superseded (invariant 4).
     abandoned: bool,
 }
@@ -463,18 +466,24 @@ impl<E: Expire> Timer<E> {
         let me = self as *const Self as usize;
         loop {
             let mut h = lock_hand(&hand);
-            let last = h.current.take();
+            // The probe may hold the last reference to what its entry fired: the expiry stays
+            // current (landed) while it is dropped, so a stall there is taken over too.
+            let last = h.current.as_mut().and_then(|(_, probe)| probe.take());
+            if last.is_some() {
+                drop(h);
+                quietly(move || drop(last));
+                h = lock_hand(&hand);
+            }
+            h.current = None;
             let next = if h.abandoned {
                 None
             } else {
                 h.entries.pop_front()
             };
             if let Some((_, entry)) = &next {
-                h.current = Some((clock::now(), E::probe(entry)));
+                h.current = Some((clock::now(), Some(E::probe(entry))));
             }
             drop(h);
-            // The probe may hold the last reference to what its entry fired.
-            quietly(move || drop(last));
             let Some((at, entry)) = next else {
                 break;
             };
@@ -505,7 +514,7 @@ impl<E: Expire> Timer<E> {
             if let Some((since, probe)) = &h.current {
                 if now.saturating_sub(*since) < stall {
                     target = Some(since.saturating_add(stall));
-                } else if !E::landed(probe) {
+                } else if !probe.as_ref().is_none_or(E::landed) {
                     // Not landed yet: look again a little later.
                     target = Some(now.saturating_add(stall));
                 } else {

@@ -455,6 +455,79 @@ mod tests {
         }
     }
 
+    /// A value whose drop blocks until told to go on, or `2 * PATIENCE`.
+    struct SlowDrop {
+        dropping: Mutex<mpsc::Sender<()>>,
+        go_on: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            let _ = self.dropping.get_mut().unwrap().send(());
+            let _ = self.go_on.get_mut().unwrap().recv_timeout(2 * PATIENCE);
+        }
+    }
+
+    /// Wakes on the firer's thread and drops every other reference to the context it waits on.
+    struct DropOnWake(Mutex<Option<(std::pin::Pin<Box<crate::Done>>, crate::CancelHandle)>>);
+
+    impl Wake for DropOnWake {
+        fn wake(self: std::sync::Arc<Self>) {
+            let taken = self.0.lock().unwrap().take();
+            drop(taken);
+        }
+    }
+
+    /// The firer's probe of an expired entry holds the last reference to its node (its waker
+    /// dropped every other one), whose parent holds a value that is slow to drop: the firer
+    /// drops it after the expiry returned. A stall there must be taken over as a stall in the
+    /// expiry is, not hold up every later deadline.
+    #[test]
+    fn a_slow_drop_of_the_last_reference_after_an_expiry_is_taken_over() {
+        let mut lead = Duration::from_millis(20);
+        loop {
+            let (dropping_tx, dropping) = mpsc::channel();
+            let (go_on, go_on_rx) = mpsc::channel();
+            let parent = Context::background().with_value(SlowDrop {
+                dropping: Mutex::new(dropping_tx),
+                go_on: Mutex::new(go_on_rx),
+            });
+            let at = Instant::now() + lead;
+            let (ctx, handle) = parent.with_deadline(at);
+            drop(parent);
+            let dropper = std::sync::Arc::new(DropOnWake(Mutex::new(None)));
+            let waker = Waker::from(std::sync::Arc::clone(&dropper));
+            let mut done = Box::pin(ctx.done());
+            let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+            drop(waker);
+            *dropper.0.lock().unwrap() = Some((done, handle));
+            drop(ctx);
+            if polled.is_ready() || Instant::now() >= at {
+                // Too slow to set it up before the deadline: again, with more room (and the
+                // value dropped at once, wherever that happens).
+                go_on.send(()).unwrap();
+                drop(dropper.0.lock().unwrap().take());
+                assert!(lead < PATIENCE, "could not set up before the deadline");
+                lead *= 4;
+                continue;
+            }
+            // A timer thread is in the value's drop now.
+            dropping
+                .recv_timeout(PATIENCE)
+                .expect("the value was dropped");
+            let (other, _other_handle) =
+                Context::background().with_timeout(Duration::from_millis(1));
+            let fired = other.wait_timeout(PATIENCE);
+            go_on.send(()).unwrap();
+            assert_eq!(
+                fired,
+                Some(Error::DeadlineExceeded),
+                "a later deadline waited for a slow drop on the timer's thread"
+            );
+            return;
+        }
+    }
+
     struct NoFire;
 
     impl super::Fire for NoFire {
