@@ -47,7 +47,10 @@
 //!    thread, on its return, sees the abandoned hand and a newer generation and becomes the
 //!    standby (or exits if there is one). Requiring "landed" keeps invariant 1 across a
 //!    takeover: a firer that is merely slow to reach its entry's effect (descheduled, say) is
-//!    waited for.
+//!    waited for. What the takeover lets go of (the stuck expiry's probe, entries that need no
+//!    firing any more) may hold last references to user values: the new firer drops them
+//!    under a hand of its own that shows an expiry in progress, landed, with a new standby
+//!    watching, so a stall there is taken over in turn.
 //! 5. At most [`MAX_THREADS`] threads exist; a takeover needs a free one for the next standby,
 //!    so at most `MAX_THREADS - 2` expiries can be stuck at once. Beyond that, deadlines wait for
 //!    a stuck expiry to return.
@@ -385,11 +388,12 @@ impl<E: Expire> Timer<E> {
                 }
                 Role::Firer(_) => self.fire_or_sleep(st),
                 Role::Standby => match self.watch(st) {
-                    (st, true) => {
-                        role = Role::Firer(st.generation);
+                    (st, Some(generation)) => {
+                        // Superseded already if its drops stalled (see `watch`).
+                        role = Role::Firer(generation);
                         st
                     }
-                    (st, false) => st,
+                    (st, None) => st,
                 },
             };
         }
@@ -421,18 +425,7 @@ impl<E: Expire> Timer<E> {
         }
         // Firing: the firer scans again before it sleeps, so no `arm` needs to notify.
         self.wake.wake_at.store(NO_NEED, Ordering::Relaxed);
-        if !st.has_standby && st.threads < MAX_THREADS && self.may_spawn(&st, now) {
-            st.has_standby = true;
-            st.threads += 1;
-            drop(st);
-            let spawned = self.spawn(Role::Standby);
-            st = self.lock();
-            if spawned.is_err() {
-                st.has_standby = false;
-                st.threads -= 1;
-                st.refused_at = Some(now);
-            }
-        }
+        st = self.start_standby(st, now);
         let hand = Arc::clone(st.hand.get_or_insert_with(|| {
             Arc::new(Mutex::new(Hand {
                 entries: VecDeque::with_capacity(BATCH),
@@ -495,17 +488,39 @@ impl<E: Expire> Timer<E> {
         self.lock()
     }
 
+    /// Starts a standby if there is none and a thread is free (and the OS has not refused one
+    /// lately). The state lock is released while the thread is spawned.
+    fn start_standby<'a>(
+        &'static self,
+        mut st: MutexGuard<'a, State<E>>,
+        now: Ticks,
+    ) -> MutexGuard<'a, State<E>> {
+        if !st.has_standby && st.threads < MAX_THREADS && self.may_spawn(&st, now) {
+            st.has_standby = true;
+            st.threads += 1;
+            drop(st);
+            let spawned = self.spawn(Role::Standby);
+            st = self.lock();
+            if spawned.is_err() {
+                st.has_standby = false;
+                st.threads -= 1;
+                st.refused_at = Some(now);
+            }
+        }
+        st
+    }
+
     fn may_spawn(&self, st: &State<E>, now: Ticks) -> bool {
         st.refused_at
             .is_none_or(|t| now.saturating_sub(t) >= clock::span(RETRY_SPAWN))
     }
 
-    /// One step of the standby: take over a stuck firing (`true`), or sleep until the next
-    /// moment one could be stuck.
+    /// One step of the standby: take over a stuck firing (`Some` with the generation it fires
+    /// for), or sleep until the next moment one could be stuck.
     fn watch<'a>(
         &'static self,
         mut st: MutexGuard<'a, State<E>>,
-    ) -> (MutexGuard<'a, State<E>>, bool) {
+    ) -> (MutexGuard<'a, State<E>>, Option<u64>) {
         let now = clock::now();
         let stall = clock::span(STALL);
         let mut target = None;
@@ -524,14 +539,24 @@ impl<E: Expire> Timer<E> {
                     let rest = std::mem::take(&mut h.entries);
                     drop(h);
                     let requeued = self.put_back(rest);
-                    // The stuck thread keeps its count in `threads`.
-                    st.hand = None;
+                    // The stuck thread keeps its count in `threads`. What is let go of below
+                    // may hold the last references to what the stuck firer held (user code
+                    // to drop): the new hand shows it as an expiry in progress, landed, for a
+                    // new standby to take over from if it stalls.
+                    let hand = Arc::new(Mutex::new(Hand {
+                        entries: VecDeque::with_capacity(BATCH),
+                        current: Some((now, None)),
+                        abandoned: false,
+                    }));
+                    st.hand = Some(Arc::clone(&hand));
                     st.generation += 1;
+                    let generation = st.generation;
                     st.has_standby = false;
                     self.wake.standby_at.store(NO_NEED, Ordering::Relaxed);
-                    drop(st);
+                    drop(self.start_standby(st, now));
                     quietly(move || drop((stale, requeued)));
-                    return (self.lock(), true);
+                    lock_hand(&hand).current = None;
+                    return (self.lock(), Some(generation));
                 }
             } else if !h.entries.is_empty() {
                 // Popped, the first not started yet: no arm will tell us when it starts (its
@@ -548,7 +573,7 @@ impl<E: Expire> Timer<E> {
         self.wake
             .standby_at
             .store(target.unwrap_or(TELL_ME), Ordering::Relaxed);
-        (sleep_until(&self.standby, st, now, target), false)
+        (sleep_until(&self.standby, st, now, target), None)
     }
 }
 

@@ -528,6 +528,85 @@ mod tests {
         }
     }
 
+    /// Cancels and drops `victim` (whose entry the firer took out in the same batch), then
+    /// blocks until told to go on: an expiry stuck in user code.
+    struct StuckDropping {
+        go_on: Mutex<mpsc::Receiver<()>>,
+        victim: Mutex<Option<(Context, crate::CancelHandle)>>,
+    }
+
+    impl Wake for StuckDropping {
+        fn wake(self: std::sync::Arc<Self>) {
+            if let Some((ctx, handle)) = self.victim.lock().unwrap().take() {
+                handle.cancel();
+                drop((ctx, handle));
+            }
+            let _ = self.go_on.lock().unwrap().recv_timeout(2 * PATIENCE);
+        }
+    }
+
+    /// A takeover lets go of a due entry whose node was cancelled and let go of while the
+    /// stuck firer held it: the last reference, to a node whose parent's value is slow to drop.
+    /// A stall in that drop must not hold up every later deadline (it ran on the thread taking
+    /// over, before it fired anything, with no standby to take over from it).
+    #[test]
+    fn a_slow_drop_in_a_takeover_does_not_hold_up_later_deadlines() {
+        let mut lead = Duration::from_millis(20);
+        loop {
+            let at = Instant::now() + lead;
+            let mut nodes: Vec<_> = (0..2)
+                .map(|_| {
+                    let (dropping_tx, dropping) = mpsc::channel();
+                    let (go_on, go_on_rx) = mpsc::channel();
+                    let parent = Context::background().with_value(SlowDrop {
+                        dropping: Mutex::new(dropping_tx),
+                        go_on: Mutex::new(go_on_rx),
+                    });
+                    let (ctx, handle) = parent.with_deadline(at);
+                    (ctx, handle, dropping, go_on)
+                })
+                .collect();
+            // One deadline for both: popped in one batch, in address order.
+            nodes.sort_by_key(|(ctx, ..)| Arc::as_ptr(&ctx.node) as usize);
+            let (victim, victim_handle, victim_dropping, victim_go_on) = nodes.pop().unwrap();
+            let (stuck, _stuck_handle, _, stuck_go_on) = nodes.pop().unwrap();
+            // The stuck one's value may drop at once, wherever that happens.
+            stuck_go_on.send(()).unwrap();
+            let (go_on, rx) = mpsc::channel();
+            let waker = Waker::from(std::sync::Arc::new(StuckDropping {
+                go_on: Mutex::new(rx),
+                victim: Mutex::new(Some((victim, victim_handle))),
+            }));
+            let mut done = Box::pin(stuck.done());
+            let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+            drop(waker);
+            if polled.is_ready() || Instant::now() >= at {
+                // Too slow to set it up before the deadline: again, with more room.
+                victim_go_on.send(()).unwrap();
+                go_on.send(()).unwrap();
+                assert!(lead < PATIENCE, "could not set up before the deadline");
+                lead *= 4;
+                continue;
+            }
+            // The takeover is in the victim's value's drop now (the stuck waker still blocks).
+            victim_dropping
+                .recv_timeout(PATIENCE)
+                .expect("the victim's value was dropped");
+            let (other, _other_handle) =
+                Context::background().with_timeout(Duration::from_millis(1));
+            let fired = other.wait_timeout(PATIENCE);
+            victim_go_on.send(()).unwrap();
+            go_on.send(()).unwrap();
+            drop(done);
+            assert_eq!(
+                fired,
+                Some(Error::DeadlineExceeded),
+                "a later deadline waited for a slow drop in a takeover"
+            );
+            return;
+        }
+    }
+
     struct NoFire;
 
     impl super::Fire for NoFire {
