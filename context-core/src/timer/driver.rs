@@ -438,7 +438,7 @@ impl<E: Expire> Timer<E> {
             // Invariant 1: a merge of the shards' fronts, in key order.
             let mut h = lock_hand(&hand);
             while h.entries.len() < BATCH {
-                let Some((i, _)) = fronts
+                let Some((i, k)) = fronts
                     .iter()
                     .enumerate()
                     .filter_map(|(i, k)| Some((i, (*k)?)))
@@ -448,7 +448,14 @@ impl<E: Expire> Timer<E> {
                     break;
                 };
                 let mut q = lock(&self.shards[i].0);
-                if let Some((at, entry)) = q.pop_due(now) {
+                // Only the front the merge chose: a front disarmed (or armed) since it was read
+                // leaves another, which is merged again.
+                let popped = if q.first() == Some(k) {
+                    q.pop_due(now)
+                } else {
+                    None
+                };
+                if let Some((at, entry)) = popped {
                     // Under the shard's lock (invariant 7).
                     h.entries.push_back((at, entry.take()));
                 }
@@ -922,6 +929,57 @@ mod tests {
         t.arm(near, job(near, usize::MAX, &log, None)).unwrap();
         assert_eq!(t.notified.load(Ordering::Relaxed), before + 1);
         assert_eq!(log.wait_for(1)[0].1, usize::MAX);
+    }
+
+    /// An id from `*next` on whose entry for `at` lands in shard `want`.
+    fn id_in_shard(t: &Timer<Job>, at: Ticks, want: usize, next: &mut usize) -> usize {
+        loop {
+            let id = *next;
+            *next += 1;
+            if std::ptr::eq(t.shard(at, id), &t.shards[want].0) {
+                return id;
+            }
+        }
+    }
+
+    #[test]
+    fn a_front_disarmed_while_the_firer_merges_keeps_the_order() {
+        // Shard 0 (scanned first) holds `a` at `at` and `b` at `at + 2`, the last shard `c` at
+        // `at + 1`. `a` is disarmed while the firer scans: if it merged on the front it had
+        // read, it would pop `b` (shard 0's front by then) before `c`.
+        const ROUNDS: usize = 300;
+        let t = timer();
+        let mut next = 0;
+        let mut raced = 0;
+        for _ in 0..ROUNDS {
+            let log = Arc::new(Log::default());
+            let at = clock::now() + ms(2);
+            let a = id_in_shard(t, at, 0, &mut next);
+            let b = id_in_shard(t, at + 2, 0, &mut next);
+            let c = id_in_shard(t, at + 1, SHARDS - 1, &mut next);
+            t.arm(at + 1, job(at + 1, c, &log, None)).unwrap();
+            t.arm(at + 2, job(at + 2, b, &log, None)).unwrap();
+            t.arm(at, job(at, a, &log, None)).unwrap();
+            // Past the deadlines, then the firer's scan ("tell me" while it scans).
+            let bound = Instant::now() + PATIENCE;
+            while clock::now() <= at + 2 {
+                std::hint::spin_loop();
+            }
+            while t.wake.wake_at.load(Ordering::Relaxed) != TELL_ME && Instant::now() < bound {
+                std::hint::spin_loop();
+            }
+            let disarmed = t.disarm(at, a).is_some();
+            let fired: Vec<usize> = log
+                .wait_for(if disarmed { 2 } else { 3 })
+                .iter()
+                .map(|f| f.1)
+                .collect();
+            if disarmed {
+                raced += 1;
+                assert_eq!(fired, [c, b], "out of order after a disarm of a front");
+            }
+        }
+        assert!(raced > 0, "no round disarmed its entry in time");
     }
 
     #[test]
