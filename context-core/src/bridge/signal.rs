@@ -74,10 +74,16 @@ use crate::Context;
 /// `CTRL_C` or `CTRL_BREAK` (what Go calls `os.Interrupt`), `CTRL_CLOSE`, `CTRL_LOGOFF` or
 /// `CTRL_SHUTDOWN` (what Go reports as `SIGTERM`).
 ///
-/// ```no_run
+/// ```
 /// use go_context::{Context, SignalReceived};
 ///
 /// let (ctx, _stop) = Context::background().with_signals().unwrap();
+/// # // The example presses Ctrl-C itself (Unix only: on Windows the event would reach
+/// # // every process on the console, the test runner's too).
+/// # #[cfg(not(unix))]
+/// # return;
+/// # #[cfg(unix)]
+/// # unsafe { libc::raise(libc::SIGINT) };
 /// ctx.wait(); // until Ctrl-C
 /// let cause = ctx.cause().unwrap();
 /// let signal = cause.downcast_ref::<SignalReceived>().unwrap();
@@ -100,10 +106,16 @@ impl SignalReceived {
     /// event's code (`CTRL_C_EVENT` is 0, `CTRL_BREAK_EVENT` 1, `CTRL_CLOSE_EVENT` 2,
     /// `CTRL_LOGOFF_EVENT` 5, `CTRL_SHUTDOWN_EVENT` 6).
     ///
-    /// ```no_run
+    /// ```
     /// # use go_context::{Context, SignalReceived};
     /// let (ctx, _stop) = Context::background().with_signals().unwrap();
-    /// ctx.wait();
+    /// # // The example presses Ctrl-C itself (Unix only: on Windows the event would reach
+    /// # // every process on the console, the test runner's too).
+    /// # #[cfg(not(unix))]
+    /// # return;
+    /// # #[cfg(unix)]
+    /// # unsafe { libc::raise(libc::SIGINT) };
+    /// ctx.wait(); // until Ctrl-C
     /// let number = ctx.cause().unwrap().downcast_ref::<SignalReceived>().unwrap().number();
     /// if cfg!(unix) {
     ///     assert!(number == 2 || number == 15); // SIGINT or SIGTERM
@@ -116,10 +128,16 @@ impl SignalReceived {
     /// The signal's name: on Unix `SIGINT` or `SIGTERM`; on Windows `CTRL_C`, `CTRL_BREAK`,
     /// `CTRL_CLOSE`, `CTRL_LOGOFF` or `CTRL_SHUTDOWN`.
     ///
-    /// ```no_run
+    /// ```
     /// # use go_context::{Context, SignalReceived};
     /// let (ctx, _stop) = Context::background().with_signals().unwrap();
-    /// ctx.wait();
+    /// # // The example presses Ctrl-C itself (Unix only: on Windows the event would reach
+    /// # // every process on the console, the test runner's too).
+    /// # #[cfg(not(unix))]
+    /// # return;
+    /// # #[cfg(unix)]
+    /// # unsafe { libc::raise(libc::SIGINT) };
+    /// ctx.wait(); // until Ctrl-C
     /// let name = ctx.cause().unwrap().downcast_ref::<SignalReceived>().unwrap().name();
     /// if cfg!(unix) {
     ///     assert!(name == "SIGINT" || name == "SIGTERM");
@@ -354,12 +372,18 @@ impl Context {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use go_context::{Context, SignalReceived};
     /// use std::time::Duration;
     ///
     /// fn main() -> std::io::Result<()> {
     ///     let (ctx, _stop) = Context::background().with_signals()?;
+    /// #   // The example presses Ctrl-C itself (Unix only: on Windows the event would reach
+    /// #   // every process on the console, the test runner's too).
+    /// #   #[cfg(not(unix))]
+    /// #   return Ok(());
+    /// #   #[cfg(unix)]
+    /// #   unsafe { libc::raise(libc::SIGINT) };
     ///     while ctx.sleep(Duration::from_millis(100)).is_ok() {
     ///         // ... serve ...
     ///     }
