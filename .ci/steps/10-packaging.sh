@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packaging: check what users build, not only what the workspace builds.
 #   1. go-context alone, with no default features and with each feature on its own;
-#   2. the stated MSRV (workspace `rust-version`) on the library crates;
+#   2. the stated MSRV (workspace `rust-version`) on the library crates (context-tower's on a
+#      lockfile resolved for that Rust);
 #   3. the docs with every feature, warnings denied: stable, and nightly with `--cfg docsrs`
 #      (what docs.rs runs; it marks each feature-gated item with its feature);
 #   4. `cargo publish --dry-run` of every published crate, in dependency order;
@@ -32,7 +33,8 @@ features="$(jq -r --arg p "$CORE" \
   '.packages[] | select(.name == $p) | .features | keys[] | select(. != "default")' <<<"$metadata")"
 target_dir="$(jq -r .target_directory <<<"$metadata")"
 # MSRV and docs.rs-style docs: the core and its macros. context-tower's own step
-# (30-tower.sh) checks its docs with every feature; its MSRV is not claimed separately yet.
+# (30-tower.sh) checks its docs with every feature; its MSRV is checked below, on a lockfile
+# of its own.
 lib_args=(-p context-macros -p go-context)
 publish_args=()
 for p in $PUBLISHED; do publish_args+=(-p "$p"); done
@@ -60,6 +62,19 @@ cargo test -q -p "$CORE" --doc
 say "MSRV $msrv: ${PUBLISHED}"
 rustup toolchain install "$msrv" --profile minimal
 CARGO_TARGET_DIR="$target_dir/msrv" cargo "+$msrv" check "${lib_args[@]}" --all-features
+# context-tower claims the same MSRV, every feature included. The newest tonic 0.14 needs a
+# newer Rust (0.14.7+: 1.88), so a user on the MSRV gets an older 0.14 from cargo's MSRV-aware
+# resolver (resolver 3, or `incompatible-rust-versions = "fallback"`): check that resolution,
+# in a copy of the committed tree so the workspace's own Cargo.lock stays as it is.
+say "MSRV $msrv: context-tower --all-features, dependencies resolved for Rust $msrv"
+msrv_tree="$(mktemp -d)"
+git archive HEAD | tar -x -C "$msrv_tree"
+(
+  cd "$msrv_tree"
+  CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo "+$msrv" update --quiet
+  CARGO_TARGET_DIR="$target_dir/msrv" cargo "+$msrv" check -p context-tower --all-features
+)
+rm -rf "$msrv_tree"
 
 say "docs, every feature, warnings denied (stable)"
 RUSTDOCFLAGS="-D warnings" cargo doc "${lib_args[@]}" --all-features --no-deps
