@@ -37,8 +37,9 @@
 //!    costs no lock but its shard's and no system call. The notify itself happens under the
 //!    state lock, which the firer holds from its scan until it waits, so it is never lost.
 //!    `standby_at` is the same for the standby (`arm` notifies it if its deadline plus
-//!    [`STALL`] is earlier; `i64::MIN` while there is no standby), planned [`STALL`] after the
-//!    earliest deadline or the current expiry's start.
+//!    [`STALL`] is earlier; `i64::MIN` while there is no standby, `i64::MAX` while the OS
+//!    refuses one: see 5), planned [`STALL`] after the earliest deadline or the current
+//!    expiry's start.
 //! 4. Takeover: the hand records the entry being expired and when it started (it stays
 //!    recorded, landed, while the firer drops its probe after the expiry). If the standby
 //!    finds it there for [`STALL`] or more *and landed*, it marks the hand abandoned, puts the
@@ -53,7 +54,10 @@
 //!    watching, so a stall there is taken over in turn.
 //! 5. At most [`MAX_THREADS`] threads exist; a takeover needs a free one for the next standby,
 //!    so at most `MAX_THREADS - 2` expiries can be stuck at once. Beyond that, deadlines wait for
-//!    a stuck expiry to return.
+//!    a stuck expiry to return. If the OS refuses the standby, a firer stuck since cannot ask
+//!    again: every `arm` does (`standby_at` is "tell me", and `notify` starts the standby, at
+//!    most once per [`RETRY_SPAWN`]), so the next deadline armed after that brings the
+//!    takeover.
 //! 6. An entry being expired is in no queue, so a `disarm` of it from its own `expire` (the
 //!    tree disarms every node it cancels) finds nothing: the firer notes it in a thread-local
 //!    and such a `disarm` returns without taking a lock.
@@ -85,7 +89,7 @@ pub(crate) const BATCH: usize = 32;
 /// How many queues the entries are spread over (invariant 2): a power of two.
 pub(crate) const SHARDS: usize = 16;
 
-/// After the OS refuses the standby thread, how long until the firer asks again.
+/// After the OS refuses the standby thread, how long until the firer or an `arm` asks again.
 const RETRY_SPAWN: Duration = Duration::from_millis(100);
 
 /// What a timer fires: the entry as it waits in a queue (`Self`) and as the firer holds it
@@ -134,6 +138,9 @@ pub(crate) struct Timer<E: Expire> {
     /// How many times an `arm` notified the firer (tests: which patterns cost a wake-up).
     #[cfg(test)]
     notified: std::sync::atomic::AtomicUsize,
+    /// Fault injection: how many standby threads the "OS" refuses next.
+    #[cfg(test)]
+    refuse_standby: std::sync::atomic::AtomicUsize,
 }
 
 /// One shard's queue, on its own cache lines (two threads arming in different shards do not
@@ -254,6 +261,8 @@ impl<E: Expire> Timer<E> {
             standby: Condvar::new(),
             #[cfg(test)]
             notified: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(test)]
+            refuse_standby: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -314,6 +323,9 @@ impl<E: Expire> Timer<E> {
         if st.has_standby && watch < self.wake.standby_at.load(Ordering::Relaxed) {
             self.wake.standby_at.store(watch, Ordering::Relaxed);
             self.standby.notify_one();
+        } else if !st.has_standby && st.refused_at.is_some() {
+            // Invariant 5: the OS refused the standby, and a stuck firer cannot ask again.
+            drop(self.start_standby(st, clock::now()));
         }
         Ok(())
     }
@@ -366,6 +378,15 @@ impl<E: Expire> Timer<E> {
     }
 
     fn spawn(&'static self, role: Role) -> std::io::Result<()> {
+        #[cfg(test)]
+        if matches!(role, Role::Standby)
+            && self
+                .refuse_standby
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(std::io::Error::other("refused (test)"));
+        }
         thread::Builder::new()
             .name(self.name.into())
             .spawn(move || self.run(role))
@@ -496,22 +517,29 @@ impl<E: Expire> Timer<E> {
     }
 
     /// Starts a standby if there is none and a thread is free (and the OS has not refused one
-    /// lately). The state lock is released while the thread is spawned.
+    /// lately). The state lock is released while the thread is spawned. If the OS refused it,
+    /// every `arm` asks again (invariant 5): the firer may be stuck already.
     fn start_standby<'a>(
         &'static self,
         mut st: MutexGuard<'a, State<E>>,
         now: Ticks,
     ) -> MutexGuard<'a, State<E>> {
-        if !st.has_standby && st.threads < MAX_THREADS && self.may_spawn(&st, now) {
-            st.has_standby = true;
-            st.threads += 1;
-            drop(st);
-            let spawned = self.spawn(Role::Standby);
-            st = self.lock();
-            if spawned.is_err() {
-                st.has_standby = false;
-                st.threads -= 1;
-                st.refused_at = Some(now);
+        if !st.has_standby && st.threads < MAX_THREADS {
+            if self.may_spawn(&st, now) {
+                st.has_standby = true;
+                st.threads += 1;
+                drop(st);
+                let spawned = self.spawn(Role::Standby);
+                st = self.lock();
+                if spawned.is_err() {
+                    st.has_standby = false;
+                    st.threads -= 1;
+                    st.refused_at = Some(now);
+                }
+            }
+            if !st.has_standby && st.refused_at.is_some() {
+                // Until a standby plans (invariant 3), every `arm` takes the slow path.
+                self.wake.standby_at.store(TELL_ME, Ordering::Relaxed);
             }
         }
         st
@@ -779,6 +807,58 @@ mod tests {
         // The threads of the stuck ones go away again (one firer, one standby remain).
         while t.lock().threads > 2 {
             assert!(Instant::now() < bound, "superseded threads did not exit");
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_refused_standby_is_asked_for_again_while_an_expiry_is_stuck() {
+        // The OS refuses the standby as the first batch starts, and that batch's entry gets
+        // stuck until a later one fires. Once RETRY_SPAWN has passed, the next arm must get
+        // the standby started, which takes over: the later entry fires while the first is
+        // still stuck (nobody else is left to ask for the standby again).
+        let t = timer();
+        t.refuse_standby.store(1, Ordering::SeqCst);
+        let log = Arc::new(Log::default());
+        let (stuck_tx, stuck_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
+        let start = clock::now() + ms(2);
+        let stuck: Action = Box::new(move |landed| {
+            landed.store(true, Ordering::SeqCst);
+            stuck_tx.send(()).unwrap();
+            let released = release_rx.recv_timeout(PATIENCE).is_ok();
+            done_tx.send(released).unwrap();
+        });
+        t.arm(start, job(start, 0, &log, Some(stuck))).unwrap();
+        stuck_rx
+            .recv_timeout(PATIENCE)
+            .expect("the first entry fired");
+        let refused = {
+            let mut st = t.lock();
+            assert!(!st.has_standby, "the standby was refused");
+            assert_eq!(st.threads, 1, "a refused thread keeps no slot");
+            let refused = st.refused_at.expect("refused");
+            // The retry is due (rather than waiting RETRY_SPAWN here).
+            st.refused_at = Some(refused - clock::span(RETRY_SPAWN));
+            refused
+        };
+        let at = clock::now().max(refused) + ms(1);
+        let release: Action = Box::new(move |landed| {
+            landed.store(true, Ordering::SeqCst);
+            release_tx.send(()).unwrap();
+        });
+        t.arm(at, job(at, 1, &log, Some(release))).unwrap();
+        let released = done_rx
+            .recv_timeout(PATIENCE * 2)
+            .expect("the stuck entry returned");
+        assert!(released, "the later entry waited for the stuck one");
+        let fired = log.wait_for(2);
+        assert_eq!(fired.iter().map(|f| f.1).collect::<Vec<_>>(), [0, 1]);
+        // The stuck thread goes away again (one firer, one standby remain).
+        let bound = Instant::now() + PATIENCE;
+        while t.lock().threads > 2 {
+            assert!(Instant::now() < bound, "the superseded thread did not exit");
             thread::yield_now();
         }
     }
