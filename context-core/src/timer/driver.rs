@@ -295,7 +295,7 @@ impl<E: Expire> Timer<E> {
     }
 
     /// The slow path of `arm` (invariant 3): starts the firer, or wakes it or the standby to
-    /// plan again for `at`.
+    /// plan again for `at`, or starts the standby the OS refused (invariant 5).
     #[cold]
     fn notify(&'static self, at: Ticks, watch: Ticks) -> Result<(), Refused> {
         let mut st = self.lock();
