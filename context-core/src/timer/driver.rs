@@ -46,7 +46,8 @@
 //!    hand's unexpired entries back in their shards (they are due and earlier than any other
 //!    entry, so the order holds), bumps `generation` and becomes the firer; the stuck
 //!    thread, on its return, sees the abandoned hand and a newer generation and becomes the
-//!    standby (or exits if there is one). Requiring "landed" keeps invariant 1 across a
+//!    standby (or exits if there is one: a standby is spawned under the state lock, so
+//!    `has_standby` is never a spawn the OS may yet refuse). Requiring "landed" keeps invariant 1 across a
 //!    takeover: a firer that is merely slow to reach its entry's effect (descheduled, say) is
 //!    waited for. What the takeover lets go of (the stuck expiry's probe, entries that need no
 //!    firing any more) may hold last references to user values: the new firer drops them
@@ -141,6 +142,12 @@ pub(crate) struct Timer<E: Expire> {
     /// Fault injection: how many standby threads the "OS" refuses next.
     #[cfg(test)]
     refuse_standby: std::sync::atomic::AtomicUsize,
+    /// Runs as a standby thread is spawned, before `refuse_standby` is read.
+    #[cfg(test)]
+    spawning_standby: Mutex<Option<Box<dyn FnMut() + Send>>>,
+    /// How many superseded threads exited.
+    #[cfg(test)]
+    stepped_down: std::sync::atomic::AtomicUsize,
 }
 
 /// One shard's queue, on its own cache lines (two threads arming in different shards do not
@@ -263,6 +270,10 @@ impl<E: Expire> Timer<E> {
             notified: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(test)]
             refuse_standby: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(test)]
+            spawning_standby: Mutex::new(None),
+            #[cfg(test)]
+            stepped_down: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -379,6 +390,10 @@ impl<E: Expire> Timer<E> {
 
     fn spawn(&'static self, role: Role) -> std::io::Result<()> {
         #[cfg(test)]
+        if let (Role::Standby, Some(f)) = (role, lock(&self.spawning_standby).as_mut()) {
+            f();
+        }
+        #[cfg(test)]
         if matches!(role, Role::Standby)
             && self
                 .refuse_standby
@@ -401,6 +416,8 @@ impl<E: Expire> Timer<E> {
                     // Superseded while stuck (invariant 4).
                     if st.has_standby {
                         st.threads -= 1;
+                        #[cfg(test)]
+                        self.stepped_down.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                     st.has_standby = true;
@@ -517,8 +534,10 @@ impl<E: Expire> Timer<E> {
     }
 
     /// Starts a standby if there is none and a thread is free (and the OS has not refused one
-    /// lately). The state lock is released while the thread is spawned. If the OS refused it,
-    /// every `arm` asks again (invariant 5): the firer may be stuck already.
+    /// lately). The thread is spawned under the state lock, as the firer's in `notify`: a
+    /// superseded firer reads `has_standby` to step down only once it is known whether the OS
+    /// gave the thread (invariant 5). If the OS refused it, every `arm` asks again: the firer
+    /// may be stuck already.
     fn start_standby<'a>(
         &'static self,
         mut st: MutexGuard<'a, State<E>>,
@@ -526,14 +545,11 @@ impl<E: Expire> Timer<E> {
     ) -> MutexGuard<'a, State<E>> {
         if !st.has_standby && st.threads < MAX_THREADS {
             if self.may_spawn(&st, now) {
-                st.has_standby = true;
-                st.threads += 1;
-                drop(st);
-                let spawned = self.spawn(Role::Standby);
-                st = self.lock();
-                if spawned.is_err() {
-                    st.has_standby = false;
-                    st.threads -= 1;
+                // The thread waits for this lock, then watches.
+                if self.spawn(Role::Standby).is_ok() {
+                    st.has_standby = true;
+                    st.threads += 1;
+                } else {
                     st.refused_at = Some(now);
                 }
             }
@@ -861,6 +877,63 @@ mod tests {
             assert!(Instant::now() < bound, "the superseded thread did not exit");
             thread::yield_now();
         }
+    }
+
+    #[test]
+    fn a_superseded_firer_stays_as_the_standby_when_the_next_one_is_refused() {
+        // `a` gets stuck; the standby takes over and asks for a new standby, which the OS
+        // refuses, while `a` returns. Its thread must stay as the standby (had it taken the
+        // pending spawn for a standby, none would be left): `b`, stuck next, is taken over in
+        // turn, and `c` fires while `b` waits for it.
+        let t = timer();
+        let log = Arc::new(Log::default());
+        let (stuck_tx, stuck_rx) = mpsc::channel();
+        let (release_a, released_a) = mpsc::channel::<()>();
+        let (took_over_tx, took_over) = mpsc::channel();
+        let mut spawns = 0;
+        *lock(&t.spawning_standby) = Some(Box::new(move || {
+            spawns += 1;
+            if spawns == 2 {
+                // The takeover's: `a` returns meanwhile, then the OS refuses.
+                release_a.send(()).unwrap();
+                let bound = Instant::now() + Duration::from_secs(1);
+                while t.stepped_down.load(Ordering::Relaxed) == 0 && Instant::now() < bound {
+                    thread::yield_now();
+                }
+                t.refuse_standby.store(1, Ordering::SeqCst);
+                took_over_tx.send(()).unwrap();
+            }
+        }));
+        let start = clock::now() + ms(2);
+        let a: Action = Box::new(move |landed| {
+            landed.store(true, Ordering::SeqCst);
+            stuck_tx.send(()).unwrap();
+            released_a.recv_timeout(PATIENCE).unwrap();
+        });
+        t.arm(start, job(start, 0, &log, Some(a))).unwrap();
+        stuck_rx.recv_timeout(PATIENCE).expect("`a` fired");
+        took_over
+            .recv_timeout(PATIENCE)
+            .expect("the standby took over");
+        let (release_b, released_b) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
+        let b: Action = Box::new(move |landed| {
+            landed.store(true, Ordering::SeqCst);
+            done_tx
+                .send(released_b.recv_timeout(PATIENCE).is_ok())
+                .unwrap();
+        });
+        let c: Action = Box::new(move |landed| {
+            landed.store(true, Ordering::SeqCst);
+            let _ = release_b.send(());
+        });
+        let at = clock::now() + ms(1);
+        t.arm(at, job(at, 1, &log, Some(b))).unwrap();
+        t.arm(at + 1, job(at + 1, 2, &log, Some(c))).unwrap();
+        let released = done_rx.recv_timeout(PATIENCE * 2).expect("`b` returned");
+        assert!(released, "`c` waited for the stuck `b`");
+        let fired = log.wait_for(3);
+        assert_eq!(fired.iter().map(|f| f.1).collect::<Vec<_>>(), [0, 1, 2]);
     }
 
     #[test]
