@@ -148,6 +148,9 @@ pub(crate) struct Timer<E: Expire> {
     /// How many superseded threads exited.
     #[cfg(test)]
     stepped_down: std::sync::atomic::AtomicUsize,
+    /// Runs as the firer has read the shards' fronts, before it pops the due entries.
+    #[cfg(test)]
+    merging: Mutex<Option<Box<dyn FnMut() + Send>>>,
 }
 
 /// One shard's queue, on its own cache lines (two threads arming in different shards do not
@@ -274,6 +277,8 @@ impl<E: Expire> Timer<E> {
             spawning_standby: Mutex::new(None),
             #[cfg(test)]
             stepped_down: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(test)]
+            merging: Mutex::new(None),
         }
     }
 
@@ -464,6 +469,10 @@ impl<E: Expire> Timer<E> {
         // Firing: the firer scans again before it sleeps, so no `arm` needs to notify.
         self.wake.wake_at.store(NO_NEED, Ordering::Relaxed);
         st = self.start_standby(st, now);
+        #[cfg(test)]
+        if let Some(f) = lock(&self.merging).as_mut() {
+            f();
+        }
         let hand = Arc::clone(st.hand.get_or_insert_with(|| {
             Arc::new(Mutex::new(Hand {
                 entries: VecDeque::with_capacity(BATCH),
@@ -1098,41 +1107,38 @@ mod tests {
     #[test]
     fn a_front_disarmed_while_the_firer_merges_keeps_the_order() {
         // Shard 0 (scanned first) holds `a` at `at` and `b` at `at + 2`, the last shard `c` at
-        // `at + 1`. `a` is disarmed while the firer scans: if it merged on the front it had
-        // read, it would pop `b` (shard 0's front by then) before `c`.
-        const ROUNDS: usize = 300;
+        // `at + 1`. `a` is disarmed once the firer has read the fronts, before it pops: if it
+        // merged on the front it had read, it would pop `b` (shard 0's front by then) before
+        // `c`. (The firer wakes up for `a` later than `at + 2`: 2 ns.)
+        const ROUNDS: usize = 20;
         let t = timer();
+        let to_disarm = Arc::new(Mutex::new(None));
+        let disarmed = Arc::new(AtomicUsize::new(0));
+        *lock(&t.merging) = Some(Box::new({
+            let (to_disarm, disarmed) = (Arc::clone(&to_disarm), Arc::clone(&disarmed));
+            move || {
+                if let Some((at, id)) = lock(&to_disarm).take() {
+                    if t.disarm(at, id).is_some() {
+                        disarmed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
         let mut next = 0;
-        let mut raced = 0;
-        for _ in 0..ROUNDS {
+        for round in 0..ROUNDS {
             let log = Arc::new(Log::default());
             let at = clock::now() + ms(2);
             let a = id_in_shard(t, at, 0, &mut next);
             let b = id_in_shard(t, at + 2, 0, &mut next);
             let c = id_in_shard(t, at + 1, SHARDS - 1, &mut next);
+            *lock(&to_disarm) = Some((at, a));
             t.arm(at + 1, job(at + 1, c, &log, None)).unwrap();
             t.arm(at + 2, job(at + 2, b, &log, None)).unwrap();
             t.arm(at, job(at, a, &log, None)).unwrap();
-            // Past the deadlines, then the firer's scan ("tell me" while it scans).
-            let bound = Instant::now() + PATIENCE;
-            while clock::now() <= at + 2 {
-                std::hint::spin_loop();
-            }
-            while t.wake.wake_at.load(Ordering::Relaxed) != TELL_ME && Instant::now() < bound {
-                std::hint::spin_loop();
-            }
-            let disarmed = t.disarm(at, a).is_some();
-            let fired: Vec<usize> = log
-                .wait_for(if disarmed { 2 } else { 3 })
-                .iter()
-                .map(|f| f.1)
-                .collect();
-            if disarmed {
-                raced += 1;
-                assert_eq!(fired, [c, b], "out of order after a disarm of a front");
-            }
+            let fired: Vec<usize> = log.wait_for(2).iter().map(|f| f.1).collect();
+            assert_eq!(disarmed.load(Ordering::SeqCst), round + 1, "`a` disarmed");
+            assert_eq!(fired, [c, b], "out of order after a disarm of a front");
         }
-        assert!(raced > 0, "no round disarmed its entry in time");
     }
 
     #[test]
