@@ -293,8 +293,10 @@ impl fmt::Debug for Done {
 pin_project_lite::pin_project! {
     /// The future [`Context::run`] returns: `fut` raced against the context's [`Done`]. It
     /// resolves to `Ok(fut's output)`, or to `Err` with the context's error once the context is
-    /// done, dropping nothing itself: `fut` goes when the `Run` does. When both are ready, done
-    /// wins, and a context already done never polls `fut`.
+    /// done; either way `fut` is dropped in the poll that resolves it (on cancellation, at its
+    /// current `.await`), not kept until the `Run` goes. When both are ready, done wins, and a
+    /// context already done never polls `fut`. Polled again after `Ok`, it panics unless the
+    /// context is done by then.
     ///
     /// The type is named so that it can sit in a struct or be a tower service's `Future`
     /// without boxing.
@@ -322,14 +324,18 @@ pin_project_lite::pin_project! {
     pub struct Run<F> {
         #[pin]
         done: Done,
+        // `None` once the race is decided: dropped in place, in that poll.
         #[pin]
-        fut: F,
+        fut: Option<F>,
     }
 }
 
 impl<F> Run<F> {
     pub(crate) fn new(done: Done, fut: F) -> Run<F> {
-        Run { done, fut }
+        Run {
+            done,
+            fut: Some(fut),
+        }
     }
 }
 
@@ -337,11 +343,17 @@ impl<F: Future> Future for Run<F> {
     type Output = Result<F::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Poll::Ready(err) = this.done.poll(cx) {
+            this.fut.set(None);
             return Poll::Ready(Err(err));
         }
-        this.fut.poll(cx).map(Ok)
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            panic!("`Run` polled after it completed");
+        };
+        let out = std::task::ready!(fut.poll(cx));
+        this.fut.set(None);
+        Poll::Ready(Ok(out))
     }
 }
 
@@ -622,5 +634,67 @@ mod tests {
             "the moved-out copy was dropped again"
         );
         assert_eq!(a.drops.load(Ordering::SeqCst), 1);
+    }
+
+    /// Regression test (found by an audit): a `Run` that lost the race kept `fut` alive until
+    /// the `Run` itself was dropped, though `Context::run` drops `fut` at its current `.await`
+    /// on cancellation (as the `async` block that `Run` replaced did on completing): one held
+    /// past its result (polled through `&mut` in a `select!` loop, or stored) kept all that
+    /// `fut` owned. The same on `Ok`: what a finished `fut` still holds goes at once.
+    #[test]
+    fn a_run_drops_its_future_as_it_completes() {
+        struct Owned(Arc<AtomicUsize>);
+        impl Drop for Owned {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        /// Ready at once, still holding what it owns.
+        struct Keeps(#[allow(dead_code)] Owned);
+        impl Future for Keeps {
+            type Output = u8;
+            fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<u8> {
+                Poll::Ready(7)
+            }
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = TaskContext::from_waker(&waker);
+
+        let (ctx, cancel) = Context::background().with_cancel();
+        let owned = Owned(Arc::clone(&dropped));
+        let mut run = Box::pin(ctx.run(async move {
+            let _owned = owned;
+            std::future::pending::<()>().await;
+        }));
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        cancel.cancel();
+        assert_eq!(
+            run.as_mut().poll(&mut cx),
+            Poll::Ready(Err(Error::Canceled))
+        );
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "the Run reported Err with its future still alive"
+        );
+        assert_eq!(
+            run.as_mut().poll(&mut cx),
+            Poll::Ready(Err(Error::Canceled))
+        );
+        drop(run);
+        assert_eq!(dropped.load(Ordering::SeqCst), 1, "dropped once");
+
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let mut run = Box::pin(ctx.run(Keeps(Owned(Arc::clone(&dropped)))));
+        assert_eq!(run.as_mut().poll(&mut cx), Poll::Ready(Ok(7)));
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            2,
+            "the Run reported Ok with its future still alive"
+        );
+        drop(run);
+        assert_eq!(dropped.load(Ordering::SeqCst), 2, "dropped once");
     }
 }
