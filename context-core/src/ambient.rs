@@ -11,14 +11,15 @@
 //!    `current`. Dropping any other guard (out of order) leaves `current` alone and hands its
 //!    entry to the next guard entered after it, so that one restores what this one would
 //!    have: the thread ends where it would have with the guards dropped in order.
-//! 3. A [`Scope`] poll (a *lend*) is a guard too, with an entry of its own, except that the
-//!    context it leaves with goes back to the scope instead of being dropped: the `current` it
-//!    set if it is innermost, else the entry of the next guard entered after it (which saved
-//!    the lent context as what it restores). So a guard made in a poll and still alive when
-//!    the poll ends (held across an `.await`, or returned from the future) stays current until
-//!    dropped, then restores what the thread had before the poll; the scope keeps its own
-//!    context; and a guard from before the poll dropped inside it leaves the lent context in
-//!    place.
+//! 3. A [`Scope`] poll, or the drop of its future (a *lend*), is a guard too, with an entry of
+//!    its own, except that the context it leaves with goes back to the scope instead of being
+//!    dropped: the `current` it set if it is innermost, else the entry of the next guard
+//!    entered after it (which saved the lent context as what it restores). So a guard made in
+//!    a poll and still alive when the poll ends (held across an `.await`, or returned from the
+//!    future) stays current until dropped, then restores what the thread had before the poll;
+//!    the scope keeps its own context; and a guard from before the poll dropped inside it
+//!    leaves the lent context in place. A scope's future is only ever dropped in a lend, so
+//!    its `Drop` code sees the scope's context, as its polls do.
 //! 4. No `Context` is dropped while a `RefCell` here is borrowed (a drop may unlink contexts,
 //!    and nothing here runs under a borrow that such work could re-enter).
 
@@ -184,7 +185,10 @@ pin_project_lite::pin_project! {
     /// its polls, so the ambient context follows the task across `.await` points and threads.
     ///
     /// The context is moved into the thread-local for the poll and back out after it (also when
-    /// the poll panics): no reference-count traffic per poll. The type is named so that it can
+    /// the poll panics): no reference-count traffic per poll. The future is dropped with the
+    /// context current too: in the poll that completes it, or when the `Scope` is dropped
+    /// before that (as tokio's `TaskLocalFuture` and tracing's `Instrumented` do). Polled
+    /// again after it completed, a `Scope` panics. The type is named so that it can
     /// sit in a struct or be a tower service's `Future` without boxing.
     ///
     /// # Examples
@@ -210,10 +214,25 @@ pin_project_lite::pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Scope<F> {
-        // `Some` but during a poll (`Lent` holds it in the thread-local then).
+        // `Some` but during a poll or the drop of `fut` (`Lent` holds it in the thread-local
+        // then).
         ctx: Option<Context>,
+        // `None` once it finished (dropped in the poll that completed it) or was dropped.
         #[pin]
-        fut: F,
+        fut: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Scope<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if std::mem::needs_drop::<F>() && this.fut.is_some() {
+                // Dropped mid-way: what the future owns goes with the context current, as it
+                // ran (invariant 3).
+                let mut fut = this.fut;
+                let _lent = Lent::new(this.ctx);
+                fut.set(None);
+            }
+        }
     }
 }
 
@@ -221,7 +240,7 @@ impl<F> Scope<F> {
     pub(crate) fn new(ctx: Context, fut: F) -> Scope<F> {
         Scope {
             ctx: Some(ctx),
-            fut,
+            fut: Some(fut),
         }
     }
 }
@@ -231,8 +250,17 @@ impl<F: Future> Future for Scope<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let mut fut = this.fut;
         let _lent = Lent::new(this.ctx);
-        this.fut.poll(cx)
+        let Some(running) = fut.as_mut().as_pin_mut() else {
+            panic!("`Scope` polled after it completed");
+        };
+        let poll = running.poll(cx);
+        if poll.is_ready() {
+            // What the finished future still holds goes in this lend, not in one more.
+            fut.set(None);
+        }
+        poll
     }
 }
 
@@ -534,6 +562,78 @@ mod tests {
         pending(fut.as_mut());
         assert_eq!(current_tag(), None, "the outer guard is gone");
         assert_eq!(ready(fut.as_mut()), (Some(1), Some(1)));
+        assert_eq!(current_tag(), None);
+    }
+
+    /// Records the current context's tag when dropped.
+    struct ReportOnDrop(std::rc::Rc<std::cell::Cell<Option<Option<u8>>>>);
+
+    impl Drop for ReportOnDrop {
+        fn drop(&mut self) {
+            self.0.set(Some(current_tag()));
+        }
+    }
+
+    /// Regression test (found by an audit): a scope's future was dropped after the scope let
+    /// go of its context, so its `Drop` code (a body dropped at an `.await`, what a finished
+    /// future still holds) saw the thread's context instead, unlike its polls (and unlike
+    /// tokio's `TaskLocalFuture`, tracing's `Instrumented` and this crate's own spawned tasks).
+    #[test]
+    fn a_scope_drops_its_future_under_its_context() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+
+        let s = Context::background().with_value(1u8);
+        let x = Context::background().with_value(7u8);
+        let seen = Rc::new(Cell::new(None));
+        let report = ReportOnDrop(Rc::clone(&seen));
+        let mut fut = Box::pin(s.scope(async move {
+            let _report = report;
+            std::future::pending::<()>().await;
+        }));
+        pending(fut.as_mut());
+        let outer = x.enter();
+        drop(fut);
+        assert_eq!(
+            seen.get(),
+            Some(Some(1)),
+            "dropped mid-way, outside its context"
+        );
+        assert_eq!(current_tag(), Some(7), "the thread's own guard is back");
+        drop(outer);
+
+        /// Ready at once, still holding what it owns.
+        struct Keeps(#[allow(dead_code)] ReportOnDrop);
+        impl std::future::Future for Keeps {
+            type Output = u8;
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<u8> {
+                std::task::Poll::Ready(3)
+            }
+        }
+        let seen = Rc::new(Cell::new(None));
+        let mut fut = Box::pin(s.scope(Keeps(ReportOnDrop(Rc::clone(&seen)))));
+        assert_eq!(ready(fut.as_mut()), 3);
+        drop(fut);
+        assert_eq!(
+            seen.get(),
+            Some(Some(1)),
+            "a finished future's remains, outside it"
+        );
+        assert_eq!(current_tag(), None);
+
+        // A guard the future held across an `.await`, dropped with it: the thread ends where
+        // it began.
+        let g = Context::background().with_value(11u8);
+        let mut fut = Box::pin(s.scope(async move {
+            let _guard = g.enter();
+            std::future::pending::<()>().await;
+        }));
+        pending(fut.as_mut());
+        assert_eq!(current_tag(), Some(11), "the guard lives, so it is current");
+        drop(fut);
         assert_eq!(current_tag(), None);
     }
 }
