@@ -107,6 +107,10 @@ use proc_macro::TokenStream;
 /// assert_eq!(outer(), Some(1));
 /// ```
 ///
+/// Parameters keep their attributes: one under `#[cfg]` or `#[cfg_attr]` is looked at (and
+/// rebound) exactly when it exists, and its lint attributes (`#[allow(unused_variables)]`)
+/// apply to the local it becomes.
+///
 /// # Where it checks
 ///
 /// At the head of every `loop`, `while` and `for` body of the fn, at every depth (labeled

@@ -562,6 +562,37 @@ fn issue_12_3_a_done_caller_context_reaches_the_body_whatever_its_spelling() {
     assert_eq!(static_param(done_static), Some(true));
 }
 
+#[cancellable(timeout = "1h")]
+fn cfg_attr_param(
+    #[cfg_attr(test, allow(unused_variables))] ctx: &Context,
+    rounds: u32,
+) -> Option<bool> {
+    for _ in 0..rounds {}
+    Some(ctx.deadline().is_some())
+}
+
+#[cancellable(timeout = "1h")]
+fn cfg_on_param(
+    #[cfg(test)] ctx: &Context,
+    #[cfg(not(test))] gone: &Context,
+    rounds: u32,
+) -> Option<bool> {
+    for _ in 0..rounds {}
+    Some(ctx.deadline().is_some())
+}
+
+#[test]
+fn a_context_parameter_with_cfg_or_cfg_attr_is_still_the_parent_and_rebound() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    // `ctx` is the child: it has the deadline.
+    assert_eq!(cfg_attr_param(&ctx, 1), Some(true));
+    assert_eq!(cfg_on_param(&ctx, 1), Some(true));
+    // The parameter is the parent: its cancellation stops the loop.
+    cancel.cancel();
+    assert_eq!(cfg_attr_param(&ctx, 1), None);
+    assert_eq!(cfg_on_param(&ctx, 1), None);
+}
+
 #[cancellable(timeout = "10ms")]
 fn optional_none_param(ctx: Option<Context>) -> Result<u64, Error> {
     assert!(ctx.is_none(), "None stays None");

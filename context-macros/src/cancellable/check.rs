@@ -5,7 +5,7 @@
 use proc_macro2::{Ident, Span};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{Expr, FnArg, ItemFn, Pat, PatIdent, ReturnType, Type};
+use syn::{Attribute, Expr, FnArg, ItemFn, Pat, PatIdent, ReturnType, Type};
 
 use super::args::Args;
 use crate::error::{format_err, Errors};
@@ -19,9 +19,9 @@ pub(crate) struct Checked {
     /// The parameters with a plain name (or `_`), in order: the candidates for the parent,
     /// and what is rebound to the child.
     pub(crate) params: Vec<Param>,
-    /// Every parameter but `self` and `#[cfg]`-gated ones, in declaration order, moved into
-    /// a local of the body: so they drop in reverse declaration order after the body's own
-    /// locals, as parameters do without the macro.
+    /// Every parameter but `self`, in declaration order, moved into a local of the body: so
+    /// they drop in reverse declaration order after the body's own locals, as parameters do
+    /// without the macro.
     pub(crate) moves: Vec<Move>,
     /// The return type with every `impl Trait` erased to `_`, for the fake-return guard.
     pub(crate) erased_ret: Type,
@@ -58,6 +58,10 @@ pub(crate) struct Param {
     /// Whether the local is the parameter rebound by type (a context becomes the child), not
     /// the parameter itself.
     pub(crate) by_type: bool,
+    /// The parameter's `#[cfg]` and `#[cfg_attr]` attributes, repeated on every statement that
+    /// names it (the macro cannot tell whether the parameter exists), and its lint attributes
+    /// (`#[allow(unused_variables)]`), moved to its local: the parameter itself is used.
+    pub(crate) attrs: Vec<Attribute>,
 }
 
 /// How one parameter becomes a local of the body.
@@ -65,8 +69,12 @@ pub(crate) enum Move {
     /// `params[i]`: rebound by type if `by_type`, else moved as it is.
     Param(usize),
     /// A destructured or `ref` parameter, renamed `hidden` in the signature: `let <pat> =
-    /// hidden;`.
-    Pattern { pat: Box<Pat>, hidden: Ident },
+    /// hidden;`, with the parameter's attributes as in [`Param::attrs`].
+    Pattern {
+        pat: Box<Pat>,
+        hidden: Ident,
+        attrs: Vec<Attribute>,
+    },
 }
 
 /// Checks `func` against the rules of `#[cancellable]`, collecting every violation. `args` is
@@ -140,14 +148,22 @@ fn collect_params(
     let mut chosen_index = None;
     for (i, arg) in func.sig.inputs.iter_mut().enumerate() {
         let FnArg::Typed(pat_ty) = arg else { continue };
-        // A `#[cfg]`-gated parameter may not exist: the expansion never names it.
-        if pat_ty
+        // A `#[cfg]`-gated parameter may not exist: every statement that names it carries the
+        // same `#[cfg]` (and `#[cfg_attr]`, which may expand to one). Its lint attributes
+        // move to its local, which is what goes unused.
+        let mut attrs: Vec<Attribute> = pat_ty
             .attrs
             .iter()
-            .any(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
-        {
-            continue;
-        }
+            .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+            .cloned()
+            .collect();
+        let is_lint = |a: &Attribute| {
+            ["allow", "expect", "warn", "deny", "forbid"]
+                .iter()
+                .any(|lint| a.path().is_ident(lint))
+        };
+        attrs.extend(pat_ty.attrs.iter().filter(|a| is_lint(a)).cloned());
+        pat_ty.attrs.retain(|a| !is_lint(a));
         let rebound = match (named, chosen) {
             (None, _) => true,
             (Some(_), Some(c)) => c == i,
@@ -173,6 +189,7 @@ fn collect_params(
                     span,
                     mutable,
                     by_type: rebound,
+                    attrs,
                 });
             }
             Pat::Wild(_) => {
@@ -194,6 +211,7 @@ fn collect_params(
                     span,
                     mutable: false,
                     by_type: false,
+                    attrs,
                 });
             }
             // Destructured or `ref` parameters hold no context the body could be given; they
@@ -213,7 +231,7 @@ fn collect_params(
                         subpat: None,
                     })),
                 );
-                moves.push(Move::Pattern { pat, hidden });
+                moves.push(Move::Pattern { pat, hidden, attrs });
             }
         }
     }

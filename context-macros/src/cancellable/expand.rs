@@ -68,6 +68,14 @@ fn mentioned(tokens: &TokenStream, ident: &Ident) -> bool {
     })
 }
 
+/// The `#[cfg]` and `#[cfg_attr]` attributes among a parameter's `attrs`: the ones every
+/// statement naming it must carry.
+fn gate(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+}
+
 /// Lints the fake-return guard trips on purpose.
 fn guard_allows() -> TokenStream {
     quote! {
@@ -138,14 +146,20 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
     let parent_var = Ident::new("__context_parent_ref", mixed);
     let parent_ref = match &parent {
         ParentChoice::ByType => {
-            let mut fold = quote!(#private::NotFound);
+            // One statement per parameter, so that a `#[cfg]`-gated one is probed only if it
+            // exists.
+            let mut fold = quote!(let #found = #private::NotFound;);
             for param in &params {
                 let at = Span::call_site().located_at(param.span);
                 let private_at = respan(private.clone(), at);
                 let probe = probe_at(&param.binding, param.span);
-                fold = quote_spanned! {at=> #private_at::Either::either((#fold, #probe)) };
+                let gate = gate(&param.attrs);
+                fold.extend(quote_spanned! {at=>
+                    #(#gate)*
+                    let #found = #private_at::Either::either((#found, #probe));
+                });
             }
-            quote!(let #parent_var = #private::Resolve::resolve(#fold);)
+            quote!(#fold let #parent_var = #private::Resolve::resolve(#found);)
         }
         ParentChoice::Param(index) => {
             let param = &params[*index];
@@ -193,15 +207,20 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
         .map(|m| {
             let param = match m {
                 Move::Param(index) => &params[*index],
-                Move::Pattern { pat, hidden } => {
+                Move::Pattern { pat, hidden, attrs } => {
                     // Moved into a local first: `let _ = x;` and `let ref y = x;` would not
                     // move `x`, which would then drop after every local.
+                    let gate = gate(attrs);
                     return match &**pat {
-                        Pat::Wild(_) => quote! { let #hidden = #hidden; },
-                        pat => quote! { let #hidden = #hidden; let #pat = #hidden; },
+                        Pat::Wild(_) => quote! { #(#gate)* let #hidden = #hidden; },
+                        pat => quote! {
+                            #(#gate)* let #hidden = #hidden;
+                            #(#attrs)* let #pat = #hidden;
+                        },
                     };
                 }
             };
+            let attrs = &param.attrs;
             let name = &param.binding;
             let mutability = param.mutable.then(|| quote!(mut));
             let at = Span::call_site().located_at(param.span);
@@ -212,6 +231,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
             if param.by_type {
                 quote_spanned! {at=>
                     #allow
+                    #(#attrs)*
                     let #mutability #name = {
                         #tiers
                         (&&&#private_at::probe(&#name)).__context_rebind(#name, #ctx)
@@ -220,6 +240,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
             } else {
                 quote_spanned! {at=>
                     #allow
+                    #(#attrs)*
                     let #mutability #name = #name;
                 }
             }
