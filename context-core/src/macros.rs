@@ -51,7 +51,8 @@
 /// first, then each future in written order; the first ready one wins, so the done branch wins
 /// whenever the context is done. With `default`, every future is polled once before `default`
 /// runs (as Go's select looks at every case). The futures that lose are dropped before the
-/// winning body runs.
+/// winning body runs. The operands (each future and the done branch's context) are evaluated
+/// once, on entry, in written order, as Go evaluates a select's cases.
 ///
 /// ```
 /// use go_context::{select_done, Context, Error};

@@ -167,6 +167,9 @@ struct Checked {
     done_ctx: Option<Expr>,
     done_body: Expr,
     futures: Vec<(Pat, Expr, Expr)>,
+    /// How many future branches are written before the done branch: the operands are
+    /// evaluated in written order, as Go's select evaluates its cases.
+    done_at: usize,
     default: Option<Expr>,
 }
 
@@ -193,7 +196,7 @@ impl Select {
                             "select_done! takes one `done` branch; merge the two bodies",
                         ));
                     }
-                    done = Some((pat, ctx, branch.body));
+                    done = Some((pat, ctx, branch.body, futures.len()));
                 }
                 Kind::Default => {
                     if default.is_some() {
@@ -207,7 +210,7 @@ impl Select {
                 Kind::Future { pat, future } => futures.push((pat, future, branch.body)),
             }
         }
-        let Some((done_pat, done_ctx, done_body)) = done else {
+        let Some((done_pat, done_ctx, done_body, done_at)) = done else {
             errors.push(syn::Error::new(
                 Span::call_site(),
                 "select_done! needs a `done => …` branch (Go's `case <-ctx.Done():`); add one, \
@@ -230,6 +233,7 @@ impl Select {
             done_ctx,
             done_body,
             futures,
+            done_at,
             default,
         })
     }
@@ -282,7 +286,19 @@ impl Checked {
         let params: Vec<Ident> = (0..n)
             .map(|i| Ident::new(&format!("__T{i}"), mixed))
             .collect();
-        let futures = self.futures.iter().map(|(_, fut, _)| fut);
+        // The operands in written order: the futures before the done branch, its context,
+        // then the rest.
+        let pinned: Vec<TokenStream> = self
+            .futures
+            .iter()
+            .zip(&vars)
+            .map(|((_, fut, _), var)| {
+                quote! {
+                    let mut #var = ::core::pin::pin!(::core::future::IntoFuture::into_future(#fut));
+                }
+            })
+            .collect();
+        let (before, after) = pinned.split_at(self.done_at);
         let arms = self
             .futures
             .iter()
@@ -306,11 +322,10 @@ impl Checked {
             #[allow(clippy::large_enum_variant)]
             enum #out<#d, #(#params),*> { Done(#d), #(#variants(#params),)* #default_variant }
             let #chosen = {
+                #(#before)*
                 // `Done` is `!Unpin` (its waiter entry lives inside it): pinned on the stack.
                 let mut #done = ::core::pin::pin!(#private::Context::done(#ctx_ref));
-                #(
-                    let mut #vars = ::core::pin::pin!(::core::future::IntoFuture::into_future(#futures));
-                )*
+                #(#after)*
                 ::core::future::poll_fn(|#cx| {
                 if let ::core::task::Poll::Ready(#err) =
                     ::core::future::Future::poll(::core::pin::Pin::as_mut(&mut #done), #cx)

@@ -234,3 +234,22 @@ async fn async_form_defaults_to_the_current_context_in_scope() {
         .await;
     assert_eq!(got, "done");
 }
+
+#[tokio::test]
+async fn async_form_evaluates_its_operands_once_in_written_order() {
+    // Go evaluates a select's cases in source order; a done branch written after a future
+    // branch is evaluated after it.
+    let order = std::cell::RefCell::new(Vec::new());
+    let step = |name: &'static str| order.borrow_mut().push(name);
+    let bg = Context::background();
+    let got = select_done! {
+        a = { step("first future"); async { 1 } } => a,
+        done({ step("done context"); &bg }) => 0,
+        b = { step("second future"); async { 2 } } => b,
+    };
+    assert_eq!(got, 1);
+    assert_eq!(
+        *order.borrow(),
+        ["first future", "done context", "second future"]
+    );
+}
