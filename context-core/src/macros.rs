@@ -131,8 +131,10 @@ macro_rules! select_done {
 /// # What runs where
 ///
 /// Like Go's `go f(x)`, the callee, the receiver and the arguments of a call are evaluated on
-/// the caller, then moved into the spawned work, where the call runs. Whether the call is
-/// blocking or async is decided by its **type**, not its spelling:
+/// the caller, then moved into the spawned work, where the call runs. The parent of
+/// `in parent,` and the group of `group =>` are evaluated before them, as written (so
+/// `go!(in req.ctx, handle(req))` works: the parent is cloned before `req` moves). Whether
+/// the call is blocking or async is decided by its **type**, not its spelling:
 ///
 /// - if it returns a future (anything `IntoFuture`), the future runs as a task on the
 ///   caller's tokio runtime (feature `tokio`), with the child current across its `.await`s.

@@ -156,6 +156,18 @@ fn generate(input: GoInput, private: &TokenStream) -> syn::Result<TokenStream> {
     // Only a child of the current context looks for a parent among the arguments; `in p` and
     // a group name theirs.
     let probe = matches!(input.target, Target::Current);
+    // The parent or group, evaluated first, as written: before the arguments, which may move
+    // what it is read from (`go!(in req.ctx, handle(req))`). The parent is cloned (one
+    // reference count), so nothing stays borrowed.
+    let target_var = format_ident!("__go_target", span = site);
+    let target = match &input.target {
+        Target::Current => TokenStream::new(),
+        Target::Parent(parent) => quote_spanned! {span=>
+            let #target_var: #private::Context =
+                ::core::clone::Clone::clone(#private::go_parent(&(#parent)));
+        },
+        Target::Group(group) => quote_spanned! {span=> let #target_var = &(#group); },
+    };
 
     // Input:  go!(f(a, b))
     // Output: let __go_arg0 = a; let __go_arg1 = b;
@@ -240,17 +252,18 @@ fn generate(input: GoInput, private: &TokenStream) -> syn::Result<TokenStream> {
         Target::Current => quote_spanned! {span=>
             .spawn(#parent, #work_var)
         },
-        Target::Parent(parent) => quote_spanned! {span=>
-            .spawn(#private::go_parent(&(#parent)), #work_var)
+        Target::Parent(_) => quote_spanned! {span=>
+            .spawn(&#target_var, #work_var)
         },
-        Target::Group(group) => quote_spanned! {span=>
-            .spawn_in(#private::go_group(&(#group)), #work_var)
+        Target::Group(_) => quote_spanned! {span=>
+            .spawn_in(#private::go_group(#target_var), #work_var)
         },
     };
     Ok(quote_spanned! {span=>
         {
             #[allow(unused_imports)]
             use #private::{GoArgContext as _, GoArgOther as _, GoBlockingKind as _, GoFutureKind as _};
+            #target
             #prelude
             let #work_var = #closure;
             (&&#private::go_marker(&#work_var)).__go_kind() #spawn

@@ -474,6 +474,46 @@ fn a_context_argument_of_a_group_member_is_the_member_context() {
     assert_eq!(handle.join().unwrap(), "background.with_cancel.with_cancel");
 }
 
+#[test]
+fn the_parent_or_group_is_evaluated_first_as_written() {
+    let order = std::sync::Mutex::new(Vec::new());
+    let step = |name: &'static str| order.lock().unwrap().push(name);
+    fn id(n: u8) -> u8 {
+        n
+    }
+    let parent = Context::background();
+    let handle = go!(in { step("parent"); &parent }, id({ step("argument"); 1 }));
+    assert_eq!(handle.join().unwrap(), 1);
+    let group: go_context::Group = go_context::Group::new(&Context::background());
+    fn ok(n: u8) -> Result<u8, go_context::BoxError> {
+        Ok(n)
+    }
+    let member = go!(*{ step("group"); &group } => ok({ step("member argument"); 2 }));
+    group.wait().unwrap();
+    assert_eq!(member.join().unwrap(), 2);
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["parent", "argument", "group", "member argument"]
+    );
+}
+
+#[test]
+fn the_parent_may_be_read_from_a_value_the_work_moves() {
+    struct Request {
+        ctx: Context,
+        id: u32,
+    }
+    fn handle(req: Request) -> (u32, bool) {
+        (req.id, req.ctx.is_done())
+    }
+    let (ctx, cancel) = Context::background().with_cancel();
+    let req = Request { ctx, id: 7 };
+    // Go's `go handle(req)` under `req.ctx`: the parent is read before `req` moves.
+    let work = go!(in req.ctx, handle(req));
+    assert_eq!(work.join().unwrap(), (7, false));
+    drop(cancel);
+}
+
 /// `go!(async move |ctx| { .. })` must not make `unused_braces` fire on the user's braces
 /// (this module fails to compile if it does).
 #[deny(unused_braces)]
