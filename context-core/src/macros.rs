@@ -80,7 +80,8 @@
 ///
 /// - Go picks at random among ready cases; `select_done!` is deterministic: done first, then
 ///   the futures in written order (like `tokio::select!` with `biased;`).
-/// - A future branch's pattern must be irrefutable; match inside the body for more.
+/// - A future branch's pattern must be irrefutable (as in `let`, so an or-pattern such as
+///   `Ok(v) | Err(v) = fut` is fine); match inside the body for more.
 /// - `done` and `done(…)` in a branch head always mean the done branch; to select on your own
 ///   future called `done`, wrap it: `v = (done) => …`.
 /// - A select with only a done branch is `ctx.wait()` (threads) or `ctx.done().await`; the

@@ -71,7 +71,8 @@ impl Parse for Branch {
             if let Some(err) = go_style_done(input) {
                 return Err(err);
             }
-            let pat = Pat::parse_single(input).map_err(|_| unknown())?;
+            // Or-patterns are irrefutable too (`Ok(v) | Err(v) = fut`), as in `let`.
+            let pat = Pat::parse_multi_with_leading_vert(input).map_err(|_| unknown())?;
             if !input.peek(Token![=]) || input.peek(Token![=>]) {
                 return Err(unknown());
             }
@@ -370,7 +371,11 @@ fn bind_then(pat: Option<&Pat>, value: &Ident, body: &Expr) -> TokenStream {
         .map_or_else(|| pat.span(), |tree| tree.span());
     let value = Ident::new(&value.to_string(), Span::mixed_site().located_at(end));
     // Only the value is located there: the `let` stays generated code, which lints skip.
-    let bind = quote! { let #pat = #value; };
+    // A `let` takes a top-level or-pattern only in parentheses.
+    let bind = match pat {
+        Pat::Or(_) => quote! { let (#pat) = #value; },
+        _ => quote! { let #pat = #value; },
+    };
     match body {
         Expr::Block(block) if block.attrs.is_empty() && block.label.is_none() => {
             let stmts = &block.block.stmts;

@@ -253,3 +253,13 @@ async fn async_form_evaluates_its_operands_once_in_written_order() {
         ["first future", "done context", "second future"]
     );
 }
+
+#[tokio::test]
+async fn a_branch_pattern_may_be_an_irrefutable_or_pattern() {
+    let settled: Result<u8, u8> = Err(4);
+    let got = select_done! {
+        done => 0,
+        Ok(n) | Err(n) = async move { settled } => n,
+    };
+    assert_eq!(got, 4);
+}
