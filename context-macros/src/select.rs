@@ -150,7 +150,14 @@ fn parse_done(input: ParseStream<'_>) -> syn::Result<Option<Option<Expr>>> {
         if !fork.peek(Token![=>]) {
             return Ok(None);
         }
-        Some(content.parse::<Expr>()?)
+        let ctx = content.parse::<Expr>()?;
+        if !content.is_empty() {
+            return Err(content.error(
+                "`done(…)` takes one context: write `done(ctx) => …` (a select_done! has one \
+                 done branch)",
+            ));
+        }
+        Some(ctx)
     } else {
         None
     };
