@@ -59,9 +59,11 @@ pub(crate) struct Param {
     /// the parameter itself.
     pub(crate) by_type: bool,
     /// The parameter's `#[cfg]` and `#[cfg_attr]` attributes, repeated on every statement that
-    /// names it (the macro cannot tell whether the parameter exists), and its lint attributes
-    /// (`#[allow(unused_variables)]`), moved to its local: the parameter itself is used.
-    pub(crate) attrs: Vec<Attribute>,
+    /// names it: the macro cannot tell whether the parameter exists.
+    pub(crate) gate: Vec<Attribute>,
+    /// Its lint attributes (`#[allow(unused_variables)]`, also under `#[cfg_attr]`), moved to
+    /// its local: the parameter itself is used (moved there).
+    pub(crate) lints: Vec<Attribute>,
 }
 
 /// How one parameter becomes a local of the body.
@@ -69,11 +71,12 @@ pub(crate) enum Move {
     /// `params[i]`: rebound by type if `by_type`, else moved as it is.
     Param(usize),
     /// A destructured or `ref` parameter, renamed `hidden` in the signature: `let <pat> =
-    /// hidden;`, with the parameter's attributes as in [`Param::attrs`].
+    /// hidden;`, with the parameter's attributes as in [`Param::gate`] and [`Param::lints`].
     Pattern {
         pat: Box<Pat>,
         hidden: Ident,
-        attrs: Vec<Attribute>,
+        gate: Vec<Attribute>,
+        lints: Vec<Attribute>,
     },
 }
 
@@ -151,19 +154,16 @@ fn collect_params(
         // A `#[cfg]`-gated parameter may not exist: every statement that names it carries the
         // same `#[cfg]` (and `#[cfg_attr]`, which may expand to one). Its lint attributes
         // move to its local, which is what goes unused.
-        let mut attrs: Vec<Attribute> = pat_ty
+        let (lints, rest): (Vec<Attribute>, Vec<Attribute>) = std::mem::take(&mut pat_ty.attrs)
+            .into_iter()
+            .partition(is_lint);
+        pat_ty.attrs = rest;
+        let gate: Vec<Attribute> = pat_ty
             .attrs
             .iter()
             .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
             .cloned()
             .collect();
-        let is_lint = |a: &Attribute| {
-            ["allow", "expect", "warn", "deny", "forbid"]
-                .iter()
-                .any(|lint| a.path().is_ident(lint))
-        };
-        attrs.extend(pat_ty.attrs.iter().filter(|a| is_lint(a)).cloned());
-        pat_ty.attrs.retain(|a| !is_lint(a));
         let rebound = match (named, chosen) {
             (None, _) => true,
             (Some(_), Some(c)) => c == i,
@@ -189,7 +189,8 @@ fn collect_params(
                     span,
                     mutable,
                     by_type: rebound,
-                    attrs,
+                    gate,
+                    lints,
                 });
             }
             Pat::Wild(_) => {
@@ -211,7 +212,8 @@ fn collect_params(
                     span,
                     mutable: false,
                     by_type: false,
-                    attrs,
+                    gate,
+                    lints,
                 });
             }
             // Destructured or `ref` parameters hold no context the body could be given; they
@@ -231,7 +233,12 @@ fn collect_params(
                         subpat: None,
                     })),
                 );
-                moves.push(Move::Pattern { pat, hidden, attrs });
+                moves.push(Move::Pattern {
+                    pat,
+                    hidden,
+                    gate,
+                    lints,
+                });
             }
         }
     }
@@ -241,6 +248,31 @@ fn collect_params(
         (Some(expr), None) => ParentChoice::Expr(expr.clone()),
     };
     (params, moves, parent)
+}
+
+/// Whether `attr` only sets lints: `#[allow(..)]`, `#[expect(..)]`, `#[warn(..)]`,
+/// `#[deny(..)]`, `#[forbid(..)]`, or a `#[cfg_attr(pred, ..)]` of nothing else.
+fn is_lint(attr: &Attribute) -> bool {
+    let lint = |path: &syn::Path| {
+        ["allow", "expect", "warn", "deny", "forbid"]
+            .iter()
+            .any(|name| path.is_ident(name))
+    };
+    if lint(attr.path()) {
+        return true;
+    }
+    attr.path().is_ident("cfg_attr")
+        && attr
+            .parse_args_with(|input: syn::parse::ParseStream<'_>| {
+                input.parse::<syn::Meta>()?;
+                input.parse::<syn::Token![,]>()?;
+                let inner =
+                    syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated(
+                        input,
+                    )?;
+                Ok(!inner.is_empty() && inner.iter().all(|meta| lint(meta.path())))
+            })
+            .unwrap_or(false)
 }
 
 fn strip_parens(ty: &Type) -> &Type {

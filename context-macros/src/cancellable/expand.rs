@@ -68,14 +68,6 @@ fn mentioned(tokens: &TokenStream, ident: &Ident) -> bool {
     })
 }
 
-/// The `#[cfg]` and `#[cfg_attr]` attributes among a parameter's `attrs`: the ones every
-/// statement naming it must carry.
-fn gate(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
-    attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
-}
-
 /// Lints the fake-return guard trips on purpose.
 fn guard_allows() -> TokenStream {
     quote! {
@@ -153,7 +145,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
                 let at = Span::call_site().located_at(param.span);
                 let private_at = respan(private.clone(), at);
                 let probe = probe_at(&param.binding, param.span);
-                let gate = gate(&param.attrs);
+                let gate = &param.gate;
                 fold.extend(quote_spanned! {at=>
                     #(#gate)*
                     let #found = #private_at::Either::either((#found, #probe));
@@ -207,20 +199,24 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
         .map(|m| {
             let param = match m {
                 Move::Param(index) => &params[*index],
-                Move::Pattern { pat, hidden, attrs } => {
+                Move::Pattern {
+                    pat,
+                    hidden,
+                    gate,
+                    lints,
+                } => {
                     // Moved into a local first: `let _ = x;` and `let ref y = x;` would not
                     // move `x`, which would then drop after every local.
-                    let gate = gate(attrs);
                     return match &**pat {
                         Pat::Wild(_) => quote! { #(#gate)* let #hidden = #hidden; },
                         pat => quote! {
                             #(#gate)* let #hidden = #hidden;
-                            #(#attrs)* let #pat = #hidden;
+                            #(#gate)* #(#lints)* let #pat = #hidden;
                         },
                     };
                 }
             };
-            let attrs = &param.attrs;
+            let (gate, lints) = (&param.gate, &param.lints);
             let name = &param.binding;
             let mutability = param.mutable.then(|| quote!(mut));
             let at = Span::call_site().located_at(param.span);
@@ -231,7 +227,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
             if param.by_type {
                 quote_spanned! {at=>
                     #allow
-                    #(#attrs)*
+                    #(#gate)* #(#lints)*
                     let #mutability #name = {
                         #tiers
                         (&&&#private_at::probe(&#name)).__context_rebind(#name, #ctx)
@@ -240,7 +236,7 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
             } else {
                 quote_spanned! {at=>
                     #allow
-                    #(#attrs)*
+                    #(#gate)* #(#lints)*
                     let #mutability #name = #name;
                 }
             }

@@ -15,12 +15,15 @@ fn destructured(#[allow(unused_variables)] (a, b): (u8, u8)) -> Option<u8> {
 }
 
 #[cancellable]
-fn gated(#[cfg_attr(all(), allow(unused_variables))] z: u8) -> Option<()> {
+fn gated(
+    #[cfg_attr(all(), allow(unused_variables))] z: u8,
+    #[cfg_attr(all(), expect(unused_variables))] w: u8,
+) -> Option<()> {
     Some(())
 }
 
 fn main() {
     assert_eq!(allowed(1, 2), Some(()));
     assert_eq!(destructured((1, 2)), Some(1));
-    assert_eq!(gated(3), Some(()));
+    assert_eq!(gated(3, 4), Some(()));
 }
