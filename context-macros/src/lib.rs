@@ -194,7 +194,9 @@ use proc_macro::TokenStream;
 ///   an expression other than a bare parameter name (`parent = Context::current()`), which
 ///   rebinds nothing: `ctx` is then the caller's.
 /// - Only parameters with a plain name (`ctx: Context`, `_: &Context`) can be the parent;
-///   a destructured one (`(ctx, id): (Context, u32)`) is not looked at.
+///   a destructured one (`(ctx, id): (Context, u32)`) is not looked at. It is destructured
+///   after `timeout = …` and `parent = …` run, so they cannot use the names it binds (a
+///   compile error says so): take it whole (`p: (u64, u8)`) and write `p.0`.
 /// - A sync body is checked only at loop heads: a long blocking call between them is not
 ///   interrupted (use `ctx.sleep`, `ctx.wait_timeout`, or check inside it).
 /// - Not on `const fn`s or fns without a body; put it on trait methods' default bodies or on

@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Attribute, Expr, FnArg, ItemFn, Pat, PatIdent, ReturnType, Type};
 
-use super::args::Args;
+use super::args::{Args, Timeout};
 use crate::error::{format_err, Errors};
 
 /// A fn that passed the checks, ready to expand.
@@ -104,6 +104,9 @@ pub(crate) fn check(func: &ItemFn, args: Option<&Args>) -> syn::Result<Checked> 
     }
     let named = args.and_then(|a| a.parent.as_ref());
     let (params, moves, parent) = collect_params(&mut func, named);
+    if let Some(args) = args {
+        unbound_in_args(args, &moves, &mut errors);
+    }
     errors.finish()?;
     let mut eraser = EraseImplTrait { erased: false };
     let (erased_ret, ret_span) = match &func.sig.output {
@@ -248,6 +251,54 @@ fn collect_params(
         (Some(expr), None) => ParentChoice::Expr(expr.clone()),
     };
     (params, moves, parent)
+}
+
+/// `timeout = …` and `parent = …` run before the destructured parameters are bound: an error
+/// on each use of a name that only such a parameter binds (rustc would say "cannot find value").
+fn unbound_in_args(args: &Args, moves: &[Move], errors: &mut Errors) {
+    struct Bound(Vec<Ident>);
+    impl VisitMut for Bound {
+        fn visit_pat_ident_mut(&mut self, pat: &mut PatIdent) {
+            self.0.push(pat.ident.clone());
+            syn::visit_mut::visit_pat_ident_mut(self, pat);
+        }
+    }
+    struct Uses<'a>(&'a [Ident], Vec<Ident>);
+    impl VisitMut for Uses<'_> {
+        fn visit_expr_path_mut(&mut self, path: &mut syn::ExprPath) {
+            if let Some(ident) = path.path.get_ident().filter(|_| path.qself.is_none()) {
+                if self.0.contains(ident) {
+                    self.1.push(ident.clone());
+                }
+            }
+        }
+    }
+    let mut bound = Bound(Vec::new());
+    for m in moves {
+        if let Move::Pattern { pat, .. } = m {
+            bound.visit_pat_mut(&mut (**pat).clone());
+        }
+    }
+    if bound.0.is_empty() {
+        return;
+    }
+    let timeout = match &args.timeout {
+        Some(Timeout::Expr(expr)) => Some(("timeout", &**expr)),
+        _ => None,
+    };
+    let parent = args.parent.as_ref().map(|expr| ("parent", expr));
+    for (key, expr) in timeout.into_iter().chain(parent) {
+        let mut uses = Uses(&bound.0, Vec::new());
+        uses.visit_expr_mut(&mut expr.clone());
+        for ident in uses.1 {
+            errors.push(format_err!(
+                ident,
+                "`{key} = …` cannot use `{ident}`: it is bound by a destructured parameter, \
+                 which is destructured after `{key}` is evaluated; take that parameter whole \
+                 (`p: (u64, u8)`) and write `p.0`"
+            ));
+        }
+    }
 }
 
 /// Whether `attr` only sets lints: `#[allow(..)]`, `#[expect(..)]`, `#[warn(..)]`,
