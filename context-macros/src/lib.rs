@@ -125,7 +125,11 @@ use proc_macro::TokenStream;
 /// An `async fn`'s body is also raced against `done()`: on cancellation the body future is
 /// dropped at its current `.await` and the fn returns at once. A body that holds a
 /// `select_done!` is not raced (only made current): the select is its checkpoint, and racing
-/// would drop the body before the done branch could run. Rust futures do nothing before
+/// would drop the body before the done branch could run. Only a select of the body itself
+/// counts: one inside an `async` block or a closure of the body is not seen (the block may be
+/// spawned rather than awaited), and neither is one in another fn the body awaits, so such a
+/// body is raced and is dropped on cancellation before that select's done branch can run:
+/// write the select in the body itself. Rust futures do nothing before
 /// their first poll, so the child context (and the deadline's clock) starts at the first
 /// poll, not when the fn is called.
 ///
