@@ -31,7 +31,9 @@
 //! 1. A call whose context is done (or whose remaining time, less the margin, is zero) is
 //!    never handed to the inner service: it fails locally, nothing is sent.
 //! 2. The header written never exceeds the time left (rounded up only by the wire's last
-//!    unit) nor a deadline header already present.
+//!    unit) nor any deadline value already present, and goes as the one value of its name
+//!    (a callee may read the first of several or the last). A `0n` among them fails the call
+//!    as invariant 1 does.
 //! 3. Once the context is done, the inner future (or the response body) is not polled again:
 //!    it is dropped, which resets an HTTP/2 stream.
 
@@ -43,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use go_context::{BoxError, Context, Done};
 use http::header::Entry;
-use http::{HeaderName, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -73,7 +75,8 @@ struct Config {
 ///   that error, nothing is sent. The error is a boxed [`ContextDone`]
 ///   (a `tonic::Status` for gRPC calls with feature `tonic`).
 /// - Else the remaining time, less the margin, is written (rounded up, never `0n`, at most 8
-///   digits, saturating), or kept if a header already present is shorter. The value is
+///   digits, saturating), or kept if a header already present is shorter (of several values,
+///   the shortest is kept, alone; a `0n` among them fails the call locally). The value is
 ///   marked sensitive, so HTTP/2 sends it "never indexed": a value that changes with every
 ///   call would otherwise churn the connection's HPACK table (measured: S13 in the README).
 /// - The call and its response body are raced against the context and dropped on
@@ -261,15 +264,22 @@ where
             }
             // One lookup of the header name, whether it is present or not.
             let budget = match req.headers_mut().entry(&config.header) {
-                Entry::Occupied(mut e) => match config.format.parse(e.get().as_bytes()) {
+                Entry::Occupied(mut e) => match shortest(config.format, e.iter()) {
                     // A budget already spent (`0n` from upstream) is never sent (invariant 1).
-                    Ok(p) if p.is_zero() => {
+                    Some((p, _)) if p.is_zero() => {
                         return ResponseFuture::failed(call_error(
                             grpc,
                             ContextDone::no_time_left(),
                         ));
                     }
-                    Ok(p) if p <= left => p,
+                    Some((p, others)) if p <= left => {
+                        if let Some(value) = others {
+                            // Servers differ on which of several values they read (tonic
+                            // the first, grpc-go the last): the shortest goes alone.
+                            e.insert(value);
+                        }
+                        p
+                    }
                     _ => {
                         e.insert(config.format.format(left));
                         left
@@ -281,14 +291,9 @@ where
                 }
             };
             sent = now.checked_add(budget);
-        } else if let Some(value) = req.headers().get(&self.config.header) {
+        } else if let Entry::Occupied(e) = req.headers_mut().entry(&self.config.header) {
             // No deadline of ours, but a spent one already on the request: never sent either.
-            if self
-                .config
-                .format
-                .parse(value.as_bytes())
-                .is_ok_and(|p| p.is_zero())
-            {
+            if shortest(self.config.format, e.iter()).is_some_and(|(p, _)| p.is_zero()) {
                 return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
             }
         }
@@ -303,6 +308,26 @@ where
             },
         }
     }
+}
+
+/// The shortest of the deadline `values` that parse and, if there are other values, that
+/// value to send alone (invariant 2 holds for every value: a later `0n` or a shorter one
+/// counts, whichever of them the callee reads).
+fn shortest<'a>(
+    format: Format,
+    values: impl Iterator<Item = &'a HeaderValue>,
+) -> Option<(Duration, Option<HeaderValue>)> {
+    let mut best: Option<(Duration, &HeaderValue)> = None;
+    let mut count = 0;
+    for value in values {
+        count += 1;
+        if let Ok(p) = format.parse(value.as_bytes()) {
+            if best.is_none_or(|(b, _)| p < b) {
+                best = Some((p, value));
+            }
+        }
+    }
+    best.map(|(p, value)| (p, (count > 1).then(|| value.clone())))
 }
 
 pin_project! {
@@ -440,5 +465,81 @@ where
                 Poll::Ready(Err(err))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use tower::ServiceExt;
+
+    /// The `grpc-timeout` values a call with `left` (none: no deadline) and the headers
+    /// `present` hands to the inner service, or the error it fails with locally.
+    async fn sent(
+        left: Option<Duration>,
+        present: &[&'static str],
+    ) -> Result<Vec<Duration>, BoxError> {
+        let svc = PropagateLayer::grpc().layer(tower::service_fn(|req: Request<()>| async move {
+            let mut resp = Response::new(String::new());
+            for v in req.headers().get_all("grpc-timeout") {
+                resp.headers_mut().append("sent", v.clone());
+            }
+            Ok::<_, Infallible>(resp)
+        }));
+        let mut req = Request::new(());
+        for v in present {
+            req.headers_mut()
+                .append("grpc-timeout", http::HeaderValue::from_static(v));
+        }
+        let _cancel = left.map(|left| {
+            let (ctx, cancel) = Context::background().with_timeout(left);
+            req.set_context(ctx);
+            cancel
+        });
+        let resp = svc.oneshot(req).await?;
+        Ok(resp
+            .headers()
+            .get_all("sent")
+            .iter()
+            .map(|v| crate::wire::parse_grpc_timeout(v.as_bytes()).unwrap())
+            .collect())
+    }
+
+    fn spent(r: Result<Vec<Duration>, BoxError>) -> bool {
+        r.is_err_and(|e| {
+            e.downcast_ref::<ContextDone>()
+                .is_some_and(|d| d.error() == go_context::Error::DeadlineExceeded)
+        })
+    }
+
+    /// Regression test (found by an audit): only the first of several deadline values was
+    /// read. A shorter later one was sent along with ours (a server that reads the last
+    /// value, as grpc-go does, got the longer budget, or ours replaced it with the longer
+    /// time left), a later `0n` was sent instead of failing locally, and a malformed first
+    /// value had a valid shorter one replaced by the time left.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_deadline_value_already_present_counts() {
+        let ten = Some(Duration::from_secs(10));
+        let one = Duration::from_secs(1);
+        for present in [
+            &["1S", "100S"][..],
+            &["100S", "1S"],
+            &["bogus", "1S"],
+            &["1S", "1S"],
+        ] {
+            assert_eq!(sent(ten, present).await.unwrap(), [one], "{present:?}");
+        }
+        // Ours is shorter than every value present: it alone is sent.
+        let sent_ours = sent(Some(one), &["10S", "100S"]).await.unwrap();
+        assert!(sent_ours.len() == 1 && sent_ours[0] <= one, "{sent_ours:?}");
+        // A spent budget anywhere is never sent, with a deadline of ours or without one.
+        assert!(spent(sent(ten, &["1S", "0n"]).await));
+        assert!(spent(sent(None, &["1S", "0n"]).await));
+        // Without a deadline of ours the values are left as they are.
+        assert_eq!(
+            sent(None, &["1S", "100S"]).await.unwrap(),
+            [one, Duration::from_secs(100)]
+        );
     }
 }
