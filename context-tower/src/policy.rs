@@ -97,8 +97,9 @@ pub(crate) enum Malformed {
 
 /// Where a server reads the caller's deadline, and how far it trusts it.
 ///
-/// The first source header present wins. The budget it gives is clamped to `[min, max]`; with
-/// no header (or a malformed one, ignored), the [`default_timeout`](Self::default_timeout)
+/// The first source header present wins (of several values of it, the shortest; a malformed
+/// one among them is ignored or rejected as a lone one is). The budget it gives is clamped to
+/// `[min, max]`; with no header (or a malformed one, ignored), the [`default_timeout`](Self::default_timeout)
 /// applies, clamped to `max`, and with no default `max` itself: with `max` set, no request
 /// runs longer than `max`, whatever it sent. A budget of
 /// zero (`0n`, `0`) means the caller has no time left: the request is answered with
@@ -313,23 +314,27 @@ impl DeadlinePolicy {
     /// Reads the budget from `headers`.
     pub(crate) fn budget(&self, headers: &HeaderMap) -> Budget {
         for source in &self.sources {
-            let Some(value) = crate::protocol::header(headers, &source.header) else {
-                continue;
-            };
-            match source.format.parse(value.as_bytes()) {
-                Ok(sent) => {
-                    let budget = self.clamp(sent);
-                    let cause = RemoteDeadline::from_header(
-                        source.header.clone(),
-                        value.as_bytes(),
-                        budget,
-                    );
-                    return Budget::Some(budget, cause);
+            // Of several values of one header, the shortest: callers (and proxies that append
+            // instead of replacing) differ on which one counts, and grpc-go reads the last.
+            let mut shortest: Option<(Duration, &HeaderValue)> = None;
+            for value in crate::protocol::header_values(headers, &source.header) {
+                match source.format.parse(value.as_bytes()) {
+                    Ok(sent) => {
+                        if shortest.is_none_or(|(s, _)| sent < s) {
+                            shortest = Some((sent, value));
+                        }
+                    }
+                    Err(e) if self.malformed == Malformed::Reject => {
+                        return Budget::Malformed(source.header.clone(), e);
+                    }
+                    Err(_) => {}
                 }
-                Err(e) if self.malformed == Malformed::Reject => {
-                    return Budget::Malformed(source.header.clone(), e);
-                }
-                Err(_) => continue,
+            }
+            if let Some((sent, value)) = shortest {
+                let budget = self.clamp(sent);
+                let cause =
+                    RemoteDeadline::from_header(source.header.clone(), value.as_bytes(), budget);
+                return Budget::Some(budget, cause);
             }
         }
         let budget = match (self.default, self.max) {
@@ -431,6 +436,48 @@ mod tests {
             Budget::Some(b, c) => {
                 assert_eq!(b, Duration::from_secs(2));
                 assert!(c.header().is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Regression test (found by an audit): of several values of one deadline header only
+    /// the first was read, so a caller's shorter later value (a hop that appended its
+    /// deadline instead of replacing it; grpc-go reads the last) gave way to the longer
+    /// first one, and a malformed first value hid a valid one behind it.
+    #[test]
+    fn the_shortest_of_several_values_of_a_header_wins() {
+        let mut h = HeaderMap::new();
+        for v in ["10S", "bogus", "1S", "5S"] {
+            h.append("grpc-timeout", HeaderValue::from_static(v));
+        }
+        match DeadlinePolicy::grpc().budget(&h) {
+            Budget::Some(b, c) => {
+                assert_eq!(b, Duration::from_secs(1));
+                assert_eq!(c.header().unwrap(), "grpc-timeout");
+                assert_eq!(c.raw_value(), Some("1S"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut h = HeaderMap::new();
+        for v in ["bogus", "300"] {
+            h.append("connect-timeout-ms", HeaderValue::from_static(v));
+        }
+        match DeadlinePolicy::http().budget(&h) {
+            Budget::Some(b, _) => assert_eq!(b, Duration::from_millis(300)),
+            other => panic!("{other:?}"),
+        }
+        // A malformed value among them is still rejected when the policy says so.
+        assert!(matches!(
+            DeadlinePolicy::http().reject_malformed().budget(&h),
+            Budget::Malformed(_, WireError::InvalidDigit)
+        ));
+        // Across sources the first present still wins (documented), even when longer.
+        let h = headers(&[("connect-timeout-ms", "5000"), ("grpc-timeout", "1S")]);
+        match DeadlinePolicy::http().budget(&h) {
+            Budget::Some(b, c) => {
+                assert_eq!(b, Duration::from_secs(5));
+                assert_eq!(c.header().unwrap(), "connect-timeout-ms");
             }
             other => panic!("{other:?}"),
         }

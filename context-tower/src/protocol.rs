@@ -38,6 +38,26 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'
     headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
+/// `headers.get_all(name)`: every value of `name`, in order, found as [`header`] finds the
+/// first.
+pub(crate) fn header_values<'a>(
+    headers: &'a HeaderMap,
+    name: &'a HeaderName,
+) -> impl Iterator<Item = &'a HeaderValue> + 'a {
+    let large = headers.len() > SCAN_MAX;
+    let scanned = (!large).then(|| {
+        headers
+            .iter()
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, v)| v)
+    });
+    let hashed = large.then(|| headers.get_all(name).iter());
+    scanned
+        .into_iter()
+        .flatten()
+        .chain(hashed.into_iter().flatten())
+}
+
 /// The gRPC code of a context error.
 pub(crate) fn grpc_code(err: Error) -> u16 {
     match err {
@@ -177,7 +197,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn header_is_get_on_small_and_large_maps(
+        fn header_is_get_and_header_values_get_all_on_small_and_large_maps(
             pairs in proptest::collection::vec((0..NAMES.len(), 0u8..4, any::<bool>()), 0..20),
         ) {
             let mut map = HeaderMap::new();
@@ -193,6 +213,10 @@ mod tests {
             for name in NAMES {
                 let name = HeaderName::from_static(name);
                 prop_assert_eq!(header(&map, &name), map.get(&name), "{:?} in {:?}", name, map);
+                prop_assert!(
+                    header_values(&map, &name).eq(map.get_all(&name)),
+                    "{:?} in {:?}", name, map
+                );
             }
         }
     }
