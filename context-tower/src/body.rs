@@ -5,7 +5,9 @@
 //! end cancels the context with [`RequestDropped`]); the client wraps the response body (the
 //! stream ends when the call's context does, and a late `CANCELLED` becomes
 //! `DEADLINE_EXCEEDED`). When the context ends the stream, gRPC gets trailers with the status
-//! (`4` or `1`) and HTTP an error frame, [`ContextDone`], so the peer sees an aborted stream.
+//! (`4` or `1`) and HTTP an error frame, [`ContextDone`], so the peer sees an aborted stream;
+//! a server's gRPC stream over HTTP/1.1 gets the error frame too (hyper's HTTP/1 server drops
+//! undeclared trailers and would end the body as if complete).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -109,7 +111,9 @@ pub(crate) struct Watch {
     /// Rewrite a `CANCELLED` in the trailers that arrives after this deadline (client: the
     /// deadline it sent).
     pub(crate) fix_cancelled: Option<Instant>,
-    pub(crate) grpc: bool,
+    /// End a cut stream with gRPC trailers carrying the status (else with an error frame,
+    /// [`ContextDone`]).
+    pub(crate) trailers: bool,
 }
 
 pin_project! {
@@ -210,7 +214,7 @@ fn finish(guard: &mut Option<DropGuard>) {
 
 /// The last frame of a stream its context ended.
 fn cut<D>(watch: &Watch) -> Result<Frame<D>, BoxError> {
-    if watch.grpc {
+    if watch.trailers {
         let (err, msg) = protocol::done_error(&watch.ctx);
         Ok(Frame::trailers(protocol::grpc_status_headers(
             protocol::grpc_code(err),
@@ -355,7 +359,7 @@ mod tests {
             cut: true,
             enter: true,
             fix_cancelled: None,
-            grpc,
+            trailers: grpc,
         };
         Box::pin(ContextBody::wrap(
             inner,
@@ -411,7 +415,7 @@ mod tests {
             cut: true,
             enter: guard.is_some(),
             fix_cancelled: None,
-            grpc: false,
+            trailers: false,
         };
         (
             Box::pin(ContextBody::wrap(inner, watch, guard, complete)),

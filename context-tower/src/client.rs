@@ -446,7 +446,7 @@ where
                                 cut: true,
                                 enter: false,
                                 fix_cancelled: fix,
-                                grpc,
+                                trailers: grpc,
                             };
                             return Poll::Ready(Ok(
                                 resp.map(|b| ContextBody::wrap(b, watch, None, Complete::AtEnd))

@@ -71,7 +71,9 @@ struct Config {
 /// [`RequestContextExt::context`](crate::RequestContextExt::context)).
 ///
 /// - Deadline passes: the handler future is dropped and the caller gets `DEADLINE_EXCEEDED`
-///   (gRPC 4, trailers-only) or HTTP 504; a streaming body is cut with status 4 in its trailers.
+///   (gRPC 4, trailers-only) or HTTP 504; a streaming body is cut with status 4 in its trailers
+///   (over HTTP/1.1, where hyper sends no trailers the response does not declare, a gRPC
+///   stream is cut with an error instead: the message is aborted, never ended as if whole).
 /// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
 /// - A caller with no time left (`0n`) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
@@ -373,8 +375,8 @@ where
                             return Poll::Ready(Err(e));
                         }
                         Poll::Ready(Ok(resp)) => {
-                            let (cut, grpc) = (*cover, *grpc);
-                            let complete = complete_at(&resp, grpc || !*h1, *head);
+                            let (cut, grpc, h1) = (*cover, *grpc, *h1);
+                            let complete = complete_at(&resp, grpc || !h1, *head);
                             // The context and the guard move on into the body (no clone).
                             let StateReplace::Running { ctx, guard, .. } =
                                 self.project().state.project_replace(State::Finished)
@@ -386,7 +388,10 @@ where
                                 cut,
                                 enter: true,
                                 fix_cancelled: None,
-                                grpc,
+                                // hyper's HTTP/1 server drops trailers the response does not
+                                // declare, then ends the chunked body as if complete: a cut
+                                // there is an error, which aborts the message.
+                                trailers: grpc && !h1,
                             };
                             return Poll::Ready(Ok(
                                 resp.map(|b| ContextBody::wrap(b, watch, guard, complete))

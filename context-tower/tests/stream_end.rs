@@ -243,3 +243,48 @@ async fn an_http2_answer_to_head_reset_mid_body_is_request_dropped() {
     .await
     .unwrap();
 }
+
+/// Regression test (found by an audit): over HTTP/1.1 a gRPC stream cut at its deadline
+/// ended with trailers, which hyper's HTTP/1 server drops (no `trailer` header declares
+/// them) before it ends the chunked body as if complete: the client saw a clean end, with no
+/// status 4 and no sign of a cut. It is now cut with an error, so the message is aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_stream_cut_over_http1_is_aborted_not_ended_cleanly() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let (addr, seen) = serve_with(loopback::Version::H1, DeadlinePolicy::grpc(), || {
+            use futures_util::StreamExt;
+            let chunks = futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(
+                Bytes::from_static(b"\0\0\0\0\0"),
+            ))])
+            .chain(futures_util::stream::pending());
+            let mut resp = http::Response::new(http_body_util::StreamBody::new(chunks));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            resp
+        })
+        .await;
+        let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let req = http::Request::post(format!("http://{addr}/pkg.Svc/Stream"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-timeout", "200m")
+            .body(Empty::new())
+            .unwrap();
+        let resp = http.request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        assert!(body.frame().await.unwrap().unwrap().is_data());
+        // Bounded by the test's timeout: without the cut this waits forever.
+        let next = body.frame().await;
+        assert!(
+            matches!(next, Some(Err(_))),
+            "the cut looked like a complete stream: {next:?}"
+        );
+        let server = handler_context(&seen);
+        assert_eq!(server.err(), Some(go_context::Error::DeadlineExceeded));
+    })
+    .await
+    .unwrap();
+}
