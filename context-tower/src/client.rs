@@ -80,7 +80,12 @@ struct Config {
 ///   marked sensitive, so HTTP/2 sends it "never indexed": a value that changes with every
 ///   call would otherwise churn the connection's HPACK table (measured: S13 in the README).
 /// - The call and its response body are raced against the context and dropped on
-///   cancellation (HTTP/2 sends `RST_STREAM`).
+///   cancellation (HTTP/2 sends `RST_STREAM`). The request body is not wrapped (the inner
+///   service's request type is kept): a cancellation before the response's headers drops the
+///   call, and hyper's HTTP/2 client resets the stream, upload included; after them, an
+///   upload still streaming holds the stream open (hyper sends it to its end and the server
+///   hears nothing) until that body ends, so a long upload should end with its context
+///   itself (a body that ends at `ctx.done()`).
 /// - A gRPC `CANCELLED` that arrives after our deadline passed is reported as
 ///   `DEADLINE_EXCEEDED`.
 ///
