@@ -69,7 +69,10 @@ struct Config {
 /// The call's context is the request extension `Context` (set it with
 /// [`RequestContextExt::set_context`]), else
 /// `Context::current()`, so inside a handler served by [`ContextLayer`](crate::ContextLayer)
-/// the caller's deadline propagates with no code at all.
+/// the caller's deadline propagates with no code at all. `Context::current()` is read in
+/// `call`: put this layer outside (above) any layer that calls its inner service from
+/// another task, such as `tower::buffer::Buffer`'s worker (tonic's `Channel` buffers inside
+/// itself, below us), or set the request's context.
 ///
 /// - Context already done (or no time left after the margin): the call fails at once with
 ///   that error, nothing is sent. The error is a boxed [`ContextDone`]
