@@ -299,9 +299,11 @@ where
                 }
             };
             sent = now.checked_add(budget);
-        } else if let Entry::Occupied(e) = req.headers_mut().entry(&self.config.header) {
+        } else {
             // No deadline of ours, but a spent one already on the request: never sent either.
-            if shortest(self.config.format, e.iter()).is_some_and(|(p, _)| p.is_zero()) {
+            // (Read without `entry`, which would allocate an empty map's table.)
+            let present = protocol::header_values(req.headers(), &self.config.header);
+            if shortest(self.config.format, present).is_some_and(|(p, _)| p.is_zero()) {
                 return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
             }
         }
