@@ -4,7 +4,9 @@
 //! completes without polling the body to its end (a known `content-length`, an answer to
 //! `HEAD`) is not taken for a client that went away, while over HTTP/2, where hyper polls
 //! every body to its end, such a response is still cut at its deadline and still a dropped
-//! request when reset. Each was found by an audit or a review and failed before its fix.
+//! request when reset; a gRPC stream cut over HTTP/1.1, where hyper drops undeclared
+//! trailers, is aborted rather than ended as if complete. Each was found by an audit or a
+//! review and failed before its fix.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
