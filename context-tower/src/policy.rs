@@ -97,8 +97,10 @@ pub(crate) enum Malformed {
 
 /// Where a server reads the caller's deadline, and how far it trusts it.
 ///
-/// The first source header present wins (of several values of it, the shortest; a malformed
-/// one among them is ignored or rejected as a lone one is). The budget it gives is clamped to
+/// The shortest value of all the source headers wins, whichever header and however many
+/// values each has (a hop that appended its deadline, or a proxy that forwarded a stale longer
+/// one beside it, never extends the caller's); a malformed value among them is ignored or
+/// rejected as a lone one is. The budget it gives is clamped to
 /// `[min, max]`; with no header (or a malformed one, ignored), the [`default_timeout`](Self::default_timeout)
 /// applies, clamped to `max`, and with no default `max` itself: with `max` set, no request
 /// runs longer than `max`, whatever it sent. A budget of
@@ -151,7 +153,8 @@ impl DeadlinePolicy {
         DeadlinePolicy::empty().source_grpc(HeaderName::from_static("grpc-timeout"))
     }
 
-    /// HTTP: the deadline is read from `connect-timeout-ms`, then `grpc-timeout`.
+    /// HTTP: the deadline is read from `connect-timeout-ms` and `grpc-timeout` (the shorter
+    /// wins if both are sent).
     ///
     /// ```
     /// # use context_tower::DeadlinePolicy;
@@ -183,7 +186,8 @@ impl DeadlinePolicy {
         }
     }
 
-    /// Also read `header` in the `grpc-timeout` form (after the sources already given).
+    /// Also read `header` in the `grpc-timeout` form (after the sources already given, which
+    /// name the cause on a tie: the shortest value of all sources wins).
     ///
     /// ```
     /// # use context_tower::DeadlinePolicy;
@@ -198,7 +202,8 @@ impl DeadlinePolicy {
         self
     }
 
-    /// Also read `header` in the milliseconds form (after the sources already given).
+    /// Also read `header` in the milliseconds form (after the sources already given, which
+    /// name the cause on a tie: the shortest value of all sources wins).
     ///
     /// ```
     /// # use context_tower::DeadlinePolicy;
@@ -313,15 +318,17 @@ impl DeadlinePolicy {
 
     /// Reads the budget from `headers`.
     pub(crate) fn budget(&self, headers: &HeaderMap) -> Budget {
+        // The shortest value of every source: callers (and proxies that append instead of
+        // replacing, or forward a stale header beside a fresh one) differ on which one counts,
+        // and grpc-go reads the last. Honouring the shortest never extends a caller's
+        // deadline. On a tie the earlier source names the cause.
+        let mut shortest: Option<(Duration, &HeaderValue, &Source)> = None;
         for source in &self.sources {
-            // Of several values of one header, the shortest: callers (and proxies that append
-            // instead of replacing) differ on which one counts, and grpc-go reads the last.
-            let mut shortest: Option<(Duration, &HeaderValue)> = None;
             for value in crate::protocol::header_values(headers, &source.header) {
                 match source.format.parse(value.as_bytes()) {
                     Ok(sent) => {
-                        if shortest.is_none_or(|(s, _)| sent < s) {
-                            shortest = Some((sent, value));
+                        if shortest.is_none_or(|(s, _, _)| sent < s) {
+                            shortest = Some((sent, value, source));
                         }
                     }
                     Err(e) if self.malformed == Malformed::Reject => {
@@ -330,12 +337,12 @@ impl DeadlinePolicy {
                     Err(_) => {}
                 }
             }
-            if let Some((sent, value)) = shortest {
-                let budget = self.clamp(sent);
-                let cause =
-                    RemoteDeadline::from_header(source.header.clone(), value.as_bytes(), budget);
-                return Budget::Some(budget, cause);
-            }
+        }
+        if let Some((sent, value, source)) = shortest {
+            let budget = self.clamp(sent);
+            let cause =
+                RemoteDeadline::from_header(source.header.clone(), value.as_bytes(), budget);
+            return Budget::Some(budget, cause);
         }
         let budget = match (self.default, self.max) {
             (Some(d), Some(max)) => Some(d.min(max)),
@@ -472,15 +479,32 @@ mod tests {
             DeadlinePolicy::http().reject_malformed().budget(&h),
             Budget::Malformed(_, WireError::InvalidDigit)
         ));
-        // Across sources the first present still wins (documented), even when longer.
+        // Across sources the shortest wins too: before, the first source present won even
+        // when longer (`connect-timeout-ms: 5000` beat `grpc-timeout: 1S`).
         let h = headers(&[("connect-timeout-ms", "5000"), ("grpc-timeout", "1S")]);
         match DeadlinePolicy::http().budget(&h) {
             Budget::Some(b, c) => {
-                assert_eq!(b, Duration::from_secs(5));
+                assert_eq!(b, Duration::from_secs(1));
+                assert_eq!(c.header().unwrap(), "grpc-timeout");
+                assert_eq!(c.raw_value(), Some("1S"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // On a tie the earlier source names the cause.
+        let h = headers(&[("connect-timeout-ms", "1000"), ("grpc-timeout", "1S")]);
+        match DeadlinePolicy::http().budget(&h) {
+            Budget::Some(b, c) => {
+                assert_eq!(b, Duration::from_secs(1));
                 assert_eq!(c.header().unwrap(), "connect-timeout-ms");
             }
             other => panic!("{other:?}"),
         }
+        // A malformed value in a later source is rejected too, when the policy says so.
+        let h = headers(&[("connect-timeout-ms", "300"), ("grpc-timeout", "1x")]);
+        assert!(matches!(
+            DeadlinePolicy::http().reject_malformed().budget(&h),
+            Budget::Malformed(_, _)
+        ));
     }
 
     /// Regression test (found by an audit): `max` did not bound a request that sent no
