@@ -821,3 +821,61 @@ fn a_runtime_shutdown_under_a_long_queue_ends_every_member_without_recursion() {
     assert_eq!(finished, QUEUED + 1, "every member ended");
     assert!(failed, "the shutdown is reported by wait");
 }
+
+/// A blocking member queued under the limit enters the runtime of the caller that started it,
+/// as one started at once does: it was launched later by whichever member finished first, and
+/// captured *that* thread's runtime (none, for a member thread, whose outcome is delivered
+/// outside the runtime it entered; another runtime, for a task member of another runtime).
+#[test]
+fn a_queued_blocking_member_enters_the_runtime_of_its_caller_not_of_its_launcher() {
+    bounded(|| {
+        let ours = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ours")
+            .build()
+            .unwrap();
+        let other = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("other")
+            .build()
+            .unwrap();
+        // The runtime a member's blocking code spawns onto, by the name of its thread.
+        fn spawns_onto() -> Option<String> {
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            let name = runtime.spawn(async { std::thread::current().name().map(String::from) });
+            futures_executor::block_on(name).unwrap()
+        }
+        for first_is_a_task in [false, true] {
+            let group: Group = Group::new(&Context::background());
+            group.set_limit(1).unwrap();
+            let gate = Arc::new(Gate::default());
+            let first = {
+                let gate = gate.clone();
+                if first_is_a_task {
+                    let _in = other.enter();
+                    group.spawn(move |_| async move {
+                        tokio::task::block_in_place(|| gate.pass());
+                        Ok(None::<String>)
+                    })
+                } else {
+                    group.spawn_blocking(move |_| {
+                        gate.pass();
+                        Ok(None::<String>)
+                    })
+                }
+            };
+            let queued = {
+                let _in = ours.enter();
+                group.spawn_blocking(|_| Ok(spawns_onto()))
+            };
+            gate.open();
+            group.wait().unwrap();
+            assert_eq!(first.join().unwrap(), None);
+            assert_eq!(
+                queued.join().unwrap().as_deref(),
+                Some("ours"),
+                "first member a task of another runtime: {first_is_a_task}"
+            );
+        }
+    });
+}

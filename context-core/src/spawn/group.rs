@@ -465,7 +465,9 @@ where
     /// the member's context (a child of the group's), which is also its current context. If
     /// the limit is reached, `f` is queued and starts when a slot frees; this call never
     /// blocks. The handle gives back `f`'s `Ok` value (its `Err` goes to
-    /// [`wait`](Group::wait); the handle then joins to [`JoinError::is_failed`]).
+    /// [`wait`](Group::wait); the handle then joins to [`JoinError::is_failed`]). Called inside
+    /// a tokio runtime, the thread enters that runtime (also when `f` was queued and starts
+    /// later, from another member's thread), so futures that `f` spawns land on it.
     ///
     /// ```
     /// use go_context::{Context, Group};
@@ -523,9 +525,11 @@ where
     {
         let (handle, work, child) = GoHandle::prepare(&self.shared.ctx, Kind::Thread);
         let shared = Arc::clone(&self.shared);
+        // The caller's runtime, now: a queued member is launched later, on another thread.
+        let caller = runtime::Runtime::capture();
         let admit = self.shared.admission.admit(queue, move |member| Member {
             start: Box::new(move || {
-                runtime::spawn_thread(child, f, move |outcome| {
+                runtime::spawn_thread_in(caller, child, f, move |outcome| {
                     shared.end(outcome, work, member, site)
                 })
             }),

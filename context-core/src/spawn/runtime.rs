@@ -21,14 +21,17 @@ use crate::sync::{lock, Arc, Mutex};
 use crate::Context;
 
 /// The tokio runtime the spawning thread is in, if any: a thread started from inside a runtime
-/// enters it, so futures that its blocking code spawns land on the same runtime.
-struct Runtime {
+/// enters it, so futures that its blocking code spawns land on the same runtime. Captured
+/// where the work is *started* by its caller (`go!`, `Group::spawn_blocking`), not where its
+/// thread is launched: a group member queued under the limit is launched later, by whichever
+/// member finished first, on that member's thread (which may be in no runtime, or another).
+pub(crate) struct Runtime {
     #[cfg(feature = "tokio")]
     handle: Option<tokio::runtime::Handle>,
 }
 
 impl Runtime {
-    fn capture() -> Runtime {
+    pub(crate) fn capture() -> Runtime {
         Runtime {
             #[cfg(feature = "tokio")]
             handle: tokio::runtime::Handle::try_current().ok(),
@@ -55,12 +58,12 @@ where
     T: Send + 'static,
     D: FnOnce(Result<T, JoinError>) + Send + 'static,
 {
-    spawn_thread_with(std::thread::Builder::new(), ctx, f, deliver)
+    spawn_thread_in(Runtime::capture(), ctx, f, deliver)
 }
 
-/// [`spawn_thread`] with a given builder (the tests make the OS refuse through it).
-fn spawn_thread_with<T, F, D>(
-    builder: std::thread::Builder,
+/// [`spawn_thread`] in the runtime `runtime` (captured when the work was started).
+pub(crate) fn spawn_thread_in<T, F, D>(
+    runtime: Runtime,
     ctx: Context,
     f: F,
     deliver: D,
@@ -70,7 +73,22 @@ where
     T: Send + 'static,
     D: FnOnce(Result<T, JoinError>) + Send + 'static,
 {
-    let runtime = Runtime::capture();
+    spawn_thread_with(std::thread::Builder::new(), runtime, ctx, f, deliver)
+}
+
+/// [`spawn_thread_in`] with a given builder (the tests make the OS refuse through it).
+fn spawn_thread_with<T, F, D>(
+    builder: std::thread::Builder,
+    runtime: Runtime,
+    ctx: Context,
+    f: F,
+    deliver: D,
+) -> Option<JoinHandle<()>>
+where
+    F: FnOnce(Context) -> T + Send + 'static,
+    T: Send + 'static,
+    D: FnOnce(Result<T, JoinError>) + Send + 'static,
+{
     // Shared with the thread, so that a refused spawn (which drops the thread's closure) still
     // gives the job back to deliver the refusal.
     let job = Arc::new(Mutex::new(Some((ctx, f, deliver))));
@@ -377,7 +395,13 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         // No OS maps a stack this large: the spawn fails with an OS error.
         let builder = std::thread::Builder::new().stack_size(usize::MAX / 2);
-        let thread = spawn_thread_with(builder, ctx, |_| 1u8, move |r| tx.send(r).unwrap());
+        let thread = spawn_thread_with(
+            builder,
+            Runtime::capture(),
+            ctx,
+            |_| 1u8,
+            move |r| tx.send(r).unwrap(),
+        );
         assert!(thread.is_none());
         let err = rx.try_recv().expect("delivered at once").unwrap_err();
         assert!(err.is_refused(), "{err:?}");
