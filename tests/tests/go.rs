@@ -680,3 +680,31 @@ async fn a_joined_tasks_context_is_released_before_its_outcome_is_seen() {
     let child = rx.recv().unwrap();
     assert_eq!(child.err(), Some(Error::Canceled));
 }
+
+/// A `go!` task whose runtime shuts down, joined from a task of another runtime (blocking and
+/// awaiting) and from a plain thread: each gets `is_cancelled`, and the work's context is done
+/// once its handle is gone (nothing holds it).
+#[test]
+fn a_task_of_a_runtime_shut_down_joins_as_cancelled_from_anywhere() {
+    bounded(|| {
+        let doomed = multi_thread(1);
+        let other = multi_thread(2);
+        let spawn = || {
+            let _in = doomed.enter();
+            go!(std::future::pending::<()>())
+        };
+        let (a, b, c) = (spawn(), spawn(), spawn());
+        let ctx = a.context().clone();
+        doomed.shutdown_timeout(PATIENCE);
+        let blocking = other.block_on(async move { other_join(a) });
+        assert!(blocking.unwrap_err().is_cancelled());
+        let awaited = other.block_on(async move { b.await });
+        assert!(awaited.unwrap_err().is_cancelled());
+        assert!(c.join().unwrap_err().is_cancelled());
+        assert_eq!(ctx.err(), Some(Error::Canceled), "its handle is gone");
+    });
+}
+
+fn other_join<T: Send + 'static>(handle: GoHandle<T>) -> Result<T, JoinError> {
+    handle.join()
+}

@@ -879,3 +879,56 @@ fn a_queued_blocking_member_enters_the_runtime_of_its_caller_not_of_its_launcher
         }
     });
 }
+
+/// A value that reports its drop through a `Weak`: nothing of the group, its members or
+/// their contexts may be kept after everything is gone.
+struct Tracked(#[allow(dead_code)] Arc<()>);
+
+/// A group with a member on each of two runtimes: one runtime shuts down under its member
+/// (`shutdown_timeout`, so that its threads are gone when the leaks are counted); its end cancels the
+/// group, so the other runtime's member stops, `wait` (from a plain thread) reports the
+/// shutdown, the dropped member's handle says cancelled, and nothing is leaked.
+#[test]
+fn a_group_over_two_runtimes_one_shut_down_reports_it_and_frees_everything() {
+    bounded(|| {
+        let doomed = multi_thread(1);
+        let kept = multi_thread(1);
+        let token = Arc::new(());
+        let weak = Arc::downgrade(&token);
+        let parent = Context::background().with_value(Tracked(token));
+        let group: Group = Group::new(&parent);
+        drop(parent);
+        let held = Arc::new(());
+        let held_weak = Arc::downgrade(&held);
+        let (gone, stopped) = {
+            let _in = doomed.enter();
+            let gone = group.spawn(move |_| async move {
+                let _held = held;
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+            let _in = kept.enter();
+            let stopped = group.spawn(|ctx| async move { Ok(ctx.done().await) });
+            (gone, stopped)
+        };
+        doomed.shutdown_timeout(PATIENCE);
+        let ctx = group.context().clone();
+        let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
+        let msg = panic_message(&*payload);
+        assert!(msg.contains("runtime shut down"), "{msg}");
+        assert!(ctx
+            .cause()
+            .unwrap()
+            .to_string()
+            .contains("runtime shut down"));
+        assert_eq!(stopped.join().unwrap(), Error::Canceled);
+        assert!(gone.join().unwrap_err().is_cancelled());
+        assert!(
+            held_weak.upgrade().is_none(),
+            "the dropped member's future is freed"
+        );
+        drop(ctx);
+        drop(kept);
+        assert!(weak.upgrade().is_none(), "no context of the group is left");
+    });
+}
