@@ -932,3 +932,38 @@ fn a_group_over_two_runtimes_one_shut_down_reports_it_and_frees_everything() {
         assert!(weak.upgrade().is_none(), "no context of the group is left");
     });
 }
+
+/// `wait` inside one of the group's own members (the group handed to it) waits for every
+/// member, that one included: it panics with a message instead of hanging forever, from a
+/// member thread and from a member task (through `block_in_place`), and dropping the group
+/// as it unwinds cancels the group's context.
+#[test]
+fn wait_inside_one_of_its_own_members_panics_instead_of_hanging() {
+    bounded(|| {
+        let rt = multi_thread(1);
+        for in_a_task in [false, true] {
+            let (tx, rx) = mpsc::channel::<Group>();
+            let group: Group = Group::new(&Context::background());
+            let ctx = group.context().clone();
+            let waits = move || {
+                let group = rx.recv().unwrap();
+                let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait()))
+                    .expect_err("wait inside its own member returned");
+                panic_message(&*payload)
+            };
+            let member = if in_a_task {
+                let _in = rt.enter();
+                group.spawn(move |_| async move { Ok(tokio::task::block_in_place(waits)) })
+            } else {
+                group.spawn_blocking(move |_| Ok(waits()))
+            };
+            tx.send(group).unwrap();
+            let message = member.join().unwrap();
+            assert!(
+                message.contains("one of the group's own members"),
+                "{message}"
+            );
+            assert!(ctx.is_done(), "the dropped group cancelled its context");
+        }
+    });
+}

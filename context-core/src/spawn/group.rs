@@ -14,6 +14,10 @@
 //! 3. Member threads are reaped as the group goes (at launches, once their count doubles), so
 //!    a long-lived group holds at most about twice its running threads' handles; `wait` joins
 //!    the rest.
+//! 4. While a member's code runs (its closure on its thread; its future's creation and each of
+//!    its polls), the thread records which group it is a member of ([`InMember`]), so that a
+//!    blocking `wait` inside one of the group's own members, which would wait for itself
+//!    forever, panics instead.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -337,6 +341,37 @@ impl Drop for Launches {
     }
 }
 
+/// Which group this thread is running a member of, if any (invariant 4): the address of its
+/// [`Shared`], kept alive by the member itself while it runs; 0 for none.
+struct InMember(usize);
+
+thread_local! {
+    static MEMBER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl InMember {
+    /// The key of a group: the address of its shared state.
+    fn key<E>(shared: &Arc<Shared<E>>) -> usize {
+        &**shared as *const Shared<E> as usize
+    }
+
+    /// This thread runs a member of the group `key` until the guard is dropped.
+    fn enter(key: usize) -> InMember {
+        InMember(MEMBER_OF.try_with(|m| m.replace(key)).unwrap_or(0))
+    }
+
+    /// Whether this thread is running a member of the group `key` now.
+    fn is(key: usize) -> bool {
+        MEMBER_OF.try_with(|m| m.get() == key).unwrap_or(false)
+    }
+}
+
+impl Drop for InMember {
+    fn drop(&mut self) {
+        let _ = MEMBER_OF.try_with(|m| m.set(self.0));
+    }
+}
+
 /// Frees a finished member's slot, even on unwind (invariant 1), and carries out what that
 /// decides: queued members start, skipped ones are dropped, the waiter is woken.
 struct FinishGuard<'a, E: fmt::Display + Send + 'static>(&'a Arc<Shared<E>>);
@@ -527,6 +562,11 @@ where
         let shared = Arc::clone(&self.shared);
         // The caller's runtime, now: a queued member is launched later, on another thread.
         let caller = runtime::Runtime::capture();
+        let key = InMember::key(&self.shared);
+        let f = move |ctx| {
+            let _in = InMember::enter(key);
+            f(ctx)
+        };
         let admit = self.shared.admission.admit(queue, move |member| Member {
             start: Box::new(move || {
                 runtime::spawn_thread_in(caller, child, f, move |outcome| {
@@ -545,9 +585,12 @@ where
     ///
     /// # Panics
     ///
-    /// With a member's panic, as above; and on the thread that drives a current-thread tokio
+    /// With a member's panic, as above; on the thread that drives a current-thread tokio
     /// runtime (one of its tasks, or its root future), unless the group is already idle,
-    /// where blocking would hang forever: use [`wait_async`](Group::wait_async) there.
+    /// where blocking would hang forever: use [`wait_async`](Group::wait_async) there; and
+    /// inside one of the group's own members (its closure or future, not threads or tasks it
+    /// starts), which would wait for itself forever. (Awaiting
+    /// [`wait_async`](Group::wait_async) there never completes.)
     ///
     /// ```
     /// use go_context::{Context, Group};
@@ -561,6 +604,14 @@ where
     #[track_caller]
     pub fn wait(self) -> Result<(), E> {
         if let Some(idle) = self.shared.admission.idle_signal() {
+            if InMember::is(InMember::key(&self.shared)) {
+                // Dropping the group (as this panic unwinds) cancels its context.
+                panic!(
+                    "Group::wait inside one of the group's own members: it waits for every \
+                     member to finish, this one included, so it would hang forever. Wait \
+                     outside the group's members"
+                );
+            }
             runtime::block("Group::wait", "group.wait_async().await", || idle.wait());
         }
         let threads = std::mem::take(&mut lock(&self.shared.threads).live);
@@ -692,6 +743,21 @@ where
         let spawner = runtime::Spawner::captured()?;
         let (handle, work, child) = GoHandle::prepare(&self.shared.ctx, Kind::Task);
         let shared = Arc::clone(&self.shared);
+        let key = InMember::key(&self.shared);
+        let f = move |ctx| {
+            let fut = {
+                let _in = InMember::enter(key);
+                f(ctx).into_future()
+            };
+            async move {
+                let mut fut = std::pin::pin!(fut);
+                std::future::poll_fn(|cx| {
+                    let _in = InMember::enter(key);
+                    fut.as_mut().poll(cx)
+                })
+                .await
+            }
+        };
         let admit = self.shared.admission.admit(queue, move |member| Member {
             start: Box::new(move || {
                 // The member's outcome goes to its slot; the task's `JoinHandle` is dropped.
