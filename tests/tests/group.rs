@@ -967,3 +967,42 @@ fn wait_inside_one_of_its_own_members_panics_instead_of_hanging() {
         }
     });
 }
+
+/// A group dropped without waiting cancels its context, and the members still queued behind
+/// its limit never start: their handles join as cancelled, as after a failure (they started
+/// one by one as the running member finished, under a done context nobody waited on).
+#[test]
+fn dropping_a_group_drops_its_queued_members_unstarted() {
+    bounded(|| {
+        let group: Group = Group::new(&Context::background());
+        group.set_limit(1).unwrap();
+        let gate = Arc::new(Gate::default());
+        let running = {
+            let gate = gate.clone();
+            group.spawn_blocking(move |ctx| {
+                gate.pass();
+                Ok(ctx.is_done())
+            })
+        };
+        let ran = Arc::new(AtomicUsize::new(0));
+        let queued: Vec<_> = (0..3)
+            .map(|_| {
+                let ran = ran.clone();
+                group.spawn_blocking(move |_| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+            })
+            .collect();
+        drop(group);
+        gate.open();
+        assert!(
+            running.join().unwrap(),
+            "the running member saw the cancellation"
+        );
+        for handle in queued {
+            assert!(handle.join().unwrap_err().is_cancelled());
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "no queued member started");
+    });
+}

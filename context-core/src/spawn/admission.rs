@@ -17,6 +17,9 @@
 //!    methods return what to do.
 //! 4. Of all failures, exactly one is `first` (it cancels the group, in fail-fast mode); of
 //!    the errors, exactly one is kept, and of the panics exactly one.
+//! 5. Once the group is abandoned (dropped without `wait`), nothing is queued any more: the
+//!    queue is dropped, and members admitted later (none can be: the group is gone) or freed
+//!    slots start nothing that was not admitted before.
 
 use std::collections::VecDeque;
 
@@ -196,6 +199,20 @@ impl<M> Admission<M> {
         }
     }
 
+    /// The group was dropped without `wait` (invariant 5): the members still queued will never
+    /// start; they are returned as `skipped`, to drop after the call.
+    #[must_use]
+    pub(crate) fn abandon(&self) -> After<M> {
+        let mut st = lock(&self.state);
+        let skipped = st.queued.drain(..).collect();
+        let idle = st.fire_if_idle();
+        After {
+            start: Vec::new(),
+            skipped,
+            idle,
+        }
+    }
+
     /// `None` if idle now; else the context that is done once the group is idle.
     pub(crate) fn idle_signal(&self) -> Option<Context> {
         let mut st = lock(&self.state);
@@ -319,6 +336,42 @@ mod loom_tests {
             waiter.join().unwrap();
             assert!(adm.idle_signal().is_none());
             member.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_group_abandoned_queue_starts_or_drops_each_member_once() {
+        model(|| {
+            let adm = Arc::new(Admission::<u32>::new());
+            adm.set_limit(1).unwrap();
+            let Admit::Start(_) = adm.admit(true, |n| n as u32) else {
+                panic!("a free slot")
+            };
+            assert!(matches!(adm.admit(true, |n| n as u32), Admit::Queued));
+            drop(adm.launched());
+            let finisher = {
+                let adm = adm.clone();
+                thread::spawn(move || {
+                    let after = adm.finish();
+                    drop(after.idle);
+                    let started = after.start.len();
+                    for _ in 0..started {
+                        drop(adm.launched());
+                        drop(adm.finish().idle);
+                    }
+                    started
+                })
+            };
+            let after = adm.abandon();
+            let skipped = after.skipped.len();
+            drop(after.idle);
+            let started = finisher.join().unwrap();
+            assert_eq!(
+                started + skipped,
+                1,
+                "the queued member started or was dropped, once"
+            );
+            assert!(adm.idle_signal().is_none());
         });
     }
 

@@ -113,7 +113,8 @@ impl JoinError {
     }
 
     /// Whether the work was dropped before it finished: a task whose runtime shut down, or a
-    /// group member dropped unstarted because another member had failed.
+    /// group member dropped unstarted because another member had failed or its group was
+    /// dropped without waiting.
     ///
     /// ```
     /// # #[cfg(feature = "tokio")] {

@@ -84,7 +84,10 @@ use crate::{BoxError, CancelHandle, Context, Done};
 ///
 /// Dropping a group without waiting cancels its context (members see it) and **does not
 /// wait**: a drop never blocks, which matters in async code. Members keep running until they
-/// notice; a panic in one of them is then reported only by the panic hook. Call `wait` to join.
+/// notice; a panic in one of them is then reported only by the panic hook. Members still
+/// queued behind the limit are dropped unstarted (their handles join to
+/// [`JoinError::is_cancelled`]): nobody is left to wait for them, and their context is done.
+/// Call `wait` to join.
 ///
 /// # Examples
 ///
@@ -772,9 +775,13 @@ where
 }
 
 impl<E> Drop for Group<E> {
-    /// Cancels the group's context; does not wait for the members.
+    /// Cancels the group's context and drops the members still queued (outside every lock);
+    /// does not wait for the running ones.
     fn drop(&mut self) {
         self.shared.close();
+        let after = self.shared.admission.abandon();
+        drop(after.skipped);
+        drop(after.idle);
     }
 }
 
