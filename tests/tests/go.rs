@@ -708,3 +708,34 @@ fn a_task_of_a_runtime_shut_down_joins_as_cancelled_from_anywhere() {
 fn other_join<T: Send + 'static>(handle: GoHandle<T>) -> Result<T, JoinError> {
     handle.join()
 }
+
+/// `join` of a handle inside its own work (handed to it) waits for that work: it panics with
+/// a message instead of hanging forever, on the work's thread and in the work's task (through
+/// `block_in_place`).
+#[test]
+fn join_inside_its_own_work_panics_instead_of_hanging() {
+    bounded(|| {
+        let rt = multi_thread(1);
+        for in_a_task in [false, true] {
+            let (give, mine) = mpsc::channel::<GoHandle<()>>();
+            let (tell, told) = mpsc::channel::<String>();
+            let joins = move || {
+                let me = mine.recv().unwrap();
+                let payload = panic::catch_unwind(AssertUnwindSafe(|| me.join()))
+                    .expect_err("join inside its own work returned");
+                tell.send(panic_message(&*payload)).unwrap();
+            };
+            let handle = if in_a_task {
+                let _in = rt.enter();
+                GoHandle::spawn(&Context::background(), move |_| async move {
+                    tokio::task::block_in_place(joins)
+                })
+            } else {
+                GoHandle::spawn_blocking(&Context::background(), move |_| joins())
+            };
+            give.send(handle).unwrap();
+            let message = told.recv().unwrap();
+            assert!(message.contains("inside the work it joins"), "{message}");
+        }
+    });
+}

@@ -247,6 +247,9 @@ impl<T> GoHandle<T> {
     /// `Runtime::block_on`), unless the work has already finished: nothing else can run there
     /// while this thread blocks, so it would hang forever. Use `handle.await` there.
     ///
+    /// Inside the work itself (on its own thread, or in its own task), which would wait for
+    /// itself forever. (Awaiting the handle there never completes.)
+    ///
     /// ```
     /// use go_context::go;
     ///
@@ -260,6 +263,12 @@ impl<T> GoHandle<T> {
     #[track_caller]
     pub fn join(self) -> Result<T, JoinError> {
         let finished = self.is_finished();
+        if !finished && self.is_current() {
+            panic!(
+                "GoHandle::join inside the work it joins (its own thread or task): it waits for \
+                 that work to finish, so it would hang forever"
+            );
+        }
         let outcome = self.outcome;
         let finish = move || match outcome {
             Outcome::Slot { slot, thread } => {
@@ -278,6 +287,22 @@ impl<T> GoHandle<T> {
             return finish();
         }
         runtime::block("GoHandle::join", "handle.await", finish)
+    }
+}
+
+impl<T> GoHandle<T> {
+    /// Whether this thread is the work's own thread, or this task the work's own task (a
+    /// group member's handle owns no thread: not detected).
+    fn is_current(&self) -> bool {
+        match &self.outcome {
+            Outcome::Slot {
+                thread: Some(thread),
+                ..
+            } => thread.thread().id() == std::thread::current().id(),
+            Outcome::Slot { thread: None, .. } => false,
+            #[cfg(feature = "tokio")]
+            Outcome::Task(task) => tokio::task::try_id() == Some(task.id()),
+        }
     }
 }
 
