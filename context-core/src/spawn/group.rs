@@ -74,6 +74,10 @@ use crate::{BoxError, CancelHandle, Context, Done};
 /// If the OS refuses a thread for a member, the member fails the group as a panic would (its
 /// handle joins to [`JoinError::is_refused`], and `wait` re-raises a message naming it): the
 /// same policy as `go!`, where the refusal comes back from `join`; nothing panics at the spawn.
+/// Likewise a task member whose runtime shuts down (or has shut down when it starts) before it
+/// finished: it is dropped, its handle joins to [`JoinError::is_cancelled`], the group is
+/// cancelled (its cause says the runtime shut down), and `wait` re-raises a message naming
+/// the member, whichever thread or runtime it waits from.
 ///
 /// # Memory
 ///
