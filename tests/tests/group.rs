@@ -1006,3 +1006,32 @@ fn dropping_a_group_drops_its_queued_members_unstarted() {
         assert_eq!(ran.load(Ordering::SeqCst), 0, "no queued member started");
     });
 }
+
+/// `join` of a member's own handle inside that member (handed to it) waits for the member
+/// itself: it panics with a message instead of hanging forever (and hanging `wait`), in a
+/// member thread and in a member task (through `block_in_place`).
+#[test]
+fn a_member_joining_its_own_handle_panics_instead_of_hanging() {
+    bounded(|| {
+        let rt = multi_thread(1);
+        for in_a_task in [false, true] {
+            let (give, mine) = mpsc::channel::<go_context::GoHandle<String>>();
+            let joins = move || {
+                let me = mine.recv().unwrap();
+                let payload = panic::catch_unwind(AssertUnwindSafe(|| me.join()))
+                    .expect_err("join inside its own member returned");
+                panic_message(&*payload)
+            };
+            let group: Group = Group::new(&Context::background());
+            let handle = if in_a_task {
+                let _in = rt.enter();
+                group.spawn(move |_| async move { Err(tokio::task::block_in_place(joins).into()) })
+            } else {
+                group.spawn_blocking(move |_| Err(joins().into()))
+            };
+            give.send(handle).unwrap();
+            let message = group.wait().unwrap_err().to_string();
+            assert!(message.contains("inside the work it joins"), "{message}");
+        }
+    });
+}

@@ -15,9 +15,9 @@
 //!    a long-lived group holds at most about twice its running threads' handles; `wait` joins
 //!    the rest.
 //! 4. While a member's code runs (its closure on its thread; its future's creation and each of
-//!    its polls), the thread records which group it is a member of ([`InMember`]), so that a
-//!    blocking `wait` inside one of the group's own members, which would wait for itself
-//!    forever, panics instead.
+//!    its polls), the thread records which group and which member it runs ([`InMember`]), so
+//!    that a blocking `wait` inside one of the group's own members, or a member's `join` of
+//!    its own handle, which would wait for itself forever, panics instead.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -348,12 +348,13 @@ impl Drop for Launches {
     }
 }
 
-/// Which group this thread is running a member of, if any (invariant 4): the address of its
-/// [`Shared`], kept alive by the member itself while it runs; 0 for none.
-struct InMember(usize);
+/// Which group and member this thread is running, if any (invariant 4): the addresses of the
+/// group's [`Shared`] and of the member's slot (see [`Work::key`]), both kept alive by the
+/// member itself while it runs; 0 for none.
+pub(crate) struct InMember((usize, usize));
 
 thread_local! {
-    static MEMBER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static MEMBER_OF: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 impl InMember {
@@ -362,14 +363,23 @@ impl InMember {
         &**shared as *const Shared<E> as usize
     }
 
-    /// This thread runs a member of the group `key` until the guard is dropped.
-    fn enter(key: usize) -> InMember {
-        InMember(MEMBER_OF.try_with(|m| m.replace(key)).unwrap_or(0))
+    /// This thread runs the member `work` of the group `group` until the guard is dropped.
+    fn enter(group: usize, work: usize) -> InMember {
+        InMember(
+            MEMBER_OF
+                .try_with(|m| m.replace((group, work)))
+                .unwrap_or((0, 0)),
+        )
     }
 
     /// Whether this thread is running a member of the group `key` now.
     fn is(key: usize) -> bool {
-        MEMBER_OF.try_with(|m| m.get() == key).unwrap_or(false)
+        MEMBER_OF.try_with(|m| m.get().0 == key).unwrap_or(false)
+    }
+
+    /// Whether this thread is running the member whose slot is `work` now.
+    pub(crate) fn is_work(work: usize) -> bool {
+        MEMBER_OF.try_with(|m| m.get().1 == work).unwrap_or(false)
     }
 }
 
@@ -569,9 +579,9 @@ where
         let shared = Arc::clone(&self.shared);
         // The caller's runtime, now: a queued member is launched later, on another thread.
         let caller = runtime::Runtime::capture();
-        let key = InMember::key(&self.shared);
+        let (key, at) = (InMember::key(&self.shared), work.key());
         let f = move |ctx| {
-            let _in = InMember::enter(key);
+            let _in = InMember::enter(key, at);
             f(ctx)
         };
         let admit = self.shared.admission.admit(queue, move |member| Member {
@@ -750,16 +760,16 @@ where
         let spawner = runtime::Spawner::captured()?;
         let (handle, work, child) = GoHandle::prepare(&self.shared.ctx, Kind::Task);
         let shared = Arc::clone(&self.shared);
-        let key = InMember::key(&self.shared);
+        let (key, at) = (InMember::key(&self.shared), work.key());
         let f = move |ctx| {
             let fut = {
-                let _in = InMember::enter(key);
+                let _in = InMember::enter(key, at);
                 f(ctx).into_future()
             };
             async move {
                 let mut fut = std::pin::pin!(fut);
                 std::future::poll_fn(|cx| {
-                    let _in = InMember::enter(key);
+                    let _in = InMember::enter(key, at);
                     fut.as_mut().poll(cx)
                 })
                 .await

@@ -42,6 +42,18 @@ impl<T> Work<T> {
     }
 }
 
+impl<T> Work<T> {
+    /// The work's key while it runs (see `group::InMember`): the address of its slot, which
+    /// its handle shares.
+    pub(crate) fn key(&self) -> usize {
+        slot_key(&self.slot)
+    }
+}
+
+fn slot_key<T>(slot: &Arc<Slot<T>>) -> usize {
+    &**slot as *const Slot<T> as usize
+}
+
 impl<T> Drop for Work<T> {
     fn drop(&mut self) {
         if let Some(cancel) = self.cancel.take() {
@@ -291,15 +303,15 @@ impl<T> GoHandle<T> {
 }
 
 impl<T> GoHandle<T> {
-    /// Whether this thread is the work's own thread, or this task the work's own task (a
-    /// group member's handle owns no thread: not detected).
+    /// Whether this thread is the work's own thread, or this task the work's own task, or
+    /// this thread runs the group member whose handle this is.
     fn is_current(&self) -> bool {
         match &self.outcome {
             Outcome::Slot {
                 thread: Some(thread),
                 ..
             } => thread.thread().id() == std::thread::current().id(),
-            Outcome::Slot { thread: None, .. } => false,
+            Outcome::Slot { slot, thread: None } => super::group::InMember::is_work(slot_key(slot)),
             #[cfg(feature = "tokio")]
             Outcome::Task(task) => tokio::task::try_id() == Some(task.id()),
         }
