@@ -1035,3 +1035,53 @@ fn a_member_joining_its_own_handle_panics_instead_of_hanging() {
         }
     });
 }
+
+/// A runtime kept in a thread-local of the caller's, dropped as that thread exits, drops its
+/// member tasks there; a member's end then starts the next queued one, after this crate's
+/// own thread-locals may already be gone. It must end every member (the shutdown reported
+/// by `wait`), not panic in a thread-local destructor (which aborts the process).
+#[test]
+fn a_runtime_dropped_in_a_thread_local_destructor_ends_its_queued_members() {
+    thread_local! {
+        static RUNTIME: std::cell::RefCell<Option<tokio::runtime::Runtime>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    bounded(|| {
+        for fail_fast in [false, true] {
+            ends_its_members(fail_fast);
+        }
+    });
+    fn ends_its_members(fail_fast: bool) {
+        let group: Group = Group::new(&Context::background());
+        group.set_fail_fast(fail_fast).unwrap();
+        group.set_limit(1).unwrap();
+        let group = Arc::new(group);
+        let handles = {
+            let group = Arc::clone(&group);
+            std::thread::spawn(move || {
+                // The runtime's thread-local is made first, so it is destroyed last.
+                RUNTIME.with(|rt| *rt.borrow_mut() = Some(current_thread()));
+                RUNTIME.with(|rt| {
+                    let rt = rt.borrow();
+                    let _in = rt.as_ref().unwrap().enter();
+                    (0..3)
+                        .map(|_| {
+                            group.spawn(|_| async {
+                                std::future::pending::<()>().await;
+                                Ok(())
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .join()
+            .expect("the thread exited cleanly")
+        };
+        for handle in handles {
+            assert!(handle.join().unwrap_err().is_cancelled());
+        }
+        let group = Arc::into_inner(group).unwrap();
+        let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
+        assert!(panic_message(&*payload).contains("runtime shut down"));
+    }
+}

@@ -175,7 +175,9 @@ impl<E: fmt::Display + Send + 'static> Shared<E> {
     fn launch(self: &Arc<Self>, member: Member) {
         if Launches::running() {
             let shared = Arc::clone(self);
-            Launches::queue(Box::new(move || shared.launch_now(member)));
+            if let Some(unqueued) = Launches::queue(Box::new(move || shared.launch_now(member))) {
+                unqueued();
+            }
             return;
         }
         // Runs the launches this one causes when it is done, even if it unwinds: each was
@@ -294,6 +296,11 @@ impl<E> Shared<E> {
 /// spawn is dropped too. Done by recursion, that is one level of stack per queued member (a
 /// graceful drain of thousands overflowed the stack). So a launch made while another runs on
 /// this thread is queued here, and the outermost one runs the queue to its end.
+///
+/// Every access to the thread-local tolerates its destruction (`try_with`): a runtime kept in
+/// a thread-local of the user's can be dropped as the thread exits, after ours, and its
+/// members end then. Without the queue, launches nest (recursion, in that case only); a panic
+/// there, in a thread-local destructor, left an admitted member unlaunched and `wait` hung.
 struct Launches;
 
 type Launch = Box<dyn FnOnce()>;
@@ -307,25 +314,32 @@ thread_local! {
 impl Launches {
     /// Whether a launch runs on this thread (then this one is queued behind it).
     fn running() -> bool {
-        PENDING.with(|p| p.borrow().is_some())
+        PENDING.try_with(|p| p.borrow().is_some()).unwrap_or(false)
     }
 
-    fn queue(launch: Launch) {
-        PENDING.with(|p| {
+    /// Queues `launch` behind the running one; gives it back if it could not be queued (then
+    /// the caller runs it now).
+    fn queue(launch: Launch) -> Option<Launch> {
+        let mut launch = Some(launch);
+        let _ = PENDING.try_with(|p| {
             if let Some(q) = p.borrow_mut().as_mut() {
-                q.push_back(launch);
+                q.extend(launch.take());
             }
         });
+        launch
     }
 
     /// The outermost launch of this thread begins: its guard runs the queue when dropped.
     fn begin() -> Launches {
-        PENDING.with(|p| *p.borrow_mut() = Some(std::collections::VecDeque::new()));
+        let _ = PENDING.try_with(|p| *p.borrow_mut() = Some(std::collections::VecDeque::new()));
         Launches
     }
 
     fn next() -> Option<Launch> {
-        PENDING.with(|p| p.borrow_mut().as_mut().and_then(|q| q.pop_front()))
+        PENDING
+            .try_with(|p| p.borrow_mut().as_mut().and_then(|q| q.pop_front()))
+            .ok()
+            .flatten()
     }
 }
 
@@ -338,7 +352,7 @@ impl Drop for Launches {
                 panic.get_or_insert(payload);
             }
         }
-        PENDING.with(|p| *p.borrow_mut() = None);
+        let _ = PENDING.try_with(|p| *p.borrow_mut() = None);
         if let Some(payload) = panic {
             if !std::thread::panicking() {
                 panic::resume_unwind(payload);
