@@ -1085,3 +1085,23 @@ fn a_runtime_dropped_in_a_thread_local_destructor_ends_its_queued_members() {
         assert!(panic_message(&*payload).contains("runtime shut down"));
     }
 }
+
+/// A group dropped inside one of its own members (handed to it): the drop cancels the
+/// group's context, which that member sees at once, and drops the queued members, without
+/// waiting for anything (the member is still running).
+#[test]
+fn a_group_dropped_inside_its_own_member_cancels_and_drops_its_queue() {
+    bounded(|| {
+        let (give, mine) = mpsc::channel::<Group>();
+        let group: Group = Group::new(&Context::background());
+        group.set_limit(1).unwrap();
+        let member = group.spawn_blocking(move |ctx| {
+            drop(mine.recv().unwrap());
+            Ok(ctx.is_done())
+        });
+        let queued = group.spawn_blocking(|_| Ok(false));
+        give.send(group).unwrap();
+        assert!(member.join().unwrap(), "the member saw its group's drop");
+        assert!(queued.join().unwrap_err().is_cancelled());
+    });
+}
