@@ -40,7 +40,10 @@
 //!    handled", so the next handler runs (by default, the one that ends the process).
 //! 5. The dispatcher runs no user code: it claims, then hands each claim's cancellation (which
 //!    wakes wakers and drops values) to a short-lived thread of its own, so a waker that blocks
-//!    delays no later signal. (A thread per signal costs nothing that matters: signals are few.)
+//!    delays no later signal. The references a claim took to contexts that were done already
+//!    go to such a thread too: their owners may have let go since, so one may be the last,
+//!    whose drop drops the context's values and cause. (A thread per signal costs nothing
+//!    that matters: signals are few.)
 
 #[cfg(unix)]
 mod unix;
@@ -232,7 +235,8 @@ struct Claimed {
 fn claim(signal: i32) -> Claim {
     let mut targets = Vec::new();
     // Upgraded nodes that were done: dropped after the lock, as one may be the last strong
-    // reference, and a node's drop drops its cause and values, user values (invariant 2).
+    // reference, and a node's drop drops its cause and values, user values (invariant 2);
+    // and not on this thread (invariant 5).
     let mut done = Vec::new();
     let default = {
         let mut reg = registry();
@@ -251,8 +255,13 @@ fn claim(signal: i32) -> Claim {
         // Invariant 4: asked under the lock, before a new registration may put ours back.
         targets.is_empty() && platform::is_default(signal)
     };
-    for node in done {
-        drop_node(node);
+    #[cfg(all(test, unix))]
+    tests::after_the_registry_lock();
+    if !done.is_empty() {
+        // Their owners may have let go since the upgrade: a drop may be slow, or block.
+        on_a_thread_of_its_own("context-signal-drop", done, |done| {
+            done.into_iter().for_each(drop_node);
+        });
     }
     if targets.is_empty() {
         Claim::Nobody { default }
@@ -266,25 +275,7 @@ impl Claimed {
     /// (invariant 5): the cancellation wakes user code, and a waker that blocks must not keep
     /// the dispatcher from the next signal. If the OS refuses that thread, here.
     fn cancel(self) {
-        let claim = Arc::new(StdMutex::new(Some(self)));
-        let theirs = Arc::clone(&claim);
-        let spawned = std::thread::Builder::new()
-            .name("context-signal-cancel".into())
-            .spawn(move || {
-                if let Some(claimed) = Claimed::take(&theirs) {
-                    claimed.cancel_here();
-                }
-            });
-        if spawned.is_err() {
-            // The closure was dropped unrun: the claim is still in its slot.
-            if let Some(claimed) = Claimed::take(&claim) {
-                claimed.cancel_here();
-            }
-        }
-    }
-
-    fn take(slot: &StdMutex<Option<Claimed>>) -> Option<Claimed> {
-        slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+        on_a_thread_of_its_own("context-signal-cancel", self, Claimed::cancel_here);
     }
 
     /// Invariant 2: the registry lock is released (cancellation runs the `Unregister` guards,
@@ -301,6 +292,29 @@ impl Claimed {
             // The program may have dropped its references meanwhile (a waker may, woken by
             // this very cancellation): then this one is the last.
             drop_node(node);
+        }
+    }
+}
+
+/// Runs `run(what)` on a short-lived thread named `name` (invariant 5), or here if the OS
+/// refuses one.
+fn on_a_thread_of_its_own<T: Send + 'static>(name: &str, what: T, run: fn(T)) {
+    fn take<T>(slot: &StdMutex<Option<T>>) -> Option<T> {
+        slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+    let slot = Arc::new(StdMutex::new(Some(what)));
+    let theirs = Arc::clone(&slot);
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Some(what) = take(&theirs) {
+                run(what);
+            }
+        });
+    if spawned.is_err() {
+        // The closure was dropped unrun: `what` is still in its slot.
+        if let Some(what) = take(&slot) {
+            run(what);
         }
     }
 }
@@ -427,5 +441,120 @@ impl Context {
             drop(waiter);
         }
         Ok((child, handle))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    //! The claim on the dispatcher's thread, called directly (no signal is sent: one nobody
+    //! claims would end the test process).
+
+    use std::future::Future;
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    use std::task::{Context as TaskContext, Wake, Waker};
+    use std::time::Duration;
+
+    use crate::Context;
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    type Hook = Box<dyn FnOnce() + Send>;
+
+    /// Fault injection: run once by the next `claim`, after it released the registry lock and
+    /// before it lets go of the done nodes it upgraded (the window where another thread's
+    /// last reference may go).
+    static AFTER_THE_LOCK: Mutex<Option<Hook>> = Mutex::new(None);
+
+    pub(super) fn after_the_registry_lock() {
+        let hook = AFTER_THE_LOCK.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// A value whose drop says so, then blocks until told to go on (bounded).
+    struct SlowDrop {
+        dropping: Mutex<mpsc::Sender<()>>,
+        go_on: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            let _ = self.dropping.get_mut().unwrap().send(());
+            let _ = self.go_on.get_mut().unwrap().recv_timeout(PATIENCE);
+        }
+    }
+
+    /// A waker that says it was woken, then blocks until told to go on (bounded).
+    struct Blocks {
+        woken: Mutex<mpsc::Sender<()>>,
+        go_on: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl Wake for Blocks {
+        fn wake(self: std::sync::Arc<Self>) {
+            let _ = self.woken.lock().unwrap().send(());
+            let _ = self.go_on.lock().unwrap().recv_timeout(PATIENCE);
+        }
+    }
+
+    /// Regression test (found by an audit): a signal's claim upgrades the registrations of
+    /// contexts that are done (their `Unregister` guard not run yet: a waker woken before it
+    /// blocks) and let go of them on the dispatcher's thread. When the program dropped its
+    /// own references meanwhile, that was the last one, and the context's values (user
+    /// values) were dropped there: a slow drop held up every later signal (invariant 5).
+    #[test]
+    fn a_claim_lets_go_of_done_contexts_off_its_thread() {
+        let (dropping_tx, dropping) = mpsc::channel();
+        let (drop_go_on, drop_go_on_rx) = mpsc::channel();
+        let parent = Context::background().with_value(SlowDrop {
+            dropping: Mutex::new(dropping_tx),
+            go_on: Mutex::new(drop_go_on_rx),
+        });
+        let (ctx, handle) = parent.with_signals().unwrap();
+        drop(parent);
+        // Registered after the guard, so woken before it (a list is drained from its head).
+        let (woken_tx, woken) = mpsc::channel();
+        let (wake_go_on, wake_go_on_rx) = mpsc::channel();
+        let waker = Waker::from(std::sync::Arc::new(Blocks {
+            woken: Mutex::new(woken_tx),
+            go_on: Mutex::new(wake_go_on_rx),
+        }));
+        // Kept until the cancellation took the waker (dropping it unregisters the waker).
+        let mut done = Box::pin(ctx.done());
+        let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+        assert!(polled.is_pending());
+        drop(waker);
+        // The canceller blocks in the waker: the context is done, its registration still in.
+        let canceller = std::thread::spawn(move || {
+            handle.cancel();
+            drop(handle);
+        });
+        woken.recv_timeout(PATIENCE).expect("the waker was woken");
+        drop((done, ctx));
+        // Once the claim holds its own reference, the canceller finishes and lets go of its
+        // one: the claim's is the last.
+        *AFTER_THE_LOCK.lock().unwrap() = Some(Box::new(move || {
+            wake_go_on.send(()).unwrap();
+            canceller.join().unwrap();
+        }));
+        let (claimed_tx, claimed) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("context-signal".into())
+            .spawn(move || {
+                let _ = super::claim(libc::SIGINT);
+                let _ = claimed_tx.send(());
+            })
+            .unwrap();
+        let returned = claimed.recv_timeout(Duration::from_secs(10));
+        dropping
+            .recv_timeout(PATIENCE)
+            .expect("the value was dropped");
+        drop_go_on.send(()).unwrap();
+        assert!(
+            returned.is_ok(),
+            "the claim waited for a slow drop of a context's value on its thread"
+        );
     }
 }
