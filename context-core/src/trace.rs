@@ -23,7 +23,9 @@
 //! | `context` | the context's chain (`Debug`), e.g. `background.with_value(RequestId).with_cancel` |
 //!
 //! The fields are built only if a subscriber wants the event (`tracing::enabled!`): with
-//! the feature on but nobody listening, a cancellation pays one check of a cached interest.
+//! the feature on but nobody listening, a cancellation pays one check of the global level
+//! filter (an atomic load); the subscriber is asked only past it, inside the `catch_unwind`
+//! that contains its panics (its `enabled` is user code too).
 
 use std::fmt;
 
@@ -73,29 +75,39 @@ pub(crate) fn cancelled<C: fmt::Debug>(
 ) {
     #[cfg(feature = "tracing")]
     {
-        if tracing::enabled!(target: "go_context", tracing::Level::DEBUG) {
-            let (cause, chain) = cancelled();
-            emit(origin, cause, &chain);
+        // The global level filter: an atomic load, no subscriber code (which `enabled!` runs,
+        // in `emit`, where its panics are contained).
+        use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+        if tracing::Level::DEBUG <= STATIC_MAX_LEVEL
+            && tracing::Level::DEBUG <= LevelFilter::current()
+        {
+            emit(origin, cancelled);
         }
     }
 }
 
-/// Builds and sends the event: out of line, so the call sites stay one check.
+/// Asks the subscriber whether it wants the event, then builds and sends it: out of line, so
+/// the call sites stay one check. `cancelled` is [`cancelled`]'s.
 #[cfg(feature = "tracing")]
 #[cold]
 #[inline(never)]
-fn emit(origin: Origin, cause: Option<Cause>, chain: &dyn fmt::Debug) {
-    // The caller holds no lock of ours (the module contract), so reading the cause (one lock)
-    // and formatting user errors in the subscriber are both safe here.
-    let Some(cause) = cause else {
-        // Only a done context is reported; a caller that broke that rule emits nothing.
-        debug_assert!(false, "trace::cancelled on a live context");
-        return;
-    };
-    // The subscriber and the cause's `Display` are user code: a panic in them is handled as
-    // a waker's is (`tree::cancel`): re-raised to a `cancel()` caller, dropped for every other
-    // origin, whose callers have bookkeeping left that an unwind would skip.
+fn emit<C: fmt::Debug>(origin: Origin, cancelled: impl FnOnce() -> (Option<Cause>, C)) {
+    // The subscriber (its `enabled` too) and the cause's `Display` are user code: a panic in
+    // them is handled as a waker's is (`tree::cancel`): re-raised to a `cancel()` caller,
+    // dropped for every other origin, whose callers have bookkeeping left that an unwind would
+    // skip (the drop of a last handle: its `unlink`, tree invariant 3).
     let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if !tracing::enabled!(target: "go_context", tracing::Level::DEBUG) {
+            return;
+        }
+        // The caller holds no lock of ours (the module contract), so reading the cause (one
+        // lock) and formatting user errors in the subscriber are both safe here.
+        let (cause, chain) = cancelled();
+        let Some(cause) = cause else {
+            // Only a done context is reported; a caller that broke that rule emits nothing.
+            debug_assert!(false, "trace::cancelled on a live context");
+            return;
+        };
         tracing::event!(
             target: "go_context",
             tracing::Level::DEBUG,
@@ -112,5 +124,65 @@ fn emit(origin: Origin, cause: Option<Cause>, chain: &dyn fmt::Debug) {
             std::panic::resume_unwind(payload);
         }
         crate::unwind::discard(payload);
+    }
+}
+
+#[cfg(all(test, feature = "tracing", not(loom)))]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::subscriber::Interest;
+    use tracing::{Event, Metadata, Subscriber};
+
+    use crate::{tree, Context};
+
+    /// A subscriber whose `enabled` panics when asked about this crate's event.
+    struct PanicsWhenAsked;
+
+    impl Subscriber for PanicsWhenAsked {
+        fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+            // Asked once per callsite, on whichever thread gets there first: no panic here.
+            Interest::sometimes()
+        }
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            if metadata.target() == "go_context" {
+                panic!("a subscriber's enabled panics (on purpose)");
+            }
+            false
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Regression test (found by the locks audit): the subscriber's `enabled` is user code,
+    /// asked outside the `catch_unwind` that contains the event's panics. A panic in it
+    /// unwound out of the drop of a last handle between its `cancel` and its `unlink`, so the
+    /// freed node's address stayed in its parent's children (tree invariant 3): the parent's
+    /// cancellation would then use freed memory.
+    #[test]
+    fn a_panic_in_the_subscribers_enabled_does_not_cut_a_handle_drop_short() {
+        // Declared first, dropped last: keeps the child alive (no use after free) even when
+        // the drop below is cut short and the parent's cancellation walks its list.
+        let mut keep = Vec::new();
+        let (parent, _parent_cancel) = Context::background().with_cancel();
+        let (child, handle) = parent.with_cancel();
+        keep.push(child);
+        let dropped = tracing::subscriber::with_default(PanicsWhenAsked, || {
+            catch_unwind(AssertUnwindSafe(|| drop(handle)))
+        });
+        assert!(dropped.is_ok(), "the drop of the last handle unwound");
+        assert_eq!(
+            tree::child_count(&parent.node),
+            0,
+            "the child whose last handle was dropped is still listed"
+        );
+        drop(keep);
     }
 }
