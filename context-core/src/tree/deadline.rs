@@ -193,8 +193,12 @@ impl<F: Fire> Deadlines<F> {
     /// Removes `node`'s entry armed for `at`, if it has not fired yet. The caller holds `node`
     /// until this returns (the invariant above).
     pub(super) fn disarm(&self, at: Ticks, node: &Arc<Node>) {
-        // The entry (its custom cause) is dropped here, outside every timer lock.
-        drop(self.timer.disarm(at, id(node)));
+        // The entry (its custom cause) is dropped here, outside every timer lock. A custom
+        // cause is a user value: a panic of its `Drop` (the hook has reported it) must not cut
+        // short the cancellation, nor what follows it (the `unlink` of a dropped handle, tree
+        // invariant 3).
+        let entry = self.timer.disarm(at, id(node));
+        crate::unwind::contain(move || drop(entry));
     }
 
     #[cfg(test)]
@@ -611,6 +615,48 @@ mod tests {
 
     impl super::Fire for NoFire {
         fn fire(_: &Arc<super::Node>, _: crate::error::CauseData) {}
+    }
+
+    /// A custom cause whose drop panics.
+    #[derive(Debug)]
+    struct PanicsOnDrop;
+
+    impl fmt::Display for PanicsOnDrop {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a cause that panics when dropped")
+        }
+    }
+
+    impl std::error::Error for PanicsOnDrop {}
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("a cause's drop panics (on purpose)");
+            }
+        }
+    }
+
+    /// Regression test (found by the locks audit): a disarmed entry's custom cause is a user
+    /// value, dropped by the cancellation that disarms it. Its panic unwound out of the drop
+    /// of the last handle between its `cancel` and its `unlink`, so the freed node's address
+    /// stayed in its parent's children (tree invariant 3).
+    #[test]
+    fn a_cause_that_panics_when_disarmed_does_not_cut_a_handle_drop_short() {
+        // Declared first, dropped last: keeps the child alive (no use after free) even when
+        // the drop below is cut short and the parent's cancellation walks its list.
+        let mut keep = Vec::new();
+        let (parent, _parent_cancel) = Context::background().with_cancel();
+        let (child, handle) = parent.with_timeout_cause(Duration::from_secs(3600), PanicsOnDrop);
+        keep.push(child);
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(handle)));
+        assert!(dropped.is_ok(), "the drop of the last handle unwound");
+        assert_eq!(
+            tree::child_count(&parent.node),
+            0,
+            "the child whose last handle was dropped is still listed"
+        );
+        drop(keep);
     }
 
     #[test]
