@@ -461,9 +461,16 @@ fn run_aftermath(acc: Aftermath, origin: &Arc<Node>) -> Option<Box<dyn std::any:
     }
     if let Some((at, node)) = acc.first_timer {
         DEADLINES.disarm(at, &node);
-        for (at, node) in acc.timers {
-            DEADLINES.disarm(at, &node);
+        for (at, node) in &acc.timers {
+            DEADLINES.disarm(*at, node);
         }
+        #[cfg(all(test, not(loom)))]
+        super::deadline::tests::after_the_disarms();
+        // Every entry is disarmed: the references may go. One may be a descendant's last (its
+        // handles went since this walk met it), whose drop drops user values: a panic there
+        // must cut short neither the wake-ups nor what follows the cancellation (the `unlink`
+        // of a dropped handle, invariant 3).
+        crate::unwind::contain(move || drop((node, acc.timers)));
     }
     let mut first_panic = None;
     let mut notify = |waiter: Waiter| {

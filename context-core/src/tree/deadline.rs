@@ -208,7 +208,7 @@ impl<F: Fire> Deadlines<F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! A custom cause lives in its timer entry: it reaches the node when the entry fires, and a
     //! disarm frees it at once.
 
@@ -655,6 +655,75 @@ mod tests {
             tree::child_count(&parent.node),
             0,
             "the child whose last handle was dropped is still listed"
+        );
+        drop(keep);
+    }
+
+    #[cfg(not(loom))]
+    type Hook = Box<dyn FnOnce()>;
+
+    #[cfg(not(loom))]
+    std::thread_local! {
+        /// Fault injection, for this thread's cancellations: run once, after a cancellation's
+        /// disarms and before it lets go of the descendants it held for them.
+        static AFTER_THE_DISARMS: std::cell::RefCell<Option<Hook>> = const { std::cell::RefCell::new(None) };
+    }
+
+    #[cfg(not(loom))]
+    pub(in crate::tree) fn after_the_disarms() {
+        if let Some(hook) = AFTER_THE_DISARMS.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+    }
+
+    /// A value whose drop panics.
+    #[cfg(not(loom))]
+    struct ValuePanicsOnDrop;
+
+    #[cfg(not(loom))]
+    impl Drop for ValuePanicsOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("a value's drop panics (on purpose)");
+            }
+        }
+    }
+
+    /// Regression test (found by the locks audit): a cancellation holds a reference to each
+    /// descendant with a deadline, to disarm it, and lets go of it after the disarms. If the
+    /// descendant's own handles went meanwhile, that reference is the last, and its drop
+    /// drops the values above it (user values). Their panic unwound out of the drop of the
+    /// parent's last handle before its `unlink`, so the parent was freed still listed in the
+    /// grandparent's children (invariant 3).
+    #[cfg(not(loom))]
+    #[test]
+    fn a_panic_dropping_a_descendant_after_the_disarms_does_not_cut_a_handle_drop_short() {
+        // Declared first, dropped last: keeps the parent alive (no use after free) even when
+        // the drop below is cut short.
+        let mut keep = Vec::new();
+        let (grandparent, _grandparent_cancel) = Context::background().with_cancel();
+        let (parent, parent_cancel) = grandparent.with_cancel();
+        keep.push(parent.clone());
+        let (child, child_cancel) = parent
+            .with_value(ValuePanicsOnDrop)
+            .with_timeout(std::time::Duration::from_secs(3600));
+        drop(child);
+        drop(parent);
+        // Run by the parent's cancellation, after it disarmed the child's entry: the child's
+        // handle goes (the child is done and settled, so its drop returns at once), and the
+        // cancellation's reference is the child's last.
+        AFTER_THE_DISARMS.with(|h| *h.borrow_mut() = Some(Box::new(move || drop(child_cancel))));
+        let dropped =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(parent_cancel)));
+        AFTER_THE_DISARMS.with(|h| h.borrow_mut().take());
+        assert!(
+            dropped.is_ok(),
+            "the drop of the parent's last handle unwound"
+        );
+        assert_eq!(
+            tree::child_count(&grandparent.node),
+            0,
+            "the parent whose last handle was dropped is still listed"
         );
         drop(keep);
     }

@@ -108,6 +108,9 @@
 //!    those cancellations (unlinking the node, recording a failure) is never skipped. A
 //!    payload is a user value too: every one we drop goes through `unwind::discard`, which
 //!    contains a panic of its `Drop` (the wakers after a second panicking one are still woken).
+//!    So are a disarmed entry (its custom cause) and the references a cancellation held to
+//!    descendants to disarm them (one may be a descendant's last, dropping its values): both
+//!    are dropped through `unwind::contain`, the references after every entry is disarmed.
 //! 7. Nothing recurses over the depth or width of the tree: cancellation uses a work list and
 //!    `Node::drop` releases the parent chain in a loop. Nothing walks the chain either: each
 //!    cancel node stores its effective deadline (the earlier of its own and its link parent's,
