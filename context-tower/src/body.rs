@@ -114,6 +114,13 @@ pub(crate) struct Watch {
     /// End a cut stream with gRPC trailers carrying the status (else with an error frame,
     /// [`ContextDone`]).
     pub(crate) trailers: bool,
+    /// Server, HTTP: a body of known length (`size_hint().exact()`: an in-memory answer such
+    /// as `Full`, `Empty`, a `String`) goes out whole while its frames are ready, even once
+    /// `ctx` is done; it is cut only at its first `Pending` after that. The handler answered
+    /// in time, and the cut would otherwise reset the stream before hyper had flushed the
+    /// headers, turning an answer into a failed call. [`ContextBody::wrap`] clears it for
+    /// a body of unknown length.
+    pub(crate) finish_known: bool,
 }
 
 pin_project! {
@@ -171,10 +178,11 @@ impl<B: Body> ContextBody<B> {
     /// `complete` matters only with a `guard` (the server's).
     pub(crate) fn wrap(
         body: B,
-        watch: Watch,
+        mut watch: Watch,
         guard: Option<DropGuard>,
         complete: Complete,
     ) -> ContextBody<B> {
+        watch.finish_known &= body.size_hint().exact().is_some();
         if body.is_end_stream() {
             if let Some(mut g) = guard {
                 g.disarm();
@@ -253,7 +261,7 @@ where
                 guard,
                 left,
             } => {
-                if watch.cut && watch.ctx.is_done() {
+                if watch.cut && !watch.finish_known && watch.ctx.is_done() {
                     finish(guard);
                     (Poll::Ready(Some(cut(watch))), true)
                 } else {
@@ -360,6 +368,7 @@ mod tests {
             enter: true,
             fix_cancelled: None,
             trailers: grpc,
+            finish_known: !grpc,
         };
         Box::pin(ContextBody::wrap(
             inner,
@@ -416,6 +425,7 @@ mod tests {
             enter: guard.is_some(),
             fix_cancelled: None,
             trailers: false,
+            finish_known: false,
         };
         (
             Box::pin(ContextBody::wrap(inner, watch, guard, complete)),
@@ -496,6 +506,90 @@ mod tests {
         assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(_)))));
         cancel.cancel();
         assert!(poll_once(&mut body).is_pending(), "cut after the last byte");
+    }
+
+    /// A server's HTTP watch on `ctx`, which delivers a body of known length whole.
+    fn finishing(ctx: &Context) -> Watch {
+        Watch {
+            ctx: ctx.clone(),
+            cut: true,
+            enter: true,
+            fix_cancelled: None,
+            trailers: false,
+            finish_known: true,
+        }
+    }
+
+    /// An answer in memory given before the cut goes out whole: its ready frames are not
+    /// replaced by the cut (which would reset the stream before its headers went out).
+    #[test]
+    fn a_known_length_body_goes_out_whole_after_the_cut() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        cancel.cancel();
+        let full = http_body_util::Full::new(Bytes::from_static(b"hello"));
+        let mut body = Box::pin(ContextBody::wrap(
+            full,
+            finishing(&ctx),
+            None,
+            Complete::AtEnd,
+        ));
+        match poll_once(&mut body) {
+            Poll::Ready(Some(Ok(frame))) => assert_eq!(frame.into_data().unwrap(), "hello"),
+            other => panic!("{other:?}"),
+        }
+        assert!(body.is_end_stream());
+        assert!(matches!(poll_once(&mut body), Poll::Ready(None)));
+    }
+
+    /// A body of known length whose next frame is not ready is cut at that `Pending`: the
+    /// rule covers what is ready, not a stream that would outlive its context.
+    #[test]
+    fn a_known_length_body_that_waits_is_cut_at_its_first_pending() {
+        struct Waits;
+        impl Body for Waits {
+            type Data = Bytes;
+            type Error = BoxError;
+            fn poll_frame(
+                self: Pin<&mut Self>,
+                _: &mut TaskContext<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+                Poll::Pending
+            }
+            fn size_hint(&self) -> SizeHint {
+                SizeHint::with_exact(5)
+            }
+        }
+        let (ctx, cancel) = Context::background().with_cancel();
+        let mut body = Box::pin(ContextBody::wrap(
+            Waits,
+            finishing(&ctx),
+            None,
+            Complete::AtEnd,
+        ));
+        assert!(poll_once(&mut body).is_pending());
+        cancel.cancel();
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Err(_)))));
+        assert!(body.is_end_stream());
+    }
+
+    /// A body of unknown length is cut before its next frame, ready or not.
+    #[test]
+    fn a_body_of_unknown_length_is_cut_before_a_ready_frame() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        cancel.cancel();
+        let dropped = std::sync::Arc::default();
+        let inner = Flagged {
+            data: Some(Bytes::from_static(b"hello")),
+            dropped: std::sync::Arc::clone(&dropped),
+        };
+        let mut body = Box::pin(ContextBody::wrap(
+            inner,
+            finishing(&ctx),
+            None,
+            Complete::AtEnd,
+        ));
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Err(_)))));
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     struct PanickingWaker;

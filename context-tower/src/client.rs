@@ -457,6 +457,9 @@ where
                                 enter: false,
                                 fix_cancelled: fix,
                                 trailers: grpc,
+                                // The call's context bounds what the caller reads, however
+                                // the answer was framed.
+                                finish_known: false,
                             };
                             return Poll::Ready(Ok(
                                 resp.map(|b| ContextBody::wrap(b, watch, None, Complete::AtEnd))

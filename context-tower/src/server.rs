@@ -74,6 +74,9 @@ struct Config {
 ///   (gRPC 4, trailers-only) or HTTP 504; a streaming body is cut with status 4 in its trailers
 ///   (over HTTP/1.1, where hyper sends no trailers the response does not declare, a gRPC
 ///   stream is cut with an error instead: the message is aborted, never ended as if whole).
+///   An HTTP answer of known length (`Full`, `Empty`, a `String`: `size_hint().exact()`)
+///   that the handler gave before the cut goes out whole while its frames are ready; it is
+///   cut only where it would wait. grpc-go too sends the answer a handler returned.
 /// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
 /// - A caller with no time left (`0n`) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
@@ -392,6 +395,9 @@ where
                                 // declare, then ends the chunked body as if complete: a cut
                                 // there is an error, which aborts the message.
                                 trailers: grpc && !h1,
+                                // An HTTP answer of known length given in time goes out
+                                // whole (gRPC's status lives in trailers such a body lacks).
+                                finish_known: !grpc,
                             };
                             return Poll::Ready(Ok(
                                 resp.map(|b| ContextBody::wrap(b, watch, guard, complete))

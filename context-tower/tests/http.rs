@@ -21,7 +21,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use support::{bounded, done_within, Probe};
-use tower::{Service, ServiceExt};
+
+#[path = "support/loopback.rs"]
+mod loopback;
+use tower::{Layer, Service, ServiceExt};
 
 struct App {
     addr: SocketAddr,
@@ -350,6 +353,55 @@ async fn http_stream_is_cut_at_the_deadline() {
         };
         assert!(chunks >= 1, "{ended}");
         app.shutdown().await;
+    })
+    .await;
+}
+
+/// Regression test: a handler that answered with a body of known length just before the
+/// shutdown (here: it starts the shutdown itself, then answers) had that body cut at its first
+/// poll, before hyper flushed the headers, and the client's call failed (HTTP/2: a reset
+/// stream; HTTP/1.1: a closed connection). The answer was given in time: it goes out whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_of_known_length_given_before_the_shutdown_goes_out_whole() {
+    bounded(async {
+        for version in [loopback::Version::H2, loopback::Version::H1] {
+            let (shutdown, stop) = Context::background().with_cancel();
+            let stop = Arc::new(std::sync::Mutex::new(Some(stop)));
+            let probe = Probe::default();
+            let p = probe.clone();
+            let svc = ContextLayer::http()
+                .parent(&shutdown)
+                .layer(tower::service_fn(
+                    move |req: http::Request<hyper::body::Incoming>| {
+                        let stop = stop.lock().unwrap().take();
+                        p.put(req.context());
+                        async move {
+                            if let Some(stop) = stop {
+                                stop.cancel_with_cause("stopping");
+                            }
+                            Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+                                Bytes::from_static(b"answered in time"),
+                            )))
+                        }
+                    },
+                ));
+            let addr = loopback::serve(svc, version).await;
+            let req = http::Request::get(format!("http://{addr}/"))
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let resp = client(version == loopback::Version::H2)
+                .request(req)
+                .await
+                .unwrap_or_else(|e| panic!("{version:?}: the call failed: {e:?}"));
+            assert_eq!(resp.status(), 200, "{version:?}");
+            let body = resp.into_body().collect().await;
+            let body = body.unwrap_or_else(|e| panic!("{version:?}: the body was cut: {e:?}"));
+            assert_eq!(body.to_bytes(), "answered in time", "{version:?}");
+            // The handler's context still ends with the shutdown's cause.
+            let ctx = probe.get().unwrap();
+            assert_eq!(done_within(&ctx, 10).await, Error::Canceled);
+            assert_eq!(ctx.cause().unwrap().to_string(), "stopping", "{version:?}");
+        }
     })
     .await;
 }

@@ -577,7 +577,7 @@ async fn run(proto: Proto, n: u64, seed: u64) {
             Outcome::Grpc(code, None) if code == "1" => "grpc trailers-only",
             Outcome::Grpc(code, Some(_)) if code == "1" => "grpc cut after data",
             Outcome::BodyCut(..) if proto != Proto::Grpc => "body cut",
-            // The handler answered just before the shutdown and its body was cut at its first
+            // The handler answered just before the shutdown and its (streaming) body was cut at its first
             // poll, before hyper had flushed the response's headers: HTTP/2 resets the stream
             // and drops the queued headers, HTTP/1.1 closes the connection, so the client's
             // call fails. Still a cut by the shutdown: the handler context's cause is checked
