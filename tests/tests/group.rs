@@ -968,6 +968,40 @@ fn wait_inside_one_of_its_own_members_panics_instead_of_hanging() {
     });
 }
 
+/// Regression test: `wait_async` polled inside one of the group's own members (the group
+/// handed to it) returned `Pending` forever, a silent hang where `wait` panics; it panics
+/// with the same message now, and dropping the group as it unwinds cancels its context.
+#[test]
+fn wait_async_inside_one_of_its_own_members_panics_instead_of_hanging() {
+    bounded(|| {
+        let rt = multi_thread(1);
+        let (tx, rx) = mpsc::channel::<Group>();
+        let group: Group = Group::new(&Context::background());
+        let ctx = group.context().clone();
+        let member = {
+            let _in = rt.enter();
+            group.spawn(move |_| async move {
+                let mut wait = rx.recv().unwrap().wait_async();
+                let payload = panic::catch_unwind(AssertUnwindSafe(|| {
+                    let waker = std::task::Waker::noop();
+                    let mut cx = std::task::Context::from_waker(waker);
+                    std::future::Future::poll(std::pin::Pin::new(&mut wait), &mut cx).is_ready()
+                }))
+                .expect_err("wait_async inside its own member did not panic");
+                drop(wait);
+                Ok(panic_message(&*payload))
+            })
+        };
+        tx.send(group).unwrap();
+        let message = member.join().unwrap();
+        assert!(
+            message.contains("Group::wait_async inside one of the group's own members"),
+            "{message}"
+        );
+        assert!(ctx.is_done(), "the dropped group cancelled its context");
+    });
+}
+
 /// A group dropped without waiting cancels its context, and the members still queued behind
 /// its limit never start: their handles join as cancelled, as after a failure (they started
 /// one by one as the running member finished, under a done context nobody waited on).

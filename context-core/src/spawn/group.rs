@@ -620,8 +620,8 @@ where
     /// runtime (one of its tasks, or its root future), unless the group is already idle,
     /// where blocking would hang forever: use [`wait_async`](Group::wait_async) there; and
     /// inside one of the group's own members (its closure or future, not threads or tasks it
-    /// starts), which would wait for itself forever. (Awaiting
-    /// [`wait_async`](Group::wait_async) there never completes.)
+    /// starts), which would wait for itself forever ([`wait_async`](Group::wait_async)
+    /// panics there too).
     ///
     /// ```
     /// use go_context::{Context, Group};
@@ -635,14 +635,7 @@ where
     #[track_caller]
     pub fn wait(self) -> Result<(), E> {
         if let Some(idle) = self.shared.admission.idle_signal() {
-            if InMember::is(InMember::key(&self.shared)) {
-                // Dropping the group (as this panic unwinds) cancels its context.
-                panic!(
-                    "Group::wait inside one of the group's own members: it waits for every \
-                     member to finish, this one included, so it would hang forever. Wait \
-                     outside the group's members"
-                );
-            }
+            self.refuse_wait_in_own_member("Group::wait");
             runtime::block("Group::wait", "group.wait_async().await", || idle.wait());
         }
         let threads = std::mem::take(&mut lock(&self.shared.threads).live);
@@ -656,6 +649,12 @@ where
     /// Waits asynchronously until every member has finished, then as [`wait`](Group::wait).
     /// `group.await` does the same. The future is `Send` and needs no particular executor.
     ///
+    /// # Panics
+    ///
+    /// With a member's panic, as [`wait`](Group::wait); and when polled inside one of the
+    /// group's own members (its future, not tasks it starts) before the group is idle, which
+    /// would wait for itself forever.
+    ///
     /// ```
     /// use go_context::{Context, Group};
     ///
@@ -667,6 +666,20 @@ where
         GroupWait {
             group: Some(self),
             done: None,
+        }
+    }
+
+    /// Panics if this thread is running one of the group's own members: waiting there for
+    /// every member, that one included, would hang forever. Dropping the group (as the panic
+    /// unwinds) cancels its context.
+    #[track_caller]
+    fn refuse_wait_in_own_member(&self, what: &str) {
+        if InMember::is(InMember::key(&self.shared)) {
+            panic!(
+                "{what} inside one of the group's own members: it waits for every member to \
+                 finish, this one included, so it would hang forever. Wait outside the \
+                 group's members"
+            );
         }
     }
 
@@ -880,7 +893,10 @@ where
                 }
             }
             match group.shared.admission.idle_signal() {
-                Some(idle) => this.done = Some(Box::pin(idle.done())),
+                Some(idle) => {
+                    group.refuse_wait_in_own_member("Group::wait_async");
+                    this.done = Some(Box::pin(idle.done()));
+                }
                 None => break,
             }
         }
