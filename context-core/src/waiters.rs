@@ -294,9 +294,11 @@ pin_project_lite::pin_project! {
     /// The future [`Context::run`] returns: `fut` raced against the context's [`Done`]. It
     /// resolves to `Ok(fut's output)`, or to `Err` with the context's error once the context is
     /// done; either way `fut` is dropped in the poll that resolves it (on cancellation, at its
-    /// current `.await`), not kept until the `Run` goes. When both are ready, done wins, and a
-    /// context already done never polls `fut`. Polled again after `Ok`, it panics unless the
-    /// context is done by then.
+    /// current `.await`), not kept until the `Run` goes. On `Ok`, its [`Done`] goes in that
+    /// poll too: a finished `Run` that is kept (stored, or polled through `&mut` in a
+    /// `select!` loop) leaves no waiter registered and holds no reference to the context. When
+    /// both are ready, done wins, and a context already done never polls `fut`. Polled again,
+    /// it gives the same `Err` after an `Err`, and panics after `Ok`.
     ///
     /// The type is named so that it can sit in a struct or be a tower service's `Future`
     /// without boxing.
@@ -322,18 +324,22 @@ pin_project_lite::pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Run<F> {
+        // `None` once `fut` has won: dropped in place (unregistered), in that poll.
         #[pin]
-        done: Done,
+        done: Option<Done>,
         // `None` once the race is decided: dropped in place, in that poll.
         #[pin]
         fut: Option<F>,
     }
 }
 
+// The `Option` around `done` costs no space: `Context` is a non-null pointer.
+const _: () = assert!(std::mem::size_of::<Option<Done>>() == std::mem::size_of::<Done>());
+
 impl<F> Run<F> {
     pub(crate) fn new(done: Done, fut: F) -> Run<F> {
         Run {
-            done,
+            done: Some(done),
             fut: Some(fut),
         }
     }
@@ -344,15 +350,18 @@ impl<F: Future> Future for Run<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Poll::Ready(err) = this.done.poll(cx) {
+        let Some(done) = this.done.as_mut().as_pin_mut() else {
+            panic!("`Run` polled after it completed");
+        };
+        if let Poll::Ready(err) = done.poll(cx) {
             this.fut.set(None);
             return Poll::Ready(Err(err));
         }
-        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
-            panic!("`Run` polled after it completed");
-        };
+        let fut =
+            (this.fut.as_mut().as_pin_mut()).expect("`fut` is kept until the race is decided");
         let out = std::task::ready!(fut.poll(cx));
         this.fut.set(None);
+        this.done.set(None);
         Poll::Ready(Ok(out))
     }
 }
@@ -696,5 +705,57 @@ mod tests {
         );
         drop(run);
         assert_eq!(dropped.load(Ordering::SeqCst), 2, "dropped once");
+    }
+
+    /// Regression test: a `Run` whose future won after a pending poll kept its `Done` linked
+    /// in the context's waiter list (and a reference to the context) until the `Run` itself
+    /// was dropped, so finished `Run`s kept in a struct or a `select!` loop piled up on a
+    /// long-lived context. Its `Done` now goes in the poll that returns `Ok`.
+    #[test]
+    fn a_finished_run_leaves_no_waiter_registered() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = TaskContext::from_waker(&waker);
+        /// Pending at its first poll, ready with 3 at its second.
+        struct Second(bool);
+        impl Future for Second {
+            type Output = u8;
+            fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<u8> {
+                if std::mem::replace(&mut self.0, true) {
+                    Poll::Ready(3)
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+        let base = Arc::strong_count(&ctx.node);
+        let mut runs = Vec::new();
+        let mut run = Box::pin(ctx.run(Second(false)));
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(tree::waiter_count(&ctx.node), 1, "registered while pending");
+        assert_eq!(run.as_mut().poll(&mut cx), Poll::Ready(Ok(3)));
+        assert_eq!(
+            tree::waiter_count(&ctx.node),
+            0,
+            "a finished Run kept its waiter registered"
+        );
+        assert_eq!(
+            Arc::strong_count(&ctx.node),
+            base,
+            "a finished Run kept a reference to the context"
+        );
+        runs.push(run);
+        // Cancelling later wakes nobody: the finished Run is not in the list.
+        cancel.cancel();
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            0,
+            "the cancel woke a finished Run"
+        );
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = runs[0].as_mut().poll(&mut cx);
+        }));
+        assert!(again.is_err(), "a Run polled after Ok did not panic");
     }
 }
