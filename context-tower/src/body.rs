@@ -15,7 +15,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use go_context::{BoxError, CancelHandle, Context, Done};
+use go_context::{AfterFunc, BoxError, CancelHandle, Context, Done};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -31,6 +31,10 @@ pub(crate) struct DropGuard {
     /// `None` once the response is complete (all of it handed to the server), though the
     /// stream may not have been polled to its end.
     cause: Option<RequestDropped>,
+    /// A second parent joined to the context (a nested layer's own `parent`): its callback
+    /// holds a clone of the handle, so it is stopped before the handle goes, or the drop of
+    /// ours would not be the last.
+    join: Option<AfterFunc>,
 }
 
 impl DropGuard {
@@ -38,11 +42,34 @@ impl DropGuard {
         DropGuard {
             handle: Some(handle),
             cause: Some(RequestDropped::while_handling()),
+            join: None,
+        }
+    }
+
+    /// The context also ends when `parent` does, with its cause: a callback on `parent` that
+    /// holds a clone of the handle, stopped when the request ends.
+    pub(crate) fn join(&mut self, parent: &Context) {
+        let Some(handle) = self.handle.clone() else {
+            return;
+        };
+        let from = parent.clone();
+        self.join = Some(parent.after_func(move || match from.cause() {
+            Some(cause) => handle.cancel_with_cause(cause),
+            None => handle.cancel(),
+        }));
+    }
+
+    /// Stops the joined parent's callback (dropping its clone of the handle), unless it has
+    /// already started: then it is cancelling the context itself.
+    fn leave(&mut self) {
+        if let Some(join) = self.join.take() {
+            join.stop();
         }
     }
 
     /// The request is over: the context ends now, without a cause.
     pub(crate) fn disarm(&mut self) {
+        self.leave();
         drop(self.handle.take());
     }
 
@@ -63,6 +90,7 @@ impl DropGuard {
 
 impl Drop for DropGuard {
     fn drop(&mut self) {
+        self.leave();
         let Some(handle) = self.handle.take() else {
             return;
         };

@@ -27,7 +27,9 @@
 //! 1. Each request owns exactly one [`CancelHandle`](go_context::CancelHandle), inside a
 //!    `DropGuard`: in the [`ResponseFuture`] until the handler answers, then in the
 //!    [`ContextBody`] until the stream ends. Whoever drops it first ends the context, so no
-//!    context, timer entry or `go!` child outlives its request.
+//!    context, timer entry or `go!` child outlives its request. The one other clone, held by
+//!    a nested layer's join of its own parent, is let go of (the callback stopped) before the
+//!    guard drops its handle.
 //! 2. The guard is armed (drop = cancel with [`RequestDropped`](crate::RequestDropped)) exactly while the request is
 //!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut. Over
 //!    HTTP/1, "the last frame" is also the last byte of a known length (`content-length`, or
@@ -63,6 +65,8 @@ use crate::protocol::{self, ErrorAnswer};
 struct Config {
     policy: DeadlinePolicy,
     parent: Context,
+    /// Set with [`ContextLayer::parent`]: joined to a request that already has a context.
+    own_parent: bool,
 }
 
 /// Runs every request under a child of a parent context (a shutdown context, by default
@@ -81,6 +85,11 @@ struct Config {
 /// - A caller with no time left (`0n`) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
 ///   [`RequestDropped`](crate::RequestDropped), so `go!`/`Group` work under it stops too.
+/// - Layers nest: a request that already carries a `Context` extension (an outer
+///   `ContextLayer`, or middleware of yours that sets one) runs under a child of it, so the
+///   outer layer's deadline, clamps, shutdown and values reach the handler, as grpc-go's
+///   interceptors derive from the stream's context. This layer's own [`parent`](Self::parent),
+///   if set, is joined: its cancellation ends the request too, with its cause.
 ///
 /// gRPC or HTTP is told from the request's `content-type`.
 ///
@@ -125,6 +134,7 @@ impl ContextLayer {
             config: Arc::new(Config {
                 policy,
                 parent: Context::background(),
+                own_parent: false,
             }),
         }
     }
@@ -153,6 +163,9 @@ impl ContextLayer {
 
     /// Requests run under children of `parent`: cancel it to shut down, and every in-flight
     /// request ends with `CANCELLED`/503 (its values and deadline reach every request too).
+    /// A request that already has a context (this layer nested in another) runs under that
+    /// one, and `parent` is joined to it: a callback on `parent`, stopped when the request
+    /// ends, cancels the request with `parent`'s cause.
     ///
     /// ```
     /// # use context_tower::ContextLayer;
@@ -166,6 +179,7 @@ impl ContextLayer {
             config: Arc::new(Config {
                 policy: self.config.policy.clone(),
                 parent: parent.clone(),
+                own_parent: true,
             }),
         }
     }
@@ -214,7 +228,7 @@ where
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let grpc = protocol::is_grpc(req.headers());
         let config = &*self.config;
-        let (ctx, handle) = match config.policy.budget(req.headers()) {
+        let budget = match config.policy.budget(req.headers()) {
             Budget::Malformed(header, e) => {
                 let msg = format!("malformed {header}: {e}");
                 return ResponseFuture::answer(protocol::error_answer(
@@ -224,11 +238,25 @@ where
                     &msg,
                 ));
             }
-            Budget::Some(budget, cause) => config.parent.with_timeout_cause(budget, cause),
-            Budget::None => config.parent.with_cancel(),
+            Budget::Some(budget, cause) => Some((budget, cause)),
+            Budget::None => None,
         };
+        // A request that already has a context (an outer `ContextLayer`, or middleware of
+        // the user's) runs under it: its deadline, cancellation and values; this layer's own
+        // parent, if it has one, is joined. The extension is replaced by the child below.
+        let outer = req.extensions_mut().remove::<Context>();
+        let base = outer.as_ref().unwrap_or(&config.parent);
+        let (ctx, handle) = match budget {
+            Some((budget, cause)) => base.with_timeout_cause(budget, cause),
+            None => base.with_cancel(),
+        };
+        let mut guard = DropGuard::armed(handle);
+        if outer.is_some() && config.own_parent {
+            guard.join(&config.parent);
+        }
         if ctx.is_done() {
             // No time left (`0n`) or the server is shutting down: the handler is not called.
+            guard.disarm();
             return ResponseFuture::answer(protocol::context_answer(grpc, &ctx));
         }
         // What hyper's HTTP/1 server does with a response's body (invariant 2); its HTTP/2
@@ -243,7 +271,7 @@ where
             state: State::Running {
                 fut: self.inner.call(req),
                 ctx,
-                guard: Some(DropGuard::armed(handle)),
+                guard: Some(guard),
                 done: None,
                 grpc,
                 h1,

@@ -406,6 +406,69 @@ async fn an_answer_of_known_length_given_before_the_shutdown_goes_out_whole() {
     .await;
 }
 
+/// Regression test: a `ContextLayer` inside another (one on the router, one on a route)
+/// derived its context from its own `parent` and ignored the outer request's: the outer
+/// layer's clamp did not reach the handler's `ctx.deadline()`, and a shutdown of the outer
+/// parent cut the inner future, whose context then ended with `RequestDropped` instead of the
+/// shutdown's cause. Now the inner layer derives from the request's context, and joins its
+/// own `parent` when it has one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_context_layer_runs_under_the_outer_request_context() {
+    bounded(async {
+        for version in [loopback::Version::H2, loopback::Version::H1] {
+            // Which parent the test cancels: the outer layer's or the inner layer's.
+            for outer_stops in [true, false] {
+                let (outer_parent, outer_stop) = Context::background().with_cancel();
+                let (inner_parent, inner_stop) = Context::background().with_cancel();
+                let probe = Probe::default();
+                let p = probe.clone();
+                let handler =
+                    tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        p.put(req.context());
+                        async move {
+                            // Waits for a layer to end it.
+                            Context::current().done().await;
+                            Ok::<_, Infallible>(http::Response::new(Empty::<Bytes>::new()))
+                        }
+                    });
+                let svc = ContextLayer::new(DeadlinePolicy::http().max(Duration::from_secs(60)))
+                    .parent(&outer_parent)
+                    .layer(ContextLayer::http().parent(&inner_parent).layer(handler));
+                let addr = loopback::serve(svc, version).await;
+                let call = tokio::spawn(async move {
+                    let req = http::Request::get(format!("http://{addr}/"))
+                        .header("connect-timeout-ms", "3600000")
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let resp = client(version == loopback::Version::H2).request(req).await;
+                    resp.unwrap().status().as_u16()
+                });
+                let ctx = probe.wait(1).await;
+                let left = ctx.deadline().expect("a deadline") - std::time::Instant::now();
+                assert!(
+                    left <= Duration::from_secs(60),
+                    "{version:?}: the handler saw {left:?}, past the outer layer's 60 s clamp"
+                );
+                let (stop, other) = if outer_stops {
+                    (outer_stop, inner_stop)
+                } else {
+                    (inner_stop, outer_stop)
+                };
+                stop.cancel_with_cause("draining");
+                assert_eq!(call.await.unwrap(), 503, "{version:?}, outer {outer_stops}");
+                assert_eq!(done_within(&ctx, 10).await, Error::Canceled);
+                let cause = ctx.cause().unwrap().to_string();
+                assert!(
+                    cause.contains("draining"),
+                    "{version:?}, outer {outer_stops}: the handler's context ended with {cause:?}"
+                );
+                drop(other);
+            }
+        }
+    })
+    .await;
+}
+
 #[test]
 fn request_context_ext_falls_back_to_current() {
     let ctx = Context::background().with_value(3u16);
@@ -440,4 +503,46 @@ async fn a_spent_budget_already_on_the_request_is_never_sent() {
         let done = err.downcast_ref::<ContextDone>().expect("a ContextDone");
         assert_eq!(done.error(), Error::DeadlineExceeded);
     }
+}
+
+/// A nested layer's own parent is joined by a callback that holds a clone of the request's
+/// cancel handle: the request's end must stop it, or the context would outlive its request
+/// (the handle's drop would not be the last). And a request already under a done outer
+/// context is answered without calling the handler.
+#[tokio::test(flavor = "current_thread")]
+async fn a_nested_layer_with_its_own_parent_ends_the_context_with_the_request() {
+    let (inner_parent, _stop) = Context::background().with_cancel();
+    let probe = Probe::default();
+    let p = probe.clone();
+    let handler = tower::service_fn(move |req: http::Request<()>| {
+        p.put(req.context());
+        async { Ok::<_, Infallible>(http::Response::new(String::from("ok"))) }
+    });
+    let svc = ContextLayer::http().layer(ContextLayer::http().parent(&inner_parent).layer(handler));
+    let resp = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+    assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
+    let ctx = probe.get().unwrap();
+    assert_eq!(
+        ctx.err(),
+        Some(Error::Canceled),
+        "the request is over, but the joined parent's callback kept its context alive"
+    );
+    let cause = ctx.cause().unwrap();
+    assert!(
+        cause.downcast_ref::<RequestDropped>().is_none(),
+        "a finished request ended with {cause}"
+    );
+
+    // The outer context is done already (here: a value of the user's middleware).
+    let (outer, cancel) = Context::background().with_cancel();
+    cancel.cancel_with_cause("gone");
+    let mut req = http::Request::new(());
+    req.set_context(outer);
+    let resp = svc.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        probe.len(),
+        1,
+        "the handler was called under a done context"
+    );
 }
