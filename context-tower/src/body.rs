@@ -6,8 +6,10 @@
 //! stream ends when the call's context does, and a late `CANCELLED` becomes
 //! `DEADLINE_EXCEEDED`). When the context ends the stream, gRPC gets trailers with the status
 //! (`4` or `1`) and HTTP an error frame, [`ContextDone`], so the peer sees an aborted stream;
-//! a server's gRPC stream over HTTP/1.1 gets the error frame too (hyper's HTTP/1 server drops
-//! undeclared trailers and would end the body as if complete).
+//! gRPC-Web gets its trailer frame in the body (browsers cannot read HTTP trailers); a
+//! server's gRPC stream over HTTP/1.1 gets trailers only if the request accepts them
+//! (`te: trailers`; the server then declares them, as hyper's HTTP/1 server requires), else
+//! the error frame (hyper would drop the trailers and end the body as if complete).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -128,6 +130,17 @@ pub(crate) enum Complete {
     NoBody,
 }
 
+/// The last frame of a stream its context ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// gRPC trailers carrying the status.
+    Trailers,
+    /// An error frame, [`ContextDone`]: the peer sees an aborted stream.
+    Error,
+    /// gRPC-Web: a trailer frame carrying the status, in the body (base64 for `-text`).
+    WebTrailers { text: bool },
+}
+
 /// How a [`ContextBody`] treats the context it carries.
 #[derive(Debug)]
 pub(crate) struct Watch {
@@ -139,9 +152,8 @@ pub(crate) struct Watch {
     /// Rewrite a `CANCELLED` in the trailers that arrives after this deadline (client: the
     /// deadline it sent).
     pub(crate) fix_cancelled: Option<Instant>,
-    /// End a cut stream with gRPC trailers carrying the status (else with an error frame,
-    /// [`ContextDone`]).
-    pub(crate) trailers: bool,
+    /// How a cut stream ends.
+    pub(crate) end: End,
     /// Server, HTTP: a body of known length (`size_hint().exact()`: an in-memory answer such
     /// as `Full`, `Empty`, a `String`) goes out whole while its frames are ready, even once
     /// `ctx` is done; it is cut only at its first `Pending` after that. The handler answered
@@ -249,16 +261,18 @@ fn finish(guard: &mut Option<DropGuard>) {
 }
 
 /// The last frame of a stream its context ended.
-fn cut<D>(watch: &Watch) -> Result<Frame<D>, BoxError> {
-    if watch.trailers {
-        let (err, msg) = protocol::done_error(&watch.ctx);
-        Ok(Frame::trailers(protocol::grpc_status_headers(
-            protocol::grpc_code(err),
-            &msg,
-        )))
-    } else {
-        Err(Box::new(ContextDone::of(&watch.ctx)))
-    }
+fn cut<D: From<Bytes>>(watch: &Watch) -> Result<Frame<D>, BoxError> {
+    let (err, msg) = match watch.end {
+        End::Error => return Err(Box::new(ContextDone::of(&watch.ctx))),
+        End::Trailers | End::WebTrailers { .. } => protocol::done_error(&watch.ctx),
+    };
+    let code = protocol::grpc_code(err);
+    Ok(match watch.end {
+        End::WebTrailers { text } => {
+            Frame::data(protocol::grpc_web_trailer_frame(code, &msg, text).into())
+        }
+        _ => Frame::trailers(protocol::grpc_status_headers(code, &msg)),
+    })
 }
 
 impl<B> Body for ContextBody<B>
@@ -395,7 +409,7 @@ mod tests {
             cut: true,
             enter: true,
             fix_cancelled: None,
-            trailers: grpc,
+            end: if grpc { End::Trailers } else { End::Error },
             finish_known: !grpc,
         };
         Box::pin(ContextBody::wrap(
@@ -452,7 +466,7 @@ mod tests {
             cut: true,
             enter: guard.is_some(),
             fix_cancelled: None,
-            trailers: false,
+            end: End::Error,
             finish_known: false,
         };
         (
@@ -543,7 +557,7 @@ mod tests {
             cut: true,
             enter: true,
             fix_cancelled: None,
-            trailers: false,
+            end: End::Error,
             finish_known: true,
         }
     }

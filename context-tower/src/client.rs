@@ -50,7 +50,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::{Complete, ContextBody, Watch};
+use crate::body::{Complete, ContextBody, End, Watch};
 use crate::error::{call_error, ContextDone};
 use crate::ext::RequestContextExt;
 use crate::policy::Format;
@@ -456,7 +456,7 @@ where
                                 cut: true,
                                 enter: false,
                                 fix_cancelled: fix,
-                                trailers: grpc,
+                                end: if grpc { End::Trailers } else { End::Error },
                                 // The call's context bounds what the caller reads, however
                                 // the answer was framed.
                                 finish_known: false,

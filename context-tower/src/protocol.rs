@@ -18,10 +18,111 @@ pub(crate) const GRPC_INTERNAL: u16 = 13;
 pub(crate) static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 pub(crate) static GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
 
-/// Whether a request or response speaks gRPC (`content-type: application/grpc...`).
+/// Whether a request or response speaks gRPC (`content-type: application/grpc...`, gRPC-Web
+/// included).
 pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     header(headers, &http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// What a server's request speaks, from its `content-type`: how its answers and cuts are
+/// spelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Proto {
+    Http,
+    /// `application/grpc...`: the status in trailers (or trailers-only headers).
+    Grpc,
+    /// `application/grpc-web...`: the trailers travel in the body, as a frame flagged `0x80`
+    /// (base64, as the whole body is, for `-text`), since browsers cannot read HTTP trailers.
+    Web {
+        text: bool,
+    },
+}
+
+impl Proto {
+    pub(crate) fn of(headers: &HeaderMap) -> Proto {
+        let Some(v) = header(headers, &http::header::CONTENT_TYPE) else {
+            return Proto::Http;
+        };
+        let v = v.as_bytes();
+        match v.strip_prefix(b"application/grpc".as_slice()) {
+            None => Proto::Http,
+            Some(rest) => match rest.strip_prefix(b"-web".as_slice()) {
+                None => Proto::Grpc,
+                Some(rest) => Proto::Web {
+                    text: rest.starts_with(b"-text"),
+                },
+            },
+        }
+    }
+
+    pub(crate) fn is_grpc(self) -> bool {
+        self != Proto::Http
+    }
+
+    /// The `content-type` of a trailers-only answer (none for HTTP).
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Proto::Http => "text/plain; charset=utf-8",
+            Proto::Grpc => "application/grpc",
+            Proto::Web { text: false } => "application/grpc-web+proto",
+            Proto::Web { text: true } => "application/grpc-web-text+proto",
+        })
+    }
+}
+
+/// Whether a request accepts trailers (`te: trailers`): hyper's HTTP/1 server sends a
+/// response's trailers only then, and only the fields its `trailer` header declares.
+pub(crate) fn accepts_trailers(headers: &HeaderMap) -> bool {
+    header_values(headers, &http::header::TE).any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+    })
+}
+
+/// The trailer fields a cut writes, as a `trailer` header declares them.
+pub(crate) static CUT_TRAILER_FIELDS: HeaderValue =
+    HeaderValue::from_static("grpc-status, grpc-message");
+
+/// A gRPC-Web trailer frame carrying `code` and `msg`: flag `0x80`, a 4-byte big-endian
+/// length, then `name:value` lines ending in CRLF (base64 for `-text`).
+pub(crate) fn grpc_web_trailer_frame(code: u16, msg: &str, text: bool) -> bytes::Bytes {
+    let block = format!(
+        "grpc-status:{code}\r\ngrpc-message:{}\r\n",
+        String::from_utf8_lossy(grpc_message_value(msg).as_bytes())
+    );
+    let mut frame = Vec::with_capacity(5 + block.len());
+    frame.push(0x80);
+    let len = u32::try_from(block.len()).unwrap_or(u32::MAX);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(block.as_bytes());
+    if text {
+        frame = base64(&frame).into_bytes();
+    }
+    frame.into()
+}
+
+/// Standard base64 with padding (RFC 4648 section 4), what gRPC-Web's `-text` uses.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Maps with at most this many values are searched by [`header`] with a scan.
@@ -125,22 +226,19 @@ pub(crate) struct ErrorAnswer {
 }
 
 /// A trailers-only gRPC answer (HTTP 200, status in the headers) or an HTTP error status.
-pub(crate) fn error_answer(grpc: bool, code: u16, status: StatusCode, msg: &str) -> ErrorAnswer {
+/// gRPC-Web too answers trailers-only (its spec keeps gRPC's), with its own `content-type`.
+pub(crate) fn error_answer(proto: Proto, code: u16, status: StatusCode, msg: &str) -> ErrorAnswer {
     let mut response = Response::new(());
-    if grpc {
+    if proto.is_grpc() {
         let mut h = grpc_status_headers(code, msg);
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
+        h.insert(http::header::CONTENT_TYPE, proto.content_type());
         *response.headers_mut() = h;
         ErrorAnswer { response, body: "" }
     } else {
         *response.status_mut() = status;
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, proto.content_type());
         let body = match status {
             StatusCode::GATEWAY_TIMEOUT => "context deadline exceeded\n",
             StatusCode::SERVICE_UNAVAILABLE => "context canceled\n",
@@ -151,16 +249,16 @@ pub(crate) fn error_answer(grpc: bool, code: u16, status: StatusCode, msg: &str)
 }
 
 /// The answer for a done context.
-pub(crate) fn context_answer(grpc: bool, ctx: &Context) -> ErrorAnswer {
+pub(crate) fn context_answer(proto: Proto, ctx: &Context) -> ErrorAnswer {
     let (err, msg) = done_error(ctx);
-    error_answer(grpc, grpc_code(err), http_status(err), &msg)
+    error_answer(proto, grpc_code(err), http_status(err), &msg)
 }
 
 /// The answer to a request whose deadline passed before the timer marked its context done
 /// (server invariant 3): what [`context_answer`] gives once it has.
-pub(crate) fn deadline_answer(grpc: bool) -> ErrorAnswer {
+pub(crate) fn deadline_answer(proto: Proto) -> ErrorAnswer {
     let err = Error::DeadlineExceeded;
-    error_answer(grpc, grpc_code(err), http_status(err), &message(err, None))
+    error_answer(proto, grpc_code(err), http_status(err), &message(err, None))
 }
 
 /// The gRPC status code in `headers`, if any.
@@ -184,6 +282,77 @@ pub(crate) fn fix_late_cancelled(headers: &mut HeaderMap, deadline: Instant) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn content_type(v: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(v));
+        h
+    }
+
+    #[test]
+    fn a_requests_protocol_is_told_from_its_content_type() {
+        for (ct, proto) in [
+            ("application/grpc", Proto::Grpc),
+            ("application/grpc+proto", Proto::Grpc),
+            ("application/grpc-web", Proto::Web { text: false }),
+            ("application/grpc-web+proto", Proto::Web { text: false }),
+            ("application/grpc-web-text", Proto::Web { text: true }),
+            ("application/grpc-web-text+proto", Proto::Web { text: true }),
+            ("application/json", Proto::Http),
+        ] {
+            assert_eq!(Proto::of(&content_type(ct)), proto, "{ct}");
+        }
+        assert_eq!(Proto::of(&HeaderMap::new()), Proto::Http);
+    }
+
+    #[test]
+    fn te_trailers_is_found_among_other_codings() {
+        for (te, accepts) in [
+            ("trailers", true),
+            ("gzip, Trailers", true),
+            (" trailers ,deflate", true),
+            ("gzip", false),
+            ("trailersx", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::TE, HeaderValue::from_static(te));
+            assert_eq!(accepts_trailers(&h), accepts, "{te:?}");
+        }
+        assert!(!accepts_trailers(&HeaderMap::new()));
+    }
+
+    /// RFC 4648's test vectors.
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
+        assert_eq!(base64(&[0xfb, 0xff, 0xbf]), "+/+/");
+    }
+
+    /// The frame gRPC-Web's spec describes: flag `0x80`, the block's length (big-endian),
+    /// then the block; in `-text`, the same bytes in base64.
+    #[test]
+    fn a_grpc_web_trailer_frame_is_flagged_sized_and_encoded() {
+        let frame = grpc_web_trailer_frame(4, "context deadline exceeded 100%", false);
+        let block = b"grpc-status:4\r\ngrpc-message:context deadline exceeded 100%25\r\n";
+        assert_eq!(frame[0], 0x80);
+        assert_eq!(
+            frame[1..5],
+            u32::try_from(block.len()).unwrap().to_be_bytes()
+        );
+        assert_eq!(&frame[5..], block);
+        let text = grpc_web_trailer_frame(4, "context deadline exceeded 100%", true);
+        assert_eq!(text, base64(&frame).into_bytes());
+    }
 
     /// Standard and custom names, two of the same length (`grpc-timeout`, `grpc-message`).
     const NAMES: [&str; 6] = [

@@ -57,9 +57,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::{Complete, ContextBody, DropGuard, Watch};
+use crate::body::{Complete, ContextBody, DropGuard, End, Watch};
 use crate::policy::{Budget, DeadlinePolicy};
-use crate::protocol::{self, ErrorAnswer};
+use crate::protocol::{self, ErrorAnswer, Proto};
 
 #[derive(Debug)]
 struct Config {
@@ -75,9 +75,15 @@ struct Config {
 /// [`RequestContextExt::context`](crate::RequestContextExt::context)).
 ///
 /// - Deadline passes: the handler future is dropped and the caller gets `DEADLINE_EXCEEDED`
-///   (gRPC 4, trailers-only) or HTTP 504; a streaming body is cut with status 4 in its trailers
-///   (over HTTP/1.1, where hyper sends no trailers the response does not declare, a gRPC
-///   stream is cut with an error instead: the message is aborted, never ended as if whole).
+///   (gRPC 4, trailers-only) or HTTP 504; a streaming body is cut with status 4 in its trailers.
+///   Over HTTP/1.1, hyper sends only trailers the response declares, to a request with
+///   `te: trailers`: a gRPC response to such a request declares `grpc-status, grpc-message`
+///   (tonic-web in front of this layer sends `te: trailers`, and turns them into its trailer
+///   frame); to any other, a gRPC stream is cut with an error instead (the message is
+///   aborted, never ended as if whole).
+/// - gRPC-Web (`application/grpc-web...`: this layer in front of tonic-web's `GrpcWebLayer`):
+///   a cut stream ends with the trailer frame a browser reads, in the body (base64 for
+///   `-text`, as the response is), and answers of ours carry gRPC-Web's `content-type`.
 ///   An HTTP answer of known length (`Full`, `Empty`, a `String`: `size_hint().exact()`)
 ///   that the handler gave before the cut goes out whole while its frames are ready; it is
 ///   cut only where it would wait. grpc-go too sends the answer a handler returned.
@@ -226,13 +232,13 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let grpc = protocol::is_grpc(req.headers());
+        let proto = Proto::of(req.headers());
         let config = &*self.config;
         let budget = match config.policy.budget(req.headers()) {
             Budget::Malformed(header, e) => {
                 let msg = format!("malformed {header}: {e}");
                 return ResponseFuture::answer(protocol::error_answer(
-                    grpc,
+                    proto,
                     protocol::GRPC_INTERNAL,
                     StatusCode::BAD_REQUEST,
                     &msg,
@@ -257,12 +263,13 @@ where
         if ctx.is_done() {
             // No time left (`0n`) or the server is shutting down: the handler is not called.
             guard.disarm();
-            return ResponseFuture::answer(protocol::context_answer(grpc, &ctx));
+            return ResponseFuture::answer(protocol::context_answer(proto, &ctx));
         }
         // What hyper's HTTP/1 server does with a response's body (invariant 2); its HTTP/2
         // server polls every body to its end.
         let h1 = req.version() <= Version::HTTP_11;
         let head = req.method() == Method::HEAD;
+        let te = h1 && proto == Proto::Grpc && protocol::accepts_trailers(req.headers());
         req.extensions_mut().insert(ctx.clone());
         // The handler's own code in `call` runs with the context current; the future is
         // built in place (no move of it after the call).
@@ -273,9 +280,10 @@ where
                 ctx,
                 guard: Some(guard),
                 done: None,
-                grpc,
+                proto,
                 h1,
                 head,
+                te,
                 cover: config.policy.cover_body,
             },
         }
@@ -310,11 +318,14 @@ pin_project! {
             // Registered only once the handler waits, and boxed: a quick handler never
             // registers, and this future is moved into the connection's task (measured: S13).
             done: Option<Pin<Box<Done>>>,
-            grpc: bool,
+            proto: Proto,
             // Over HTTP/1 (0.9 to 1.1), whose server may stop polling a body before its end.
             h1: bool,
             // An answer to `HEAD` has no body on the wire.
             head: bool,
+            // gRPC over HTTP/1 with `te: trailers`: hyper sends the trailers a response
+            // declares (tonic-web, outside us, turns them into its body frame).
+            te: bool,
             cover: bool,
         },
         Answer { answer: Option<ErrorAnswer> },
@@ -362,6 +373,35 @@ fn complete_at<B: http_body::Body>(resp: &Response<B>, to_end: bool, head: bool)
     }
 }
 
+/// How a cut ends `resp`'s stream. gRPC-Web carries its status in a body frame; gRPC in
+/// trailers, which hyper's HTTP/1 server sends only to a request with `te: trailers` and only
+/// as the response's `trailer` header declares them (declared here, for the cut and for the
+/// handler's own status), else drops before it ends the chunked body as if complete: a cut
+/// there is an error, which aborts the message. HTTP gets an error frame.
+fn cut_end(proto: Proto, h1: bool, te: bool, headers: &mut http::HeaderMap) -> End {
+    match proto {
+        Proto::Http => End::Error,
+        // The response's encoding decides (tonic-web answers `-text` as `accept` asks).
+        Proto::Web { text } => match Proto::of(headers) {
+            Proto::Web { text } => End::WebTrailers { text },
+            _ => End::WebTrailers { text },
+        },
+        Proto::Grpc if !h1 => End::Trailers,
+        Proto::Grpc if te => {
+            let declared = protocol::header_values(headers, &http::header::TRAILER).any(|v| {
+                v.as_bytes()
+                    .split(|&b| b == b',')
+                    .any(|f| f.trim_ascii().eq_ignore_ascii_case(b"grpc-status"))
+            });
+            if !declared {
+                headers.append(http::header::TRAILER, protocol::CUT_TRAILER_FIELDS.clone());
+            }
+            End::Trailers
+        }
+        Proto::Grpc => End::Error,
+    }
+}
+
 fn answer_response<B>(answer: ErrorAnswer) -> Response<ContextBody<B>> {
     let body = answer.body;
     answer.response.map(|()| ContextBody::text(body))
@@ -387,9 +427,10 @@ where
                 ctx,
                 guard,
                 done,
-                grpc,
+                proto,
                 h1,
                 head,
+                te,
                 cover,
             } => {
                 if !ctx.is_done() {
@@ -406,8 +447,11 @@ where
                             return Poll::Ready(Err(e));
                         }
                         Poll::Ready(Ok(resp)) => {
-                            let (cut, grpc, h1) = (*cover, *grpc, *h1);
+                            let (cut, proto, h1, te) = (*cover, *proto, *h1, *te);
+                            let grpc = proto.is_grpc();
                             let complete = complete_at(&resp, grpc || !h1, *head);
+                            let mut resp = resp;
+                            let end = cut_end(proto, h1, te, resp.headers_mut());
                             // The context and the guard move on into the body (no clone).
                             let StateReplace::Running { ctx, guard, .. } =
                                 self.project().state.project_replace(State::Finished)
@@ -419,10 +463,7 @@ where
                                 cut,
                                 enter: true,
                                 fix_cancelled: None,
-                                // hyper's HTTP/1 server drops trailers the response does not
-                                // declare, then ends the chunked body as if complete: a cut
-                                // there is an error, which aborts the message.
-                                trailers: grpc && !h1,
+                                end,
                                 // An HTTP answer of known length given in time goes out
                                 // whole (gRPC's status lives in trailers such a body lacks).
                                 finish_known: !grpc,
@@ -447,9 +488,9 @@ where
                 // Invariant 3: the handler future is dropped here, before we answer.
                 let late = !ctx.is_done();
                 let answer = if late {
-                    protocol::deadline_answer(*grpc)
+                    protocol::deadline_answer(*proto)
                 } else {
-                    protocol::context_answer(*grpc, ctx)
+                    protocol::context_answer(*proto, ctx)
                 };
                 if let Some(mut g) = guard.take() {
                     if late {

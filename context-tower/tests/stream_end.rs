@@ -4,8 +4,9 @@
 //! completes without polling the body to its end (a known `content-length`, an answer to
 //! `HEAD`) is not taken for a client that went away, while over HTTP/2, where hyper polls
 //! every body to its end, such a response is still cut at its deadline and still a dropped
-//! request when reset; a gRPC stream cut over HTTP/1.1, where hyper drops undeclared
-//! trailers, is aborted rather than ended as if complete. Each was found by an audit or a
+//! request when reset; a gRPC stream cut over HTTP/1.1, where hyper sends only declared
+//! trailers, ends with status 4 in declared trailers, or is aborted, never ended as if
+//! complete. Each was found by an audit or a
 //! review and failed before its fix.
 
 use std::convert::Infallible;
@@ -247,11 +248,15 @@ async fn an_http2_answer_to_head_reset_mid_body_is_request_dropped() {
 }
 
 /// Regression test (found by an audit): over HTTP/1.1 a gRPC stream cut at its deadline
-/// ended with trailers, which hyper's HTTP/1 server drops (no `trailer` header declares
-/// them) before it ends the chunked body as if complete: the client saw a clean end, with no
-/// status 4 and no sign of a cut. It is now cut with an error, so the message is aborted.
+/// ended with trailers, which hyper's HTTP/1 server drops (it sends only the fields the
+/// response's `trailer` header declares, and only to a request with `te: trailers`) before
+/// it ends the chunked body as if complete: the client saw a clean end, with no status 4 and
+/// no sign of a cut. Now a request with `te: trailers` (every gRPC client, and tonic-web in
+/// front of us) gets a response that declares `grpc-status, grpc-message`, so the cut's
+/// trailers arrive (session 14; before, it was aborted); without it, the stream is cut with
+/// an error, so the message is aborted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grpc_stream_cut_over_http1_is_aborted_not_ended_cleanly() {
+async fn a_grpc_stream_cut_over_http1_ends_with_status_4_or_is_aborted_never_clean() {
     tokio::time::timeout(Duration::from_secs(30), async {
         let (addr, seen) = serve_with(loopback::Version::H1, DeadlinePolicy::grpc(), || {
             use futures_util::StreamExt;
@@ -268,24 +273,35 @@ async fn a_grpc_stream_cut_over_http1_is_aborted_not_ended_cleanly() {
         })
         .await;
         let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let req = http::Request::post(format!("http://{addr}/pkg.Svc/Stream"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .header("grpc-timeout", "200m")
-            .body(Empty::new())
-            .unwrap();
-        let resp = http.request(req).await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let mut body = resp.into_body();
-        assert!(body.frame().await.unwrap().unwrap().is_data());
-        // Bounded by the test's timeout: without the cut this waits forever.
-        let next = body.frame().await;
-        assert!(
-            matches!(next, Some(Err(_))),
-            "the cut looked like a complete stream: {next:?}"
-        );
-        let server = handler_context(&seen);
-        assert_eq!(server.err(), Some(go_context::Error::DeadlineExceeded));
+        for te in [true, false] {
+            let mut req = http::Request::post(format!("http://{addr}/pkg.Svc/Stream"))
+                .header("content-type", "application/grpc")
+                .header("grpc-timeout", "200m");
+            if te {
+                req = req.header("te", "trailers");
+            }
+            let resp = http.request(req.body(Empty::new()).unwrap()).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let declared = resp.headers().get("trailer").cloned();
+            let mut body = resp.into_body();
+            assert!(body.frame().await.unwrap().unwrap().is_data());
+            // Bounded by the test's timeout: without the cut this waits forever.
+            let next = body.frame().await;
+            if te {
+                assert_eq!(declared.unwrap(), "grpc-status, grpc-message");
+                let trailers = next.unwrap().unwrap().into_trailers();
+                let trailers = trailers.unwrap_or_else(|f| panic!("not trailers: {f:?}"));
+                assert_eq!(trailers["grpc-status"], "4");
+                assert!(body.frame().await.is_none(), "the stream goes on");
+            } else {
+                assert!(
+                    matches!(next, Some(Err(_))),
+                    "the cut looked like a complete stream: {next:?}"
+                );
+            }
+            let server = handler_context(&seen);
+            assert_eq!(server.err(), Some(go_context::Error::DeadlineExceeded));
+        }
     })
     .await
     .unwrap();
