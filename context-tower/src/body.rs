@@ -35,8 +35,9 @@ pub(crate) struct DropGuard {
     cause: Option<RequestDropped>,
     /// A second parent joined to the context (a nested layer's own `parent`): its callback
     /// holds a clone of the handle, so it is stopped before the handle goes, or the drop of
-    /// ours would not be the last.
-    join: Option<AfterFunc>,
+    /// ours would not be the last. Boxed: the guard moves with every response future and
+    /// body, and a nested layer with a parent of its own is rare.
+    join: Option<Box<AfterFunc>>,
 }
 
 impl DropGuard {
@@ -55,10 +56,10 @@ impl DropGuard {
             return;
         };
         let from = parent.clone();
-        self.join = Some(parent.after_func(move || match from.cause() {
+        self.join = Some(Box::new(parent.after_func(move || match from.cause() {
             Some(cause) => handle.cancel_with_cause(cause),
             None => handle.cancel(),
-        }));
+        })));
     }
 
     /// Stops the joined parent's callback (dropping its clone of the handle), unless it has

@@ -373,12 +373,12 @@ fn complete_at<B: http_body::Body>(resp: &Response<B>, to_end: bool, head: bool)
     }
 }
 
-/// How a cut ends `resp`'s stream. gRPC-Web carries its status in a body frame; gRPC in
-/// trailers, which hyper's HTTP/1 server sends only to a request with `te: trailers` and only
-/// as the response's `trailer` header declares them (declared here, for the cut and for the
-/// handler's own status), else drops before it ends the chunked body as if complete: a cut
-/// there is an error, which aborts the message. HTTP gets an error frame.
-fn cut_end(proto: Proto, h1: bool, te: bool, headers: &mut http::HeaderMap) -> End {
+/// How a cut ends a response's stream. gRPC-Web carries its status in a body frame; gRPC in
+/// trailers, which hyper's HTTP/1 server sends only to a request with `te: trailers` (`te`)
+/// and only as the response's `trailer` header declares them ([`declare_cut_trailers`]),
+/// else drops before it ends the chunked body as if complete: a cut there is an error, which
+/// aborts the message. HTTP gets an error frame.
+fn cut_end(proto: Proto, h1: bool, te: bool, headers: &http::HeaderMap) -> End {
     match proto {
         Proto::Http => End::Error,
         // The response's encoding decides (tonic-web answers `-text` as `accept` asks).
@@ -386,19 +386,21 @@ fn cut_end(proto: Proto, h1: bool, te: bool, headers: &mut http::HeaderMap) -> E
             Proto::Web { text } => End::WebTrailers { text },
             _ => End::WebTrailers { text },
         },
-        Proto::Grpc if !h1 => End::Trailers,
-        Proto::Grpc if te => {
-            let declared = protocol::header_values(headers, &http::header::TRAILER).any(|v| {
-                v.as_bytes()
-                    .split(|&b| b == b',')
-                    .any(|f| f.trim_ascii().eq_ignore_ascii_case(b"grpc-status"))
-            });
-            if !declared {
-                headers.append(http::header::TRAILER, protocol::CUT_TRAILER_FIELDS.clone());
-            }
-            End::Trailers
-        }
+        Proto::Grpc if !h1 || te => End::Trailers,
         Proto::Grpc => End::Error,
+    }
+}
+
+/// Declares the cut's trailer fields on a gRPC response over HTTP/1 to a request with
+/// `te: trailers` (for the handler's own status too), unless it declares `grpc-status`.
+fn declare_cut_trailers(headers: &mut http::HeaderMap) {
+    let declared = protocol::header_values(headers, &http::header::TRAILER).any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|f| f.trim_ascii().eq_ignore_ascii_case(b"grpc-status"))
+    });
+    if !declared {
+        headers.append(http::header::TRAILER, protocol::CUT_TRAILER_FIELDS.clone());
     }
 }
 
@@ -446,12 +448,14 @@ where
                             self.project().state.project_replace(State::Finished);
                             return Poll::Ready(Err(e));
                         }
-                        Poll::Ready(Ok(resp)) => {
-                            let (cut, proto, h1, te) = (*cover, *proto, *h1, *te);
+                        Poll::Ready(Ok(mut resp)) => {
+                            let (cut, proto, h1) = (*cover, *proto, *h1);
                             let grpc = proto.is_grpc();
                             let complete = complete_at(&resp, grpc || !h1, *head);
-                            let mut resp = resp;
-                            let end = cut_end(proto, h1, te, resp.headers_mut());
+                            if *te {
+                                declare_cut_trailers(resp.headers_mut());
+                            }
+                            let end = cut_end(proto, h1, *te, resp.headers());
                             // The context and the guard move on into the body (no clone).
                             let StateReplace::Running { ctx, guard, .. } =
                                 self.project().state.project_replace(State::Finished)
