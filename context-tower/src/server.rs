@@ -122,6 +122,49 @@ struct Config {
 /// # drop(stop);
 /// # }
 /// ```
+///
+/// Nested, and in front of tonic-web for browsers: the route's layer runs under the
+/// router's request context (its 100 ms clamp holds), and the stream the deadline cuts ends
+/// with gRPC-Web's trailer frame (`0x80`, status 4) in the body, which a browser can read:
+///
+/// ```
+/// use bytes::Bytes;
+/// use context_tower::{ContextLayer, DeadlinePolicy};
+/// use go_context::Context;
+/// use http_body_util::BodyExt;
+/// use std::time::{Duration, Instant};
+/// use tower::{Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // A gRPC handler streaming one empty message, then nothing, for as long as it is polled.
+/// let handler = tower::service_fn(|_req: http::Request<tonic::body::Body>| async {
+///     let ctx = Context::current();
+///     assert!(ctx.deadline().unwrap() <= Instant::now() + Duration::from_millis(100));
+///     let message = futures_util::stream::iter([Ok::<_, tonic::Status>(
+///         http_body::Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0])),
+///     )]);
+///     let body = http_body_util::StreamBody::new(
+///         futures_util::StreamExt::chain(message, futures_util::stream::pending()),
+///     );
+///     let mut resp = http::Response::new(tonic::body::Body::new(body));
+///     resp.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+///     Ok::<_, std::convert::Infallible>(resp)
+/// });
+/// let route = ContextLayer::grpc().layer(tonic_web::GrpcWebLayer::new().layer(handler));
+/// let app = ContextLayer::new(DeadlinePolicy::grpc().max(Duration::from_millis(100))).layer(route);
+///
+/// let req = http::Request::post("/pkg.Svc/Watch")
+///     .header("content-type", "application/grpc-web+proto")
+///     .header("grpc-timeout", "1H") // clamped to 100 ms by the outer layer
+///     .body(http_body_util::Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+///     .unwrap();
+/// let body = app.oneshot(req).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+/// let trailers = &body[5..]; // after the message
+/// assert_eq!(trailers[0], 0x80);
+/// assert!(String::from_utf8_lossy(&trailers[5..]).starts_with("grpc-status:4\r\n"));
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ContextLayer {
     config: Arc<Config>,
