@@ -350,9 +350,34 @@ fn s12(c: &mut Criterion) {
     g.finish();
 }
 
+/// Not a scenario of the table: `n` guards entered, then dropped first to last (a `Vec` of
+/// guards drops its first element first). The time per guard should not grow with `n`
+/// (before session 14, each drop shifted every entry above it: O(n²) for the whole `Vec`).
+fn guards_first_to_last(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ambient_guards_first_to_last");
+    for n in [100usize, 10_000] {
+        let contexts: Vec<Context> = (0..n)
+            .map(|_| Context::background().with_value(1u8))
+            .collect();
+        g.bench_with_input(BenchmarkId::from_parameter(n), &contexts, |b, contexts| {
+            b.iter(|| {
+                let guards: Vec<_> = contexts.iter().map(Context::enter).collect();
+                drop(black_box(guards));
+            })
+        });
+    }
+    g.finish();
+    // The common case, for comparison: one guard entered and dropped, inside another.
+    let (outer, inner) = (Context::background().with_value(1u8), Context::background());
+    let _outer = outer.enter();
+    c.bench_function("ambient_guard_in_order", |b| {
+        b.iter(|| drop(black_box(inner.enter())))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = s1, s1p, s2, s2p, s3, s4, s4w, s5, s7, s12
+    targets = s1, s1p, s2, s2p, s3, s4, s4w, s5, s7, s12, guards_first_to_last
 }
 criterion_main!(benches);
