@@ -263,17 +263,22 @@ fn finish(guard: &mut Option<DropGuard>) {
 
 /// The last frame of a stream its context ended.
 fn cut<D: From<Bytes>>(watch: &Watch) -> Result<Frame<D>, BoxError> {
-    let (err, msg) = match watch.end {
-        End::Error => return Err(Box::new(ContextDone::of(&watch.ctx))),
-        End::Trailers | End::WebTrailers { .. } => protocol::done_error(&watch.ctx),
+    let status = || {
+        let (err, msg) = protocol::done_error(&watch.ctx);
+        (protocol::grpc_code(err), msg)
     };
-    let code = protocol::grpc_code(err);
-    Ok(match watch.end {
-        End::WebTrailers { text } => {
-            Frame::data(protocol::grpc_web_trailer_frame(code, &msg, text).into())
+    match watch.end {
+        End::Error => Err(Box::new(ContextDone::of(&watch.ctx))),
+        End::Trailers => {
+            let (code, msg) = status();
+            Ok(Frame::trailers(protocol::grpc_status_headers(code, &msg)))
         }
-        _ => Frame::trailers(protocol::grpc_status_headers(code, &msg)),
-    })
+        End::WebTrailers { text } => {
+            let (code, msg) = status();
+            let frame = protocol::grpc_web_trailer_frame(code, &msg, text);
+            Ok(Frame::data(frame.into()))
+        }
+    }
 }
 
 impl<B> Body for ContextBody<B>

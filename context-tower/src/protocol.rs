@@ -21,8 +21,7 @@ pub(crate) static GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static
 /// Whether a request or response speaks gRPC (`content-type: application/grpc...`, gRPC-Web
 /// included).
 pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    header(headers, &http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    Proto::of(headers).is_grpc()
 }
 
 /// What a server's request speaks, from its `content-type`: how its answers and cuts are
@@ -74,10 +73,16 @@ impl Proto {
 /// Whether a request accepts trailers (`te: trailers`): hyper's HTTP/1 server sends a
 /// response's trailers only then, and only the fields its `trailer` header declares.
 pub(crate) fn accepts_trailers(headers: &HeaderMap) -> bool {
-    header_values(headers, &http::header::TE).any(|v| {
+    lists_token(headers, &http::header::TE, b"trailers")
+}
+
+/// Whether a comma-separated list header (`te`, `trailer`), in any of its values, has
+/// `token` (compared ignoring ASCII case and the spaces around it).
+pub(crate) fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
+    header_values(headers, name).any(|v| {
         v.as_bytes()
             .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
     })
 }
 

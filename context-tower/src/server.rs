@@ -81,12 +81,12 @@ struct Config {
 ///   (tonic-web in front of this layer sends `te: trailers`, and turns them into its trailer
 ///   frame); to any other, a gRPC stream is cut with an error instead (the message is
 ///   aborted, never ended as if whole).
-/// - gRPC-Web (`application/grpc-web...`: this layer in front of tonic-web's `GrpcWebLayer`):
-///   a cut stream ends with the trailer frame a browser reads, in the body (base64 for
-///   `-text`, as the response is), and answers of ours carry gRPC-Web's `content-type`.
 ///   An HTTP answer of known length (`Full`, `Empty`, a `String`: `size_hint().exact()`)
 ///   that the handler gave before the cut goes out whole while its frames are ready; it is
 ///   cut only where it would wait. grpc-go too sends the answer a handler returned.
+/// - gRPC-Web (`application/grpc-web...`: this layer in front of tonic-web's `GrpcWebLayer`):
+///   a cut stream ends with the trailer frame a browser reads, in the body (base64 for
+///   `-text`, as the response is), and answers of ours carry gRPC-Web's `content-type`.
 /// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
 /// - A caller with no time left (`0n`) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
@@ -437,12 +437,7 @@ fn cut_end(proto: Proto, h1: bool, te: bool, headers: &http::HeaderMap) -> End {
 /// Declares the cut's trailer fields on a gRPC response over HTTP/1 to a request with
 /// `te: trailers` (for the handler's own status too), unless it declares `grpc-status`.
 fn declare_cut_trailers(headers: &mut http::HeaderMap) {
-    let declared = protocol::header_values(headers, &http::header::TRAILER).any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|f| f.trim_ascii().eq_ignore_ascii_case(b"grpc-status"))
-    });
-    if !declared {
+    if !protocol::lists_token(headers, &http::header::TRAILER, b"grpc-status") {
         headers.append(http::header::TRAILER, protocol::CUT_TRAILER_FIELDS.clone());
     }
 }
