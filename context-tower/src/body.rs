@@ -49,12 +49,19 @@ impl DropGuard {
         }
     }
 
-    /// The context also ends when `parent` does, with its cause: a callback on `parent` that
-    /// holds a clone of the handle, stopped when the request ends.
+    /// The context also ends when `parent` does, with its cause: at once if `parent` is done
+    /// already (so the request is answered without its handler, as under a done parent),
+    /// else by a callback on `parent` that holds a clone of the handle, stopped when the
+    /// request ends.
     pub(crate) fn join(&mut self, parent: &Context) {
-        let Some(handle) = self.handle.clone() else {
+        let Some(handle) = self.handle.as_ref() else {
             return;
         };
+        if let Some(cause) = parent.cause() {
+            cancel_contained(handle, cause);
+            return;
+        }
+        let handle = handle.clone();
         let from = parent.clone();
         self.join = Some(Box::new(parent.after_func(move || match from.cause() {
             Some(cause) => handle.cancel_with_cause(cause),
@@ -98,21 +105,26 @@ impl Drop for DropGuard {
             return;
         };
         if let Some(cause) = self.cause {
-            // A waker that panics is re-raised by `cancel_with_cause` once every waiter is
-            // woken: in this `Drop`, run by hyper's or tonic's own drop of the request, it would
-            // unwind through their cleanup. The panic hook has reported it; it goes no further.
-            let cancelled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                handle.cancel_with_cause(cause);
-            }));
-            if let Err(payload) = cancelled {
-                // The payload is a user value: a panic in its drop is contained too, and that
-                // panic's own payload is forgotten rather than dropped (no end to the regress).
-                let dropped =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
-                if let Err(again) = dropped {
-                    std::mem::forget(again);
-                }
-            }
+            // In this `Drop`, run by hyper's or tonic's own drop of the request, a re-raised
+            // panic would unwind through their cleanup.
+            cancel_contained(&handle, cause);
+        }
+    }
+}
+
+/// Cancels with `cause`, containing the panic `cancel_with_cause` re-raises (a waker's or a
+/// tracing subscriber's, once every waiter is woken): the panic hook has reported it, and it
+/// goes no further.
+fn cancel_contained(handle: &CancelHandle, cause: impl Into<BoxError>) {
+    let cancelled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        handle.cancel_with_cause(cause);
+    }));
+    if let Err(payload) = cancelled {
+        // The payload is a user value: a panic in its drop is contained too, and that panic's
+        // own payload is forgotten rather than dropped (no end to the regress).
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+        if let Err(again) = dropped {
+            std::mem::forget(again);
         }
     }
 }

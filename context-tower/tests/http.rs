@@ -546,3 +546,27 @@ async fn a_nested_layer_with_its_own_parent_ends_the_context_with_the_request() 
         "the handler was called under a done context"
     );
 }
+
+/// Regression test (found by the session-14 review): a nested layer whose own parent was
+/// already cancelled (a shutdown under way) called the handler anyway, since its join ran
+/// the cancellation later, on the callback pool; such a request is answered at once, with
+/// the parent's cause, as one without an outer context is.
+#[tokio::test(flavor = "current_thread")]
+async fn a_nested_layer_whose_own_parent_is_done_answers_without_the_handler() {
+    let (inner_parent, stop) = Context::background().with_cancel();
+    stop.cancel_with_cause("draining");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let handler = tower::service_fn(move |_req: http::Request<()>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(http::Response::new(String::new())) }
+    });
+    let svc = ContextLayer::http().layer(ContextLayer::http().parent(&inner_parent).layer(handler));
+    let resp = svc.oneshot(http::Request::new(())).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the handler was called under a done parent"
+    );
+}
