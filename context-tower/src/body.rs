@@ -399,9 +399,18 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Text { text } => SizeHint::with_exact(text.map_or(0, |t| t.len() as u64)),
-            // A cut only shortens the stream (gRPC adds trailers, which no length counts; HTTP
-            // ends it with an error), so the inner hint stays true for every byte we send.
-            Kind::Inner { body, .. } => body.size_hint(),
+            // A cut with an error only shortens an aborted stream, so the inner hint stays
+            // true for every byte of a stream that ends well. One with a status does not:
+            // gRPC's trailers may come before the bytes the hint counts, and gRPC-Web's frame
+            // after them, so such a stream claims no length (from an exact hint, hyper would
+            // write a `content-length` that the status breaks).
+            Kind::Inner { body, watch, .. } => {
+                if watch.cut && watch.end != End::Error {
+                    SizeHint::default()
+                } else {
+                    body.size_hint()
+                }
+            }
             Kind::Ended => SizeHint::with_exact(0),
         }
     }

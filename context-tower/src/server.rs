@@ -80,7 +80,9 @@ struct Config {
 ///   `te: trailers`: a gRPC response to such a request declares `grpc-status, grpc-message`
 ///   (tonic-web in front of this layer sends `te: trailers`, and turns them into its trailer
 ///   frame); to any other, a gRPC stream is cut with an error instead (the message is
-///   aborted, never ended as if whole).
+///   aborted, never ended as if whole). A gRPC or gRPC-Web response that may be cut claims
+///   no length (its `content-length` is removed, its size hint is not exact), since a
+///   status after fewer bytes, or gRPC-Web's trailer frame after them, would break one.
 ///   An HTTP answer of known length (`Full`, `Empty`, a `String`: `size_hint().exact()`)
 ///   that the handler gave before the cut goes out whole while its frames are ready; it is
 ///   cut only where it would wait. grpc-go too sends the answer a handler returned.
@@ -492,6 +494,11 @@ where
                             let complete = complete_at(&resp, grpc || !h1, *head);
                             if *te {
                                 declare_cut_trailers(resp.headers_mut());
+                            }
+                            if grpc && cut {
+                                // A cut ends the stream with a status: trailers after fewer
+                                // bytes, or gRPC-Web's frame after more; no length holds.
+                                resp.headers_mut().remove(http::header::CONTENT_LENGTH);
                             }
                             let end = cut_end(proto, h1, *te, resp.headers());
                             // The context and the guard move on into the body (no clone).

@@ -6,8 +6,8 @@
 //! every body to its end, such a response is still cut at its deadline and still a dropped
 //! request when reset; a gRPC stream cut over HTTP/1.1, where hyper sends only declared
 //! trailers, ends with status 4 in declared trailers, or is aborted, never ended as if
-//! complete. Each was found by an audit or a
-//! review and failed before its fix.
+//! complete; and a gRPC or gRPC-Web stream of known length still ends with the status of its
+//! cut. Each was found by an audit or a review and failed before its fix.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -301,6 +301,125 @@ async fn a_grpc_stream_cut_over_http1_ends_with_status_4_or_is_aborted_never_cle
             }
             let server = handler_context(&seen);
             assert_eq!(server.err(), Some(go_context::Error::DeadlineExceeded));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// A body that reports `hint` as its size, whatever it yields.
+struct Hinted<B> {
+    inner: std::pin::Pin<Box<B>>,
+    hint: http_body::SizeHint,
+}
+
+impl<B: http_body::Body> http_body::Body for Hinted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.inner.as_mut().poll_frame(cx)
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.hint
+    }
+}
+
+/// Regression test (found by a review): a gRPC or gRPC-Web stream whose length was known up
+/// front, declared (`content-length`) or as an exact size hint (from which hyper writes
+/// `content-length` itself), could not end with the status of its cut: the cut's trailers
+/// (gRPC) leave the declared bytes short, and gRPC-Web's trailer frame runs past them, so the
+/// client saw a broken stream instead of status 4. A response the deadline may cut no longer
+/// claims a length: its declared `content-length` goes, and its size hint is not exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_grpc_stream_of_known_length_still_ends_with_status_4() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        for (web, declared, version) in [false, true]
+            .into_iter()
+            .flat_map(|web| [(web, true), (web, false)])
+            .flat_map(|(web, declared)| {
+                [loopback::Version::H2, loopback::Version::H1].map(|v| (web, declared, v))
+            })
+        {
+            {
+                let content_type = if web {
+                    "application/grpc-web+proto"
+                } else {
+                    "application/grpc"
+                };
+                let (addr, seen) = serve_with(version, DeadlinePolicy::grpc(), move || {
+                    use futures_util::StreamExt;
+                    // One empty message, then nothing, said to be 10 bytes long.
+                    let chunks = futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(
+                        Bytes::from_static(b"\0\0\0\0\0"),
+                    ))])
+                    .chain(futures_util::stream::pending());
+                    let body = Hinted {
+                        inner: Box::pin(http_body_util::StreamBody::new(chunks)),
+                        hint: if declared {
+                            http_body::SizeHint::default()
+                        } else {
+                            http_body::SizeHint::with_exact(10)
+                        },
+                    };
+                    let mut resp = http::Response::new(body);
+                    let headers = resp.headers_mut();
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(content_type),
+                    );
+                    if declared {
+                        headers
+                            .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(10u32));
+                    }
+                    resp
+                })
+                .await;
+                let case = format!("web {web}, declared {declared}, {version:?}");
+                let mut client = Client::builder(TokioExecutor::new());
+                client.http2_only(version == loopback::Version::H2);
+                {
+                    let req = http::Request::post(format!("http://{addr}/pkg.Svc/Stream"))
+                        .header("content-type", content_type)
+                        .header("te", "trailers")
+                        .header("grpc-timeout", "200m")
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let resp = client.build_http().request(req).await.unwrap();
+                    assert_eq!(resp.status(), 200, "{case}");
+                    let length = resp.headers().get("content-length").cloned();
+                    // Bounded by the test's timeout: without the cut this waits forever.
+                    let collected = resp.into_body().collect().await;
+                    let collected =
+                        collected.unwrap_or_else(|e| panic!("{case}: broken stream: {e:?}"));
+                    if web {
+                        let body = collected.to_bytes();
+                        assert_eq!(&body[..5], b"\0\0\0\0\0", "{case}: the message");
+                        assert_eq!(body[5], 0x80, "{case}: not a trailer frame: {body:?}");
+                        let len = u32::from_be_bytes(body[6..10].try_into().unwrap()) as usize;
+                        assert_eq!(body.len(), 10 + len, "{case}: {body:?}");
+                        let block = String::from_utf8_lossy(&body[10..]).to_ascii_lowercase();
+                        assert!(block.starts_with("grpc-status:4\r\n"), "{case}: {block:?}");
+                    } else {
+                        let trailers = collected.trailers().cloned();
+                        assert_eq!(collected.to_bytes().as_ref(), b"\0\0\0\0\0", "{case}");
+                        let trailers = trailers.unwrap_or_else(|| panic!("{case}: no trailers"));
+                        assert_eq!(trailers["grpc-status"], "4", "{case}");
+                    }
+                    assert!(
+                        length.is_none(),
+                        "{case}: a length claimed for a stream that may be cut: {length:?}"
+                    );
+                    let server = handler_context(&seen);
+                    assert_eq!(
+                        server.err(),
+                        Some(go_context::Error::DeadlineExceeded),
+                        "{case}"
+                    );
+                }
+            }
         }
     })
     .await
