@@ -6,7 +6,8 @@
 //! stream ends when the call's context does, and a late `CANCELLED` becomes
 //! `DEADLINE_EXCEEDED`). When the context ends the stream, gRPC gets trailers with the status
 //! (`4` or `1`) and HTTP an error frame, [`ContextDone`], so the peer sees an aborted stream;
-//! gRPC-Web gets its trailer frame in the body (browsers cannot read HTTP trailers); a
+//! gRPC-Web gets its trailer frame in the body (browsers cannot read HTTP trailers), or the
+//! error frame if the cut falls in the middle of a message; a
 //! server's gRPC stream over HTTP/1.1 gets trailers only if the request accepts them
 //! (`te: trailers`; the server then declares them, as hyper's HTTP/1 server requires), else
 //! the error frame (hyper would drop the trailers and end the body as if complete).
@@ -143,6 +144,28 @@ pub(crate) enum Complete {
     NoBody,
 }
 
+/// What a server's body follows in the data it sends.
+#[derive(Debug)]
+enum Track {
+    Nothing,
+    /// Bytes of data still to go before the response is complete (`Complete::After`).
+    Left(u64),
+    /// A gRPC-Web stream's frames (a cut between them ends with the trailer frame; one in
+    /// the middle of a message aborts the stream, so nobody reads the trailer frame as the
+    /// rest of that message). Boxed: rare, and the body moves with every response.
+    Web(Box<protocol::WebFrames>),
+}
+
+impl Track {
+    /// How a cut ends the stream now, `end` unless that would split a message.
+    fn end(&self, end: End) -> End {
+        match self {
+            Track::Web(frames) if !frames.between() => End::Error,
+            _ => end,
+        }
+    }
+}
+
 /// The last frame of a stream its context ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum End {
@@ -207,8 +230,7 @@ pin_project! {
             // copies than the allocation of the bodies that do wait (measured: S13).
             done: Option<Pin<Box<Done>>>,
             guard: Option<DropGuard>,
-            // Bytes of data still to go before the response is complete (`Complete::After`).
-            left: Option<u64>,
+            track: Track,
         },
         Text { text: Option<&'static str> },
         // The stream is over: the inner body (on a client, the HTTP/2 stream, which its drop
@@ -243,14 +265,19 @@ impl<B: Body> ContextBody<B> {
             return ContextBody { kind: Kind::Ended };
         }
         let mut guard = guard.map(DropGuard::streaming);
-        let left = match complete {
-            Complete::AtEnd => None,
-            Complete::After(n) if n > 0 => Some(n),
-            Complete::After(_) | Complete::NoBody => {
+        let track = match (complete, watch.end) {
+            // The server's gRPC-Web stream (a client's cut is its own: it ends what its
+            // caller reads).
+            (_, End::WebTrailers { text }) if guard.is_some() => {
+                Track::Web(Box::new(protocol::WebFrames::new(text)))
+            }
+            (Complete::AtEnd, _) => Track::Nothing,
+            (Complete::After(n), _) if n > 0 => Track::Left(n),
+            (Complete::After(_) | Complete::NoBody, _) => {
                 if let Some(g) = guard.as_mut() {
                     g.complete();
                 }
-                None
+                Track::Nothing
             }
         };
         ContextBody {
@@ -259,7 +286,7 @@ impl<B: Body> ContextBody<B> {
                 watch,
                 done: None,
                 guard,
-                left,
+                track,
             },
         }
     }
@@ -273,13 +300,13 @@ fn finish(guard: &mut Option<DropGuard>) {
     }
 }
 
-/// The last frame of a stream its context ended.
-fn cut<D: From<Bytes>>(watch: &Watch) -> Result<Frame<D>, BoxError> {
+/// The last frame of a stream its context ended, ending it as `end` says.
+fn cut<D: From<Bytes>>(watch: &Watch, end: End) -> Result<Frame<D>, BoxError> {
     let status = || {
         let (err, msg) = protocol::done_error(&watch.ctx);
         (protocol::grpc_code(err), msg)
     };
-    match watch.end {
+    match end {
         End::Error => Err(Box::new(ContextDone::of(&watch.ctx))),
         End::Trailers => {
             let (code, msg) = status();
@@ -319,11 +346,11 @@ where
                 watch,
                 done,
                 guard,
-                left,
+                track,
             } => {
                 if watch.cut && !watch.finish_known && watch.ctx.is_done() {
                     finish(guard);
-                    (Poll::Ready(Some(cut(watch))), true)
+                    (Poll::Ready(Some(cut(watch, track.end(watch.end)))), true)
                 } else {
                     let polled = {
                         let _current = watch.enter.then(|| watch.ctx.enter());
@@ -341,17 +368,30 @@ where
                             };
                             if ended {
                                 finish(guard);
-                            } else if let (Some(n), Some(data)) = (left.as_mut(), frame.data_ref())
-                            {
-                                *n = n.saturating_sub(data.remaining() as u64);
-                                if *n == 0 {
-                                    // All the bytes the server will send are out: no longer
-                                    // a dropped request, and nothing may follow them.
-                                    *left = None;
-                                    watch.cut = false;
-                                    if let Some(g) = guard.as_mut() {
-                                        g.complete();
+                            } else if let Some(data) = frame.data_ref() {
+                                match track {
+                                    Track::Nothing => {}
+                                    Track::Left(n) => {
+                                        *n = n.saturating_sub(data.remaining() as u64);
+                                        if *n == 0 {
+                                            // All the bytes the server will send are out: no
+                                            // longer a dropped request, and nothing may
+                                            // follow them.
+                                            *track = Track::Nothing;
+                                            watch.cut = false;
+                                            if let Some(g) = guard.as_mut() {
+                                                g.complete();
+                                            }
+                                        }
                                     }
+                                    // A frame of data in one piece (as `Bytes` is) is followed;
+                                    // one in several is not seen whole, so no cut may follow.
+                                    Track::Web(frames)
+                                        if data.chunk().len() == data.remaining() =>
+                                    {
+                                        frames.feed(data.chunk());
+                                    }
+                                    Track::Web(frames) => frames.lose(),
                                 }
                             }
                             (Poll::Ready(Some(Ok(frame))), ended)
@@ -371,7 +411,7 @@ where
                             };
                             if cut_now {
                                 finish(guard);
-                                (Poll::Ready(Some(cut(watch))), true)
+                                (Poll::Ready(Some(cut(watch, track.end(watch.end)))), true)
                             } else {
                                 (Poll::Pending, false)
                             }

@@ -130,6 +130,119 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Where a gRPC-Web body stands in its frames (each a flag byte, a 4-byte big-endian length,
+/// then that many bytes), followed through the data it sends, decoded first for `-text`. A
+/// cut may end the body with the trailer frame only between frames: in the middle of one,
+/// the peer would read the trailer frame as the rest of a message.
+#[derive(Debug)]
+pub(crate) struct WebFrames {
+    /// The current frame's header, `have` bytes of it read (at 5 it is whole).
+    header: [u8; 5],
+    have: u8,
+    /// Bytes of the current frame's payload still to come.
+    left: u64,
+    /// `-text`: the base64 characters of a group not yet decoded (4 make a group).
+    text: Option<([u8; 4], u8)>,
+    /// The data could not be followed (not base64): never between frames.
+    lost: bool,
+}
+
+impl WebFrames {
+    pub(crate) fn new(text: bool) -> WebFrames {
+        WebFrames {
+            header: [0; 5],
+            have: 0,
+            left: 0,
+            text: text.then_some(([0; 4], 0)),
+            lost: false,
+        }
+    }
+
+    /// Whether everything sent so far ends a frame.
+    pub(crate) fn between(&self) -> bool {
+        !self.lost && self.have == 0 && self.left == 0 && self.text.is_none_or(|(_, n)| n == 0)
+    }
+
+    /// The data can no longer be followed (the caller cannot see all of it).
+    pub(crate) fn lose(&mut self) {
+        self.lost = true;
+    }
+
+    /// Follows `data`, the next bytes of the body.
+    pub(crate) fn feed(&mut self, data: &[u8]) {
+        if self.lost {
+            return;
+        }
+        let Some((mut group, mut n)) = self.text else {
+            self.frames(data);
+            return;
+        };
+        for &c in data {
+            let Some(v) = unbase64(c) else {
+                self.lost = true;
+                return;
+            };
+            group[usize::from(n)] = v;
+            n += 1;
+            if n == 4 {
+                n = 0;
+                // `=` (64) pads only the end of a group: `xx==` or `xxx=`.
+                let pad = group.iter().rev().take_while(|&&v| v == 64).count();
+                if pad > 2 || group[..4 - pad].contains(&64) {
+                    self.lost = true;
+                    return;
+                }
+                let bits = group
+                    .iter()
+                    .fold(0u32, |bits, &v| bits << 6 | u32::from(v & 63));
+                self.frames(&bits.to_be_bytes()[1..4 - pad]);
+            }
+        }
+        self.text = Some((group, n));
+    }
+
+    fn frames(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.left > 0 {
+                let n = data
+                    .len()
+                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                self.left -= n as u64;
+                data = &data[n..];
+                continue;
+            }
+            let have = usize::from(self.have);
+            let n = data.len().min(5 - have);
+            self.header[have..have + n].copy_from_slice(&data[..n]);
+            data = &data[n..];
+            self.have += n as u8;
+            if self.have == 5 {
+                let len = [
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                ];
+                self.left = u64::from(u32::from_be_bytes(len));
+                self.have = 0;
+            }
+        }
+    }
+}
+
+/// A base64 character's value (64 for the padding `=`), or `None`.
+fn unbase64(c: u8) -> Option<u8> {
+    Some(match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        b'=' => 64,
+        _ => return None,
+    })
+}
+
 /// Maps with at most this many values are searched by [`header`] with a scan.
 const SCAN_MAX: usize = 8;
 
@@ -341,6 +454,48 @@ mod tests {
             assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
         }
         assert_eq!(base64(&[0xfb, 0xff, 0xbf]), "+/+/");
+    }
+
+    /// The framing is followed across any split of the data, binary and `-text` (whose
+    /// chunks may each be padded), and is between frames only where one ends.
+    #[test]
+    fn web_frames_are_followed_across_any_split() {
+        // Two frames: an empty message, then one of 3 bytes.
+        let body: &[u8] = &[0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 7, 8, 9];
+        let ends = [0, 5, 13];
+        for text in [false, true] {
+            for cut in 0..=body.len() {
+                for split in 0..=cut {
+                    let mut f = WebFrames::new(text);
+                    for part in [&body[..split], &body[split..cut]] {
+                        if text {
+                            // Each chunk encoded on its own, padded, as gRPC-Web allows.
+                            f.feed(base64(part).as_bytes());
+                        } else {
+                            f.feed(part);
+                        }
+                    }
+                    assert_eq!(
+                        f.between(),
+                        ends.contains(&cut),
+                        "text {text}, {split}/{cut}"
+                    );
+                }
+            }
+        }
+        let mut f = WebFrames::new(true);
+        f.feed(b"AAAA");
+        assert!(!f.between(), "a group without its frame's end");
+        let mut f = WebFrames::new(true);
+        f.feed(b"AA=A");
+        assert!(!f.between(), "padding inside a group");
+        let mut f = WebFrames::new(true);
+        f.feed(b"AA AA");
+        assert!(!f.between(), "not base64");
+        let mut f = WebFrames::new(false);
+        f.feed(&[0, 0, 0, 0, 0]);
+        f.lose();
+        assert!(!f.between());
     }
 
     /// The frame gRPC-Web's spec describes: flag `0x80`, the block's length (big-endian),

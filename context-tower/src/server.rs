@@ -88,7 +88,10 @@ struct Config {
 ///   cut only where it would wait. grpc-go too sends the answer a handler returned.
 /// - gRPC-Web (`application/grpc-web...`: this layer in front of tonic-web's `GrpcWebLayer`):
 ///   a cut stream ends with the trailer frame a browser reads, in the body (base64 for
-///   `-text`, as the response is), and answers of ours carry gRPC-Web's `content-type`.
+///   `-text`, as the response is), and answers of ours carry gRPC-Web's `content-type`. A
+///   cut in the middle of a message (a body that splits messages across frames, as a proxy
+///   relaying bytes does) aborts the stream instead: the browser would read the trailer
+///   frame as the rest of that message.
 /// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
 /// - A caller with no time left (`0n`) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with

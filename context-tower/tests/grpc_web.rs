@@ -216,3 +216,77 @@ async fn a_spent_grpc_web_budget_is_answered_trailers_only_in_grpc_web() {
     })
     .await;
 }
+
+/// Regression test (found by a review): a gRPC-Web stream cut at its deadline in the middle
+/// of a message (a body that splits messages across frames, as a proxy relaying an upstream's
+/// bytes does) got the trailer frame glued to the partial message, so a browser read the
+/// trailer's bytes as the rest of that message: a corrupt message, then garbage. Such a cut
+/// now aborts the stream, as an HTTP stream's cut does; a cut between messages still ends
+/// with the trailer frame (the test above). Binary and `-text`, over HTTP/1.1 and HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_web_stream_cut_in_the_middle_of_a_message_is_aborted_not_glued() {
+    bounded(async {
+        for version in [loopback::Version::H1, loopback::Version::H2] {
+            for text in [false, true] {
+                let case = format!("{version:?}, text {text}");
+                let content_type = if text {
+                    "application/grpc-web-text+proto"
+                } else {
+                    "application/grpc-web+proto"
+                };
+                // A message that says it has 10 bytes, of which 3 come, then nothing more.
+                let partial: &'static [u8] = if text {
+                    b"AAAAAApBQkM=" // base64 of [0, 0, 0, 0, 10, 'A', 'B', 'C']
+                } else {
+                    &[0, 0, 0, 0, 10, b'A', b'B', b'C']
+                };
+                let probe = Probe::default();
+                let seen = probe.clone();
+                let handler =
+                    tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        seen.put(req.context());
+                        async move {
+                            use futures_util::StreamExt;
+                            let frames = futures_util::stream::iter([Ok::<_, Infallible>(
+                                Frame::data(Bytes::from_static(partial)),
+                            )])
+                            .chain(futures_util::stream::pending());
+                            let mut resp =
+                                http::Response::new(http_body_util::StreamBody::new(frames));
+                            resp.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static(content_type),
+                            );
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                let addr = loopback::serve(ContextLayer::grpc().layer(handler), version).await;
+                let mut client = Client::builder(TokioExecutor::new());
+                client.http2_only(version == loopback::Version::H2);
+                let req = http::Request::post(format!("http://{addr}/pkg.Svc/Watch"))
+                    .header("content-type", content_type)
+                    .header("accept", content_type)
+                    .header("grpc-timeout", "200m")
+                    .body(Full::new(Bytes::from_static(EMPTY_MESSAGE)))
+                    .unwrap();
+                let resp = client.build_http().request(req).await.unwrap();
+                assert_eq!(resp.status(), 200, "{case}");
+                // Bounded by `bounded`: without the cut this waits forever.
+                let body = resp.into_body().collect().await;
+                if let Ok(body) = body {
+                    panic!(
+                        "{case}: a cut mid-message ended as if whole: {:?}",
+                        body.to_bytes()
+                    );
+                }
+                let ctx = probe.get().expect("the handler ran");
+                assert_eq!(
+                    done_within(&ctx, 10).await,
+                    Error::DeadlineExceeded,
+                    "{case}"
+                );
+            }
+        }
+    })
+    .await;
+}
