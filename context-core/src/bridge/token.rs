@@ -116,7 +116,15 @@ impl std::task::Wake for SharedToken {
 
 impl Drop for SharedToken {
     fn drop(&mut self) {
-        let removed = shared_tokens().remove(&self.key);
+        let mut shared = shared_tokens();
+        let removed = shared.remove(&self.key);
+        // Give a burst's memory back (as the callback pool's queue does): shrinking to twice
+        // the entries only once under a quarter full keeps the rehashes amortised O(1).
+        if shared.capacity() > 64 && shared.len() < shared.capacity() / 4 {
+            let room = shared.len() * 2;
+            shared.shrink_to(room);
+        }
+        drop(shared);
         drop(removed); // after the map's lock
     }
 }
@@ -299,5 +307,39 @@ impl Context {
         // cancelled already and cancels the child.
         link.step();
         (child, handle)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use tokio_util::sync::CancellationToken;
+
+    use super::shared_tokens;
+    use crate::Context;
+
+    /// Regression test: the shared-token map kept the capacity of its largest burst for the
+    /// life of the process. Ten thousand contexts asked for a token at once, then all done,
+    /// left a map sized for ten thousand entries, though every entry had gone.
+    #[test]
+    fn a_burst_of_shared_tokens_gives_the_map_memory_back() {
+        const N: usize = 10_000;
+        let contexts: Vec<_> = (0..N)
+            .map(|_| Context::background().with_cancel())
+            .collect();
+        let tokens: Vec<CancellationToken> =
+            contexts.iter().map(|(ctx, _)| ctx.to_token()).collect();
+        assert!(shared_tokens().len() >= N);
+        // Each last handle cancels its context, whose guard removes its entry.
+        drop(contexts);
+        assert!(tokens.iter().all(CancellationToken::is_cancelled));
+        let (len, capacity) = {
+            let shared = shared_tokens();
+            (shared.len(), shared.capacity())
+        };
+        assert_eq!(len, 0, "every entry went with its context");
+        assert!(
+            capacity <= 1024,
+            "the map kept room for {capacity} entries after the burst"
+        );
     }
 }
