@@ -184,16 +184,22 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 }
 
 /// Starts the platform's delivery path (the dispatcher thread, and what feeds it), once per
-/// process.
+/// process. Only a start that succeeded is kept: if the OS refused it, the next call asks
+/// again (as the timer and the callback pool do), rather than failing for good.
 fn dispatcher() -> io::Result<()> {
-    static STARTED: OnceLock<Result<(), io::ErrorKind>> = OnceLock::new();
-    let started = STARTED.get_or_init(|| platform::start().map_err(|e| e.kind()));
-    started.map_err(|kind| {
-        io::Error::new(
-            kind,
-            "go-context: cannot start the signal dispatcher thread",
-        )
-    })
+    // A leaf, taken by `with_signals` alone (never by a handler or the dispatcher).
+    static STARTED: StdMutex<bool> = StdMutex::new(false);
+    let mut started = STARTED.lock().unwrap_or_else(|p| p.into_inner());
+    if !*started {
+        platform::start().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                "go-context: cannot start the signal dispatcher thread",
+            )
+        })?;
+        *started = true;
+    }
+    Ok(())
 }
 
 /// Removes entry `id` if it is still there (invariant 3); takes our handling out with the
@@ -382,7 +388,7 @@ impl Context {
     /// # Errors
     ///
     /// The error of the OS if the thread or the handler (and on Unix, the socket pair) cannot
-    /// be set up.
+    /// be set up. Nothing is kept of a failed call: the next one asks the OS again.
     ///
     /// # Examples
     ///
@@ -450,14 +456,71 @@ mod tests {
     //! claims would end the test process).
 
     use std::future::Future;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc;
     use std::sync::Mutex;
     use std::task::{Context as TaskContext, Wake, Waker};
     use std::time::Duration;
 
-    use crate::Context;
+    use crate::{Context, SignalReceived};
 
     const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// Fault injection: while set, `unix::start` fails as when the OS refuses the dispatcher
+    /// thread.
+    pub(in crate::bridge::signal) static REFUSE_THE_DISPATCHER: AtomicBool = AtomicBool::new(false);
+
+    /// Set in the child process that [`a_refused_dispatcher_is_started_by_the_next_call`] runs.
+    const CHILD: &str = "GO_CONTEXT_SIGNAL_DISPATCHER_CHILD";
+
+    /// Regression test (found by the core audit): the first `with_signals` kept the outcome of
+    /// starting the dispatcher for the life of the process, so once the OS had refused its
+    /// thread (a transient `EAGAIN`), every later call failed too, though the timer and the
+    /// callback pool ask again. Run in a process of its own: the dispatcher starts once per
+    /// process, and another test of this binary may have started it.
+    #[test]
+    fn a_refused_dispatcher_is_started_by_the_next_call() {
+        const NAME: &str =
+            "bridge::signal::tests::a_refused_dispatcher_is_started_by_the_next_call";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let printed = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && printed.contains("1 passed"),
+                "the child failed ({}):\n{printed}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        // The child, started from the default handling (the runner may ignore SIGINT).
+        // SAFETY: `signal` has no memory-safety preconditions; SIG_DFL is always valid.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+        REFUSE_THE_DISPATCHER.store(true, Ordering::SeqCst);
+        assert!(Context::background().with_signals().is_err());
+        REFUSE_THE_DISPATCHER.store(false, Ordering::SeqCst);
+        let (ctx, _stop) = Context::background()
+            .with_signals()
+            .expect("the next call starts the dispatcher");
+        // And it delivers: a SIGINT cancels the context rather than ending the process.
+        // SAFETY: `kill` and `getpid` have no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGINT) }, 0);
+        assert!(
+            ctx.wait_timeout(PATIENCE).is_some(),
+            "no signal within {PATIENCE:?}"
+        );
+        let cause = ctx.cause().unwrap();
+        assert_eq!(
+            cause
+                .downcast_ref::<SignalReceived>()
+                .map(SignalReceived::name),
+            Some("SIGINT")
+        );
+    }
 
     type Hook = Box<dyn FnOnce() + Send>;
 

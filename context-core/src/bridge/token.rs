@@ -24,7 +24,10 @@
 //!    descendant reached by an ancestor's cancellation is settled before that cancellation
 //!    wakes its waiters, and another thread may drop its last reference meanwhile.) Lock
 //!    order: the map's lock, then a node's (to register); the guard takes the map's lock with
-//!    no node lock held.
+//!    no node lock held. Nothing of tokio-util is called under the map's lock (the map holds
+//!    each token in an `Arc`, cloned under it, used after it): tokio-util before 0.7.20 runs
+//!    a token's children's wakers (a `with_token` link, which runs a whole cancellation, whose
+//!    guards take the map's lock) with that token's lock held.
 //! 1. A link's `wait` is `Some` until the link is finished (token fired, or child done), then
 //!    `None` forever; only the call that takes it out acts on it, so the child is cancelled at
 //!    most once by the link.
@@ -85,8 +88,8 @@ impl StdError for TokenCancelled {}
 
 /// The shared token of each cancel node that was asked for one, by the node's address
 /// (invariant 0).
-fn shared_tokens() -> std::sync::MutexGuard<'static, HashMap<usize, CancellationToken>> {
-    static SHARED: OnceLock<StdMutex<HashMap<usize, CancellationToken>>> = OnceLock::new();
+fn shared_tokens() -> std::sync::MutexGuard<'static, HashMap<usize, Arc<CancellationToken>>> {
+    static SHARED: OnceLock<StdMutex<HashMap<usize, Arc<CancellationToken>>>> = OnceLock::new();
     // No user code runs under this lock: poison can only be a bug here.
     SHARED
         .get_or_init(Default::default)
@@ -98,7 +101,7 @@ fn shared_tokens() -> std::sync::MutexGuard<'static, HashMap<usize, Cancellation
 /// token; dropping it (which waking does) removes the map entry (invariant 0).
 struct SharedToken {
     key: usize,
-    token: CancellationToken,
+    token: Arc<CancellationToken>,
     /// Keeps the node's allocation, hence `key`, from being reused until the entry is gone
     /// (invariant 0). Dropped after `drop` has removed the entry.
     _node: Weak<Node>,
@@ -116,7 +119,15 @@ impl std::task::Wake for SharedToken {
 
 impl Drop for SharedToken {
     fn drop(&mut self) {
-        let removed = shared_tokens().remove(&self.key);
+        let mut shared = shared_tokens();
+        let removed = shared.remove(&self.key);
+        // Give a burst's memory back (as the callback pool's queue does): shrinking to twice
+        // the entries only once under a quarter full keeps the rehashes amortised O(1).
+        if shared.capacity() > 64 && shared.len() < shared.capacity() / 4 {
+            let room = shared.len() * 2;
+            shared.shrink_to(room);
+        }
+        drop(shared);
         drop(removed); // after the map's lock
     }
 }
@@ -213,23 +224,31 @@ impl Context {
         if core.is_done() {
             return cancelled_token();
         }
+        #[cfg(all(test, not(loom)))]
+        tests::hook(&tests::BEFORE_THE_MAP_LOCK);
         let key = Arc::as_ptr(signal) as usize;
         let mut shared = shared_tokens();
         if let Some(token) = shared.get(&key) {
+            #[cfg(all(test, not(loom)))]
+            tests::hook(&tests::UNDER_THE_MAP_LOCK);
+            // Invariant 0: tokio-util is called after the map's lock (a child of a token
+            // cancelled meanwhile is born cancelled).
+            let token = Arc::clone(token);
+            drop(shared);
             return token.child_token();
         }
-        let token = CancellationToken::new();
+        let token = Arc::new(CancellationToken::new());
         let guard = Waker::from(Arc::new(SharedToken {
             key,
-            token: token.clone(),
+            token: Arc::clone(&token),
             _node: Arc::downgrade(signal),
         }));
         // Invariant 0: the map's lock, then the node's.
         match core.register(Waiter::Task(guard)) {
             Ok(_) => {
-                let child = token.child_token();
-                shared.insert(key, token);
-                child
+                shared.insert(key, Arc::clone(&token));
+                drop(shared);
+                token.child_token()
             }
             Err((guard, _)) => {
                 drop(shared);
@@ -299,5 +318,152 @@ impl Context {
         // cancelled already and cancels the child.
         link.step();
         (child, handle)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::sync::{mpsc, Mutex};
+    use std::task::{Context as TaskContext, Wake, Waker};
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::shared_tokens;
+    use crate::Context;
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// The tests of this module share the process's map: one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    type Hook = Box<dyn FnOnce() + Send>;
+
+    /// Fault injection: run once by the next `to_token` of a live context, before it takes
+    /// the map's lock.
+    pub(super) static BEFORE_THE_MAP_LOCK: Mutex<Option<Hook>> = Mutex::new(None);
+    /// Fault injection: run once by the next `to_token` that finds its context's shared
+    /// token, with the map's lock held.
+    pub(super) static UNDER_THE_MAP_LOCK: Mutex<Option<Hook>> = Mutex::new(None);
+
+    pub(super) fn hook(slot: &Mutex<Option<Hook>>) {
+        let hook = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// A waker that says it was woken, then waits until told to go on (bounded).
+    struct Blocks {
+        woken: Mutex<mpsc::Sender<()>>,
+        go_on: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl Wake for Blocks {
+        fn wake(self: std::sync::Arc<Self>) {
+            let _ = self.woken.lock().unwrap().send(());
+            let _ = self.go_on.lock().unwrap().recv_timeout(PATIENCE);
+        }
+    }
+
+    /// Regression test (found by the core audit): `to_token` called into tokio-util (the
+    /// shared token's `child_token`, which takes that token's lock) with the map's lock held.
+    /// tokio-util before 0.7.20 (which the `0.7` requirement admits) wakes a token's children's
+    /// waiters with the token's lock held, and a `with_token` bridge is such a waiter: it runs
+    /// its context's whole cancellation there, whose bridged `to_token` guards take the map's
+    /// lock. So a `to_token` on a context racing that context's cancellation deadlocked with
+    /// the canceller (lock order inverted), and every later `to_token` of the process hung on
+    /// the map's lock. The hooks pin the interleaving: the racing call passes the live check,
+    /// takes the map's lock once the canceller is inside the shared token's `cancel`, and the
+    /// canceller then needs the map's lock.
+    #[test]
+    fn to_token_racing_the_cancellation_of_a_bridged_chain_does_not_deadlock() {
+        let _serial = serial();
+        let (a, cancel_a) = Context::background().with_cancel();
+        let token_a = a.to_token();
+        let (b, _cancel_b) = Context::background().with_token(&token_a);
+        let _token_b = b.to_token(); // b's guard takes the map's lock when b is done
+                                     // Registered last, so woken first of b's waiters, before b's guard.
+        let (woken_tx, woken) = mpsc::channel();
+        let (go_on_tx, go_on) = mpsc::channel();
+        let waker = Waker::from(std::sync::Arc::new(Blocks {
+            woken: Mutex::new(woken_tx),
+            go_on: Mutex::new(go_on),
+        }));
+        let mut done = Box::pin(b.done());
+        assert!(done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+
+        // The racing `to_token`: past the live check, it waits for the canceller to be inside
+        // b's cancellation (woken by a's shared token), then takes the map's lock.
+        let (passed_tx, passed) = mpsc::channel();
+        let (in_cascade_tx, in_cascade) = mpsc::channel::<()>();
+        *BEFORE_THE_MAP_LOCK.lock().unwrap() = Some(Box::new(move || {
+            passed_tx.send(()).unwrap();
+            let _ = in_cascade.recv_timeout(PATIENCE);
+        }));
+        *UNDER_THE_MAP_LOCK.lock().unwrap() = Some(Box::new(move || {
+            go_on_tx.send(()).unwrap(); // the canceller goes on, towards the map's lock
+        }));
+        let racer = {
+            let a = a.clone();
+            std::thread::spawn(move || drop(a.to_token()))
+        };
+        passed
+            .recv_timeout(PATIENCE)
+            .expect("the racing to_token ran");
+        let (cancelled_tx, cancelled) = mpsc::channel();
+        let canceller = std::thread::spawn(move || {
+            cancel_a.cancel();
+            let _ = cancelled_tx.send(());
+        });
+        woken
+            .recv_timeout(PATIENCE)
+            .expect("b's cancellation woke its waker");
+        in_cascade_tx.send(()).unwrap();
+        let returned = cancelled.recv_timeout(Duration::from_secs(10));
+        assert!(
+            returned.is_ok(),
+            "cancel() deadlocked with a to_token of the same context"
+        );
+        canceller.join().unwrap();
+        racer.join().unwrap();
+        assert!(b.is_done());
+        drop(done);
+    }
+
+    /// Regression test: the shared-token map kept the capacity of its largest burst for the
+    /// life of the process. Ten thousand contexts asked for a token at once, then all done,
+    /// left a map sized for ten thousand entries, though every entry had gone.
+    #[test]
+    fn a_burst_of_shared_tokens_gives_the_map_memory_back() {
+        let _serial = serial();
+        const N: usize = 10_000;
+        let contexts: Vec<_> = (0..N)
+            .map(|_| Context::background().with_cancel())
+            .collect();
+        let tokens: Vec<CancellationToken> =
+            contexts.iter().map(|(ctx, _)| ctx.to_token()).collect();
+        assert!(shared_tokens().len() >= N);
+        // Each last handle cancels its context, whose guard removes its entry.
+        drop(contexts);
+        assert!(tokens.iter().all(CancellationToken::is_cancelled));
+        let (len, capacity) = {
+            let shared = shared_tokens();
+            (shared.len(), shared.capacity())
+        };
+        assert_eq!(len, 0, "every entry went with its context");
+        assert!(
+            capacity <= 1024,
+            "the map kept room for {capacity} entries after the burst"
+        );
     }
 }

@@ -62,12 +62,17 @@ static PREVIOUS: [(AtomicUsize, AtomicI32); 2] = [
 ];
 
 /// Starts the dispatcher thread and its socket pair (once per process: the shared
-/// `dispatcher()` sees to that).
+/// `dispatcher()` calls it until it succeeds). A failure leaves nothing behind: the socket
+/// pair is dropped, and `WRITE_FD` is set only once the thread runs.
 pub(super) fn start() -> io::Result<()> {
     let (mut reader, writer) = UnixStream::pair()?;
     // The handler must never block: a full buffer just drops the byte (a signal is
     // already pending then, which is all the dispatcher needs to know).
     writer.set_nonblocking(true)?;
+    #[cfg(test)]
+    if super::tests::REFUSE_THE_DISPATCHER.load(AtomicOrdering::SeqCst) {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
     std::thread::Builder::new()
         .name("context-signal".into())
         .spawn(move || {

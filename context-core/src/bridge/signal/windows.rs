@@ -55,7 +55,8 @@ pub(super) fn name(signal: i32) -> &'static str {
 static DISPATCHER: OnceLock<mpsc::Sender<Claimed>> = OnceLock::new();
 
 /// Starts the dispatcher thread and adds our handler (once per process: the shared
-/// `dispatcher()` sees to that).
+/// `dispatcher()` calls it until it succeeds). If the handler was refused after the thread
+/// started, the next call's thread finds `DISPATCHER` set, drops its queue and exits at once.
 pub(super) fn start() -> io::Result<()> {
     let (queue, claims) = mpsc::channel::<Claimed>();
     std::thread::Builder::new()
