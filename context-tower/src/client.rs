@@ -89,10 +89,12 @@ struct Config {
 ///   upload still streaming holds the stream open (hyper sends it to its end and the server
 ///   hears nothing) until that body ends, so a long upload should end with its context
 ///   itself (a body that ends at `ctx.done()`).
-/// - Once the deadline sent has passed, a gRPC `CANCELLED` (in the headers or the trailers)
-///   is reported as `DEADLINE_EXCEEDED`, and so is a failure of the call or of its response
-///   body (the callee, or tonic's `Channel`, ending the call at that deadline, which comes
-///   before ours by the margin): a [`ContextDone`], for gRPC status 4 (trailers for a body).
+/// - Once the deadline sent has passed (ours, or the shortest already on the request, as
+///   tonic's `Request::set_timeout` writes it, with or without a deadline of ours), a gRPC
+///   `CANCELLED` (in the headers or the trailers) is reported as `DEADLINE_EXCEEDED`, and so
+///   is a failure of the call or of its response body (the callee, or tonic's `Channel`,
+///   ending the call at that deadline, which comes before ours by the margin): a
+///   [`ContextDone`], for gRPC status 4 (trailers for a body).
 ///
 /// ```
 /// use context_tower::{PropagateLayer, RequestContextExt};
@@ -305,8 +307,14 @@ where
             // No deadline of ours, but a spent one already on the request: never sent either.
             // (Read without `entry`, which would allocate an empty map's table.)
             let present = protocol::header_values(req.headers(), &self.config.header);
-            if shortest(self.config.format, present).is_some_and(|(p, _)| p.is_zero()) {
-                return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
+            match shortest(self.config.format, present) {
+                Some((p, _)) if p.is_zero() => {
+                    return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
+                }
+                // The values go as they are; the shortest is the deadline the callee (and
+                // tonic's `Channel`, which enforces it) may end the call at.
+                Some((p, _)) => sent = Instant::now().checked_add(p),
+                None => {}
             }
         }
         let fut = self.inner.call(req);
