@@ -74,6 +74,12 @@ struct Config {
 /// another task, such as `tower::buffer::Buffer`'s worker (tonic's `Channel` buffers inside
 /// itself, below us), or set the request's context.
 ///
+/// Readiness is the inner service's: `poll_ready` sees no request, so no context, and a
+/// service at capacity below this layer (`tower::limit`, a full `Buffer`) keeps its caller
+/// waiting past the end of the call's context. Where that can happen, race the wait:
+/// `ctx.run(client.ready()).await`. (Failing `poll_ready` on `Context::current()` instead
+/// would tell a balancer or a `Buffer` above that the service itself failed.)
+///
 /// - Context already done (or no time left after the margin): the call fails at once with
 ///   that error, nothing is sent. The error is a boxed [`ContextDone`]
 ///   (a `tonic::Status` for gRPC calls with feature `tonic`).
