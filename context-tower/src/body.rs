@@ -3,11 +3,12 @@
 //! Used on both sides: the server wraps the handler's body (the deadline covers the stream,
 //! the handler's context is current while the stream is polled, and a body dropped before its
 //! end cancels the context with [`RequestDropped`]); the client wraps the response body (the
-//! stream ends when the call's context does, and a late `CANCELLED` becomes
-//! `DEADLINE_EXCEEDED`). When the context ends the stream, gRPC gets trailers with the status
-//! (`4` or `1`) and HTTP an error frame, [`ContextDone`], so the peer sees an aborted stream;
-//! gRPC-Web gets its trailer frame in the body (browsers cannot read HTTP trailers), or the
-//! error frame if the cut falls in the middle of a message; a
+//! stream ends when the call's context does, and a late `CANCELLED`, or an error of the
+//! stream once the deadline sent has passed, becomes `DEADLINE_EXCEEDED`). When the context
+//! ends the stream, gRPC gets trailers with the status (`4` or `1`) and HTTP an error frame,
+//! [`ContextDone`], so the peer sees an aborted stream; gRPC-Web gets its trailer frame in
+//! the body (browsers cannot read HTTP trailers), or the error frame if the cut falls in the
+//! middle of a message; a
 //! server's gRPC stream over HTTP/1.1 gets trailers only if the request accepts them
 //! (`te: trailers`; the server then declares them, as hyper's HTTP/1 server requires), else
 //! the error frame (hyper would drop the trailers and end the body as if complete).
@@ -185,9 +186,10 @@ pub(crate) struct Watch {
     pub(crate) cut: bool,
     /// Make `ctx` current while the inner body is polled (server: the handler's stream).
     pub(crate) enter: bool,
-    /// Rewrite a `CANCELLED` in the trailers that arrives after this deadline (client: the
-    /// deadline it sent).
-    pub(crate) fix_cancelled: Option<Instant>,
+    /// Client: the deadline the callee was sent. Past it, a `CANCELLED` in gRPC trailers is
+    /// rewritten `DEADLINE_EXCEEDED`, and an error of the inner body (the callee cut or reset
+    /// the stream at that deadline) ends the stream as that deadline does.
+    pub(crate) sent: Option<Instant>,
     /// How a cut stream ends.
     pub(crate) end: End,
     /// Server, HTTP: a body of known length (`size_hint().exact()`: an in-memory answer such
@@ -302,12 +304,20 @@ fn finish(guard: &mut Option<DropGuard>) {
 
 /// The last frame of a stream its context ended, ending it as `end` says.
 fn cut<D: From<Bytes>>(watch: &Watch, end: End) -> Result<Frame<D>, BoxError> {
+    last_frame(end, ContextDone::of(&watch.ctx))
+}
+
+/// The last frame, spelled as `end`, of a stream that `done` ended.
+fn last_frame<D: From<Bytes>>(end: End, done: ContextDone) -> Result<Frame<D>, BoxError> {
     let status = || {
-        let (err, msg) = protocol::done_error(&watch.ctx);
-        (protocol::grpc_code(err), msg)
+        let err = done.error();
+        (
+            protocol::grpc_code(err),
+            protocol::message(err, done.cause()),
+        )
     };
     match end {
-        End::Error => Err(Box::new(ContextDone::of(&watch.ctx))),
+        End::Error => Err(Box::new(done)),
         End::Trailers => {
             let (code, msg) = status();
             Ok(Frame::trailers(protocol::grpc_status_headers(code, &msg)))
@@ -359,8 +369,8 @@ where
                     match polled {
                         Poll::Ready(Some(Ok(mut frame))) => {
                             let ended = if let Some(trailers) = frame.trailers_mut() {
-                                if let Some(deadline) = &watch.fix_cancelled {
-                                    protocol::fix_late_cancelled(trailers, *deadline);
+                                if let (End::Trailers, Some(deadline)) = (watch.end, watch.sent) {
+                                    protocol::fix_late_cancelled(trailers, deadline);
                                 }
                                 true
                             } else {
@@ -398,7 +408,14 @@ where
                         }
                         Poll::Ready(Some(Err(e))) => {
                             finish(guard);
-                            (Poll::Ready(Some(Err(e.into()))), true)
+                            // As the client's call future does with an error after the
+                            // deadline it sent: that deadline, not the transport's reset.
+                            let last = if watch.sent.is_some_and(|d| Instant::now() >= d) {
+                                last_frame(track.end(watch.end), ContextDone::no_time_left())
+                            } else {
+                                Err(e.into())
+                            };
+                            (Poll::Ready(Some(last)), true)
                         }
                         Poll::Ready(None) => {
                             finish(guard);
@@ -475,7 +492,7 @@ mod tests {
             ctx: ctx.clone(),
             cut: true,
             enter: true,
-            fix_cancelled: None,
+            sent: None,
             end: if grpc { End::Trailers } else { End::Error },
             finish_known: !grpc,
         };
@@ -532,7 +549,7 @@ mod tests {
             ctx: ctx.clone(),
             cut: true,
             enter: guard.is_some(),
-            fix_cancelled: None,
+            sent: None,
             end: End::Error,
             finish_known: false,
         };
@@ -623,7 +640,7 @@ mod tests {
             ctx: ctx.clone(),
             cut: true,
             enter: true,
-            fix_cancelled: None,
+            sent: None,
             end: End::Error,
             finish_known: true,
         }

@@ -74,6 +74,12 @@ struct Config {
 /// another task, such as `tower::buffer::Buffer`'s worker (tonic's `Channel` buffers inside
 /// itself, below us), or set the request's context.
 ///
+/// Readiness is the inner service's: `poll_ready` sees no request, so no context, and a
+/// service at capacity below this layer (`tower::limit`, a full `Buffer`) keeps its caller
+/// waiting past the end of the call's context. Where that can happen, race the wait:
+/// `ctx.run(client.ready()).await`. (Failing `poll_ready` on `Context::current()` instead
+/// would tell a balancer or a `Buffer` above that the service itself failed.)
+///
 /// - Context already done (or no time left after the margin): the call fails at once with
 ///   that error, nothing is sent. The error is a boxed [`ContextDone`]
 ///   (a `tonic::Status` for gRPC calls with feature `tonic`).
@@ -89,8 +95,12 @@ struct Config {
 ///   upload still streaming holds the stream open (hyper sends it to its end and the server
 ///   hears nothing) until that body ends, so a long upload should end with its context
 ///   itself (a body that ends at `ctx.done()`).
-/// - A gRPC `CANCELLED` that arrives after our deadline passed is reported as
-///   `DEADLINE_EXCEEDED`.
+/// - Once the deadline sent has passed (ours, or the shortest already on the request, as
+///   tonic's `Request::set_timeout` writes it, with or without a deadline of ours), a gRPC
+///   `CANCELLED` (in the headers or the trailers) is reported as `DEADLINE_EXCEEDED`, and so
+///   is a failure of the call or of its response body (the callee, or tonic's `Channel`,
+///   ending the call at that deadline, which comes before ours by the margin): a
+///   [`ContextDone`], for gRPC status 4 (trailers for a body).
 ///
 /// ```
 /// use context_tower::{PropagateLayer, RequestContextExt};
@@ -303,8 +313,14 @@ where
             // No deadline of ours, but a spent one already on the request: never sent either.
             // (Read without `entry`, which would allocate an empty map's table.)
             let present = protocol::header_values(req.headers(), &self.config.header);
-            if shortest(self.config.format, present).is_some_and(|(p, _)| p.is_zero()) {
-                return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
+            match shortest(self.config.format, present) {
+                Some((p, _)) if p.is_zero() => {
+                    return ResponseFuture::failed(call_error(grpc, ContextDone::no_time_left()));
+                }
+                // The values go as they are; the shortest is the deadline the callee (and
+                // tonic's `Channel`, which enforces it) may end the call at.
+                Some((p, _)) => sent = Instant::now().checked_add(p),
+                None => {}
             }
         }
         let fut = self.inner.call(req);
@@ -441,8 +457,8 @@ where
                         }
                         Poll::Ready(Ok(mut resp)) => {
                             let grpc = *grpc || protocol::is_grpc(resp.headers());
-                            let fix = if grpc { *sent } else { None };
-                            if let Some(deadline) = fix {
+                            let sent = *sent;
+                            if let (true, Some(deadline)) = (grpc, sent) {
                                 protocol::fix_late_cancelled(resp.headers_mut(), deadline);
                             }
                             // The context moves on into the body (no clone).
@@ -455,7 +471,7 @@ where
                                 ctx,
                                 cut: true,
                                 enter: false,
-                                fix_cancelled: fix,
+                                sent,
                                 end: if grpc { End::Trailers } else { End::Error },
                                 // The call's context bounds what the caller reads, however
                                 // the answer was framed.
@@ -554,5 +570,48 @@ mod tests {
             sent(None, &["1S", "100S"]).await.unwrap(),
             [one, Duration::from_secs(100)]
         );
+    }
+
+    /// Regression test (found by an audit): a gRPC response body that failed after the
+    /// deadline we sent (the callee reset its stream at expiry, as grpc-go's server does;
+    /// tonic reads a `CANCEL` reset as `CANCELLED`) passed the transport's error on, where the
+    /// same failure before the headers is `DEADLINE_EXCEEDED`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_grpc_body_failing_after_the_deadline_sent_ends_with_status_4() {
+        use http_body_util::BodyExt;
+        let svc = PropagateLayer::grpc()
+            .margin(Duration::from_secs(10))
+            .layer(tower::service_fn(|req: Request<()>| async move {
+                // The callee: its stream is reset when the deadline it was sent passes.
+                let sent =
+                    crate::wire::parse_grpc_timeout(req.headers()["grpc-timeout"].as_bytes());
+                let at = tokio::time::Instant::now() + sent.unwrap();
+                let reset = futures_util::stream::once(async move {
+                    tokio::time::sleep_until(at).await;
+                    Err::<http_body::Frame<bytes::Bytes>, BoxError>("stream reset: CANCEL".into())
+                });
+                let mut resp = Response::new(http_body_util::StreamBody::new(reset));
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+                Ok::<_, Infallible>(resp)
+            }));
+        let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10_200));
+        let mut req = Request::new(());
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        req.set_context(ctx.clone());
+        let mut body = Box::pin(svc.oneshot(req).await.unwrap().into_body());
+        let last = body.frame().await.unwrap();
+        assert!(!ctx.is_done(), "our own deadline passed: the test is moot");
+        let trailers = match last {
+            Ok(frame) => frame.into_trailers().unwrap(),
+            Err(e) => panic!("the transport's error: {e}"),
+        };
+        assert_eq!(trailers["grpc-status"], "4");
+        assert!(body.frame().await.is_none());
     }
 }

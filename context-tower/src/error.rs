@@ -77,9 +77,12 @@ impl fmt::Display for ContextDone {
     }
 }
 
+/// The message shows the error and the cause, so the source is what the cause wraps (as
+/// go-context's `Cause` is transparent in a chain): a chain printer shows each message once.
+/// The error itself is [`ContextDone::error`], the cause [`ContextDone::cause`].
 impl std::error::Error for ContextDone {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.err)
+        self.cause.as_ref().and_then(std::error::Error::source)
     }
 }
 
@@ -106,4 +109,70 @@ pub(crate) fn call_error(grpc: bool, done: ContextDone) -> BoxError {
     }
     let _ = grpc;
     Box::new(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message of the chain from `e`, as a chain printer (anyhow, eyre, tracing's
+    /// `error.sources`) shows them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push(s.to_string());
+            next = s.source();
+        }
+        out
+    }
+
+    #[derive(Debug)]
+    struct Upstream(std::io::Error);
+
+    impl fmt::Display for Upstream {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("upstream failed")
+        }
+    }
+
+    impl std::error::Error for Upstream {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// Regression test (found by an audit): the message shows the error and the cause, yet
+    /// `source()` returned the error again, so a chain printer showed `context canceled`
+    /// twice, and the cause's own source (what it wraps) not at all; go-context's `Cause`
+    /// keeps std's convention (a message shown or returned as the source, never both).
+    #[test]
+    fn a_context_done_prints_each_message_of_its_chain_once() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        cancel.cancel_with_cause(Upstream(std::io::Error::other("connection reset")));
+        let done = ContextDone::of(&ctx);
+        let messages = chain(&done);
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[0].starts_with("context canceled: upstream failed [at "),
+            "{messages:?}"
+        );
+        assert_eq!(messages[1], "connection reset");
+        // The cause itself stays reachable by type, the error by `error()`.
+        assert!(done.cause().unwrap().downcast_ref::<Upstream>().is_some());
+        assert_eq!(done.error(), Error::Canceled);
+
+        let (ctx, cancel) = Context::background().with_cancel();
+        cancel.cancel();
+        let messages = chain(&ContextDone::of(&ctx));
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages[0].starts_with("context canceled [at "),
+            "{messages:?}"
+        );
+        assert_eq!(
+            chain(&ContextDone::no_time_left()),
+            ["context deadline exceeded"]
+        );
+    }
 }

@@ -514,7 +514,7 @@ where
                                 ctx,
                                 cut,
                                 enter: true,
-                                fix_cancelled: None,
+                                sent: None,
                                 end,
                                 // An HTTP answer of known length given in time goes out
                                 // whole (gRPC's status lives in trailers such a body lacks).

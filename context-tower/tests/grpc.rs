@@ -602,3 +602,28 @@ fn tonic_timeout_header_truncates_sends_0n_and_panics_where_ours_does_not() {
     assert!(huge.is_err(), "tonic changed: no panic on Duration::MAX");
     assert_eq!(format_grpc_timeout(Duration::MAX).as_str(), "99999999H");
 }
+
+/// Regression test (found by an audit): a deadline already on the request (tonic's own
+/// `Request::set_timeout`) under a context without one counted for nothing when it expired:
+/// tonic's `Channel` enforces the header and answered its own `CANCELLED` ("Timeout
+/// expired"), which the layer passed on, where the same header under a context with a later
+/// deadline is reported `DEADLINE_EXCEEDED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_header_already_on_the_request_expires_as_deadline_exceeded() {
+    bounded(async {
+        let s = serve_plain_tonic(oblivious(Probe::default()), None).await;
+        let mut ours = our_client(s.addr);
+        // The current context (background) has no deadline: only the header's counts.
+        let err = call_timed(
+            &mut ours,
+            Hop { work_ms: 10_000 },
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+        s.stop.cancel();
+        s.join().await;
+    })
+    .await;
+}

@@ -6,8 +6,9 @@
 //! every body to its end, such a response is still cut at its deadline and still a dropped
 //! request when reset; a gRPC stream cut over HTTP/1.1, where hyper sends only declared
 //! trailers, ends with status 4 in declared trailers, or is aborted, never ended as if
-//! complete; and a gRPC or gRPC-Web stream of known length still ends with the status of its
-//! cut. Each was found by an audit or a review and failed before its fix.
+//! complete; a gRPC or gRPC-Web stream of known length still ends with the status of its
+//! cut; and a body the callee cut at the deadline it was sent is that deadline on the client
+//! too. Each was found by an audit or a review and failed before its fix.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -421,6 +422,55 @@ async fn a_cut_grpc_stream_of_known_length_still_ends_with_status_4() {
                 }
             }
         }
+    })
+    .await
+    .unwrap();
+}
+
+/// Regression test (found by an audit): a response body that the callee ended at the
+/// deadline we sent it (with a margin, it comes before our own) reached the caller as the
+/// transport's error (hyper's reset stream; through tonic an `INTERNAL` or, for a `CANCEL`
+/// reset as grpc-go's server sends at expiry, `CANCELLED`), where the same failure before the
+/// response's headers is reported as the deadline it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_the_callee_cut_at_the_deadline_we_sent_is_deadline_exceeded() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let (addr, seen) = serve(loopback::Version::H2, || {
+            let ticks = futures_util::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Some((Ok::<_, Infallible>(Frame::data(Bytes::from("tick"))), ()))
+            });
+            http::Response::new(http_body_util::StreamBody::new(ticks))
+        })
+        .await;
+        // The callee gets 300 ms; our own deadline is far off.
+        let mut client = PropagateLayer::http()
+            .margin(Duration::from_millis(19_700))
+            .layer(h2_client());
+        let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(20));
+        let mut req = http::Request::get(format!("http://{addr}/"))
+            .body(Empty::new())
+            .unwrap();
+        req.set_context(ctx.clone());
+        let resp = client.ready().await.unwrap().call(req).await.unwrap();
+        let mut body = resp.into_body();
+        // Bounded by the server's cut at the deadline it was sent.
+        let err = loop {
+            match body.frame().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break e,
+                None => panic!("the stream ended cleanly"),
+            }
+        };
+        let server = handler_context(&seen);
+        assert_eq!(server.err(), Some(go_context::Error::DeadlineExceeded));
+        assert!(!ctx.is_done(), "our own deadline passed: the test is moot");
+        let done = err.downcast_ref::<context_tower::ContextDone>();
+        assert_eq!(
+            done.map(context_tower::ContextDone::error),
+            Some(go_context::Error::DeadlineExceeded),
+            "{err:?}"
+        );
     })
     .await
     .unwrap();
