@@ -32,3 +32,28 @@ pub(crate) fn cancel(
         origin,
     );
 }
+
+/// What the bridges' unit tests share.
+#[cfg(test)]
+#[allow(dead_code)] // each bridge's tests use it under that bridge's own cfg
+pub(crate) mod test_support {
+    use std::sync::{mpsc, Mutex};
+    use std::task::Wake;
+    use std::time::Duration;
+
+    /// How long a test waits for what must happen before it fails.
+    pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// A waker that says it was woken, then blocks until told to go on (bounded).
+    pub(crate) struct Blocks {
+        pub(crate) woken: Mutex<mpsc::Sender<()>>,
+        pub(crate) go_on: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl Wake for Blocks {
+        fn wake(self: std::sync::Arc<Self>) {
+            let _ = self.woken.lock().unwrap().send(());
+            let _ = self.go_on.lock().unwrap().recv_timeout(PATIENCE);
+        }
+    }
+}

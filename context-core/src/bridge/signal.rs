@@ -459,12 +459,12 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc;
     use std::sync::Mutex;
-    use std::task::{Context as TaskContext, Wake, Waker};
+    use std::task::{Context as TaskContext, Waker};
     use std::time::Duration;
 
     use crate::{Context, SignalReceived};
 
-    const PATIENCE: Duration = Duration::from_secs(30);
+    use crate::bridge::test_support::{Blocks, PATIENCE};
 
     /// Fault injection: while set, `unix::start` fails as when the OS refuses the dispatcher
     /// thread.
@@ -546,19 +546,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = self.dropping.get_mut().unwrap().send(());
             let _ = self.go_on.get_mut().unwrap().recv_timeout(PATIENCE);
-        }
-    }
-
-    /// A waker that says it was woken, then blocks until told to go on (bounded).
-    struct Blocks {
-        woken: Mutex<mpsc::Sender<()>>,
-        go_on: Mutex<mpsc::Receiver<()>>,
-    }
-
-    impl Wake for Blocks {
-        fn wake(self: std::sync::Arc<Self>) {
-            let _ = self.woken.lock().unwrap().send(());
-            let _ = self.go_on.lock().unwrap().recv_timeout(PATIENCE);
         }
     }
 

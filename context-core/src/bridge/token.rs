@@ -325,7 +325,7 @@ impl Context {
 mod tests {
     use std::future::Future;
     use std::sync::{mpsc, Mutex};
-    use std::task::{Context as TaskContext, Wake, Waker};
+    use std::task::{Context as TaskContext, Waker};
     use std::time::Duration;
 
     use tokio_util::sync::CancellationToken;
@@ -333,7 +333,7 @@ mod tests {
     use super::shared_tokens;
     use crate::Context;
 
-    const PATIENCE: Duration = Duration::from_secs(30);
+    use crate::bridge::test_support::{Blocks, PATIENCE};
 
     /// The tests of this module share the process's map: one at a time.
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -355,19 +355,6 @@ mod tests {
         let hook = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(hook) = hook {
             hook();
-        }
-    }
-
-    /// A waker that says it was woken, then waits until told to go on (bounded).
-    struct Blocks {
-        woken: Mutex<mpsc::Sender<()>>,
-        go_on: Mutex<mpsc::Receiver<()>>,
-    }
-
-    impl Wake for Blocks {
-        fn wake(self: std::sync::Arc<Self>) {
-            let _ = self.woken.lock().unwrap().send(());
-            let _ = self.go_on.lock().unwrap().recv_timeout(PATIENCE);
         }
     }
 
