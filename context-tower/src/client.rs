@@ -72,7 +72,9 @@ struct Config {
 /// the caller's deadline propagates with no code at all. `Context::current()` is read in
 /// `call`: put this layer outside (above) any layer that calls its inner service from
 /// another task, such as `tower::buffer::Buffer`'s worker (tonic's `Channel` buffers inside
-/// itself, below us), or set the request's context.
+/// itself, below us), or set the request's context. Put it inside (below) a retry layer: the
+/// header is written once per call, so a retry below it would send a later attempt the
+/// budget of the first, longer than what is left.
 ///
 /// Readiness is the inner service's: `poll_ready` sees no request, so no context, and a
 /// service at capacity below this layer (`tower::limit`, a full `Buffer`) keeps its caller
