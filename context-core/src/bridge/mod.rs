@@ -33,6 +33,15 @@ pub(crate) fn cancel(
     );
 }
 
+/// Gives a burst's memory back: a map under a quarter full shrinks to twice its entries
+/// (only then, so the rehashes stay amortised O(1)), as the callback pool's queue does.
+pub(crate) fn give_back<K: Eq + std::hash::Hash, V>(map: &mut std::collections::HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        let room = map.len() * 2;
+        map.shrink_to(room);
+    }
+}
+
 /// What the bridges' unit tests share.
 #[cfg(test)]
 #[allow(dead_code)] // each bridge's tests use it under that bridge's own cfg

@@ -8,8 +8,8 @@
 //! [`claim`]; it also says what "our handler in" and "the previous handling back" mean there.
 //!
 //! - Unix (SIGINT, SIGTERM): the signal handler writes N to a socket (the self-pipe trick);
-//!   the dispatcher thread reads it, claims, cancels, and raises the signal again if nobody
-//!   claimed it and its disposition is the default.
+//!   the dispatcher thread reads it, claims, cancels, and sends the signal to the process
+//!   again if nobody claimed it and its disposition is the default.
 //! - Windows (the console's control events): the OS runs our handler on a thread of its own,
 //!   with the console's handler lock held; the handler claims at once (the answer "handled or
 //!   not" is its return value) and hands the claimed contexts to the dispatcher thread, which
@@ -35,8 +35,9 @@
 //!    Removal of a missing id is a no-op.
 //! 4. A signal that finds no live registration (it raced with the last unregistration, or a
 //!    second signal arrived right after the first) gets the handling it would have had without
-//!    us: Unix raises it again if the restored disposition is the default, so it still ends the
-//!    process (any other disposition is left to its owner); Windows' handler answers "not
+//!    us: Unix sends it again to the process (`kill`, which any thread that does not block it
+//!    takes) if the restored disposition is the default, so it still ends the process (any
+//!    other disposition is left to its owner); Windows' handler answers "not
 //!    handled", so the next handler runs (by default, the one that ends the process).
 //! 5. The dispatcher runs no user code: it claims, then hands each claim's cancellation (which
 //!    wakes wakers and drops values) to a short-lived thread of its own, so a waker that blocks
@@ -207,6 +208,7 @@ fn dispatcher() -> io::Result<()> {
 fn unregister(id: u64) {
     let mut reg = registry();
     let removed = reg.entries.remove(&id);
+    super::give_back(&mut reg.entries);
     if reg.entries.is_empty() {
         if let Some(old) = reg.installed.take() {
             platform::restore(&old);
@@ -221,8 +223,8 @@ enum Claim {
     /// The live contexts it cancels.
     Cancel(Claimed),
     /// Nobody was waiting (invariant 4); `default` tells whether the handling now in place
-    /// for it is the OS's default (Unix raises it again then; Windows passes every unclaimed
-    /// event on to the next handler, and needs not ask).
+    /// for it is the OS's default (Unix sends it to the process again then; Windows passes
+    /// every unclaimed event on to the next handler, and needs not ask).
     Nobody {
         #[cfg_attr(windows, allow(dead_code))]
         default: bool,
@@ -255,6 +257,7 @@ fn claim(signal: i32) -> Claim {
                 None => {}
             }
         }
+        super::give_back(&mut reg.entries);
         if let Some(old) = reg.installed.take() {
             platform::restore(&old);
         }
@@ -470,8 +473,15 @@ mod tests {
     /// thread.
     pub(in crate::bridge::signal) static REFUSE_THE_DISPATCHER: AtomicBool = AtomicBool::new(false);
 
-    /// Set in the child process that [`a_refused_dispatcher_is_started_by_the_next_call`] runs.
+    /// Set in the child processes that some tests below run themselves in (one test each).
     const CHILD: &str = "GO_CONTEXT_SIGNAL_DISPATCHER_CHILD";
+
+    /// The tests that use this process's registry (a claim empties it): one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
 
     /// Regression test (found by the core audit): the first `with_signals` kept the outcome of
     /// starting the dispatcher for the life of the process, so once the OS had refused its
@@ -536,6 +546,94 @@ mod tests {
         }
     }
 
+    /// Regression test (found by the core audit): a signal nobody claims is sent again, for
+    /// the default handling (the process ends), but it was sent with `raise`, to the
+    /// dispatcher's own thread, which has the signal mask of the thread that first called
+    /// `with_signals`. Where that thread blocked the signal, it stayed pending there and the
+    /// process went on, deaf to it. It is now sent to the process (`kill`), which a thread that
+    /// does not block it takes. Run in a process of its own, which the signal must end.
+    #[test]
+    fn an_unclaimed_signal_ends_the_process_though_the_dispatcher_blocks_it() {
+        const NAME: &str = "bridge::signal::tests::\
+            an_unclaimed_signal_ends_the_process_though_the_dispatcher_blocks_it";
+        if std::env::var_os(CHILD).is_none() {
+            use std::os::unix::process::ExitStatusExt;
+            let child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The child ends by itself either way: by the signal, or by failing after 10 s.
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.signal(),
+                Some(libc::SIGINT),
+                "the child was not ended by SIGINT ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        // The child, started from the default handling (the runner may ignore SIGINT).
+        // SAFETY: `signal` has no memory-safety preconditions; SIG_DFL is always valid.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+        // A thread that takes the signal sent to the process: started before this one blocks
+        // it, it keeps the mask it was born with.
+        std::thread::spawn(|| loop {
+            std::thread::park();
+        });
+        // SAFETY: `sigemptyset` initialises the zeroed set; every pointer is valid for its call.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            let blocked = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            assert_eq!(blocked, 0);
+        }
+        // The dispatcher starts here, with SIGINT blocked, as in this thread.
+        let (ctx, handle) = Context::background().with_signals().unwrap();
+        // A context done but still registered (a waker woken before its guard blocks the
+        // canceller), so the signal finds nobody to cancel: the unclaimed path.
+        let (woken_tx, woken) = mpsc::channel();
+        let (_go_on, go_on) = mpsc::channel::<()>();
+        let waker = Waker::from(std::sync::Arc::new(Blocks {
+            woken: Mutex::new(woken_tx),
+            go_on: Mutex::new(go_on),
+        }));
+        let mut done = Box::pin(ctx.done());
+        assert!(done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        std::thread::spawn(move || handle.cancel());
+        woken.recv_timeout(PATIENCE).expect("the waker was woken");
+        // SAFETY: `kill` and `getpid` have no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGINT) }, 0);
+        // The signal ends this process; a never-done context bounds the wait for it.
+        let (never, _keep) = Context::background().with_cancel();
+        assert!(never.wait_timeout(Duration::from_secs(10)).is_none());
+        panic!("an unclaimed SIGINT did not end the process");
+    }
+
+    /// Regression test (found by the core audit): the registry kept the room of its largest
+    /// burst of live `with_signals` contexts for good (as the token bridge's map did,
+    /// RELIABILITY.md 17); it now gives it back as they end.
+    #[test]
+    fn a_burst_of_signal_contexts_gives_the_registry_memory_back() {
+        let _serial = serial();
+        let burst: Vec<_> = (0..10_000)
+            .map(|_| Context::background().with_signals().unwrap())
+            .collect();
+        assert!(super::registry().entries.capacity() >= 10_000);
+        drop(burst); // each handle's drop cancels its context, whose guard unregisters it
+        let room = super::registry().entries.capacity();
+        assert!(room <= 64, "the registry kept room for {room} entries");
+    }
+
     /// A value whose drop says so, then blocks until told to go on (bounded).
     struct SlowDrop {
         dropping: Mutex<mpsc::Sender<()>>,
@@ -556,6 +654,7 @@ mod tests {
     /// values) were dropped there: a slow drop held up every later signal (invariant 5).
     #[test]
     fn a_claim_lets_go_of_done_contexts_off_its_thread() {
+        let _serial = serial();
         let (dropping_tx, dropping) = mpsc::channel();
         let (drop_go_on, drop_go_on_rx) = mpsc::channel();
         let parent = Context::background().with_value(SlowDrop {

@@ -121,12 +121,7 @@ impl Drop for SharedToken {
     fn drop(&mut self) {
         let mut shared = shared_tokens();
         let removed = shared.remove(&self.key);
-        // Give a burst's memory back (as the callback pool's queue does): shrinking to twice
-        // the entries only once under a quarter full keeps the rehashes amortised O(1).
-        if shared.capacity() > 64 && shared.len() < shared.capacity() / 4 {
-            let room = shared.len() * 2;
-            shared.shrink_to(room);
-        }
+        super::give_back(&mut shared);
         drop(shared);
         drop(removed); // after the map's lock
     }

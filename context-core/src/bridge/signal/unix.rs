@@ -100,8 +100,11 @@ fn dispatch(signal: libc::c_int) {
         // Shared invariant 4: nobody was waiting for this one; let it do what it does by
         // default (end the process).
         Claim::Nobody { default: true } => {
-            // SAFETY: `raise` has no memory-safety preconditions.
-            unsafe { libc::raise(signal) };
+            // To the process, not with `raise` to this thread: it has the signal mask of the
+            // thread that first called `with_signals`, which may block the signal, and there it
+            // would stay pending while the process went on.
+            // SAFETY: `kill` and `getpid` have no memory-safety preconditions.
+            unsafe { libc::kill(libc::getpid(), signal) };
         }
         Claim::Nobody { default: false } => {}
     }
