@@ -282,7 +282,7 @@ impl Cause {
     }
 
     /// The custom error as type `E`, if the cause holds one of that type (or is the plain
-    /// [`Error`] and `E` is [`Error`]).
+    /// [`Error`] and `E` is [`Error`]), also through a cause passed on from another context.
     ///
     /// ```
     /// use go_context::{Context, Error};
@@ -293,9 +293,20 @@ impl Cause {
     /// let cause = ctx.cause().unwrap();
     /// assert_eq!(cause.downcast_ref::<io::Error>().unwrap().kind(), io::ErrorKind::BrokenPipe);
     /// assert!(cause.downcast_ref::<Error>().is_none());
+    ///
+    /// // A cause passed on to another context is looked through, as Go's `errors.As` does.
+    /// let (other, cancel_other) = Context::background().with_cancel();
+    /// cancel_other.cancel_with_cause(ctx.cause().unwrap());
+    /// assert!(other.cause().unwrap().downcast_ref::<io::Error>().is_some());
     /// ```
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        self.error().downcast_ref::<E>()
+        let error = self.error();
+        match error.downcast_ref::<E>() {
+            Some(e) => Some(e),
+            // Passed on from another context (`cancel_with_cause(other.cause()..)`): the
+            // error it holds, however many times it was passed on.
+            None => error.downcast_ref::<Cause>()?.downcast_ref::<E>(),
+        }
     }
 
     /// Whether this cause is just the plain error, with no custom error given.

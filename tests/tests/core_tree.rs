@@ -129,6 +129,48 @@ fn a_plain_cancel_has_a_plain_cause_located_at_the_call() {
     assert_eq!(cause.location().line(), line);
 }
 
+/// Regression test (noticed by the core audit): a cause passed on to another context, as
+/// Go code passes `context.Cause(ctx)` to another cancel (and context-tower's nested layers
+/// do with their own parent's), was wrapped in a second `Cause`, so `downcast_ref` no longer
+/// found the error by its type (Go's `errors.As` does). It looks through now.
+#[test]
+fn a_cause_passed_on_to_another_context_is_still_found_by_its_type() {
+    let (a, cancel_a) = Context::background().with_cancel();
+    cancel_a.cancel_with_cause(std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "peer left",
+    ));
+    let (b, cancel_b) = Context::background().with_cancel();
+    cancel_b.cancel_with_cause(a.cause().unwrap());
+    let line = line!() - 1;
+    let cause = b.cause().unwrap();
+    assert_eq!(
+        cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        Some(std::io::ErrorKind::BrokenPipe)
+    );
+    assert_eq!(cause.to_string(), "peer left");
+    assert_eq!(cause.location().line(), line, "where b was cancelled");
+    // Passed on again, and a plain cause (its `Error`) passed on.
+    let (c, cancel_c) = Context::background().with_cancel();
+    cancel_c.cancel_with_cause(b.cause().unwrap());
+    assert!(c
+        .cause()
+        .unwrap()
+        .downcast_ref::<std::io::Error>()
+        .is_some());
+    let (d, _keep) = Context::background().with_deadline(Instant::now());
+    let (e, cancel_e) = Context::background().with_cancel();
+    cancel_e.cancel_with_cause(d.cause().unwrap());
+    let cause = e.cause().unwrap();
+    assert_eq!(cause.err(), Error::Canceled);
+    assert_eq!(
+        cause.downcast_ref::<Error>(),
+        Some(&Error::DeadlineExceeded)
+    );
+    // The passed-on cause itself stays reachable too.
+    assert!(cause.downcast_ref::<go_context::Cause>().is_some());
+}
+
 #[test]
 fn a_child_of_a_done_parent_is_born_done_with_its_error_and_cause() {
     let (root, cancel) = Context::background().with_cancel();
