@@ -302,20 +302,14 @@ fn finish(guard: &mut Option<DropGuard>) {
     }
 }
 
-/// The last frame of a stream its context ended, ending it as `end` says.
-fn cut<D: From<Bytes>>(watch: &Watch, end: End) -> Result<Frame<D>, BoxError> {
-    last_frame(end, ContextDone::of(&watch.ctx))
+/// The last frame of a stream its context ended.
+fn cut<D: From<Bytes>>(watch: &Watch, track: &Track) -> Result<Frame<D>, BoxError> {
+    last_frame(track.end(watch.end), ContextDone::of(&watch.ctx))
 }
 
 /// The last frame, spelled as `end`, of a stream that `done` ended.
 fn last_frame<D: From<Bytes>>(end: End, done: ContextDone) -> Result<Frame<D>, BoxError> {
-    let status = || {
-        let err = done.error();
-        (
-            protocol::grpc_code(err),
-            protocol::message(err, done.cause()),
-        )
-    };
+    let status = || (protocol::grpc_code(done.error()), done.to_string());
     match end {
         End::Error => Err(Box::new(done)),
         End::Trailers => {
@@ -360,7 +354,7 @@ where
             } => {
                 if watch.cut && !watch.finish_known && watch.ctx.is_done() {
                     finish(guard);
-                    (Poll::Ready(Some(cut(watch, track.end(watch.end)))), true)
+                    (Poll::Ready(Some(cut(watch, track))), true)
                 } else {
                     let polled = {
                         let _current = watch.enter.then(|| watch.ctx.enter());
@@ -428,7 +422,7 @@ where
                             };
                             if cut_now {
                                 finish(guard);
-                                (Poll::Ready(Some(cut(watch, track.end(watch.end)))), true)
+                                (Poll::Ready(Some(cut(watch, track))), true)
                             } else {
                                 (Poll::Pending, false)
                             }
