@@ -46,17 +46,32 @@ pub(crate) fn give_back<K: Eq + std::hash::Hash, V>(map: &mut std::collections::
 #[cfg(test)]
 #[allow(dead_code)] // each bridge's tests use it under that bridge's own cfg
 pub(crate) mod test_support {
+    use std::future::Future;
+    use std::pin::Pin;
     use std::sync::{mpsc, Mutex};
-    use std::task::Wake;
+    use std::task::{Context as TaskContext, Wake, Waker};
     use std::time::Duration;
+
+    use crate::{Context, Done};
 
     /// How long a test waits for what must happen before it fails.
     pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
+    /// A fault-injection hook: set in a slot, run once by the code under test.
+    pub(crate) type Hook = Box<dyn FnOnce() + Send>;
+
+    /// Runs (and clears) the hook in `slot`, if one is set.
+    pub(crate) fn run_hook(slot: &Mutex<Option<Hook>>) {
+        let hook = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     /// A waker that says it was woken, then blocks until told to go on (bounded).
-    pub(crate) struct Blocks {
-        pub(crate) woken: Mutex<mpsc::Sender<()>>,
-        pub(crate) go_on: Mutex<mpsc::Receiver<()>>,
+    struct Blocks {
+        woken: Mutex<mpsc::Sender<()>>,
+        go_on: Mutex<mpsc::Receiver<()>>,
     }
 
     impl Wake for Blocks {
@@ -64,5 +79,32 @@ pub(crate) mod test_support {
             let _ = self.woken.lock().unwrap().send(());
             let _ = self.go_on.lock().unwrap().recv_timeout(PATIENCE);
         }
+    }
+
+    /// A cancellation of a context held up in its first wake (see [`hold_up`]).
+    pub(crate) struct HeldUp {
+        /// Says the cancellation reached the waker.
+        pub(crate) woken: mpsc::Receiver<()>,
+        /// Lets it go on (so does dropping this sender).
+        pub(crate) go_on: mpsc::Sender<()>,
+        /// The registration: keep it until the cancellation has taken the waker.
+        pub(crate) done: Pin<Box<Done>>,
+    }
+
+    /// Registers on `ctx.done()` a waker that blocks when woken. Registered after every
+    /// waiter already there (a bridge's guard among them), it is woken first (a list is
+    /// drained from its head), so a cancellation of `ctx` stops in it with `ctx` done and
+    /// those waiters not yet woken.
+    pub(crate) fn hold_up(ctx: &Context) -> HeldUp {
+        let (woken_tx, woken) = mpsc::channel();
+        let (go_on, go_on_rx) = mpsc::channel();
+        let waker = Waker::from(std::sync::Arc::new(Blocks {
+            woken: Mutex::new(woken_tx),
+            go_on: Mutex::new(go_on_rx),
+        }));
+        let mut done = Box::pin(ctx.done());
+        let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
+        assert!(polled.is_pending(), "the context is done already");
+        HeldUp { woken, go_on, done }
     }
 }

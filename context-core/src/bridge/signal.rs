@@ -265,7 +265,7 @@ fn claim(signal: i32) -> Claim {
         targets.is_empty() && platform::is_default(signal)
     };
     #[cfg(all(test, unix))]
-    tests::after_the_registry_lock();
+    crate::bridge::test_support::run_hook(&tests::AFTER_THE_LOCK);
     if !done.is_empty() {
         // Their owners may have let go since the upgrade: a drop may be slow, or block.
         on_a_thread_of_its_own("context-signal-drop", done, |done| {
@@ -458,16 +458,14 @@ mod tests {
     //! The claim on the dispatcher's thread, called directly (no signal is sent: one nobody
     //! claims would end the test process).
 
-    use std::future::Future;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc;
     use std::sync::Mutex;
-    use std::task::{Context as TaskContext, Waker};
     use std::time::Duration;
 
     use crate::{Context, SignalReceived};
 
-    use crate::bridge::test_support::{Blocks, PATIENCE};
+    use crate::bridge::test_support::{hold_up, HeldUp, Hook, PATIENCE};
 
     /// Fault injection: while set, `unix::start` fails as when the OS refuses the dispatcher
     /// thread.
@@ -532,19 +530,10 @@ mod tests {
         );
     }
 
-    type Hook = Box<dyn FnOnce() + Send>;
-
     /// Fault injection: run once by the next `claim`, after it released the registry lock and
     /// before it lets go of the done nodes it upgraded (the window where another thread's
     /// last reference may go).
-    static AFTER_THE_LOCK: Mutex<Option<Hook>> = Mutex::new(None);
-
-    pub(super) fn after_the_registry_lock() {
-        let hook = AFTER_THE_LOCK.lock().unwrap().take();
-        if let Some(hook) = hook {
-            hook();
-        }
-    }
+    pub(super) static AFTER_THE_LOCK: Mutex<Option<Hook>> = Mutex::new(None);
 
     /// Regression test (found by the core audit): a signal nobody claims is sent again, for
     /// the default handling (the process ends), but it was sent with `raise`, to the
@@ -597,20 +586,11 @@ mod tests {
         let (ctx, handle) = Context::background().with_signals().unwrap();
         // A context done but still registered (a waker woken before its guard blocks the
         // canceller), so the signal finds nobody to cancel: the unclaimed path.
-        let (woken_tx, woken) = mpsc::channel();
-        let (_go_on, go_on) = mpsc::channel::<()>();
-        let waker = Waker::from(std::sync::Arc::new(Blocks {
-            woken: Mutex::new(woken_tx),
-            go_on: Mutex::new(go_on),
-        }));
-        let mut done = Box::pin(ctx.done());
-        assert!(done
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(&waker))
-            .is_pending());
-        drop(waker);
+        let held = hold_up(&ctx);
         std::thread::spawn(move || handle.cancel());
-        woken.recv_timeout(PATIENCE).expect("the waker was woken");
+        held.woken
+            .recv_timeout(PATIENCE)
+            .expect("the waker was woken");
         // SAFETY: `kill` and `getpid` have no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGINT) }, 0);
         // The signal ends this process; a never-done context bounds the wait for it.
@@ -663,18 +643,13 @@ mod tests {
         });
         let (ctx, handle) = parent.with_signals().unwrap();
         drop(parent);
-        // Registered after the guard, so woken before it (a list is drained from its head).
-        let (woken_tx, woken) = mpsc::channel();
-        let (wake_go_on, wake_go_on_rx) = mpsc::channel();
-        let waker = Waker::from(std::sync::Arc::new(Blocks {
-            woken: Mutex::new(woken_tx),
-            go_on: Mutex::new(wake_go_on_rx),
-        }));
-        // Kept until the cancellation took the waker (dropping it unregisters the waker).
-        let mut done = Box::pin(ctx.done());
-        let polled = done.as_mut().poll(&mut TaskContext::from_waker(&waker));
-        assert!(polled.is_pending());
-        drop(waker);
+        // Woken before the guard. `done` is kept until the cancellation took the waker
+        // (dropping it unregisters the waker).
+        let HeldUp {
+            woken,
+            go_on: wake_go_on,
+            done,
+        } = hold_up(&ctx);
         // The canceller blocks in the waker: the context is done, its registration still in.
         let canceller = std::thread::spawn(move || {
             handle.cancel();

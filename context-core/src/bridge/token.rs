@@ -220,12 +220,12 @@ impl Context {
             return cancelled_token();
         }
         #[cfg(all(test, not(loom)))]
-        tests::hook(&tests::BEFORE_THE_MAP_LOCK);
+        super::test_support::run_hook(&tests::BEFORE_THE_MAP_LOCK);
         let key = Arc::as_ptr(signal) as usize;
         let mut shared = shared_tokens();
         if let Some(token) = shared.get(&key) {
             #[cfg(all(test, not(loom)))]
-            tests::hook(&tests::UNDER_THE_MAP_LOCK);
+            super::test_support::run_hook(&tests::UNDER_THE_MAP_LOCK);
             // Invariant 0: tokio-util is called after the map's lock (a child of a token
             // cancelled meanwhile is born cancelled).
             let token = Arc::clone(token);
@@ -318,9 +318,7 @@ impl Context {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::future::Future;
     use std::sync::{mpsc, Mutex};
-    use std::task::{Context as TaskContext, Waker};
     use std::time::Duration;
 
     use tokio_util::sync::CancellationToken;
@@ -328,7 +326,7 @@ mod tests {
     use super::shared_tokens;
     use crate::Context;
 
-    use crate::bridge::test_support::{Blocks, PATIENCE};
+    use crate::bridge::test_support::{hold_up, Hook, PATIENCE};
 
     /// The tests of this module share the process's map: one at a time.
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -337,21 +335,12 @@ mod tests {
         SERIAL.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    type Hook = Box<dyn FnOnce() + Send>;
-
     /// Fault injection: run once by the next `to_token` of a live context, before it takes
     /// the map's lock.
     pub(super) static BEFORE_THE_MAP_LOCK: Mutex<Option<Hook>> = Mutex::new(None);
     /// Fault injection: run once by the next `to_token` that finds its context's shared
     /// token, with the map's lock held.
     pub(super) static UNDER_THE_MAP_LOCK: Mutex<Option<Hook>> = Mutex::new(None);
-
-    pub(super) fn hook(slot: &Mutex<Option<Hook>>) {
-        let hook = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(hook) = hook {
-            hook();
-        }
-    }
 
     /// Regression test (found by the core audit): `to_token` called into tokio-util (the
     /// shared token's `child_token`, which takes that token's lock) with the map's lock held.
@@ -370,19 +359,9 @@ mod tests {
         let token_a = a.to_token();
         let (b, _cancel_b) = Context::background().with_token(&token_a);
         let _token_b = b.to_token(); // b's guard takes the map's lock when b is done
-                                     // Registered last, so woken first of b's waiters, before b's guard.
-        let (woken_tx, woken) = mpsc::channel();
-        let (go_on_tx, go_on) = mpsc::channel();
-        let waker = Waker::from(std::sync::Arc::new(Blocks {
-            woken: Mutex::new(woken_tx),
-            go_on: Mutex::new(go_on),
-        }));
-        let mut done = Box::pin(b.done());
-        assert!(done
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(&waker))
-            .is_pending());
-        drop(waker);
+                                     // Woken first of b's waiters, before b's guard.
+        let held = hold_up(&b);
+        let go_on_tx = held.go_on.clone();
 
         // The racing `to_token`: past the live check, it waits for the canceller to be inside
         // b's cancellation (woken by a's shared token), then takes the map's lock.
@@ -407,7 +386,7 @@ mod tests {
             cancel_a.cancel();
             let _ = cancelled_tx.send(());
         });
-        woken
+        held.woken
             .recv_timeout(PATIENCE)
             .expect("b's cancellation woke its waker");
         in_cascade_tx.send(()).unwrap();
@@ -419,7 +398,7 @@ mod tests {
         canceller.join().unwrap();
         racer.join().unwrap();
         assert!(b.is_done());
-        drop(done);
+        drop(held);
     }
 
     /// Regression test: the shared-token map kept the capacity of its largest burst for the
