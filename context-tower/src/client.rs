@@ -51,7 +51,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::{Complete, ContextBody, End, Watch};
-use crate::error::{call_error, ContextDone};
+use crate::error::ContextDone;
 use crate::ext::RequestContextExt;
 use crate::policy::Format;
 use crate::protocol;
@@ -497,6 +497,17 @@ where
             }
         }
     }
+}
+
+/// The boxed error a client call fails with: for gRPC with feature `tonic`, a `Status`, so
+/// tonic's client reports the code.
+pub(crate) fn call_error(grpc: bool, done: ContextDone) -> BoxError {
+    #[cfg(feature = "tonic")]
+    if grpc {
+        return Box::new(crate::tonic::status_from_error(done.error(), done.cause()));
+    }
+    let _ = grpc;
+    Box::new(done)
 }
 
 #[cfg(test)]

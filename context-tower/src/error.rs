@@ -1,10 +1,11 @@
-//! [`ContextDone`]: the error a call reports when its context ended it.
+//! [`ContextDone`]: the error a call reports when its context ended it, and [`message`], the
+//! one text that names a context error wherever one is reported (a `grpc-message`, an HTTP
+//! answer's body, a `tonic::Status`, this error's `Display`).
 
 use std::fmt;
+use std::fmt::Write as _;
 
-use go_context::{BoxError, Cause, Context, Error};
-
-use crate::protocol;
+use go_context::{Cause, Context, Error};
 
 /// A call (or its response body) was ended by its context: the deadline passed or the
 /// context was cancelled. The client layer returns it boxed (for gRPC calls with the `tonic`
@@ -73,7 +74,7 @@ impl ContextDone {
 
 impl fmt::Display for ContextDone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&protocol::message(self.err, self.cause.as_ref()))
+        f.write_str(&message(self.err, self.cause.as_ref()))
     }
 }
 
@@ -97,18 +98,18 @@ impl ContextDone {
     }
 }
 
-/// The boxed error a client call fails with: for gRPC with feature `tonic`, a `Status`, so
-/// tonic's client reports the code.
-pub(crate) fn call_error(grpc: bool, done: ContextDone) -> BoxError {
-    #[cfg(feature = "tonic")]
-    if grpc {
-        return Box::new(crate::tonic::status_from_error(
-            done.err,
-            done.cause.as_ref(),
-        ));
+/// The text that names a context error, its cause and where the cause came from:
+/// `context deadline exceeded: deadline sent by the caller (...) [at src/x.rs:10:5]`.
+pub(crate) fn message(err: Error, cause: Option<&Cause>) -> String {
+    let mut s = err.to_string();
+    if let Some(c) = cause {
+        if !c.is_plain() {
+            let _ = write!(s, ": {c}");
+        }
+        let loc = c.location();
+        let _ = write!(s, " [at {}:{}:{}]", loc.file(), loc.line(), loc.column());
     }
-    let _ = grpc;
-    Box::new(done)
+    s
 }
 
 #[cfg(test)]

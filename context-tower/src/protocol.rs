@@ -1,12 +1,14 @@
 //! What gRPC and HTTP say when a context ends a call: status codes, trailers-only answers,
-//! the `grpc-message` text. Shared by the server layer, the client layer and the `tonic`
-//! mapping, so each error is spelled one way.
+//! the `grpc-message` encoding. Shared by the server layer, the client layer and the body;
+//! the text itself is [`ContextDone`]'s (`error.rs`), so each error is spelled one way.
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use go_context::{Cause, Context, Error};
+use go_context::{Context, Error};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+
+use crate::error::{self, ContextDone};
 
 /// gRPC status `CANCELLED`.
 pub(crate) const GRPC_CANCELLED: u16 = 1;
@@ -293,27 +295,6 @@ pub(crate) fn http_status(err: Error) -> StatusCode {
     }
 }
 
-/// The text that names a context error, its cause and where the cause came from:
-/// `context deadline exceeded: deadline sent by the caller (...) [at src/x.rs:10:5]`.
-pub(crate) fn message(err: Error, cause: Option<&Cause>) -> String {
-    let mut s = err.to_string();
-    if let Some(c) = cause {
-        if !c.is_plain() {
-            let _ = write!(s, ": {c}");
-        }
-        let loc = c.location();
-        let _ = write!(s, " [at {}:{}:{}]", loc.file(), loc.line(), loc.column());
-    }
-    s
-}
-
-/// The error and message of a done context (`Canceled` if it is, oddly, not done).
-pub(crate) fn done_error(ctx: &Context) -> (Error, String) {
-    let err = ctx.err().unwrap_or(Error::Canceled);
-    let cause = ctx.cause();
-    (err, message(err, cause.as_ref()))
-}
-
 /// `grpc-message` is percent-encoded: bytes outside printable ASCII, and `%` itself.
 pub(crate) fn grpc_message_value(msg: &str) -> HeaderValue {
     let mut out = String::with_capacity(msg.len());
@@ -368,15 +349,21 @@ pub(crate) fn error_answer(proto: Proto, code: u16, status: StatusCode, msg: &st
 
 /// The answer for a done context.
 pub(crate) fn context_answer(proto: Proto, ctx: &Context) -> ErrorAnswer {
-    let (err, msg) = done_error(ctx);
-    error_answer(proto, grpc_code(err), http_status(err), &msg)
+    let done = ContextDone::of(ctx);
+    let err = done.error();
+    error_answer(proto, grpc_code(err), http_status(err), &done.to_string())
 }
 
 /// The answer to a request whose deadline passed before the timer marked its context done
 /// (server invariant 3): what [`context_answer`] gives once it has.
 pub(crate) fn deadline_answer(proto: Proto) -> ErrorAnswer {
     let err = Error::DeadlineExceeded;
-    error_answer(proto, grpc_code(err), http_status(err), &message(err, None))
+    error_answer(
+        proto,
+        grpc_code(err),
+        http_status(err),
+        &error::message(err, None),
+    )
 }
 
 /// The gRPC status code in `headers`, if any.

@@ -100,8 +100,8 @@
 use go_context::{Cause, Context, Error};
 use tonic::{Code, Status};
 
+use crate::error::{self, ContextDone};
 use crate::ext::RequestContextExt;
-use crate::protocol;
 
 /// The `Status` of a context error: `DeadlineExceeded` = 4, `Canceled` = 1, the message
 /// naming the cause and where it came from.
@@ -121,7 +121,7 @@ pub fn status_from_error(err: Error, cause: Option<&Cause>) -> Status {
         Error::DeadlineExceeded => Code::DeadlineExceeded,
         _ => Code::Cancelled,
     };
-    Status::new(code, protocol::message(err, cause))
+    Status::new(code, error::message(err, cause))
 }
 
 /// The `Status` of a done context (`CANCELLED` if it is not done).
@@ -135,12 +135,12 @@ pub fn status_from_error(err: Error, cause: Option<&Cause>) -> Status {
 /// assert_eq!(status_from_context(&ctx).code(), tonic::Code::DeadlineExceeded);
 /// ```
 pub fn status_from_context(ctx: &Context) -> Status {
-    let (err, msg) = protocol::done_error(ctx);
-    let code = match err {
+    let done = ContextDone::of(ctx);
+    let code = match done.error() {
         Error::DeadlineExceeded => Code::DeadlineExceeded,
         _ => Code::Cancelled,
     };
-    Status::new(code, msg)
+    Status::new(code, done.to_string())
 }
 
 /// The context error a `Status` stands for: 4 is `DeadlineExceeded`, 1 is `Canceled`.
