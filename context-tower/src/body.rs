@@ -268,9 +268,9 @@ impl<B: Body> ContextBody<B> {
         }
         let mut guard = guard.map(DropGuard::streaming);
         let track = match (complete, watch.end) {
-            // The server's gRPC-Web stream (a client's cut is its own: it ends what its
-            // caller reads).
-            (_, End::WebTrailers { text }) if guard.is_some() => {
+            // The server's gRPC-Web stream that may be cut (a client's cut is its own: it
+            // ends what its caller reads).
+            (_, End::WebTrailers { text }) if guard.is_some() && watch.cut => {
                 Track::Web(Box::new(protocol::WebFrames::new(text)))
             }
             (Complete::AtEnd, _) => Track::Nothing,

@@ -36,7 +36,10 @@
 //!    an exact size hint; no `transfer-encoding`), after which hyper stops polling, and an
 //!    answer with no body on the wire (to `HEAD`, a 1xx, 204 or 304) is complete when the
 //!    handler gives it; past that point the body is no longer cut, and its drop ends the
-//!    context without a cause. gRPC and HTTP/2 responses are polled to their end.
+//!    context without a cause. HTTP/2 responses are polled to their end, and so are gRPC
+//!    ones that claim no length (those the deadline may cut with a status); a gRPC response
+//!    that keeps a known length over HTTP/1 (with `cover_streaming(false)`, or one whose cut
+//!    is an error) completes at its last byte, as an HTTP one does.
 //! 3. The handler future is polled only while the context is live: a done context drops it
 //!    (the answer is `DEADLINE_EXCEEDED`/504 or `CANCELLED`/503) before any further poll.
 //!    A poll that finds the deadline passed answers `DEADLINE_EXCEEDED`/504 too, even if the
@@ -394,8 +397,9 @@ impl<F> ResponseFuture<F> {
 /// When the server will have sent the whole of `resp` (invariant 2). At the end of its
 /// stream, unless `to_end` is false (an HTTP/1 response: hyper's HTTP/1 server sends no body
 /// for `HEAD`, a 1xx, 204 or 304, and stops polling a body with a known length, declared or
-/// an exact size hint, once that many bytes are out; not with `transfer-encoding`, which it
-/// streams to the end). gRPC responses, and every HTTP/2 one, are polled to their end.
+/// an exact size hint, once that many bytes are out, whatever its protocol; not with
+/// `transfer-encoding`, which it streams to the end). Every HTTP/2 response, and a gRPC one
+/// that claims no length (the deadline may cut it with a status), is polled to its end.
 fn complete_at<B: http_body::Body>(resp: &Response<B>, to_end: bool, head: bool) -> Complete {
     if to_end {
         return Complete::AtEnd;
@@ -494,7 +498,6 @@ where
                         Poll::Ready(Ok(mut resp)) => {
                             let (cut, proto, h1) = (*cover, *proto, *h1);
                             let grpc = proto.is_grpc();
-                            let complete = complete_at(&resp, grpc || !h1, *head);
                             if *te {
                                 declare_cut_trailers(resp.headers_mut());
                             }
@@ -504,6 +507,12 @@ where
                                 resp.headers_mut().remove(http::header::CONTENT_LENGTH);
                             }
                             let end = cut_end(proto, h1, *te, resp.headers());
+                            // A stream whose cut ends with a status claims no length (its
+                            // body's size hint is not exact either), so hyper polls it to its
+                            // end; any other keeps the length it has, which hyper's HTTP/1
+                            // server stops at, gRPC's too.
+                            let no_length = cut && end != End::Error;
+                            let complete = complete_at(&resp, no_length || !h1, *head);
                             // The context and the guard move on into the body (no clone).
                             let StateReplace::Running { ctx, guard, .. } =
                                 self.project().state.project_replace(State::Finished)

@@ -475,3 +475,97 @@ async fn a_body_the_callee_cut_at_the_deadline_we_sent_is_deadline_exceeded() {
     .await
     .unwrap();
 }
+
+/// Regression test (found by an audit): over HTTP/1.1 hyper stops polling a body of known
+/// length (declared, or from an exact size hint) once that many bytes are out, and drops it
+/// without asking for its end, gRPC ones too. The layer took every gRPC response as polled to
+/// its end, so such a response, sent whole, ended its handler's context with
+/// `RequestDropped`: a gRPC-Web answer with its length declared and a unary gRPC answer
+/// (message and trailers, its size hint exact) under `cover_streaming(false)`, where the
+/// length stands, and a gRPC answer to a request without `te: trailers`, whose cut is an
+/// error and keeps the hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_grpc_answer_of_known_length_over_http1_is_not_request_dropped() {
+    type Answer = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+    const MESSAGE: &[u8] = b"\0\0\0\0\x02hi";
+    fn unary() -> Answer {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        http_body_util::Full::new(Bytes::from_static(MESSAGE))
+            .with_trailers(async move { Some(Ok(trailers)) })
+            .boxed_unsync()
+    }
+    fn web() -> Answer {
+        let trailer = b"\x80\0\0\0\x0fgrpc-status:0\r\n";
+        let chunks = futures_util::stream::iter([
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(MESSAGE))),
+            Ok(Frame::data(Bytes::from_static(trailer))),
+        ]);
+        http_body_util::StreamBody::new(chunks).boxed_unsync()
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let cases: [(&str, &str, bool, bool); 3] = [
+            // (case, content-type, te: trailers, cover_streaming)
+            (
+                "gRPC-Web, declared, not covered",
+                "application/grpc-web+proto",
+                false,
+                false,
+            ),
+            (
+                "gRPC unary, te, not covered",
+                "application/grpc",
+                true,
+                false,
+            ),
+            (
+                "gRPC unary, no te, covered",
+                "application/grpc",
+                false,
+                true,
+            ),
+        ];
+        for (case, content_type, te, cover) in cases {
+            let policy = DeadlinePolicy::grpc()
+                .default_timeout(Duration::from_secs(20))
+                .cover_streaming(cover);
+            let web_answer = content_type.contains("web");
+            let (addr, seen) = serve_with(loopback::Version::H1, policy, move || {
+                let (body, length) = if web_answer {
+                    (web(), Some(MESSAGE.len() + 20))
+                } else {
+                    (unary(), None)
+                };
+                let mut resp = http::Response::new(body);
+                let headers = resp.headers_mut();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(content_type),
+                );
+                if let Some(n) = length {
+                    headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
+                }
+                resp
+            })
+            .await;
+            let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+            let mut req = http::Request::post(format!("http://{addr}/pkg.Svc/Unary"))
+                .header("content-type", content_type);
+            if te {
+                req = req.header("te", "trailers");
+            }
+            let resp = http.request(req.body(Empty::new()).unwrap()).await.unwrap();
+            assert_eq!(resp.status(), 200, "{case}");
+            let body = resp.into_body().collect().await;
+            let body = body.unwrap_or_else(|e| panic!("{case}: {e:?}")).to_bytes();
+            assert_eq!(&body[..MESSAGE.len()], MESSAGE, "{case}");
+            let dropped = ended_as_dropped(&handler_context(&seen)).await;
+            assert_eq!(
+                dropped, None,
+                "{case}: a complete answer taken for a client gone"
+            );
+        }
+    })
+    .await
+    .unwrap();
+}
