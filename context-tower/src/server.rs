@@ -94,7 +94,8 @@ struct Config {
 ///   `-text`, as the response is), and answers of ours carry gRPC-Web's `content-type`. A
 ///   cut in the middle of a message (a body that splits messages across frames, as a proxy
 ///   relaying bytes does) aborts the stream instead: the browser would read the trailer
-///   frame as the rest of that message.
+///   frame as the rest of that message. One after the stream's own trailer frame (its status
+///   is out, the body had not yet said it was over) just ends it.
 /// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
 /// - A caller with no time left (`0n`) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
