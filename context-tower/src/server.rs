@@ -34,9 +34,9 @@
 //!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut. Over
 //!    HTTP/1, "the last frame" is also the last byte of a known length (`content-length`, or
 //!    an exact size hint; no `transfer-encoding`), after which hyper stops polling, and an
-//!    answer with no body on the wire (to `HEAD`, a 1xx, 204 or 304) is complete when the
-//!    handler gives it; past that point the body is no longer cut, and its drop ends the
-//!    context without a cause. HTTP/2 responses are polled to their end, and so are gRPC
+//!    answer with no body on the wire (to `HEAD`, a 1xx, 204 or 304, or a 2xx to `CONNECT`,
+//!    which has none over HTTP/2 either) is complete when the handler gives it; past that
+//!    point the body is no longer cut, and its drop ends the context without a cause. HTTP/2 responses are polled to their end, and so are gRPC
 //!    ones that claim no length (those the deadline may cut with a status); a gRPC response
 //!    that keeps a known length over HTTP/1 (with `cover_streaming(false)`, or one whose cut
 //!    is an error) completes at its last byte, as an HTTP one does.
@@ -321,6 +321,7 @@ where
         // server polls every body to its end.
         let h1 = req.version() <= Version::HTTP_11;
         let head = req.method() == Method::HEAD;
+        let connect = req.method() == Method::CONNECT;
         let te = h1 && proto == Proto::Grpc && protocol::accepts_trailers(req.headers());
         req.extensions_mut().insert(ctx.clone());
         // The handler's own code in `call` runs with the context current; the future is
@@ -335,6 +336,7 @@ where
                 proto,
                 h1,
                 head,
+                connect,
                 te,
                 cover: config.policy.cover_body,
             },
@@ -375,6 +377,9 @@ pin_project! {
             h1: bool,
             // An answer to `HEAD` has no body on the wire.
             head: bool,
+            // Nor has a successful answer to `CONNECT`, over HTTP/1 or HTTP/2: the
+            // connection or the stream becomes the tunnel.
+            connect: bool,
             // gRPC over HTTP/1 with `te: trailers`: hyper sends the trailers a response
             // declares (tonic-web, outside us, turns them into its body frame).
             te: bool,
@@ -400,12 +405,22 @@ impl<F> ResponseFuture<F> {
 /// for `HEAD`, a 1xx, 204 or 304, and stops polling a body with a known length, declared or
 /// an exact size hint, once that many bytes are out, whatever its protocol; not with
 /// `transfer-encoding`, which it streams to the end). Every HTTP/2 response, and a gRPC one
-/// that claims no length (the deadline may cut it with a status), is polled to its end.
-fn complete_at<B: http_body::Body>(resp: &Response<B>, to_end: bool, head: bool) -> Complete {
+/// that claims no length (the deadline may cut it with a status), is polled to its end, but a
+/// successful answer to `CONNECT` (`connect`), whose body hyper drops unpolled over HTTP/1
+/// and HTTP/2 alike.
+fn complete_at<B: http_body::Body>(
+    resp: &Response<B>,
+    to_end: bool,
+    head: bool,
+    connect: bool,
+) -> Complete {
+    let status = resp.status();
+    if connect && status.is_success() {
+        return Complete::NoBody;
+    }
     if to_end {
         return Complete::AtEnd;
     }
-    let status = resp.status();
     if head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -480,6 +495,7 @@ where
                 proto,
                 h1,
                 head,
+                connect,
                 te,
                 cover,
             } => {
@@ -513,7 +529,7 @@ where
                             // end; any other keeps the length it has, which hyper's HTTP/1
                             // server stops at, gRPC's too.
                             let no_length = cut && end != End::Error;
-                            let complete = complete_at(&resp, no_length || !h1, *head);
+                            let complete = complete_at(&resp, no_length || !h1, *head, *connect);
                             // The context and the guard move on into the body (no clone).
                             let StateReplace::Running { ctx, guard, .. } =
                                 self.project().state.project_replace(State::Finished)

@@ -569,3 +569,57 @@ async fn a_complete_grpc_answer_of_known_length_over_http1_is_not_request_droppe
     .await
     .unwrap();
 }
+
+/// Regression test (found by an audit): a successful answer to `CONNECT` has no body on the
+/// wire (the connection, or the HTTP/2 stream, becomes the tunnel), so hyper drops its body
+/// without polling it, over HTTP/1.1 and HTTP/2 alike, as it does for `HEAD`; the layer
+/// waited for the body's end and took that drop for a client gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_answer_to_connect_is_not_request_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(Duration::from_secs(30), async {
+        // A body that says nothing of its end before it is polled.
+        let tunnel = || {
+            let nothing = futures_util::stream::empty::<Result<Frame<Bytes>, Infallible>>();
+            http::Response::new(http_body_util::StreamBody::new(nothing))
+        };
+        // HTTP/1.1, by hand: hyper's client would take the connection for the tunnel.
+        let (addr, seen) = serve(loopback::Version::H1, tunnel).await;
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8];
+            if tcp.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
+        let dropped = ended_as_dropped(&handler_context(&seen)).await;
+        assert_eq!(
+            dropped, None,
+            "HTTP/1.1: a complete CONNECT answer taken for a client gone"
+        );
+        drop(tcp);
+
+        let (addr, seen) = serve(loopback::Version::H2, tunnel).await;
+        let mut h2 = loopback::connect_h2(addr).await;
+        let req = http::Request::connect("127.0.0.1:9")
+            .body(Empty::new())
+            .unwrap();
+        let resp = h2.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let dropped = ended_as_dropped(&handler_context(&seen)).await;
+        assert_eq!(
+            dropped, None,
+            "HTTP/2: a complete CONNECT answer taken for a client gone"
+        );
+        drop(resp);
+    })
+    .await
+    .unwrap();
+}
