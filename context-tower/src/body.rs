@@ -178,8 +178,8 @@ pub(crate) enum End {
     Error,
     /// gRPC-Web: a trailer frame carrying the status, in the body (base64 for `-text`).
     WebTrailers { text: bool },
-    /// Nothing more: the stream's own status is out (a gRPC-Web trailer frame), and a second
-    /// one would contradict it.
+    /// Nothing more: the stream's own status is out (a gRPC-Web trailer frame, or the
+    /// headers of a trailers-only answer), and a second one would contradict it.
     Over,
 }
 

@@ -95,7 +95,8 @@ struct Config {
 ///   cut in the middle of a message (a body that splits messages across frames, as a proxy
 ///   relaying bytes does) aborts the stream instead: the browser would read the trailer
 ///   frame as the rest of that message. One after the stream's own trailer frame (its status
-///   is out, the body had not yet said it was over) just ends it.
+///   is out, the body had not yet said it was over) just ends it, as a cut of a trailers-only
+///   answer (gRPC or gRPC-Web, `grpc-status` in its headers) does.
 /// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
 /// - A caller with no time left (`0n`) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
@@ -445,10 +446,12 @@ fn complete_at<B: http_body::Body>(
 /// trailers, which hyper's HTTP/1 server sends only to a request with `te: trailers` (`te`)
 /// and only as the response's `trailer` header declares them ([`declare_cut_trailers`]),
 /// else drops before it ends the chunked body as if complete: a cut there is an error, which
-/// aborts the message. HTTP gets an error frame.
+/// aborts the message. HTTP gets an error frame. A trailers-only answer (`grpc-status` in its
+/// headers) has its status out already: a cut just ends it.
 fn cut_end(proto: Proto, h1: bool, te: bool, headers: &http::HeaderMap) -> End {
     match proto {
         Proto::Http => End::Error,
+        _ if protocol::header(headers, &protocol::GRPC_STATUS).is_some() => End::Over,
         // The response's encoding decides (tonic-web answers `-text` as `accept` asks).
         Proto::Web { text } => match Proto::of(headers) {
             Proto::Web { text } => End::WebTrailers { text },
@@ -581,6 +584,58 @@ where
                 }
                 self.project().state.project_replace(State::Finished);
                 Poll::Ready(Ok(answer_response(answer)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body::Frame;
+    use std::task::Waker;
+
+    type Pending = http_body_util::StreamBody<
+        futures_util::stream::Pending<Result<Frame<Bytes>, std::convert::Infallible>>,
+    >;
+
+    /// Regression test (found by an audit): a trailers-only gRPC answer (its status in the
+    /// headers) whose body had not said it was over (a proxy relaying one, a body that does
+    /// not report `is_end_stream`) got trailers with a second status, 1 or 4, from a cut: the
+    /// client saw two statuses. Its status is out, so a cut just ends the stream.
+    #[test]
+    fn a_trailers_only_answer_gets_no_second_status_from_a_cut() {
+        for content_type in ["application/grpc", "application/grpc-web+proto"] {
+            let (shutdown, stop) = Context::background().with_cancel();
+            let mut svc = ContextLayer::grpc()
+                .parent(&shutdown)
+                .layer(tower::service_fn(move |_: Request<()>| async move {
+                    let mut resp = Response::new(Pending::new(futures_util::stream::pending()));
+                    let headers = resp.headers_mut();
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(content_type),
+                    );
+                    headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+                    Ok::<_, std::convert::Infallible>(resp)
+                }));
+            let req = Request::post("/pkg.Svc/Get")
+                .version(Version::HTTP_2)
+                .header("content-type", content_type)
+                .body(())
+                .unwrap();
+            let mut fut = std::pin::pin!(svc.call(req));
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            let Poll::Ready(Ok(resp)) = fut.as_mut().poll(&mut cx) else {
+                panic!("the handler answered at once")
+            };
+            let mut body = std::pin::pin!(resp.into_body());
+            assert!(http_body::Body::poll_frame(body.as_mut(), &mut cx).is_pending());
+            stop.cancel_with_cause("shutting down");
+            match http_body::Body::poll_frame(body.as_mut(), &mut cx) {
+                Poll::Ready(None) => {}
+                other => panic!("{content_type}: a second status after the headers' 5: {other:?}"),
             }
         }
     }
