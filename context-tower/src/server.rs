@@ -36,10 +36,11 @@
 //!    an exact size hint; no `transfer-encoding`), after which hyper stops polling, and an
 //!    answer with no body on the wire (to `HEAD`, a 1xx, 204 or 304, or a 2xx to `CONNECT`,
 //!    which has none over HTTP/2 either) is complete when the handler gives it; past that
-//!    point the body is no longer cut, and its drop ends the context without a cause. HTTP/2 responses are polled to their end, and so are gRPC
-//!    ones that claim no length (those the deadline may cut with a status); a gRPC response
-//!    that keeps a known length over HTTP/1 (with `cover_streaming(false)`, or one whose cut
-//!    is an error) completes at its last byte, as an HTTP one does.
+//!    point the body is no longer cut, and its drop ends the context without a cause. HTTP/2
+//!    responses are polled to their end, and so are gRPC ones that claim no length (those
+//!    the deadline may cut with a status); a gRPC response that keeps a known length over
+//!    HTTP/1 (with `cover_streaming(false)`, or one whose cut is an error) completes at its
+//!    last byte, as an HTTP one does.
 //! 3. The handler future is polled only while the context is live: a done context drops it
 //!    (the answer is `DEADLINE_EXCEEDED`/504 or `CANCELLED`/503) before any further poll.
 //!    A poll that finds the deadline passed answers `DEADLINE_EXCEEDED`/504 too, even if the
