@@ -47,7 +47,9 @@
 //!    timer has not marked the context yet (its thread may be descheduled): a layer outside
 //!    ours on its own clock (tonic's `GrpcTimeout`, which polls us first and answers
 //!    `CANCELLED`) never answers first. The handle is then kept until the timer has ended the
-//!    context, so the context still ends with `DeadlineExceeded` and its cause.
+//!    context, so the context still ends with `DeadlineExceeded` and its cause. In `call`, a
+//!    budget under 1 ms is read against the clock too, so one spent before the handler would
+//!    be called (`1n`) never reaches it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -64,6 +66,9 @@ use tower_service::Service;
 use crate::body::{Complete, ContextBody, DropGuard, End, Watch};
 use crate::policy::{Budget, DeadlinePolicy};
 use crate::protocol::{self, ErrorAnswer, Proto};
+
+/// Budgets shorter than this are checked against the clock before the handler is called.
+const TINY_BUDGET: std::time::Duration = std::time::Duration::from_millis(1);
 
 #[derive(Debug)]
 struct Config {
@@ -99,7 +104,8 @@ struct Config {
 ///   is out, the body had not yet said it was over) just ends it, as a cut of a trailers-only
 ///   answer (gRPC or gRPC-Web, `grpc-status` in its headers) does.
 /// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
-/// - A caller with no time left (`0n`) is answered without calling the handler.
+/// - A caller with no time left (`0n`, or a budget spent before the handler would be
+///   called, as `1n` is) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
 ///   [`RequestDropped`](crate::RequestDropped), so `go!`/`Group` work under it stops too.
 /// - Layers nest: a request that already carries a `Context` extension (an outer
@@ -301,6 +307,10 @@ where
             Budget::Some(budget, cause) => Some((budget, cause)),
             Budget::None => None,
         };
+        // A budget this short may run out before the handler is called, before the timer
+        // marks the context: the clock decides (invariant 3). A longer one only could if the
+        // thread were descheduled right here, and costs no clock read.
+        let tiny = budget.as_ref().is_some_and(|(b, _)| *b < TINY_BUDGET);
         // A request that already has a context (an outer `ContextLayer`, or middleware of
         // the user's) runs under it: its deadline, cancellation and values; this layer's own
         // parent, if it has one, is joined. The extension is replaced by the child below.
@@ -318,6 +328,11 @@ where
             // No time left (`0n`) or the server is shutting down: the handler is not called.
             guard.disarm();
             return ResponseFuture::answer(protocol::context_answer(proto, &ctx));
+        }
+        if tiny && ctx.deadline().is_some_and(|d| d <= Instant::now()) {
+            // Spent already (`1n`), though not yet marked: nobody has seen this context.
+            guard.disarm();
+            return ResponseFuture::answer(protocol::deadline_answer(proto));
         }
         // What hyper's HTTP/1 server does with a response's body (invariant 2); its HTTP/2
         // server polls every body to its end.
@@ -600,6 +615,42 @@ mod tests {
     type Pending = http_body_util::StreamBody<
         futures_util::stream::Pending<Result<Frame<Bytes>, std::convert::Infallible>>,
     >;
+
+    /// Regression test (found by an audit): a budget too short to outlast its own setup
+    /// (`1n`, what our client sends with a nanosecond left) had run out by the time the
+    /// handler was called, but the timer had not marked the context yet, so the handler ran
+    /// (998 of 1,000 calls) and a quick one answered `OK` after the caller's deadline.
+    #[test]
+    fn a_budget_spent_before_the_call_is_answered_without_the_handler() {
+        let called = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&called);
+        let mut svc = ContextLayer::grpc().layer(tower::service_fn(move |_: Request<()>| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(
+                String::new(),
+            )))
+        }));
+        for i in 0..200 {
+            let req = Request::post("/pkg.Svc/Get")
+                .version(Version::HTTP_2)
+                .header("content-type", "application/grpc")
+                .header("grpc-timeout", "1n")
+                .body(())
+                .unwrap();
+            let mut fut = std::pin::pin!(svc.call(req));
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            let Poll::Ready(Ok(resp)) = fut.as_mut().poll(&mut cx) else {
+                panic!("not answered at once")
+            };
+            assert_eq!(
+                protocol::grpc_status_of(resp.headers()),
+                Some(4),
+                "call {i}"
+            );
+        }
+        let called = called.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(called, 0, "the handler ran {called} times of 200");
+    }
 
     /// Regression test (found by an audit): a trailers-only gRPC answer (its status in the
     /// headers) whose body had not said it was over (a proxy relaying one, a body that does
