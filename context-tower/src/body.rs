@@ -8,7 +8,7 @@
 //! ends the stream, gRPC gets trailers with the status (`4` or `1`) and HTTP an error frame,
 //! [`ContextDone`], so the peer sees an aborted stream; gRPC-Web gets its trailer frame in
 //! the body (browsers cannot read HTTP trailers), or the error frame if the cut falls in the
-//! middle of a message; a
+//! middle of a message, or nothing more if the stream's own trailer frame is already out; a
 //! server's gRPC stream over HTTP/1.1 gets trailers only if the request accepts them
 //! (`te: trailers`; the server then declares them, as hyper's HTTP/1 server requires), else
 //! the error frame (hyper would drop the trailers and end the body as if complete).
@@ -158,9 +158,11 @@ enum Track {
 }
 
 impl Track {
-    /// How a cut ends the stream now, `end` unless that would split a message.
+    /// How a cut ends the stream now, `end` unless that would split a message or follow
+    /// the status a gRPC-Web stream already sent.
     fn end(&self, end: End) -> End {
         match self {
+            Track::Web(frames) if frames.after_trailers() => End::Over,
             Track::Web(frames) if !frames.between() => End::Error,
             _ => end,
         }
@@ -176,6 +178,9 @@ pub(crate) enum End {
     Error,
     /// gRPC-Web: a trailer frame carrying the status, in the body (base64 for `-text`).
     WebTrailers { text: bool },
+    /// Nothing more: the stream's own status is out (a gRPC-Web trailer frame, or the
+    /// headers of a trailers-only answer), and a second one would contradict it.
+    Over,
 }
 
 /// How a [`ContextBody`] treats the context it carries.
@@ -268,9 +273,9 @@ impl<B: Body> ContextBody<B> {
         }
         let mut guard = guard.map(DropGuard::streaming);
         let track = match (complete, watch.end) {
-            // The server's gRPC-Web stream (a client's cut is its own: it ends what its
-            // caller reads).
-            (_, End::WebTrailers { text }) if guard.is_some() => {
+            // The server's gRPC-Web stream that may be cut (a client's cut is its own: it
+            // ends what its caller reads).
+            (_, End::WebTrailers { text }) if guard.is_some() && watch.cut => {
                 Track::Web(Box::new(protocol::WebFrames::new(text)))
             }
             (Complete::AtEnd, _) => Track::Nothing,
@@ -302,15 +307,16 @@ fn finish(guard: &mut Option<DropGuard>) {
     }
 }
 
-/// The last frame of a stream its context ended.
-fn cut<D: From<Bytes>>(watch: &Watch, track: &Track) -> Result<Frame<D>, BoxError> {
+/// The last frame of a stream its context ended, if any.
+fn cut<D: From<Bytes>>(watch: &Watch, track: &Track) -> Option<Result<Frame<D>, BoxError>> {
     last_frame(track.end(watch.end), ContextDone::of(&watch.ctx))
 }
 
-/// The last frame, spelled as `end`, of a stream that `done` ended.
-fn last_frame<D: From<Bytes>>(end: End, done: ContextDone) -> Result<Frame<D>, BoxError> {
+/// The last frame, spelled as `end`, of a stream that `done` ended (none for `End::Over`).
+fn last_frame<D: From<Bytes>>(end: End, done: ContextDone) -> Option<Result<Frame<D>, BoxError>> {
     let status = || (protocol::grpc_code(done.error()), done.to_string());
-    match end {
+    Some(match end {
+        End::Over => return None,
         End::Error => Err(Box::new(done)),
         End::Trailers => {
             let (code, msg) = status();
@@ -321,7 +327,7 @@ fn last_frame<D: From<Bytes>>(end: End, done: ContextDone) -> Result<Frame<D>, B
             let frame = protocol::grpc_web_trailer_frame(code, &msg, text);
             Ok(Frame::data(frame.into()))
         }
-    }
+    })
 }
 
 impl<B> Body for ContextBody<B>
@@ -354,7 +360,7 @@ where
             } => {
                 if watch.cut && !watch.finish_known && watch.ctx.is_done() {
                     finish(guard);
-                    (Poll::Ready(Some(cut(watch, track))), true)
+                    (Poll::Ready(cut(watch, track)), true)
                 } else {
                     let polled = {
                         let _current = watch.enter.then(|| watch.ctx.enter());
@@ -407,9 +413,9 @@ where
                             let last = if watch.sent.is_some_and(|d| Instant::now() >= d) {
                                 last_frame(track.end(watch.end), ContextDone::no_time_left())
                             } else {
-                                Err(e.into())
+                                Some(Err(e.into()))
                             };
-                            (Poll::Ready(Some(last)), true)
+                            (Poll::Ready(last), true)
                         }
                         Poll::Ready(None) => {
                             finish(guard);
@@ -422,7 +428,7 @@ where
                             };
                             if cut_now {
                                 finish(guard);
-                                (Poll::Ready(Some(cut(watch, track))), true)
+                                (Poll::Ready(cut(watch, track)), true)
                             } else {
                                 (Poll::Pending, false)
                             }
@@ -770,6 +776,58 @@ mod tests {
             }
         }
         drop_an_armed_guard_woken_by(std::sync::Arc::new(BadPayloadWaker));
+    }
+
+    /// Regression test (found by an audit): a gRPC-Web stream whose trailer frame (its
+    /// status) was out, but whose body had not said it was over (a proxy relaying bytes, a
+    /// body that does not report `is_end_stream`), got a second trailer frame, status 4, from
+    /// a cut before its end: the browser read two statuses. Its status is out, so a cut just
+    /// ends it.
+    #[test]
+    fn a_grpc_web_stream_whose_trailer_frame_is_out_gets_no_second_one() {
+        use futures_util::StreamExt;
+        for text in [false, true] {
+            let (ctx, handle) = Context::background().with_cancel();
+            let (ctx2, cancel) = ctx.with_cancel();
+            let encode = |b: &'static [u8]| {
+                Bytes::from(if text {
+                    protocol::base64(b).into_bytes()
+                } else {
+                    b.to_vec()
+                })
+            };
+            let frames = [
+                encode(b"\0\0\0\0\x02hi"),
+                encode(b"\x80\0\0\0\x0fgrpc-status:0\r\n"),
+            ];
+            let inner = http_body_util::StreamBody::new(
+                futures_util::stream::iter(frames.map(|f| Ok::<_, BoxError>(Frame::data(f))))
+                    .chain(futures_util::stream::pending()),
+            );
+            let watch = Watch {
+                ctx: ctx2.clone(),
+                cut: true,
+                enter: true,
+                sent: None,
+                end: End::WebTrailers { text },
+                finish_known: false,
+            };
+            let guard = Some(DropGuard::armed(handle));
+            let mut body = Box::pin(ContextBody::wrap(inner, watch, guard, Complete::AtEnd));
+            for _ in 0..2 {
+                assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(f))) if f.is_data()));
+            }
+            cancel.cancel();
+            match poll_once(&mut body) {
+                Poll::Ready(None) => {}
+                Poll::Ready(Some(Ok(f))) => panic!("text {text}: a second trailer frame {f:?}"),
+                other => panic!("text {text}: {other:?}"),
+            }
+            assert!(body.is_end_stream());
+            drop(body);
+            let cause = ctx.cause().unwrap();
+            assert!(cause.downcast_ref::<RequestDropped>().is_none(), "{cause}");
+        }
     }
 
     #[test]

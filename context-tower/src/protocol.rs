@@ -111,7 +111,7 @@ pub(crate) fn grpc_web_trailer_frame(code: u16, msg: &str, text: bool) -> bytes:
 }
 
 /// Standard base64 with padding (RFC 4648 section 4), what gRPC-Web's `-text` uses.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
@@ -147,6 +147,9 @@ pub(crate) struct WebFrames {
     text: Option<([u8; 4], u8)>,
     /// The data could not be followed (not base64): never between frames.
     lost: bool,
+    /// The last frame whose header was read is a trailer frame (flag `0x80`): once it is
+    /// whole, the stream's status is out.
+    trailer: bool,
 }
 
 impl WebFrames {
@@ -157,12 +160,18 @@ impl WebFrames {
             left: 0,
             text: text.then_some(([0; 4], 0)),
             lost: false,
+            trailer: false,
         }
     }
 
     /// Whether everything sent so far ends a frame.
     pub(crate) fn between(&self) -> bool {
         !self.lost && self.have == 0 && self.left == 0 && self.text.is_none_or(|(_, n)| n == 0)
+    }
+
+    /// Whether everything sent so far ends a trailer frame: the stream's status is out.
+    pub(crate) fn after_trailers(&self) -> bool {
+        self.trailer && self.between()
     }
 
     /// The data can no longer be followed (the caller cannot see all of it).
@@ -227,6 +236,7 @@ impl WebFrames {
                 ];
                 self.left = u64::from(u32::from_be_bytes(len));
                 self.have = 0;
+                self.trailer = self.header[0] & 0x80 != 0;
             }
         }
     }

@@ -34,16 +34,22 @@
 //!    unfinished: from `call` until the body's last frame, an answer of ours, or a cut. Over
 //!    HTTP/1, "the last frame" is also the last byte of a known length (`content-length`, or
 //!    an exact size hint; no `transfer-encoding`), after which hyper stops polling, and an
-//!    answer with no body on the wire (to `HEAD`, a 1xx, 204 or 304) is complete when the
-//!    handler gives it; past that point the body is no longer cut, and its drop ends the
-//!    context without a cause. gRPC and HTTP/2 responses are polled to their end.
+//!    answer with no body on the wire (to `HEAD`, a 1xx, 204 or 304, or a 2xx to `CONNECT`,
+//!    which has none over HTTP/2 either) is complete when the handler gives it; past that
+//!    point the body is no longer cut, and its drop ends the context without a cause. HTTP/2
+//!    responses are polled to their end, and so are gRPC ones that claim no length (those
+//!    the deadline may cut with a status); a gRPC response that keeps a known length over
+//!    HTTP/1 (with `cover_streaming(false)`, or one whose cut is an error) completes at its
+//!    last byte, as an HTTP one does.
 //! 3. The handler future is polled only while the context is live: a done context drops it
 //!    (the answer is `DEADLINE_EXCEEDED`/504 or `CANCELLED`/503) before any further poll.
 //!    A poll that finds the deadline passed answers `DEADLINE_EXCEEDED`/504 too, even if the
 //!    timer has not marked the context yet (its thread may be descheduled): a layer outside
 //!    ours on its own clock (tonic's `GrpcTimeout`, which polls us first and answers
 //!    `CANCELLED`) never answers first. The handle is then kept until the timer has ended the
-//!    context, so the context still ends with `DeadlineExceeded` and its cause.
+//!    context, so the context still ends with `DeadlineExceeded` and its cause. In `call`, a
+//!    budget under 1 ms is read against the clock too, so one spent before the handler would
+//!    be called (`1n`) never reaches it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +66,9 @@ use tower_service::Service;
 use crate::body::{Complete, ContextBody, DropGuard, End, Watch};
 use crate::policy::{Budget, DeadlinePolicy};
 use crate::protocol::{self, ErrorAnswer, Proto};
+
+/// Budgets shorter than this are checked against the clock before the handler is called.
+const TINY_BUDGET: std::time::Duration = std::time::Duration::from_millis(1);
 
 #[derive(Debug)]
 struct Config {
@@ -91,9 +100,12 @@ struct Config {
 ///   `-text`, as the response is), and answers of ours carry gRPC-Web's `content-type`. A
 ///   cut in the middle of a message (a body that splits messages across frames, as a proxy
 ///   relaying bytes does) aborts the stream instead: the browser would read the trailer
-///   frame as the rest of that message.
+///   frame as the rest of that message. One after the stream's own trailer frame (its status
+///   is out, the body had not yet said it was over) just ends it, as a cut of a trailers-only
+///   answer (gRPC or gRPC-Web, `grpc-status` in its headers) does.
 /// - Parent cancelled (shutdown): `CANCELLED` (1) or 503.
-/// - A caller with no time left (`0n`) is answered without calling the handler.
+/// - A caller with no time left (`0n`, or a budget spent before the handler would be
+///   called, as `1n` is) is answered without calling the handler.
 /// - The request dropped early (client gone, `RST_STREAM`): the context is cancelled with
 ///   [`RequestDropped`](crate::RequestDropped), so `go!`/`Group` work under it stops too.
 /// - Layers nest: a request that already carries a `Context` extension (an outer
@@ -295,6 +307,10 @@ where
             Budget::Some(budget, cause) => Some((budget, cause)),
             Budget::None => None,
         };
+        // A budget this short may run out before the handler is called, before the timer
+        // marks the context: the clock decides (invariant 3). A longer one only could if the
+        // thread were descheduled right here, and costs no clock read.
+        let tiny = budget.as_ref().is_some_and(|(b, _)| *b < TINY_BUDGET);
         // A request that already has a context (an outer `ContextLayer`, or middleware of
         // the user's) runs under it: its deadline, cancellation and values; this layer's own
         // parent, if it has one, is joined. The extension is replaced by the child below.
@@ -313,10 +329,16 @@ where
             guard.disarm();
             return ResponseFuture::answer(protocol::context_answer(proto, &ctx));
         }
+        if tiny && ctx.deadline().is_some_and(|d| d <= Instant::now()) {
+            // Spent already (`1n`), though not yet marked: nobody has seen this context.
+            guard.disarm();
+            return ResponseFuture::answer(protocol::deadline_answer(proto));
+        }
         // What hyper's HTTP/1 server does with a response's body (invariant 2); its HTTP/2
         // server polls every body to its end.
         let h1 = req.version() <= Version::HTTP_11;
         let head = req.method() == Method::HEAD;
+        let connect = req.method() == Method::CONNECT;
         let te = h1 && proto == Proto::Grpc && protocol::accepts_trailers(req.headers());
         req.extensions_mut().insert(ctx.clone());
         // The handler's own code in `call` runs with the context current; the future is
@@ -331,6 +353,7 @@ where
                 proto,
                 h1,
                 head,
+                connect,
                 te,
                 cover: config.policy.cover_body,
             },
@@ -371,6 +394,9 @@ pin_project! {
             h1: bool,
             // An answer to `HEAD` has no body on the wire.
             head: bool,
+            // Nor has a successful answer to `CONNECT`, over HTTP/1 or HTTP/2: the
+            // connection or the stream becomes the tunnel.
+            connect: bool,
             // gRPC over HTTP/1 with `te: trailers`: hyper sends the trailers a response
             // declares (tonic-web, outside us, turns them into its body frame).
             te: bool,
@@ -394,13 +420,24 @@ impl<F> ResponseFuture<F> {
 /// When the server will have sent the whole of `resp` (invariant 2). At the end of its
 /// stream, unless `to_end` is false (an HTTP/1 response: hyper's HTTP/1 server sends no body
 /// for `HEAD`, a 1xx, 204 or 304, and stops polling a body with a known length, declared or
-/// an exact size hint, once that many bytes are out; not with `transfer-encoding`, which it
-/// streams to the end). gRPC responses, and every HTTP/2 one, are polled to their end.
-fn complete_at<B: http_body::Body>(resp: &Response<B>, to_end: bool, head: bool) -> Complete {
+/// an exact size hint, once that many bytes are out, whatever its protocol; not with
+/// `transfer-encoding`, which it streams to the end). Every HTTP/2 response, and a gRPC one
+/// that claims no length (the deadline may cut it with a status), is polled to its end, but a
+/// successful answer to `CONNECT` (`connect`), whose body hyper drops unpolled over HTTP/1
+/// and HTTP/2 alike.
+fn complete_at<B: http_body::Body>(
+    resp: &Response<B>,
+    to_end: bool,
+    head: bool,
+    connect: bool,
+) -> Complete {
+    let status = resp.status();
+    if connect && status.is_success() {
+        return Complete::NoBody;
+    }
     if to_end {
         return Complete::AtEnd;
     }
-    let status = resp.status();
     if head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -425,10 +462,12 @@ fn complete_at<B: http_body::Body>(resp: &Response<B>, to_end: bool, head: bool)
 /// trailers, which hyper's HTTP/1 server sends only to a request with `te: trailers` (`te`)
 /// and only as the response's `trailer` header declares them ([`declare_cut_trailers`]),
 /// else drops before it ends the chunked body as if complete: a cut there is an error, which
-/// aborts the message. HTTP gets an error frame.
+/// aborts the message. HTTP gets an error frame. A trailers-only answer (`grpc-status` in its
+/// headers) has its status out already: a cut just ends it.
 fn cut_end(proto: Proto, h1: bool, te: bool, headers: &http::HeaderMap) -> End {
     match proto {
         Proto::Http => End::Error,
+        _ if protocol::header(headers, &protocol::GRPC_STATUS).is_some() => End::Over,
         // The response's encoding decides (tonic-web answers `-text` as `accept` asks).
         Proto::Web { text } => match Proto::of(headers) {
             Proto::Web { text } => End::WebTrailers { text },
@@ -475,6 +514,7 @@ where
                 proto,
                 h1,
                 head,
+                connect,
                 te,
                 cover,
             } => {
@@ -494,7 +534,6 @@ where
                         Poll::Ready(Ok(mut resp)) => {
                             let (cut, proto, h1) = (*cover, *proto, *h1);
                             let grpc = proto.is_grpc();
-                            let complete = complete_at(&resp, grpc || !h1, *head);
                             if *te {
                                 declare_cut_trailers(resp.headers_mut());
                             }
@@ -504,6 +543,12 @@ where
                                 resp.headers_mut().remove(http::header::CONTENT_LENGTH);
                             }
                             let end = cut_end(proto, h1, *te, resp.headers());
+                            // A stream whose cut ends with a status claims no length (its
+                            // body's size hint is not exact either), so hyper polls it to its
+                            // end; any other keeps the length it has, which hyper's HTTP/1
+                            // server stops at, gRPC's too.
+                            let no_length = cut && end != End::Error;
+                            let complete = complete_at(&resp, no_length || !h1, *head, *connect);
                             // The context and the guard move on into the body (no clone).
                             let StateReplace::Running { ctx, guard, .. } =
                                 self.project().state.project_replace(State::Finished)
@@ -555,6 +600,94 @@ where
                 }
                 self.project().state.project_replace(State::Finished);
                 Poll::Ready(Ok(answer_response(answer)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body::Frame;
+    use std::task::Waker;
+
+    type Pending = http_body_util::StreamBody<
+        futures_util::stream::Pending<Result<Frame<Bytes>, std::convert::Infallible>>,
+    >;
+
+    /// Regression test (found by an audit): a budget too short to outlast its own setup
+    /// (`1n`, what our client sends with a nanosecond left) had run out by the time the
+    /// handler was called, but the timer had not marked the context yet, so the handler ran
+    /// (998 of 1,000 calls) and a quick one answered `OK` after the caller's deadline.
+    #[test]
+    fn a_budget_spent_before_the_call_is_answered_without_the_handler() {
+        let called = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&called);
+        let mut svc = ContextLayer::grpc().layer(tower::service_fn(move |_: Request<()>| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(
+                String::new(),
+            )))
+        }));
+        for i in 0..200 {
+            let req = Request::post("/pkg.Svc/Get")
+                .version(Version::HTTP_2)
+                .header("content-type", "application/grpc")
+                .header("grpc-timeout", "1n")
+                .body(())
+                .unwrap();
+            let mut fut = std::pin::pin!(svc.call(req));
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            let Poll::Ready(Ok(resp)) = fut.as_mut().poll(&mut cx) else {
+                panic!("not answered at once")
+            };
+            assert_eq!(
+                protocol::grpc_status_of(resp.headers()),
+                Some(4),
+                "call {i}"
+            );
+        }
+        let called = called.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(called, 0, "the handler ran {called} times of 200");
+    }
+
+    /// Regression test (found by an audit): a trailers-only gRPC answer (its status in the
+    /// headers) whose body had not said it was over (a proxy relaying one, a body that does
+    /// not report `is_end_stream`) got trailers with a second status, 1 or 4, from a cut: the
+    /// client saw two statuses. Its status is out, so a cut just ends the stream.
+    #[test]
+    fn a_trailers_only_answer_gets_no_second_status_from_a_cut() {
+        for content_type in ["application/grpc", "application/grpc-web+proto"] {
+            let (shutdown, stop) = Context::background().with_cancel();
+            let mut svc = ContextLayer::grpc()
+                .parent(&shutdown)
+                .layer(tower::service_fn(move |_: Request<()>| async move {
+                    let mut resp = Response::new(Pending::new(futures_util::stream::pending()));
+                    let headers = resp.headers_mut();
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(content_type),
+                    );
+                    headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+                    Ok::<_, std::convert::Infallible>(resp)
+                }));
+            let req = Request::post("/pkg.Svc/Get")
+                .version(Version::HTTP_2)
+                .header("content-type", content_type)
+                .body(())
+                .unwrap();
+            let mut fut = std::pin::pin!(svc.call(req));
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            let Poll::Ready(Ok(resp)) = fut.as_mut().poll(&mut cx) else {
+                panic!("the handler answered at once")
+            };
+            let mut body = std::pin::pin!(resp.into_body());
+            assert!(http_body::Body::poll_frame(body.as_mut(), &mut cx).is_pending());
+            stop.cancel_with_cause("shutting down");
+            match http_body::Body::poll_frame(body.as_mut(), &mut cx) {
+                Poll::Ready(None) => {}
+                other => panic!("{content_type}: a second status after the headers' 5: {other:?}"),
             }
         }
     }

@@ -475,3 +475,151 @@ async fn a_body_the_callee_cut_at_the_deadline_we_sent_is_deadline_exceeded() {
     .await
     .unwrap();
 }
+
+/// Regression test (found by an audit): over HTTP/1.1 hyper stops polling a body of known
+/// length (declared, or from an exact size hint) once that many bytes are out, and drops it
+/// without asking for its end, gRPC ones too. The layer took every gRPC response as polled to
+/// its end, so such a response, sent whole, ended its handler's context with
+/// `RequestDropped`: a gRPC-Web answer with its length declared and a unary gRPC answer
+/// (message and trailers, its size hint exact) under `cover_streaming(false)`, where the
+/// length stands, and a gRPC answer to a request without `te: trailers`, whose cut is an
+/// error and keeps the hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_grpc_answer_of_known_length_over_http1_is_not_request_dropped() {
+    type Answer = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+    const MESSAGE: &[u8] = b"\0\0\0\0\x02hi";
+    fn unary() -> Answer {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        http_body_util::Full::new(Bytes::from_static(MESSAGE))
+            .with_trailers(async move { Some(Ok(trailers)) })
+            .boxed_unsync()
+    }
+    fn web() -> Answer {
+        let trailer = b"\x80\0\0\0\x0fgrpc-status:0\r\n";
+        let chunks = futures_util::stream::iter([
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(MESSAGE))),
+            Ok(Frame::data(Bytes::from_static(trailer))),
+        ]);
+        http_body_util::StreamBody::new(chunks).boxed_unsync()
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let cases: [(&str, &str, bool, bool); 3] = [
+            // (case, content-type, te: trailers, cover_streaming)
+            (
+                "gRPC-Web, declared, not covered",
+                "application/grpc-web+proto",
+                false,
+                false,
+            ),
+            (
+                "gRPC unary, te, not covered",
+                "application/grpc",
+                true,
+                false,
+            ),
+            (
+                "gRPC unary, no te, covered",
+                "application/grpc",
+                false,
+                true,
+            ),
+        ];
+        for (case, content_type, te, cover) in cases {
+            let policy = DeadlinePolicy::grpc()
+                .default_timeout(Duration::from_secs(20))
+                .cover_streaming(cover);
+            let web_answer = content_type.contains("web");
+            let (addr, seen) = serve_with(loopback::Version::H1, policy, move || {
+                let (body, length) = if web_answer {
+                    (web(), Some(MESSAGE.len() + 20))
+                } else {
+                    (unary(), None)
+                };
+                let mut resp = http::Response::new(body);
+                let headers = resp.headers_mut();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(content_type),
+                );
+                if let Some(n) = length {
+                    headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
+                }
+                resp
+            })
+            .await;
+            let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+            let mut req = http::Request::post(format!("http://{addr}/pkg.Svc/Unary"))
+                .header("content-type", content_type);
+            if te {
+                req = req.header("te", "trailers");
+            }
+            let resp = http.request(req.body(Empty::new()).unwrap()).await.unwrap();
+            assert_eq!(resp.status(), 200, "{case}");
+            let body = resp.into_body().collect().await;
+            let body = body.unwrap_or_else(|e| panic!("{case}: {e:?}")).to_bytes();
+            assert_eq!(&body[..MESSAGE.len()], MESSAGE, "{case}");
+            let dropped = ended_as_dropped(&handler_context(&seen)).await;
+            assert_eq!(
+                dropped, None,
+                "{case}: a complete answer taken for a client gone"
+            );
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// Regression test (found by an audit): a successful answer to `CONNECT` has no body on the
+/// wire (the connection, or the HTTP/2 stream, becomes the tunnel), so hyper drops its body
+/// without polling it, over HTTP/1.1 and HTTP/2 alike, as it does for `HEAD`; the layer
+/// waited for the body's end and took that drop for a client gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_answer_to_connect_is_not_request_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(Duration::from_secs(30), async {
+        // A body that says nothing of its end before it is polled.
+        let tunnel = || {
+            let nothing = futures_util::stream::empty::<Result<Frame<Bytes>, Infallible>>();
+            http::Response::new(http_body_util::StreamBody::new(nothing))
+        };
+        // HTTP/1.1, by hand: hyper's client would take the connection for the tunnel.
+        let (addr, seen) = serve(loopback::Version::H1, tunnel).await;
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8];
+            if tcp.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
+        let dropped = ended_as_dropped(&handler_context(&seen)).await;
+        assert_eq!(
+            dropped, None,
+            "HTTP/1.1: a complete CONNECT answer taken for a client gone"
+        );
+        drop(tcp);
+
+        let (addr, seen) = serve(loopback::Version::H2, tunnel).await;
+        let mut h2 = loopback::connect_h2(addr).await;
+        let req = http::Request::connect("127.0.0.1:9")
+            .body(Empty::new())
+            .unwrap();
+        let resp = h2.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let dropped = ended_as_dropped(&handler_context(&seen)).await;
+        assert_eq!(
+            dropped, None,
+            "HTTP/2: a complete CONNECT answer taken for a client gone"
+        );
+        drop(resp);
+    })
+    .await
+    .unwrap();
+}
