@@ -327,6 +327,46 @@ fn a_thread_panic_cancels_the_group_and_wait_re_raises_it() {
     assert!(failed.is_panic());
 }
 
+/// An error whose `Drop` panics (once: not while unwinding).
+#[derive(Debug)]
+struct ErrorPanicsOnDrop;
+
+impl fmt::Display for ErrorPanicsOnDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error whose drop panics")
+    }
+}
+
+impl Drop for ErrorPanicsOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("deliberate: the error panics as it is dropped");
+        }
+    }
+}
+
+#[test]
+fn wait_re_raises_the_members_panic_even_if_the_kept_error_panics_when_dropped() {
+    #[derive(Debug, PartialEq)]
+    struct Boom(u8);
+    let group: Group<ErrorPanicsOnDrop> = Group::new(&Context::background());
+    let (go_on, wait_for_go) = mpsc::channel::<()>();
+    group.spawn_blocking(move |_| -> Result<(), _> {
+        wait_for_go.recv().unwrap();
+        panic::panic_any(Boom(9))
+    });
+    let failing = group.spawn_blocking(|_| Err::<(), _>(ErrorPanicsOnDrop));
+    assert!(failing.join().unwrap_err().is_failed(), "the error is kept");
+    go_on.send(()).unwrap();
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<Boom>(),
+        Some(&Boom(9)),
+        "wait re-raised another panic: {:?}",
+        panic_message(&*payload)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_panic_cancels_the_group_and_wait_re_raises_it() {
     async fn member(ctx: Context, id: u32) -> Result<(), Error> {

@@ -691,7 +691,9 @@ where
             (failures.error.take(), failures.panic.take())
         };
         if let Some(payload) = panic {
-            drop(error);
+            // The panic wins; the error is a user value whose drop may panic, which must not
+            // replace the member's panic (the panic hook has reported it).
+            crate::unwind::contain(move || drop(error));
             panic::resume_unwind(payload);
         }
         match error {
