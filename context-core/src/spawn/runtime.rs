@@ -112,7 +112,9 @@ where
         Err(e) => {
             let taken = lock(&job).take();
             if let Some((ctx, f, deliver)) = taken {
-                drop((ctx, f)); // user code (the closure's drop), outside every lock
+                // User code (the closure's drop), outside every lock; its panic (reported by
+                // the hook) must not skip the delivery, which ends a group member.
+                crate::unwind::contain(move || drop((ctx, f)));
                 deliver(Err(JoinError::refused(e)));
             }
             None
@@ -451,5 +453,40 @@ mod tests {
         assert!(err.is_refused(), "{err:?}");
         assert!(err.os_error().is_some());
         assert!(err.to_string().contains("refused a thread"), "{err}");
+    }
+
+    /// Regression test: the refused work's closure was dropped before the refusal was
+    /// delivered, so a panic in its `Drop` unwound past `deliver`: a group member was never
+    /// ended, and `wait` hung.
+    #[test]
+    fn a_refused_thread_is_delivered_even_if_the_work_panics_as_it_is_dropped() {
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("deliberate: the work panics as it is dropped");
+            }
+        }
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let owned = PanicsOnDrop;
+        let builder = std::thread::Builder::new().stack_size(usize::MAX / 2);
+        let spawned = panic::catch_unwind(AssertUnwindSafe(|| {
+            spawn_thread_with(
+                builder,
+                Runtime::capture(),
+                ctx,
+                move |_| {
+                    let _owned = &owned;
+                    1u8
+                },
+                move |r| tx.send(r).unwrap(),
+            )
+        }));
+        assert!(
+            matches!(spawned, Ok(None)),
+            "the spawn returns, refused, without unwinding"
+        );
+        let err = rx.try_recv().expect("delivered at once").unwrap_err();
+        assert!(err.is_refused(), "{err:?}");
     }
 }
