@@ -795,3 +795,25 @@ fn a_task_dropped_by_its_runtime_drops_its_work_under_the_works_context() {
     assert!(unpolled.join().unwrap_err().is_cancelled());
     assert!(member.join().is_err());
 }
+
+/// Pins the README's "What can still panic": a `GoJoin` polled again after it completed.
+#[test]
+fn a_go_join_polled_again_after_it_completed_panics() {
+    use std::future::{Future, IntoFuture};
+    use std::task::{Context as TaskContext, Waker};
+
+    fn poll_twice<T>(handle: GoHandle<T>) -> bool {
+        let mut join = std::pin::pin!(handle.into_future());
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while join.as_mut().poll(&mut cx).is_pending() {
+            assert!(std::time::Instant::now() < deadline, "never completed");
+            thread::yield_now();
+        }
+        panic::catch_unwind(AssertUnwindSafe(|| join.as_mut().poll(&mut cx))).is_err()
+    }
+    assert!(poll_twice(go!(|_ctx| 1u8)), "a thread's GoJoin");
+    let rt = multi_thread(1);
+    let task = rt.block_on(async { go!(async { 2u8 }) });
+    assert!(poll_twice(task), "a task's GoJoin");
+}
