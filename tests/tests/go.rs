@@ -739,3 +739,81 @@ fn join_inside_its_own_work_panics_instead_of_hanging() {
         }
     });
 }
+
+/// Records the current context's `u8` value when dropped.
+struct SeesOnDrop(mpsc::Sender<Option<u8>>);
+
+impl Drop for SeesOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Context::current().value::<u8>().copied());
+    }
+}
+
+#[test]
+fn a_task_dropped_by_its_runtime_drops_its_work_under_the_works_context() {
+    let rt = current_thread();
+    let (tx, rx) = mpsc::channel();
+    let parent = Context::background().with_value(1u8);
+    let (started, is_started) = mpsc::channel();
+    let (handle, member, unpolled) = rt.block_on(async {
+        let seen = SeesOnDrop(tx.clone());
+        let handle = go!(in parent, async move {
+            let _seen = seen;
+            started.send(()).unwrap();
+            std::future::pending::<()>().await;
+        });
+        let group: go_context::Group = go_context::Group::new(&parent);
+        let seen = SeesOnDrop(tx.clone());
+        let member = go!(group => async move {
+            let _seen = seen;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        tokio::task::yield_now().await;
+        is_started.try_recv().expect("the task ran");
+        drop(group);
+        // Never polled: the runtime drops it with the work unmade.
+        let seen = SeesOnDrop(tx);
+        let unpolled = GoHandle::spawn(&parent, move |_| async move {
+            let _seen = seen;
+        });
+        (handle, member, unpolled)
+    });
+    // The runtime is dropped on a thread with another context current.
+    let other = Context::background().with_value(9u8);
+    let entered = other.enter();
+    drop(rt);
+    drop(entered);
+    assert_eq!(rx.try_recv(), Ok(Some(1)), "the go! task's work");
+    assert_eq!(rx.try_recv(), Ok(Some(1)), "the group member's work");
+    assert_eq!(
+        rx.try_recv(),
+        Ok(Some(1)),
+        "the unpolled task's unmade work"
+    );
+    assert!(handle.join().unwrap_err().is_cancelled());
+    assert!(unpolled.join().unwrap_err().is_cancelled());
+    assert!(member.join().is_err());
+}
+
+/// Pins the README's "What can still panic": a `GoJoin` polled again after it completed.
+#[test]
+fn a_go_join_polled_again_after_it_completed_panics() {
+    use std::future::{Future, IntoFuture};
+    use std::task::{Context as TaskContext, Waker};
+
+    fn poll_twice<T>(handle: GoHandle<T>) -> bool {
+        let mut join = std::pin::pin!(handle.into_future());
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while join.as_mut().poll(&mut cx).is_pending() {
+            assert!(std::time::Instant::now() < deadline, "never completed");
+            thread::yield_now();
+        }
+        panic::catch_unwind(AssertUnwindSafe(|| join.as_mut().poll(&mut cx))).is_err()
+    }
+    assert!(poll_twice(go!(|_ctx| 1u8)), "a thread's GoJoin");
+    let rt = multi_thread(1);
+    let task = rt.block_on(async { go!(async { 2u8 }) });
+    assert!(poll_twice(task), "a task's GoJoin");
+}

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -250,6 +251,82 @@ fn try_go_starts_only_under_the_limit() {
     group.wait().unwrap();
 }
 
+/// Regression test (found by an audit): a member's handle got its value before the member
+/// freed its slot, so "join one, then start the next" found the limit still reached
+/// (`is_full`) and the settings locked (`MembersActive`) nearly every time. Here the joiner's
+/// waker holds the member's thread inside the delivery, which made it certain.
+#[test]
+fn a_joined_members_slot_is_free_for_the_next() {
+    use std::future::{Future, IntoFuture};
+    use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+    /// Woken on the member's thread: reports it, then holds that thread until released.
+    struct HoldingWaker {
+        test: std::thread::ThreadId,
+        woken: Mutex<mpsc::Sender<()>>,
+        release: Mutex<mpsc::Receiver<()>>,
+    }
+    impl Wake for HoldingWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            if std::thread::current().id() != self.test {
+                let _ = self.woken.lock().unwrap().send(());
+                let _ = self.release.lock().unwrap().recv_timeout(PATIENCE);
+            }
+        }
+    }
+
+    let group: Group = Group::new(&Context::background());
+    group.set_limit(1).unwrap();
+    let gate = Arc::new(Gate::default());
+    let first = {
+        let gate = Arc::clone(&gate);
+        group
+            .try_spawn_blocking(move |_| {
+                gate.pass();
+                Ok(7)
+            })
+            .unwrap()
+    };
+    let (woken_tx, woken) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let waker = Waker::from(Arc::new(HoldingWaker {
+        test: std::thread::current().id(),
+        woken: Mutex::new(woken_tx),
+        release: Mutex::new(release_rx),
+    }));
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut join = first.into_future();
+    // The first poll yields, the second waits on the member's finished signal.
+    assert!(Pin::new(&mut join).poll(&mut cx).is_pending());
+    assert!(Pin::new(&mut join).poll(&mut cx).is_pending());
+    gate.open();
+    woken
+        .recv_timeout(PATIENCE)
+        .expect("the member's delivery wakes the joiner");
+    // The member has delivered its value: it is finished, and so is its hold on the limit.
+    assert_eq!(
+        group.set_limit(1),
+        Ok(()),
+        "settings after the member finished"
+    );
+    let next = group.try_spawn_blocking(|_| Ok(8));
+    release.send(()).unwrap();
+    assert_eq!(
+        next.as_ref().err().map(ToString::to_string),
+        None,
+        "the joined member's slot is free"
+    );
+    match Pin::new(&mut join).poll(&mut cx) {
+        Poll::Ready(value) => assert_eq!(value.unwrap(), 7),
+        Poll::Pending => panic!("delivered: ready"),
+    }
+    assert_eq!(next.unwrap().join().unwrap(), 8);
+    group.wait().unwrap();
+}
+
 #[test]
 fn queued_members_do_not_start_after_a_failure() {
     let group: Group<FetchError> = Group::new(&Context::background());
@@ -325,6 +402,46 @@ fn a_thread_panic_cancels_the_group_and_wait_re_raises_it() {
     let cause = ctx.cause().unwrap();
     let failed = cause.downcast_ref::<MemberFailed>().unwrap();
     assert!(failed.is_panic());
+}
+
+/// An error whose `Drop` panics (once: not while unwinding).
+#[derive(Debug)]
+struct ErrorPanicsOnDrop;
+
+impl fmt::Display for ErrorPanicsOnDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error whose drop panics")
+    }
+}
+
+impl Drop for ErrorPanicsOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("deliberate: the error panics as it is dropped");
+        }
+    }
+}
+
+#[test]
+fn wait_re_raises_the_members_panic_even_if_the_kept_error_panics_when_dropped() {
+    #[derive(Debug, PartialEq)]
+    struct Boom(u8);
+    let group: Group<ErrorPanicsOnDrop> = Group::new(&Context::background());
+    let (go_on, wait_for_go) = mpsc::channel::<()>();
+    group.spawn_blocking(move |_| -> Result<(), _> {
+        wait_for_go.recv().unwrap();
+        panic::panic_any(Boom(9))
+    });
+    let failing = group.spawn_blocking(|_| Err::<(), _>(ErrorPanicsOnDrop));
+    assert!(failing.join().unwrap_err().is_failed(), "the error is kept");
+    go_on.send(()).unwrap();
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<Boom>(),
+        Some(&Boom(9)),
+        "wait re-raised another panic: {:?}",
+        panic_message(&*payload)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,9 +9,15 @@
 //!
 //! 1. `running` counts admitted members that have not finished: never more than `limit`.
 //!    `starting` counts those of them whose launch (spawning the thread or task) has not been
-//!    recorded yet, so `wait` cannot return before every member thread is known.
-//! 2. Idle means `running == 0 && starting == 0 && queued` empty; the transition into idle
-//!    fires the idle signal in the same critical section (signal invariant 3).
+//!    recorded yet, so `wait` cannot return before every member thread is known. `ending`
+//!    counts finished members (their slot already freed, so whoever joined one can start the
+//!    next or change the settings) whose handle does not have its outcome yet, so `wait`
+//!    cannot return before every handle has it. (The queued members a finish starts count
+//!    as running and starting already.)
+//! 2. Idle means `running == 0 && starting == 0 && ending == 0 && queued` empty; the
+//!    transition into idle fires the idle signal in the same critical section (signal
+//!    invariant 3). The settings can change once no member is running, starting or queued
+//!    (an ending member no longer depends on them).
 //! 3. Every decision is made under the lock, and every consequence (spawning, dropping a
 //!    refused or skipped member, waking the waiter) is carried out by the caller after it: the
 //!    methods return what to do.
@@ -37,6 +43,7 @@ struct State<M> {
     fail_fast: bool,
     running: usize,
     starting: usize,
+    ending: usize,
     queued: VecDeque<M>,
     failed: bool,
     error_kept: bool,
@@ -46,8 +53,13 @@ struct State<M> {
 }
 
 impl<M> State<M> {
-    fn is_idle(&self) -> bool {
+    /// No member running, starting or queued: the settings may change (invariant 2).
+    fn is_quiet(&self) -> bool {
         self.running == 0 && self.starting == 0 && self.queued.is_empty()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.is_quiet() && self.ending == 0
     }
 
     fn fire_if_idle(&mut self) -> Option<CancelHandle> {
@@ -78,13 +90,14 @@ pub(crate) struct Claim {
     pub(crate) keep: bool,
 }
 
-/// What to do after a member finished or a launch was recorded, outside the lock.
+/// What to do after a member finished or the group was abandoned, outside the lock.
 pub(crate) struct After<M> {
     /// Members to launch now (admitted: running and starting).
     pub(crate) start: Vec<M>,
-    /// Members dropped unstarted (the group failed, fail-fast).
+    /// Members dropped unstarted (the group failed, fail-fast, or was abandoned).
     pub(crate) skipped: Vec<M>,
-    /// Dropping it wakes the waiters: the group became idle.
+    /// Dropping it wakes the waiters: the group became idle (never after `finish`: the
+    /// member is still ending, see [`Admission::ended`]).
     pub(crate) idle: Option<CancelHandle>,
 }
 
@@ -96,6 +109,7 @@ impl<M> Admission<M> {
                 fail_fast: true,
                 running: 0,
                 starting: 0,
+                ending: 0,
                 queued: VecDeque::new(),
                 failed: false,
                 error_kept: false,
@@ -111,7 +125,7 @@ impl<M> Admission<M> {
             return Err(LimitError::Zero);
         }
         let mut st = lock(&self.state);
-        if !st.is_idle() {
+        if !st.is_quiet() {
             return Err(LimitError::MembersActive);
         }
         st.limit = Some(n);
@@ -120,7 +134,7 @@ impl<M> Admission<M> {
 
     pub(crate) fn set_fail_fast(&self, on: bool) -> Result<(), LimitError> {
         let mut st = lock(&self.state);
-        if !st.is_idle() {
+        if !st.is_quiet() {
             return Err(LimitError::MembersActive);
         }
         st.fail_fast = on;
@@ -172,11 +186,12 @@ impl<M> Admission<M> {
     }
 
     /// Records that a member finished: frees its slot for queued members (or drops them, after
-    /// a failure in fail-fast mode).
+    /// a failure in fail-fast mode). The member counts as ending until [`ended`](Self::ended).
     #[must_use]
     pub(crate) fn finish(&self) -> After<M> {
         let mut st = lock(&self.state);
         st.running -= 1;
+        st.ending += 1;
         let mut start = Vec::new();
         let mut skipped = Vec::new();
         if st.failed && st.fail_fast {
@@ -191,12 +206,20 @@ impl<M> Admission<M> {
                 start.push(member);
             }
         }
-        let idle = st.fire_if_idle();
         After {
             start,
             skipped,
-            idle,
+            idle: None,
         }
+    }
+
+    /// Records that a finished member's end is over: its handle has its outcome (the members
+    /// its finish started count as running and starting until launched).
+    #[must_use]
+    pub(crate) fn ended(&self) -> Option<CancelHandle> {
+        let mut st = lock(&self.state);
+        st.ending -= 1;
+        st.fire_if_idle()
     }
 
     /// The group was dropped without `wait` (invariant 5): the members still queued will never
@@ -266,8 +289,8 @@ mod loom_tests {
             now.fetch_sub(1, Ordering::SeqCst);
             let after = adm.finish();
             assert!(after.skipped.is_empty());
-            drop(after.idle);
             todo.extend(after.start);
+            drop(adm.ended());
         }
     }
 
@@ -317,8 +340,8 @@ mod loom_tests {
                 thread::spawn(move || {
                     let _ = m;
                     drop(adm.launched());
-                    let after = adm.finish();
-                    drop(after.idle);
+                    drop(adm.finish());
+                    drop(adm.ended());
                 })
             };
             // Waited on a thread of its own, which ends right after: the cancellation unparks
@@ -340,6 +363,43 @@ mod loom_tests {
     }
 
     #[test]
+    fn loom_group_slot_is_free_before_the_end_is_over() {
+        model(|| {
+            let adm = Arc::new(Admission::<u32>::new());
+            adm.set_limit(1).unwrap();
+            let Admit::Start(_) = adm.admit(false, |n| n as u32) else {
+                panic!("a free slot")
+            };
+            drop(adm.launched());
+            // The member's outcome, delivered between freeing the slot and the end's end.
+            let delivered = Arc::new(AtomicUsize::new(0));
+            let ender = {
+                let (adm, delivered) = (adm.clone(), delivered.clone());
+                thread::spawn(move || {
+                    let after = adm.finish();
+                    assert!(after.start.is_empty() && after.skipped.is_empty());
+                    delivered.store(1, Ordering::SeqCst);
+                    drop(adm.ended());
+                })
+            };
+            if delivered.load(Ordering::SeqCst) == 1 {
+                // Whoever saw the outcome finds the slot free and the settings open.
+                assert!(adm.set_limit(1).is_ok(), "the settings after the outcome");
+            }
+            if let Some(idle) = adm.idle_signal() {
+                idle.wait();
+            }
+            assert_eq!(
+                delivered.load(Ordering::SeqCst),
+                1,
+                "idle only once the outcome is delivered"
+            );
+            ender.join().unwrap();
+            assert!(matches!(adm.admit(false, |n| n as u32), Admit::Start(_)));
+        });
+    }
+
+    #[test]
     fn loom_group_abandoned_queue_starts_or_drops_each_member_once() {
         model(|| {
             let adm = Arc::new(Admission::<u32>::new());
@@ -353,11 +413,12 @@ mod loom_tests {
                 let adm = adm.clone();
                 thread::spawn(move || {
                     let after = adm.finish();
-                    drop(after.idle);
+                    drop(adm.ended());
                     let started = after.start.len();
                     for _ in 0..started {
                         drop(adm.launched());
-                        drop(adm.finish().idle);
+                        drop(adm.finish());
+                        drop(adm.ended());
                     }
                     started
                 })
@@ -394,7 +455,7 @@ mod loom_tests {
                     let claim = adm.fail(panicked);
                     let after = adm.finish();
                     assert!(after.start.is_empty(), "nothing starts after a failure");
-                    drop(after.idle);
+                    drop(adm.ended());
                     (claim, after.skipped.len())
                 })
             };

@@ -6,9 +6,11 @@
 //! # Invariants
 //!
 //! 1. A member ends in [`Shared::end`], called exactly once by the runtime glue: it records a
-//!    failure (cause set, error kept) **before** the member stops counting as running, and the
-//!    count is released by a guard, so an unwind (a panicking `Drop` of a user value) cannot
-//!    skip it and hang `wait`.
+//!    failure (cause set, error kept) **before** the member stops counting as running, and
+//!    frees its slot **before** its handle gets the outcome (so whoever joined it finds the
+//!    slot free); it stops counting as ending (admission invariant 1) only after that, before
+//!    anything else. Both counts are released by a guard, so an unwind (a panicking `Drop` of
+//!    a user value) cannot skip them and hang `wait`.
 //! 2. No user code under our locks: errors are formatted, and errors, payloads and unstarted
 //!    members dropped, after every lock is released; locks are never nested.
 //! 3. Member threads are reaped as the group goes (at launches, once their count doubles), so
@@ -26,7 +28,7 @@ use std::pin::Pin;
 use std::task::{self, Poll};
 use std::thread::JoinHandle;
 
-use super::admission::{Admission, Admit};
+use super::admission::{Admission, Admit, After};
 use super::errors::{panic_message, JoinError, LimitError, MemberFailed, Payload, SpawnError};
 use super::handle::{GoHandle, Kind, Work};
 use super::runtime;
@@ -215,8 +217,8 @@ impl<E: fmt::Display + Send + 'static> Shared<E> {
         drop(self.admission.launched());
     }
 
-    /// The end of a member (invariant 1): record a failure, hand the value to the member's
-    /// handle, then (in the guard) free the slot.
+    /// The end of a member (invariant 1): record a failure, free the slot, hand the value to
+    /// the member's handle, then (in the guard) start what the freed slot lets start.
     fn end<T>(
         self: &Arc<Self>,
         outcome: Result<Result<T, E>, JoinError>,
@@ -224,7 +226,10 @@ impl<E: fmt::Display + Send + 'static> Shared<E> {
         member: u64,
         site: &'static Location<'static>,
     ) {
-        let _finish = FinishGuard(self);
+        let mut finish = FinishGuard {
+            shared: self,
+            after: None,
+        };
         let (failure, for_handle) = match outcome {
             Ok(Ok(value)) => (None, Ok(value)),
             Ok(Err(e)) => (Some(Failure::Error(e)), Err(JoinError::failed())),
@@ -241,6 +246,7 @@ impl<E: fmt::Display + Send + 'static> Shared<E> {
         if let Some(failure) = failure {
             self.failed(failure, member, site);
         }
+        finish.free();
         work.deliver(for_handle);
     }
 
@@ -404,16 +410,34 @@ impl Drop for InMember {
 }
 
 /// Frees a finished member's slot, even on unwind (invariant 1), and carries out what that
-/// decides: queued members start, skipped ones are dropped, the waiter is woken.
-struct FinishGuard<'a, E: fmt::Display + Send + 'static>(&'a Arc<Shared<E>>);
+/// decides: the member's end is over (the waiter is woken if the group is idle), skipped
+/// members are dropped, queued ones start.
+struct FinishGuard<'a, E: fmt::Display + Send + 'static> {
+    shared: &'a Arc<Shared<E>>,
+    /// What freeing the slot decided, once [`free`](FinishGuard::free) ran.
+    after: Option<After<Member>>,
+}
+
+impl<E: fmt::Display + Send + 'static> FinishGuard<'_, E> {
+    /// Frees the slot now, before the member's handle gets its outcome.
+    fn free(&mut self) {
+        self.after = Some(self.shared.admission.finish());
+    }
+}
 
 impl<E: fmt::Display + Send + 'static> Drop for FinishGuard<'_, E> {
     fn drop(&mut self) {
-        let after = self.0.admission.finish();
+        let after = match self.after.take() {
+            Some(after) => after,
+            None => self.shared.admission.finish(),
+        };
+        // First, so that no drop or launch below can skip it: the members to start count as
+        // running and starting, so the group is not idle before they are launched; the
+        // skipped ones are out of the group already.
+        drop(self.shared.admission.ended());
         drop(after.skipped);
-        drop(after.idle);
         for member in after.start {
-            self.0.launch(member);
+            self.shared.launch(member);
         }
     }
 }
@@ -691,7 +715,9 @@ where
             (failures.error.take(), failures.panic.take())
         };
         if let Some(payload) = panic {
-            drop(error);
+            // The panic wins; the error is a user value whose drop may panic, which must not
+            // replace the member's panic (the panic hook has reported it).
+            crate::unwind::contain(move || drop(error));
             panic::resume_unwind(payload);
         }
         match error {

@@ -439,7 +439,8 @@ impl<T> fmt::Debug for GoHandle<T> {
 
 /// The future of `handle.await` (from [`GoHandle`]'s [`IntoFuture`]): the work's value, or a
 /// [`JoinError`]. Dropping it detaches the work, as dropping the handle does. It needs no
-/// particular executor.
+/// particular executor. Polled again after it completed, it panics (the `Future` contract;
+/// `.await` and `select!` never do): the outcome was handed over once.
 ///
 /// ```
 /// use go_context::{Context, GoHandle};

@@ -112,7 +112,9 @@ where
         Err(e) => {
             let taken = lock(&job).take();
             if let Some((ctx, f, deliver)) = taken {
-                drop((ctx, f)); // user code (the closure's drop), outside every lock
+                // User code (the closure's drop), outside every lock; its panic (reported by
+                // the hook) must not skip the delivery, which ends a group member.
+                crate::unwind::contain(move || drop((ctx, f)));
                 deliver(Err(JoinError::refused(e)));
             }
             None
@@ -151,9 +153,10 @@ impl Spawner {
     /// is the task's output, read through the returned `JoinHandle` (a `GoHandle` joins through
     /// it; a group member's `finish` delivers to its slot and the handle is dropped).
     ///
-    /// The task is one `async` block that owns the context, `make`, the future and `finish`
-    /// once each (no nested `scope`/`caught` futures holding copies of one another): S10's
-    /// task went from 384 to 256 bytes, which tokio copies on each of its moves.
+    /// The task is one `async` block that owns the context, `make`, the future (all three in
+    /// one [`Caught`]) and `finish` once each (no nested futures holding copies of one
+    /// another): S10's task went from 384 to 256 bytes, which tokio copies on each of its
+    /// moves.
     pub(crate) fn spawn<T, R, F, Fut, D>(
         self,
         ctx: Context,
@@ -169,9 +172,9 @@ impl Spawner {
         D: FnOnce(Result<T, JoinError>) -> R + Send + 'static,
     {
         let mut delivery = Delivery(Some(finish), std::marker::PhantomData);
-        let mut home = Some(ctx);
+        let work = caught(ctx, make);
         let task = async move {
-            let result = caught(&mut home, make).await;
+            let result = work.await;
             delivery.deliver(result.map_err(JoinError::panic))
         };
         self.launch(task)
@@ -197,9 +200,9 @@ impl Spawner {
         T: Send + 'static,
         K: Send + 'static,
     {
-        let mut home = Some(ctx);
+        let work = caught(ctx, make);
         let task = async move {
-            let result = caught(&mut home, make).await;
+            let result = work.await;
             drop(keep);
             result
         };
@@ -245,34 +248,78 @@ impl<T, R, D: FnOnce(Result<T, JoinError>) -> R> Drop for Delivery<T, R, D> {
     }
 }
 
-/// Calls `make` and polls the future it returns, with the context in `home` current (lent,
-/// see `ambient::lend`) during both, catching a panic in either. The future is dropped (also
-/// under the context) before this returns.
+/// Calls `make` and polls the future it returns, with `ctx` current (lent, see
+/// `ambient::lend`) during both, catching a panic in either. The future is dropped (also
+/// under the context) before the [`Caught`] completes; and if the task is dropped first (its
+/// runtime shut down), before or after its first poll, `make` or the future still goes under
+/// the context, in `Caught`'s `Drop`, as a [`Scope`](crate::Scope) drops its future.
 ///
 /// One lend per poll: `make` runs in the first poll, and the future is dropped in the poll
 /// that completes it, so a task that finishes in one poll writes the thread-local twice
 /// (three lends, for `make`, the poll and the drop, took S10 from 3,786 to 3,924
 /// instructions per spawn + join).
 #[cfg(feature = "tokio")]
-async fn caught<T, F, Fut>(home: &mut Option<Context>, make: F) -> Result<T, Payload>
+fn caught<F, Fut>(ctx: Context, make: F) -> Caught<F, Fut::IntoFuture>
+where
+    F: FnOnce(Context) -> Fut,
+    Fut: std::future::IntoFuture,
+{
+    Caught {
+        home: Some(ctx),
+        make: Some(make),
+        fut: None,
+    }
+}
+
+#[cfg(feature = "tokio")]
+pin_project_lite::pin_project! {
+    /// The future of [`caught`]: the task's context (`Some` but during a lend), `make` until
+    /// the first poll, then the work's future until it finished (pinned here, in one place).
+    struct Caught<F, W> {
+        home: Option<Context>,
+        make: Option<F>,
+        #[pin]
+        fut: Option<W>,
+    }
+
+    impl<F, W> PinnedDrop for Caught<F, W> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if this.make.is_some() || this.fut.is_some() {
+                // Dropped unfinished: what the work owns goes with its context current.
+                let (make, mut fut) = (this.make, this.fut);
+                crate::ambient::lend(this.home, || {
+                    drop(make.take());
+                    fut.set(None);
+                });
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T, F, Fut> std::future::Future for Caught<F, Fut::IntoFuture>
 where
     F: FnOnce(Context) -> Fut,
     Fut: std::future::IntoFuture<Output = T>,
 {
-    use std::future::Future;
-    use std::task::Poll;
-    let mut make = Some(make);
-    // The future lives in one place, pinned in this state machine; `None` before `make` ran
-    // and once it finished.
-    let mut fut = std::pin::pin!(None::<Fut::IntoFuture>);
-    std::future::poll_fn(|cx| {
-        let first = make.take().map(|make| {
-            let child = home
+    type Output = Result<T, Payload>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<T, Payload>> {
+        use std::task::Poll;
+        let this = self.project();
+        let first = this.make.take().map(|make| {
+            let child = this
+                .home
                 .clone()
                 .expect("the task's context is home between polls");
             (make, child)
         });
-        let polled = crate::ambient::lend(home, || {
+        let mut fut = this.fut;
+        let polled = crate::ambient::lend(this.home, || {
             panic::catch_unwind(AssertUnwindSafe(|| {
                 if let Some((make, child)) = first {
                     fut.set(Some(make(child).into_future()));
@@ -295,12 +342,11 @@ where
             Err(payload) => {
                 // The panic came from `make`, a poll or the drop: whatever is left of the
                 // future goes too (a second panic there is dropped: the first is reported).
-                crate::ambient::lend(home, || crate::unwind::contain(|| fut.set(None)));
+                crate::ambient::lend(this.home, || crate::unwind::contain(|| fut.set(None)));
                 Poll::Ready(Err(payload))
             }
         }
-    })
-    .await
+    }
 }
 
 /// Blocks this thread until `task` finishes, and gives its output: the blocking join of a
@@ -407,5 +453,40 @@ mod tests {
         assert!(err.is_refused(), "{err:?}");
         assert!(err.os_error().is_some());
         assert!(err.to_string().contains("refused a thread"), "{err}");
+    }
+
+    /// Regression test: the refused work's closure was dropped before the refusal was
+    /// delivered, so a panic in its `Drop` unwound past `deliver`: a group member was never
+    /// ended, and `wait` hung.
+    #[test]
+    fn a_refused_thread_is_delivered_even_if_the_work_panics_as_it_is_dropped() {
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("deliberate: the work panics as it is dropped");
+            }
+        }
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let owned = PanicsOnDrop;
+        let builder = std::thread::Builder::new().stack_size(usize::MAX / 2);
+        let spawned = panic::catch_unwind(AssertUnwindSafe(|| {
+            spawn_thread_with(
+                builder,
+                Runtime::capture(),
+                ctx,
+                move |_| {
+                    let _owned = &owned;
+                    1u8
+                },
+                move |r| tx.send(r).unwrap(),
+            )
+        }));
+        assert!(
+            matches!(spawned, Ok(None)),
+            "the spawn returns, refused, without unwinding"
+        );
+        let err = rx.try_recv().expect("delivered at once").unwrap_err();
+        assert!(err.is_refused(), "{err:?}");
     }
 }
