@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use go_context::{cancellable, select_done, Context, Error};
+use go_context::{cancellable, select_done, CancelHandle, Context, Error};
 
 /// Generous bound for "returned promptly" on a loaded 2-core machine.
 const PROMPT: Duration = Duration::from_secs(10);
@@ -303,6 +303,31 @@ fn a_loop_with_its_own_select_done_gets_no_injected_check() {
     let (done, cancel) = Context::background().with_cancel();
     cancel.cancel();
     assert_eq!(loop_with_select(&done), Some("done branch ran"));
+}
+
+// A `while` whose condition is a select_done!: that select is the loop's checkpoint, run
+// before each iteration, so the body gets no check of its own that would return before the
+// condition sees the cancellation (here it comes between the two).
+#[cancellable]
+fn select_in_while_condition(ctx: &Context, cancel: &CancelHandle) -> Option<u32> {
+    let _ = ctx;
+    let mut rounds = 0;
+    while select_done! {
+        done => false,
+        default => {
+            cancel.cancel();
+            true
+        }
+    } {
+        rounds += 1;
+    }
+    Some(rounds)
+}
+
+#[test]
+fn a_select_done_in_a_while_condition_is_the_loops_checkpoint() {
+    let (parent, cancel) = Context::background().with_cancel();
+    assert_eq!(select_in_while_condition(&parent, &cancel), Some(1));
 }
 
 struct Worker {
