@@ -339,11 +339,19 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
                 }
             }
         };
+        // Bound to a local, not left as the fn's tail: the awaited future (a temporary) then
+        // drops at the end of this `let`, before the scope, in every edition (as a tail it
+        // dropped after the scope in 2021 and before it in 2024, so `tail_expr_drop_order`
+        // fired on every async fn of a crate migrating to 2024).
+        let returned = Ident::new("__context_returned", mixed);
         body.extend(quote! {
             #(#inner_attrs)*
             let #scope = #private::AsyncScope::new(#make_child);
             let #ctx: &#private::Context = #scope.context();
-            #result
+            #[allow(clippy::let_and_return, clippy::let_unit_value, clippy::let_with_type_underscore)]
+            let #returned: #erased_ret = #result;
+            #[allow(unreachable_code)]
+            #returned
         });
     }
     let mut out = quote!(#(#outer_attrs)* #vis #sig);
