@@ -840,3 +840,28 @@ fn parameters_drop_in_reverse_declaration_order_as_without_the_macro() {
     );
     assert_eq!(drops(), ["b", "_", "a"]);
 }
+
+#[cancellable]
+fn ref_mut_param(ref mut s: String, (ref mut v, n): (Vec<u32>, u32)) -> Option<(usize, usize)> {
+    s.push('!');
+    v.push(n);
+    Some((s.len(), v.len()))
+}
+
+#[cancellable]
+async fn ref_mut_param_async(ref mut s: String) -> Option<usize> {
+    s.push('!');
+    Some(s.len())
+}
+
+/// Regression test (found by an audit): a `ref mut` parameter, or one inside a destructured
+/// parameter, borrowed the macro's immutable local mutably ("cannot borrow as mutable", with
+/// rustc's hint to write `mut ref mut s`); without the macro it is valid.
+#[test]
+fn ref_mut_parameters_compile_as_without_the_macro() {
+    assert_eq!(ref_mut_param("a".into(), (vec![], 1)), Some((2, 1)));
+    assert_eq!(
+        futures_executor::block_on(ref_mut_param_async("ab".into())),
+        Some(3)
+    );
+}

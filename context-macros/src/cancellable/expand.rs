@@ -68,6 +68,20 @@ fn mentioned(tokens: &TokenStream, ident: &Ident) -> bool {
     })
 }
 
+/// Whether `pat` binds anything by `ref mut`.
+fn has_ref_mut(pat: &Pat) -> bool {
+    struct Find(bool);
+    impl syn::visit_mut::VisitMut for Find {
+        fn visit_pat_ident_mut(&mut self, pat: &mut syn::PatIdent) {
+            self.0 |= pat.by_ref.is_some() && pat.mutability.is_some();
+            syn::visit_mut::visit_pat_ident_mut(self, pat);
+        }
+    }
+    let mut find = Find(false);
+    syn::visit_mut::VisitMut::visit_pat_mut(&mut find, &mut pat.clone());
+    find.0
+}
+
 /// Lints the fake-return guard trips on purpose.
 fn guard_allows() -> TokenStream {
     quote! {
@@ -206,11 +220,14 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
                     lints,
                 } => {
                     // Moved into a local first: `let _ = x;` and `let ref y = x;` would not
-                    // move `x`, which would then drop after every local.
+                    // move `x`, which would then drop after every local. A `ref mut` binding
+                    // borrows that local mutably, so it is `mut` then (as a parameter's place
+                    // is).
+                    let mutability = has_ref_mut(pat).then(|| quote!(mut));
                     return match &**pat {
                         Pat::Wild(_) => quote! { #(#gate)* let #hidden = #hidden; },
                         pat => quote! {
-                            #(#gate)* let #hidden = #hidden;
+                            #(#gate)* let #mutability #hidden = #hidden;
                             #(#gate)* #(#lints)* let #pat = #hidden;
                         },
                     };
