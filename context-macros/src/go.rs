@@ -189,25 +189,15 @@ fn generate(input: GoInput, private: &TokenStream) -> syn::Result<TokenStream> {
                     quote!(#f)
                 }
             };
-            let Args {
-                temps,
-                pinned,
-                passed,
-            } = temporaries(call.args.iter(), &mut prelude);
-            has_args = !temps.is_empty();
+            let args = temporaries(call.args.iter(), &mut prelude);
+            has_args = !args.is_empty();
             let hole = format_ident!("__go_hole_fn", span = site);
-            let pinned_call = quote!(#hole(#(#pinned),*));
-            prelude.extend(pin_types(
-                private,
-                quote!(#func),
-                &hole,
-                &temps,
-                pinned_call,
-            ));
+            let pinned_call = quote!(#hole(#(#args),*));
+            prelude.extend(pin_types(private, quote!(#func), &hole, &args, pinned_call));
             if probe {
-                prelude.extend(find_parent(private, &found, &parent_var, &temps));
+                prelude.extend(find_parent(private, &found, &parent_var, &args));
             }
-            let body = swap_and_call(private, &temps, quote!(#func(#(#passed),*)));
+            let body = swap_and_call(private, &args, quote!(#func(#(#args),*)));
             (prelude, closure_over(private, span, has_args, body))
         }
         Expr::MethodCall(call) => {
@@ -215,30 +205,20 @@ fn generate(input: GoInput, private: &TokenStream) -> syn::Result<TokenStream> {
             let recv = format_ident!("__go_recv", span = site);
             let receiver = &call.receiver;
             prelude.extend(quote_spanned!(receiver.span()=> let #recv = #receiver;));
-            let Args {
-                temps,
-                pinned,
-                passed,
-            } = temporaries(call.args.iter(), &mut prelude);
-            has_args = !temps.is_empty();
+            let args = temporaries(call.args.iter(), &mut prelude);
+            has_args = !args.is_empty();
             let method = &call.method;
             let turbofish = &call.turbofish;
             let hole = format_ident!("__go_hole_recv", span = site);
-            let pinned_call = quote!(#hole.#method #turbofish (#(#pinned),*));
-            prelude.extend(pin_types(
-                private,
-                quote!(#recv),
-                &hole,
-                &temps,
-                pinned_call,
-            ));
+            let pinned_call = quote!(#hole.#method #turbofish (#(#args),*));
+            prelude.extend(pin_types(private, quote!(#recv), &hole, &args, pinned_call));
             if probe {
-                prelude.extend(find_parent(private, &found, &parent_var, &temps));
+                prelude.extend(find_parent(private, &found, &parent_var, &args));
             }
             let body = swap_and_call(
                 private,
-                &temps,
-                quote!(#recv.#method #turbofish (#(#passed),*)),
+                &args,
+                quote!(#recv.#method #turbofish (#(#args),*)),
             );
             (prelude, closure_over(private, span, has_args, body))
         }
@@ -307,12 +287,7 @@ fn pin_types(
     }
     let hole = format_ident!("__go_hole", span = Span::mixed_site());
     quote! {
-        #[allow(
-            unreachable_code,
-            unused_variables,
-            clippy::diverging_sub_expression,
-            clippy::empty_loop
-        )]
+        #[allow(unreachable_code, unused_variables, clippy::diverging_sub_expression)]
         if false {
             let #callee_hole = loop {};
             #private::go_same(&#callee_hole, &#callee);
@@ -395,61 +370,18 @@ fn respan_ctx(t: proc_macro2::TokenTree, ctx: &proc_macro2::Ident) -> proc_macro
     }
 }
 
-/// A call's arguments, as the expansion writes them.
-struct Args {
-    /// The temporaries `__go_argN`, of the arguments evaluated on the caller.
-    temps: Vec<proc_macro2::Ident>,
-    /// Each argument in the never-run call of [`pin_types`].
-    pinned: Vec<TokenStream>,
-    /// Each argument in the call the work makes.
-    passed: Vec<TokenStream>,
-}
-
-/// `let __go_argN = <arg>;` for each argument, evaluated on the caller in order; but a closure
-/// is written in the work's call itself, where the callee's parameter type gives it its
-/// signature (`go!(count(items, |s| s.len()))`: bound to a `let` first, `s` would have no
-/// type). Making a closure runs nothing, and the work is a `move` closure, so what it captures
-/// still moves at the `go!`, as the other arguments do; it is never a context.
-fn temporaries<'a>(args: impl Iterator<Item = &'a Expr>, prelude: &mut TokenStream) -> Args {
-    let mut out = Args {
-        temps: Vec::new(),
-        pinned: Vec::new(),
-        passed: Vec::new(),
-    };
-    for (i, arg) in args.enumerate() {
-        if let Expr::Closure(closure) = peel(arg.clone()) {
-            out.pinned.push(signature_of(&closure));
-            out.passed.push(quote!(#closure));
-            continue;
-        }
-        let name = format_ident!("__go_arg{}", i, span = Span::mixed_site());
-        prelude.extend(quote_spanned!(arg.span()=> let #name = #arg;));
-        out.pinned.push(quote!(#name));
-        out.passed.push(quote!(#name));
-        out.temps.push(name);
-    }
-    out
-}
-
-/// A closure with the parameters (and their types) of `closure`, capturing nothing, for the
-/// never-run call of [`pin_types`]: it takes its signature from the parameter as the user's
-/// closure does, and moves nothing the work needs.
-fn signature_of(closure: &ExprClosure) -> TokenStream {
-    let lifetimes = &closure.lifetimes;
-    let asyncness = &closure.asyncness;
-    let inputs = closure.inputs.iter().map(|pat| match pat {
-        Pat::Type(typed) => {
-            let ty = &typed.ty;
-            quote!(_: #ty)
-        }
-        _ => quote!(_),
-    });
-    let output = &closure.output;
-    let body = match output {
-        syn::ReturnType::Default => quote!(loop {}),
-        syn::ReturnType::Type(..) => quote!({ loop {} }),
-    };
-    quote!(#lifetimes #asyncness |#(#inputs),*| #output #body)
+/// `let __go_argN = <arg>;` for each argument, evaluated on the caller in order.
+fn temporaries<'a>(
+    args: impl Iterator<Item = &'a Expr>,
+    prelude: &mut TokenStream,
+) -> Vec<proc_macro2::Ident> {
+    args.enumerate()
+        .map(|(i, arg)| {
+            let name = format_ident!("__go_arg{}", i, span = Span::mixed_site());
+            prelude.extend(quote_spanned!(arg.span()=> let #name = #arg;));
+            name
+        })
+        .collect()
 }
 
 // Input:  go!(|ctx| f(ctx, x))          go!(async |ctx| f(ctx).await)

@@ -464,31 +464,6 @@ fn arguments_whose_type_comes_from_the_callee_still_compile() {
 }
 
 #[test]
-fn a_closure_argument_takes_its_signature_from_the_callee() {
-    // `|s| s.len()` has a type only where it is passed: bound to a `let` on the caller first,
-    // it was "type annotations needed" (and a bogus "expected a closure, found Context").
-    fn count_with(ctx: Context, items: Vec<String>, f: impl Fn(&String) -> usize) -> String {
-        format!("{ctx:?} {}", items.iter().map(f).sum::<usize>())
-    }
-    struct Counter;
-    impl Counter {
-        fn count(&self, items: Vec<String>, f: impl Fn(&String) -> usize) -> usize {
-            items.iter().map(f).sum()
-        }
-    }
-    let items = || vec!["ab".to_string(), "c".to_string()];
-    let extra = 10;
-    let handle = go!(count_with(Context::background(), items(), |s| s.len() + extra));
-    // The context argument is still replaced by the child; `extra` moved with the work.
-    assert_eq!(handle.join().unwrap(), "background.with_cancel 23");
-    assert_eq!(go!(Counter.count(items(), |s| s.len())).join().unwrap(), 3);
-    let suffix = String::from("!");
-    let handle = go!(count_with(Context::background(), items(), move |s| s.len()
-        + suffix.len()));
-    assert_eq!(handle.join().unwrap(), "background.with_cancel 5");
-}
-
-#[test]
 fn a_context_argument_of_a_group_member_is_the_member_context() {
     fn member(ctx: Context) -> Result<String, go_context::BoxError> {
         Ok(format!("{ctx:?}"))
