@@ -116,8 +116,8 @@ use proc_macro::TokenStream;
 /// At the head of every `loop`, `while` and `for` body of the fn, at every depth (labeled
 /// loops, `break` with a value, `while let`, loops in `match` arms all keep working), and not
 /// inside closures, `async` blocks, const blocks and generic arguments, nested fns or items,
-/// or other macros' input. A loop whose own body holds a `select_done!` gets no check: that
-/// select is its checkpoint, so its done branch runs. A select is recognised by its
+/// or other macros' input. A loop whose own body (or `while` condition) holds a `select_done!`
+/// gets no check: that select is its checkpoint, so its done branch runs. A select is recognised by its
 /// `done =>` branch, so `use go_context::select_done as sel;` works too (a `select_done!`
 /// produced by another macro's expansion is not seen). A sync body is not otherwise interrupted: `ctx.sleep(..)`, `ctx.wait()` or
 /// your own `ctx.check()?` stop it between loop heads.

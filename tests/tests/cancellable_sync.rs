@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use go_context::{cancellable, select_done, Context, Error};
+use go_context::{cancellable, select_done, CancelHandle, Context, Error};
 
 /// Generous bound for "returned promptly" on a loaded 2-core machine.
 const PROMPT: Duration = Duration::from_secs(10);
@@ -303,6 +303,31 @@ fn a_loop_with_its_own_select_done_gets_no_injected_check() {
     let (done, cancel) = Context::background().with_cancel();
     cancel.cancel();
     assert_eq!(loop_with_select(&done), Some("done branch ran"));
+}
+
+// A `while` whose condition is a select_done!: that select is the loop's checkpoint, run
+// before each iteration, so the body gets no check of its own that would return before the
+// condition sees the cancellation (here it comes between the two).
+#[cancellable]
+fn select_in_while_condition(ctx: &Context, cancel: &CancelHandle) -> Option<u32> {
+    let _ = ctx;
+    let mut rounds = 0;
+    while select_done! {
+        done => false,
+        default => {
+            cancel.cancel();
+            true
+        }
+    } {
+        rounds += 1;
+    }
+    Some(rounds)
+}
+
+#[test]
+fn a_select_done_in_a_while_condition_is_the_loops_checkpoint() {
+    let (parent, cancel) = Context::background().with_cancel();
+    assert_eq!(select_in_while_condition(&parent, &cancel), Some(1));
 }
 
 struct Worker {
@@ -814,4 +839,29 @@ fn parameters_drop_in_reverse_declaration_order_as_without_the_macro() {
         (Noisy("b"), 0),
     );
     assert_eq!(drops(), ["b", "_", "a"]);
+}
+
+#[cancellable]
+fn ref_mut_param(ref mut s: String, (ref mut v, n): (Vec<u32>, u32)) -> Option<(usize, usize)> {
+    s.push('!');
+    v.push(n);
+    Some((s.len(), v.len()))
+}
+
+#[cancellable]
+async fn ref_mut_param_async(ref mut s: String) -> Option<usize> {
+    s.push('!');
+    Some(s.len())
+}
+
+/// Regression test (found by an audit): a `ref mut` parameter, or one inside a destructured
+/// parameter, borrowed the macro's immutable local mutably ("cannot borrow as mutable", with
+/// rustc's hint to write `mut ref mut s`); without the macro it is valid.
+#[test]
+fn ref_mut_parameters_compile_as_without_the_macro() {
+    assert_eq!(ref_mut_param("a".into(), (vec![], 1)), Some((2, 1)));
+    assert_eq!(
+        futures_executor::block_on(ref_mut_param_async("ab".into())),
+        Some(3)
+    );
 }

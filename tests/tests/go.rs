@@ -464,6 +464,27 @@ fn arguments_whose_type_comes_from_the_callee_still_compile() {
 }
 
 #[test]
+fn a_closure_argument_whose_return_type_fills_the_callees_generics_compiles() {
+    // Pinned: an attempt to give closure arguments the callee's expected type (by writing them
+    // in the work's call) left `T` and `E` here unresolved ("type annotations needed").
+    fn retry<T, E: std::fmt::Display, F: Fn() -> Result<T, E>>(n: u32, f: F) -> Result<T, E> {
+        let mut last = f();
+        for _ in 1..n {
+            if last.is_ok() {
+                break;
+            }
+            last = f();
+        }
+        last
+    }
+    fn fetch(id: u32) -> Result<u32, String> {
+        Ok(id)
+    }
+    let id = 5;
+    assert_eq!(go!(retry(3, move || fetch(id))).join().unwrap(), Ok(5));
+}
+
+#[test]
 fn a_context_argument_of_a_group_member_is_the_member_context() {
     fn member(ctx: Context) -> Result<String, go_context::BoxError> {
         Ok(format!("{ctx:?}"))

@@ -91,16 +91,13 @@ impl Args {
                 span: lit.span(),
             },
             Expr::Lit(ExprLit {
-                lit: lit @ (Lit::Int(_) | Lit::Float(_)),
+                lit: lit @ Lit::Int(int),
                 ..
-            }) => {
-                return Err(format_err!(
-                    lit,
-                    "a bare number has no unit: write `timeout = \"{}s\"`; {}",
-                    lit.to_token_stream_string(),
-                    duration::ACCEPTED
-                ))
-            }
+            }) => return Err(unquoted_number(lit, int.base10_digits(), int.suffix())),
+            Expr::Lit(ExprLit {
+                lit: lit @ Lit::Float(float),
+                ..
+            }) => return Err(unquoted_number(lit, float.base10_digits(), float.suffix())),
             other => Timeout::Expr(Box::new(other.clone())),
         });
         Ok(())
@@ -163,6 +160,35 @@ fn name_value<'a>(meta: &'a Meta, form: &str) -> syn::Result<&'a Expr> {
     }
 }
 
+/// The error for `timeout = <number>`. Rust lexes `500ms`, `1.5h` and `2h45m` as numbers
+/// with a suffix (`ms`, `h`, `h45m`): those are durations written without quotes, and the fix
+/// keeps their unit. A bare number (`2`, or a Rust type suffix: `2u64`) gets seconds.
+fn unquoted_number(lit: &Lit, digits: &str, suffix: &str) -> syn::Error {
+    const RUST_SUFFIXES: &[&str] = &[
+        "", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64",
+    ];
+    if RUST_SUFFIXES.contains(&suffix) {
+        return format_err!(
+            lit,
+            "a bare number has no unit: write `timeout = \"{digits}s\"`; {}",
+            duration::ACCEPTED
+        );
+    }
+    let written = format!("{digits}{suffix}");
+    match duration::parse(&written) {
+        Ok(_) => format_err!(
+            lit,
+            "a duration is written as a string: write `timeout = \"{written}\"`"
+        ),
+        Err(err) => format_err!(
+            lit,
+            "a duration is written as a string, and `{written}` is not one: {err}; {}",
+            duration::ACCEPTED
+        ),
+    }
+}
+
 /// `"2s"` → 2 s, with the error spanned on the literal.
 fn parse_duration(lit: &LitStr) -> syn::Result<Duration> {
     duration::parse(&lit.value()).map_err(|err| {
@@ -172,21 +198,6 @@ fn parse_duration(lit: &LitStr) -> syn::Result<Duration> {
             duration::ACCEPTED
         )
     })
-}
-
-/// Token text of a literal, for messages.
-trait LitText {
-    fn to_token_stream_string(&self) -> String;
-}
-
-impl LitText for Lit {
-    fn to_token_stream_string(&self) -> String {
-        match self {
-            Lit::Int(int) => int.base10_digits().to_owned(),
-            Lit::Float(float) => float.base10_digits().to_owned(),
-            other => quote::ToTokens::to_token_stream(other).to_string(),
-        }
-    }
 }
 
 impl Timeout {

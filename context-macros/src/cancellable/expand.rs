@@ -68,6 +68,20 @@ fn mentioned(tokens: &TokenStream, ident: &Ident) -> bool {
     })
 }
 
+/// Whether `pat` binds anything by `ref mut`.
+fn has_ref_mut(pat: &Pat) -> bool {
+    struct Find(bool);
+    impl syn::visit_mut::VisitMut for Find {
+        fn visit_pat_ident_mut(&mut self, pat: &mut syn::PatIdent) {
+            self.0 |= pat.by_ref.is_some() && pat.mutability.is_some();
+            syn::visit_mut::visit_pat_ident_mut(self, pat);
+        }
+    }
+    let mut find = Find(false);
+    syn::visit_mut::VisitMut::visit_pat_mut(&mut find, &mut pat.clone());
+    find.0
+}
+
 /// Lints the fake-return guard trips on purpose.
 fn guard_allows() -> TokenStream {
     quote! {
@@ -206,11 +220,14 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
                     lints,
                 } => {
                     // Moved into a local first: `let _ = x;` and `let ref y = x;` would not
-                    // move `x`, which would then drop after every local.
+                    // move `x`, which would then drop after every local. A `ref mut` binding
+                    // borrows that local mutably, so it is `mut` then (as a parameter's place
+                    // is).
+                    let mutability = has_ref_mut(pat).then(|| quote!(mut));
                     return match &**pat {
                         Pat::Wild(_) => quote! { #(#gate)* let #hidden = #hidden; },
                         pat => quote! {
-                            #(#gate)* let #hidden = #hidden;
+                            #(#gate)* let #mutability #hidden = #hidden;
                             #(#gate)* #(#lints)* let #pat = #hidden;
                         },
                     };
@@ -339,11 +356,19 @@ pub(crate) fn expand(args: &Args, checked: Checked) -> TokenStream {
                 }
             }
         };
+        // Bound to a local, not left as the fn's tail: the awaited future (a temporary) then
+        // drops at the end of this `let`, before the scope, in every edition (as a tail it
+        // dropped after the scope in 2021 and before it in 2024, so `tail_expr_drop_order`
+        // fired on every async fn of a crate migrating to 2024).
+        let returned = Ident::new("__context_returned", mixed);
         body.extend(quote! {
             #(#inner_attrs)*
             let #scope = #private::AsyncScope::new(#make_child);
             let #ctx: &#private::Context = #scope.context();
-            #result
+            #[allow(clippy::let_and_return, clippy::let_unit_value, clippy::let_with_type_underscore)]
+            let #returned: #erased_ret = #result;
+            #[allow(unreachable_code)]
+            #returned
         });
     }
     let mut out = quote!(#(#outer_attrs)* #vis #sig);

@@ -19,9 +19,9 @@
 //!
 //! The visitor does not enter closures, `async` blocks, `const` blocks, nested items, types,
 //! generic arguments (`f::<{ .. }>()`), array-repeat lengths (all const or not run by this
-//! call) or macro calls (their input is not Rust syntax yet). A loop whose own body holds a
-//! `select_done!` (outside nested loops, closures and items) gets no check: that select is its
-//! checkpoint, and its done branch must run.
+//! call) or macro calls (their input is not Rust syntax yet). A loop whose own body (or `while`
+//! condition) holds a `select_done!` (outside nested loops, closures and items) gets no check:
+//! that select is its checkpoint, and its done branch must run.
 //!
 //! A select is recognised by its grammar, not its name: a macro call whose input has a
 //! `done =>`, `done(..) =>` or `pat = done… =>` branch head at its top level, so
@@ -67,7 +67,11 @@ impl VisitMut for Injector<'_> {
             }
             Expr::While(w) => {
                 visit_mut::visit_expr_while_mut(self, w);
-                self.add_check(&mut w.body);
+                // A select in the condition runs before every iteration, as one in the body
+                // would: it is the loop's checkpoint.
+                if !expr_has_select_done(&mut w.cond) {
+                    self.add_check(&mut w.body);
+                }
             }
             Expr::ForLoop(f) => {
                 visit_mut::visit_expr_for_loop_mut(self, f);
@@ -96,6 +100,16 @@ fn has_select_done(stmts: &mut [Stmt]) -> bool {
 /// included; closures, `async` blocks and items not).
 pub(crate) fn body_has_select_done(stmts: &mut [Stmt]) -> bool {
     find_select(stmts, true)
+}
+
+/// Whether `expr` (a `while` condition) calls `select_done!`, as [`has_select_done`] looks.
+fn expr_has_select_done(expr: &mut Expr) -> bool {
+    let mut finder = FindSelect {
+        found: false,
+        into_loops: false,
+    };
+    finder.visit_expr_mut(expr);
+    finder.found
 }
 
 fn find_select(stmts: &mut [Stmt], into_loops: bool) -> bool {
