@@ -34,7 +34,7 @@
 /// | branch | Go | meaning |
 /// |---|---|---|
 /// | `done => body` | `case <-ctx.Done():` | the current context ([`Context::current()`]) is done |
-/// | `done(ctx) => body` | `case <-ctx.Done():` | `ctx` (a `Context` or `&Context`) is done |
+/// | `done(ctx) => body` | `case <-ctx.Done():` | `ctx` (a `Context`, `&Context`, or an `Arc`, `Box` or `Rc` of one) is done |
 /// | `err = done => body`, `err = done(ctx) => body` | `case <-ctx.Done(): err := ctx.Err()` | the same, binding the `go_context::Error` |
 /// | `pattern = future => body` | `case v := <-ch:` | `future` completed with a value matching the (irrefutable) `pattern` |
 /// | `default => body` | `default:` | nothing else is ready |

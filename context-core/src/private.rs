@@ -116,11 +116,12 @@ pub fn scoped<F: IntoFuture>(ctx: &Context, body: F) -> Scope<F::IntoFuture> {
 }
 
 /// Anything `select_done!` takes as its context (`done(ctx)`): `Context`, `&Context`,
-/// `&mut Context`.
+/// `&mut Context`, and an `Arc`, `Box` or `Rc` of one (`#[cancellable]` takes an
+/// `Arc<Context>` parent too).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `go_context::Context`",
     label = "expected `Context` or `&Context` here",
-    note = "`select_done!` takes `done(ctx)` with `ctx` a `Context` or `&Context`"
+    note = "`select_done!` takes `done(ctx)` with `ctx` a `Context`, a `&Context`, or an `Arc`, `Box` or `Rc` of one"
 )]
 pub trait AsContext {
     /// The context itself.
@@ -142,6 +143,27 @@ impl<T: AsContext + ?Sized> AsContext for &T {
 }
 
 impl<T: AsContext + ?Sized> AsContext for &mut T {
+    #[inline]
+    fn as_context(&self) -> &Context {
+        (**self).as_context()
+    }
+}
+
+impl<T: AsContext + ?Sized> AsContext for std::sync::Arc<T> {
+    #[inline]
+    fn as_context(&self) -> &Context {
+        (**self).as_context()
+    }
+}
+
+impl<T: AsContext + ?Sized> AsContext for Box<T> {
+    #[inline]
+    fn as_context(&self) -> &Context {
+        (**self).as_context()
+    }
+}
+
+impl<T: AsContext + ?Sized> AsContext for std::rc::Rc<T> {
     #[inline]
     fn as_context(&self) -> &Context {
         (**self).as_context()

@@ -36,6 +36,48 @@ fn sync_form_binds_the_error_and_takes_owned_contexts() {
     assert_eq!(got, Err(Error::DeadlineExceeded));
 }
 
+/// Regression test (found by the session 16 macros audit): `done(ctx)` rejected an
+/// `Arc<Context>` ("`Arc<Context>` is not a `go_context::Context`"), which
+/// `#[cancellable]` takes as a parent; a context shared through an `Arc`, `Box` or `Rc` is
+/// taken as it is, by reference, in both forms.
+#[tokio::test(flavor = "current_thread")]
+async fn done_takes_a_context_behind_an_arc_box_or_rc() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (arc, boxed, rc) = (
+        Arc::new(ctx.clone()),
+        Box::new(ctx.clone()),
+        std::rc::Rc::new(ctx.clone()),
+    );
+    let sync = |live: bool| {
+        let want = if live { "default" } else { "done" };
+        assert_eq!(
+            select_done! { done(arc) => "done", default => "default" },
+            want
+        );
+        assert_eq!(
+            select_done! { done(&boxed) => "done", default => "default" },
+            want
+        );
+        assert_eq!(
+            select_done! { done(rc) => "done", default => "default" },
+            want
+        );
+    };
+    sync(true);
+    cancel.cancel();
+    sync(false);
+    let err = select_done! {
+        err = done(arc) => err,
+        () = pending::<()>() => unreachable!("never ready"),
+    };
+    assert_eq!(err, Error::Canceled);
+    let err = select_done! {
+        err = done(boxed) => err,
+        () = pending::<()>() => unreachable!("never ready"),
+    };
+    assert_eq!(err, Error::Canceled);
+}
+
 #[test]
 fn sync_form_defaults_to_the_current_context() {
     let (ctx, cancel) = Context::background().with_cancel();
