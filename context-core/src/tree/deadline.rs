@@ -328,8 +328,8 @@ pub(super) mod tests {
         }
     }
 
-    /// Under a done parent the child is born done with the parent's cause; the entry armed
-    /// before the link is disarmed at once, its custom cause with it.
+    /// Under a done parent the child is born done with the parent's cause; no entry is armed,
+    /// and its custom cause is dropped at once.
     #[test]
     fn a_child_born_done_gives_its_armed_cause_back() {
         let (parent, parent_cancel) = Context::background().with_cancel();
@@ -676,6 +676,56 @@ pub(super) mod tests {
         if let Some(hook) = AFTER_THE_DISARMS.with(|h| h.borrow_mut().take()) {
             hook();
         }
+    }
+
+    #[cfg(not(loom))]
+    type ArmHook = Box<dyn FnOnce(&Arc<super::Node>)>;
+
+    #[cfg(not(loom))]
+    std::thread_local! {
+        /// Fault injection, for this thread's derivations: run once, after a new node's entry
+        /// is armed and before the node is linked under its parent (or born done).
+        static AFTER_THE_ARM: std::cell::RefCell<Option<ArmHook>> = const { std::cell::RefCell::new(None) };
+    }
+
+    #[cfg(not(loom))]
+    pub(in crate::tree) fn after_the_arm(node: &Arc<super::Node>) {
+        if let Some(hook) = AFTER_THE_ARM.with(|h| h.borrow_mut().take()) {
+            hook(node);
+        }
+    }
+
+    /// Regression test (session 16, core audit): a child derived with a deadline from a parent
+    /// that is already done must be born done with the parent's error and cause, with no timer
+    /// armed (Go's rule). The entry was armed before the parent was looked at, so when the
+    /// deriving thread lost the core between the arm and the link (the hook stands for that),
+    /// a close deadline fired first and the child reported `DeadlineExceeded` and its own
+    /// cause. Without the hook it happens by itself on a loaded machine
+    /// (`core_tree::a_child_of_a_done_parent_never_reports_its_own_deadline`).
+    #[cfg(not(loom))]
+    #[test]
+    fn a_child_of_a_done_parent_is_not_armed_so_its_deadline_cannot_win() {
+        let (parent, parent_cancel) = Context::background().with_cancel();
+        parent_cancel.cancel_with_cause("the parent is gone");
+        AFTER_THE_ARM.with(|h| {
+            *h.borrow_mut() = Some(Box::new(|node: &Arc<super::Node>| {
+                // The deriving thread descheduled until the entry fires.
+                let bound = Instant::now() + PATIENCE;
+                while node.err().is_none() {
+                    assert!(Instant::now() < bound, "the armed entry did not fire");
+                    std::thread::yield_now();
+                }
+            }))
+        });
+        let (ctx, _cancel) =
+            parent.with_timeout_cause(Duration::from_millis(1), "the child's own deadline");
+        AFTER_THE_ARM.with(|h| h.borrow_mut().take());
+        assert_eq!(
+            ctx.cause().map(|c| (c.err(), c.to_string())),
+            Some((Error::Canceled, "the parent is gone".to_string())),
+            "a child of a done parent reported its own deadline"
+        );
+        assert!(!tree::is_armed(&ctx.node));
     }
 
     /// A value whose drop panics.
