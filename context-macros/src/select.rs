@@ -301,9 +301,30 @@ impl Checked {
             .iter()
             .zip(&vars)
             .map(|((_, fut, _), var)| {
+                // The call spans the operand exactly (first token to last, the user's own
+                // spans; see `polled`), so an operand that is not a future is one error there.
+                let (first, last) = ends(fut);
+                let var = Ident::new(&var.to_string(), first);
+                let path = quote_spanned! {first=> ::core::future::IntoFuture:: };
+                let call = quote_spanned! {last=> into_future(#fut) };
                 quote! {
-                    let mut #var = ::core::pin::pin!(::core::future::IntoFuture::into_future(#fut));
+                    let mut #var = ::core::pin::pin!(#path #call);
                 }
+            })
+            .collect();
+        // `Pin::as_mut(&mut pinned)`, spanning the operand exactly as the `into_future` call
+        // above does: rustc reports an operand that is not a future once, at the operand,
+        // instead of once more here, over the whole macro.
+        let polled: Vec<TokenStream> = self
+            .futures
+            .iter()
+            .zip(&vars)
+            .map(|((_, fut, _), var)| {
+                let (first, last) = ends(fut);
+                let var = Ident::new(&var.to_string(), first);
+                let path = quote_spanned! {first=> ::core::pin::Pin:: };
+                let call = quote_spanned! {last=> as_mut(&mut #var) };
+                quote! { #path #call }
             })
             .collect();
         let (before, after) = pinned.split_at(self.done_at);
@@ -342,7 +363,7 @@ impl Checked {
                 }
                 #(
                     if let ::core::task::Poll::Ready(#value) =
-                        ::core::future::Future::poll(::core::pin::Pin::as_mut(&mut #vars), #cx)
+                        ::core::future::Future::poll(#polled, #cx)
                     {
                         return ::core::task::Poll::Ready(#out::#variants(#value));
                     }
@@ -358,6 +379,14 @@ impl Checked {
             }
         }}
     }
+}
+
+/// The spans of the first and the last token of `expr`.
+fn ends(expr: &Expr) -> (Span, Span) {
+    let mut tokens = quote::ToTokens::to_token_stream(expr).into_iter();
+    let first = tokens.next().map_or_else(|| expr.span(), |t| t.span());
+    let last = tokens.last().map_or(first, |t| t.span());
+    (first, last)
 }
 
 /// The arm body that binds `value` to the user's `pat` (if any) and runs `body`.
