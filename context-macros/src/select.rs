@@ -344,6 +344,13 @@ impl Checked {
             ),
             None => (quote!(), quote!(::core::task::Poll::Pending), quote!()),
         };
+        // The `.await` at the first future branch's operand, which is what makes this select
+        // async: in a sync fn rustc's "`await` is only allowed inside `async` functions and
+        // blocks" points there (and at the fn, "this is not `async`"), not at the whole macro.
+        let await_ = {
+            let (first, _) = ends(&self.futures[0].1);
+            quote_spanned! {first=> .await }
+        };
         let d = Ident::new("__D", mixed);
         let chosen = Ident::new("__context_chosen", mixed);
         // The futures are dropped before the chosen body runs, so it may use what they borrowed.
@@ -370,7 +377,7 @@ impl Checked {
                 )*
                 #default_poll
                 })
-                .await
+                #await_
             };
             match #chosen {
                 #out::Done(#done_bind) => #done_arm,
