@@ -88,12 +88,19 @@ impl Parse for Branch {
                 },
             }
         };
-        input.parse::<Token![=>]>().map_err(|err| {
+        let arrow = input.parse::<Token![=>]>().map_err(|err| {
             syn::Error::new(
                 err.span(),
                 format!("expected `=>` after the branch head; {FORMS}"),
             )
         })?;
+        if input.is_empty() || input.peek(Token![,]) {
+            return Err(syn::Error::new_spanned(
+                arrow,
+                "expected the branch's body after `=>`: an expression, or `{ … }` (`{}` to do \
+                 nothing)",
+            ));
+        }
         let body = if input.peek(token::Brace) {
             let block: syn::ExprBlock = input.parse()?;
             if input.peek(Token![,]) {
@@ -146,9 +153,16 @@ fn parse_done(input: ParseStream<'_>) -> syn::Result<Option<Option<Expr>>> {
     }
     let ctx = if fork.peek(token::Paren) {
         let content;
-        syn::parenthesized!(content in fork);
+        let paren = syn::parenthesized!(content in fork);
         if !fork.peek(Token![=>]) {
             return Ok(None);
+        }
+        if content.is_empty() {
+            return Err(syn::Error::new(
+                paren.span.join(),
+                "`done()` names no context: write `done => …` for the current context, or \
+                 `done(ctx) => …`",
+            ));
         }
         let ctx = content.parse::<Expr>()?;
         if !content.is_empty() {
