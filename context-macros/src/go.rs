@@ -61,7 +61,14 @@ impl Parse for GoInput {
                     "expected `,` after the parent context: write `go!(in parent_ctx, f(args))`",
                 ));
             }
-            input.parse::<Token![,]>()?;
+            let comma: Token![,] = input.parse()?;
+            if input.is_empty() {
+                return Err(syn::Error::new_spanned(
+                    quote!(#in_token #parent #comma),
+                    "`go!(in parent, …)` needs the work to spawn after the `,`: write \
+                     `go!(in parent_ctx, f(args))`",
+                ));
+            }
             Target::Parent(parent)
         } else {
             let first: Expr = input.parse()?;
