@@ -72,6 +72,9 @@ impl Parse for Branch {
                 return Err(err);
             }
             // Or-patterns are irrefutable too (`Ok(v) | Err(v) = fut`), as in `let`.
+            if let Some(err) = future_without_pattern(input) {
+                return Err(err);
+            }
             let pat = Pat::parse_multi_with_leading_vert(input).map_err(|_| unknown())?;
             if !input.peek(Token![=]) || input.peek(Token![=>]) {
                 return Err(unknown());
@@ -136,6 +139,31 @@ fn go_style_done(input: ParseStream<'_>) -> Option<syn::Error> {
                 format!(
                     "select_done! spells Go's `case <-ctx.Done():` as `done({receiver}) => …` \
                      (or `err = done({receiver}) => …` to bind the error)"
+                ),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// `fetch() => …`, a future with no pattern: an error that shows `_ = fetch() => …`. Only a
+/// call, a method call, an async block or an `.await` is taken; a bare name (`foo => …`)
+/// stays "unknown branch". A branch with a pattern (`v = fut`) parses as an assignment here,
+/// so it is never taken.
+fn future_without_pattern(input: ParseStream<'_>) -> Option<syn::Error> {
+    let fork = input.fork();
+    let expr = fork.parse::<Expr>().ok()?;
+    if !fork.peek(Token![=>]) {
+        return None;
+    }
+    let future = quote::ToTokens::to_token_stream(&expr).to_string();
+    match expr {
+        Expr::Call(_) | Expr::MethodCall(_) | Expr::Async(_) | Expr::Await(_) => {
+            Some(syn::Error::new_spanned(
+                &expr,
+                format!(
+                    "a future branch binds what the future gives to a pattern: write \
+                     `v = {future} => …`, or `_ = {future} => …` to ignore it"
                 ),
             ))
         }
