@@ -61,7 +61,14 @@ impl Parse for GoInput {
                     "expected `,` after the parent context: write `go!(in parent_ctx, f(args))`",
                 ));
             }
-            input.parse::<Token![,]>()?;
+            let comma: Token![,] = input.parse()?;
+            if input.is_empty() {
+                return Err(syn::Error::new_spanned(
+                    quote!(#in_token #parent #comma),
+                    "`go!(in parent, …)` needs the work to spawn after the `,`: write \
+                     `go!(in parent_ctx, f(args))`",
+                ));
+            }
             Target::Parent(parent)
         } else {
             let first: Expr = input.parse()?;
@@ -255,9 +262,15 @@ fn generate(input: GoInput, private: &TokenStream) -> syn::Result<TokenStream> {
         Target::Parent(_) => quote_spanned! {span=>
             .spawn(&#target_var, #work_var)
         },
-        Target::Group(_) => quote_spanned! {span=>
-            .spawn_in(#private::go_group(#target_var), #work_var)
-        },
+        Target::Group(group) => {
+            // Located at the group expression: one that is not a `Group` ("expected
+            // `&Group<_>`, found `&u8`") is reported there, not over the whole macro.
+            let group_var =
+                proc_macro2::Ident::new(&target_var.to_string(), site.located_at(group.span()));
+            quote_spanned! {span=>
+                .spawn_in(#private::go_group(#group_var), #work_var)
+            }
+        }
     };
     Ok(quote_spanned! {span=>
         {

@@ -72,6 +72,9 @@ impl Parse for Branch {
                 return Err(err);
             }
             // Or-patterns are irrefutable too (`Ok(v) | Err(v) = fut`), as in `let`.
+            if let Some(err) = future_without_pattern(input) {
+                return Err(err);
+            }
             let pat = Pat::parse_multi_with_leading_vert(input).map_err(|_| unknown())?;
             if !input.peek(Token![=]) || input.peek(Token![=>]) {
                 return Err(unknown());
@@ -88,12 +91,19 @@ impl Parse for Branch {
                 },
             }
         };
-        input.parse::<Token![=>]>().map_err(|err| {
+        let arrow = input.parse::<Token![=>]>().map_err(|err| {
             syn::Error::new(
                 err.span(),
                 format!("expected `=>` after the branch head; {FORMS}"),
             )
         })?;
+        if input.is_empty() || input.peek(Token![,]) {
+            return Err(syn::Error::new_spanned(
+                arrow,
+                "expected the branch's body after `=>`: an expression, or `{ … }` (`{}` to do \
+                 nothing)",
+            ));
+        }
         let body = if input.peek(token::Brace) {
             let block: syn::ExprBlock = input.parse()?;
             if input.peek(Token![,]) {
@@ -136,6 +146,31 @@ fn go_style_done(input: ParseStream<'_>) -> Option<syn::Error> {
     }
 }
 
+/// `fetch() => …`, a future with no pattern: an error that shows `_ = fetch() => …`. Only a
+/// call, a method call, an async block or an `.await` is taken; a bare name (`foo => …`)
+/// stays "unknown branch". A branch with a pattern (`v = fut`) parses as an assignment here,
+/// so it is never taken.
+fn future_without_pattern(input: ParseStream<'_>) -> Option<syn::Error> {
+    let fork = input.fork();
+    let expr = fork.parse::<Expr>().ok()?;
+    if !fork.peek(Token![=>]) {
+        return None;
+    }
+    let future = quote::ToTokens::to_token_stream(&expr).to_string();
+    match expr {
+        Expr::Call(_) | Expr::MethodCall(_) | Expr::Async(_) | Expr::Await(_) => {
+            Some(syn::Error::new_spanned(
+                &expr,
+                format!(
+                    "a future branch binds what the future gives to a pattern: write \
+                     `v = {future} => …`, or `_ = {future} => …` to ignore it"
+                ),
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// `done` or `done(ctx)` followed by `=>`: `Some(ctx)`; anything else: `None`, consuming
 /// nothing.
 fn parse_done(input: ParseStream<'_>) -> syn::Result<Option<Option<Expr>>> {
@@ -146,9 +181,16 @@ fn parse_done(input: ParseStream<'_>) -> syn::Result<Option<Option<Expr>>> {
     }
     let ctx = if fork.peek(token::Paren) {
         let content;
-        syn::parenthesized!(content in fork);
+        let paren = syn::parenthesized!(content in fork);
         if !fork.peek(Token![=>]) {
             return Ok(None);
+        }
+        if content.is_empty() {
+            return Err(syn::Error::new(
+                paren.span.join(),
+                "`done()` names no context: write `done => …` for the current context, or \
+                 `done(ctx) => …`",
+            ));
         }
         let ctx = content.parse::<Expr>()?;
         if !content.is_empty() {
@@ -301,9 +343,30 @@ impl Checked {
             .iter()
             .zip(&vars)
             .map(|((_, fut, _), var)| {
+                // The call spans the operand exactly (first token to last, the user's own
+                // spans; see `polled`), so an operand that is not a future is one error there.
+                let (first, last) = ends(fut);
+                let var = Ident::new(&var.to_string(), first);
+                let path = quote_spanned! {first=> ::core::future::IntoFuture:: };
+                let call = quote_spanned! {last=> into_future(#fut) };
                 quote! {
-                    let mut #var = ::core::pin::pin!(::core::future::IntoFuture::into_future(#fut));
+                    let mut #var = ::core::pin::pin!(#path #call);
                 }
+            })
+            .collect();
+        // `Pin::as_mut(&mut pinned)`, spanning the operand exactly as the `into_future` call
+        // above does: rustc reports an operand that is not a future once, at the operand,
+        // instead of once more here, over the whole macro.
+        let polled: Vec<TokenStream> = self
+            .futures
+            .iter()
+            .zip(&vars)
+            .map(|((_, fut, _), var)| {
+                let (first, last) = ends(fut);
+                let var = Ident::new(&var.to_string(), first);
+                let path = quote_spanned! {first=> ::core::pin::Pin:: };
+                let call = quote_spanned! {last=> as_mut(&mut #var) };
+                quote! { #path #call }
             })
             .collect();
         let (before, after) = pinned.split_at(self.done_at);
@@ -322,6 +385,13 @@ impl Checked {
                 quote!(#out::Default => #body,),
             ),
             None => (quote!(), quote!(::core::task::Poll::Pending), quote!()),
+        };
+        // The `.await` at the first future branch's operand, which is what makes this select
+        // async: in a sync fn rustc's "`await` is only allowed inside `async` functions and
+        // blocks" points there (and at the fn, "this is not `async`"), not at the whole macro.
+        let await_ = {
+            let (first, _) = ends(&self.futures[0].1);
+            quote_spanned! {first=> .await }
         };
         let d = Ident::new("__D", mixed);
         let chosen = Ident::new("__context_chosen", mixed);
@@ -342,14 +412,14 @@ impl Checked {
                 }
                 #(
                     if let ::core::task::Poll::Ready(#value) =
-                        ::core::future::Future::poll(::core::pin::Pin::as_mut(&mut #vars), #cx)
+                        ::core::future::Future::poll(#polled, #cx)
                     {
                         return ::core::task::Poll::Ready(#out::#variants(#value));
                     }
                 )*
                 #default_poll
                 })
-                .await
+                #await_
             };
             match #chosen {
                 #out::Done(#done_bind) => #done_arm,
@@ -358,6 +428,14 @@ impl Checked {
             }
         }}
     }
+}
+
+/// The spans of the first and the last token of `expr`.
+fn ends(expr: &Expr) -> (Span, Span) {
+    let mut tokens = quote::ToTokens::to_token_stream(expr).into_iter();
+    let first = tokens.next().map_or_else(|| expr.span(), |t| t.span());
+    let last = tokens.last().map_or(first, |t| t.span());
+    (first, last)
 }
 
 /// The arm body that binds `value` to the user's `pat` (if any) and runs `body`.
