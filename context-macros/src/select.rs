@@ -323,8 +323,18 @@ impl Checked {
         let cx = Ident::new("__context_cx", mixed);
         let value = Ident::new("__context_value", mixed);
         let n = self.futures.len();
-        let vars: Vec<Ident> = (0..n)
-            .map(|i| Ident::new(&format!("__context_future{i}"), mixed))
+        // Each operand's pinned local and the ends of the operand: the calls made on it span
+        // the operand exactly (first token to last, the user's own spans), so an operand that
+        // is not a future is one error there, not once more over the whole macro.
+        let pins: Vec<(Ident, Span, Span)> = self
+            .futures
+            .iter()
+            .enumerate()
+            .map(|(i, (_, fut, _))| {
+                let (first, last) = ends(fut);
+                let var = Ident::new(&format!("__context_future{i}"), first);
+                (var, first, last)
+            })
             .collect();
         let variants: Vec<Ident> = (0..n)
             .map(|i| {
@@ -341,31 +351,21 @@ impl Checked {
         let pinned: Vec<TokenStream> = self
             .futures
             .iter()
-            .zip(&vars)
-            .map(|((_, fut, _), var)| {
-                // The call spans the operand exactly (first token to last, the user's own
-                // spans; see `polled`), so an operand that is not a future is one error there.
-                let (first, last) = ends(fut);
-                let var = Ident::new(&var.to_string(), first);
-                let path = quote_spanned! {first=> ::core::future::IntoFuture:: };
-                let call = quote_spanned! {last=> into_future(#fut) };
+            .zip(&pins)
+            .map(|((_, fut, _), (var, first, last))| {
+                let path = quote_spanned! {*first=> ::core::future::IntoFuture:: };
+                let call = quote_spanned! {*last=> into_future(#fut) };
                 quote! {
                     let mut #var = ::core::pin::pin!(#path #call);
                 }
             })
             .collect();
-        // `Pin::as_mut(&mut pinned)`, spanning the operand exactly as the `into_future` call
-        // above does: rustc reports an operand that is not a future once, at the operand,
-        // instead of once more here, over the whole macro.
-        let polled: Vec<TokenStream> = self
-            .futures
+        // `Pin::as_mut(&mut pinned)`, spanned as the `into_future` call above.
+        let polled: Vec<TokenStream> = pins
             .iter()
-            .zip(&vars)
-            .map(|((_, fut, _), var)| {
-                let (first, last) = ends(fut);
-                let var = Ident::new(&var.to_string(), first);
-                let path = quote_spanned! {first=> ::core::pin::Pin:: };
-                let call = quote_spanned! {last=> as_mut(&mut #var) };
+            .map(|(var, first, last)| {
+                let path = quote_spanned! {*first=> ::core::pin::Pin:: };
+                let call = quote_spanned! {*last=> as_mut(&mut #var) };
                 quote! { #path #call }
             })
             .collect();
